@@ -1,0 +1,114 @@
+# Copyright (c) zkherd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The connection options shared by every zkherd.ops module and plugin.
+
+Modules use C(zkherd.ops.connection); lookups and the inventory plugin add
+C(zkherd.ops.connection.plugins), which lets the same options come from variables.
+"""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  hosts:
+    description:
+      - ZooKeeper servers as C(host:port) pairs separated by commas, optionally followed by a
+        chroot path, for example C(zk1:2181,zk2:2181,zk3:2181/apps). Every path the task uses
+        is then relative to the chroot, which must exist.
+      - Falls back to the environment variable E(ZKHERD_HOSTS).
+    type: str
+    default: 127.0.0.1:2181
+  session_timeout:
+    description:
+      - ZooKeeper session timeout in seconds that the client asks for. The server clamps it
+        between its C(minSessionTimeout) and C(maxSessionTimeout).
+    type: float
+    default: 10.0
+  connect_timeout:
+    description:
+      - How long to try to connect, in seconds, before failing with C(error_kind=connect).
+    type: float
+    default: 10.0
+  auth:
+    description:
+      - Credentials for ZooKeeper's C(digest) scheme as C(user:password). They are added to the
+        session, so znodes whose ACL names this user become readable or writable.
+      - Falls back to the environment variable E(ZKHERD_AUTH). Never logged.
+    type: str
+    aliases: [auth_credential]
+  tls:
+    description:
+      - Connect with TLS (to the server's C(secureClientPort)). Implied when O(tls_ca),
+        O(tls_cert) or O(tls_key) is given.
+    type: bool
+    default: false
+  tls_ca:
+    description:
+      - PEM file with the certificate authorities that sign the server certificates.
+      - Falls back to the environment variable E(ZKHERD_TLS_CA).
+    type: path
+  tls_cert:
+    description:
+      - PEM client certificate, for servers that require client authentication. Needs O(tls_key).
+      - Falls back to the environment variable E(ZKHERD_TLS_CERT).
+    type: path
+  tls_key:
+    description:
+      - PEM private key of O(tls_cert).
+      - Falls back to the environment variable E(ZKHERD_TLS_KEY).
+    type: path
+  tls_check_hostname:
+    description:
+      - Check that the server certificate names the host connected to.
+    type: bool
+    default: true
+requirements:
+  - kazoo >= 2.9 (Python library) on the host that runs the task
+notes:
+  - Errors carry an C(error_kind) in the task result, one of C(connect) (server unreachable),
+    C(auth) (ACL denies the credentials), C(no_node), C(exists), C(version) (compare-and-set
+    lost), C(not_empty), C(usage) (bad input, nothing was changed) and C(other).
+"""
+
+    PLUGINS = r"""
+options:
+  hosts:
+    env:
+      - name: ZKHERD_HOSTS
+    vars:
+      - name: zkherd_hosts
+  session_timeout:
+    vars:
+      - name: zkherd_session_timeout
+  connect_timeout:
+    vars:
+      - name: zkherd_connect_timeout
+  auth:
+    env:
+      - name: ZKHERD_AUTH
+    vars:
+      - name: zkherd_auth
+  tls:
+    vars:
+      - name: zkherd_tls
+  tls_ca:
+    env:
+      - name: ZKHERD_TLS_CA
+    vars:
+      - name: zkherd_tls_ca
+  tls_cert:
+    env:
+      - name: ZKHERD_TLS_CERT
+    vars:
+      - name: zkherd_tls_cert
+  tls_key:
+    env:
+      - name: ZKHERD_TLS_KEY
+    vars:
+      - name: zkherd_tls_key
+  tls_check_hostname:
+    vars:
+      - name: zkherd_tls_check_hostname
+"""

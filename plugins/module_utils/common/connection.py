@@ -1,0 +1,226 @@
+# Copyright (c) zkherd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection settings -> a started KazooClient, and ZooKeeper errors -> clear messages.
+
+The one place where modules, lookups, the inventory plugin and the runner turn their options
+(hosts with chroot, session timeout, digest auth, TLS) into a client. No Ansible imports;
+kazoo is imported lazily so that importing this file never fails where kazoo is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+from . import paths
+
+DEFAULT_HOSTS = "127.0.0.1:2181"
+DEFAULT_SESSION_TIMEOUT = 10.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+# Error kinds; the runner maps them to exit codes, modules put them in their failure result.
+CONNECT, AUTH, NO_NODE, EXISTS, VERSION, NOT_EMPTY, TOO_LARGE, USAGE, OTHER = (
+    "connect", "auth", "no_node", "exists", "version", "not_empty", "too_large", "usage", "other")
+
+
+class ZkError(Exception):
+    """A failure with a message meant for the user, and a kind for programs."""
+
+    def __init__(self, message, kind=OTHER):
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+
+
+class Settings:
+    """Validated connection settings. Build with from_options()."""
+
+    def __init__(self, hosts=DEFAULT_HOSTS, session_timeout=DEFAULT_SESSION_TIMEOUT,
+                 connect_timeout=DEFAULT_CONNECT_TIMEOUT, auth=None, tls=False, tls_ca=None,
+                 tls_cert=None, tls_key=None, tls_check_hostname=True):
+        self.hosts = hosts
+        self.session_timeout = session_timeout
+        self.connect_timeout = connect_timeout
+        self.auth = auth
+        self.tls = tls
+        self.tls_ca = tls_ca
+        self.tls_cert = tls_cert
+        self.tls_key = tls_key
+        self.tls_check_hostname = tls_check_hostname
+
+    def __repr__(self):  # never shows the credentials
+        return "Settings(hosts=%r, tls=%r, auth=%s)" % (self.hosts, self.tls, "***" if self.auth else None)
+
+    @classmethod
+    def from_options(cls, options):
+        """Options as modules, lookups and the runner name them; None means 'not given'."""
+        def opt(name, default=None):
+            value = options.get(name)
+            return default if value is None or value == "" else value
+
+        hosts = validate_hosts(opt("hosts", DEFAULT_HOSTS))
+        session_timeout = _positive(opt("session_timeout", DEFAULT_SESSION_TIMEOUT), "session_timeout")
+        connect_timeout = _positive(opt("connect_timeout", DEFAULT_CONNECT_TIMEOUT), "connect_timeout")
+        auth = opt("auth")
+        if auth is not None:
+            auth = str(auth)
+            user = auth.split(":", 1)[0]
+            if ":" not in auth or not user:
+                raise ZkError("auth must be 'user:password' for the digest scheme", USAGE)
+        tls_files = {name: opt(name) for name in ("tls_ca", "tls_cert", "tls_key")}
+        for name, path in tls_files.items():
+            if path is not None and not os.path.isfile(path):
+                raise ZkError("%s %r: no such file" % (name, path), USAGE)
+        if bool(tls_files["tls_cert"]) != bool(tls_files["tls_key"]):
+            raise ZkError("tls_cert and tls_key go together: give both or neither", USAGE)
+        tls = bool(opt("tls", False)) or any(tls_files.values())
+        return cls(hosts=hosts, session_timeout=session_timeout, connect_timeout=connect_timeout,
+                   auth=auth, tls=tls, tls_check_hostname=bool(opt("tls_check_hostname", True)), **tls_files)
+
+
+def _positive(value, name):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ZkError("%s must be a number of seconds, got %r" % (name, value), USAGE) from None
+    if value <= 0:
+        raise ZkError("%s must be positive, got %r" % (name, value), USAGE)
+    return value
+
+
+def validate_hosts(hosts):
+    """'h1:2181,h2:2181/chroot' (or a list of host:port) -> the kazoo connection string."""
+    if isinstance(hosts, (list, tuple)):
+        hosts = ",".join(str(h).strip() for h in hosts)
+    hosts = str(hosts).strip()
+    servers, slash, chroot = hosts.partition("/")
+    if slash:
+        try:
+            paths.validate(slash + chroot, what="chroot")
+        except paths.PathError as exc:
+            raise ZkError(str(exc), USAGE) from None
+    if not servers or any(not s.strip() for s in servers.split(",")):
+        raise ZkError("hosts %r: expected host:port[,host:port...][/chroot]" % hosts, USAGE)
+    for server in servers.split(","):
+        host, colon, port = server.strip().rpartition(":")
+        if colon and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ZkError("hosts %r: bad port in %r" % (hosts, server), USAGE)
+    return hosts
+
+
+class _LastMessage(logging.Handler):
+    """Keeps kazoo's last warning while connecting, to say *why* a connection failed."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.message = None
+
+    def emit(self, record):
+        try:
+            self.message = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                self.message = "%s: %s" % (self.message, record.exc_info[1])
+        except Exception:  # a log record must never break the connection
+            pass
+
+
+def open_client(settings, logger=None):
+    """Connect and return a started KazooClient; raises ZkError(CONNECT) with the reason."""
+    try:
+        from kazoo.client import KazooClient
+        from kazoo.handlers.threading import KazooTimeoutError
+    except ImportError:
+        raise ZkError("the Python library kazoo is required (pip install kazoo)", USAGE) from None
+    if logger is None:
+        logger = logging.getLogger("zkherd.kazoo")
+        logger.propagate = False
+        logger.addHandler(logging.NullHandler())
+    last = _LastMessage()
+    logger.addHandler(last)
+    kwargs = {}
+    if settings.tls:
+        kwargs = dict(use_ssl=True, verify_certs=True, ca=settings.tls_ca, certfile=settings.tls_cert,
+                      keyfile=settings.tls_key, check_hostname=settings.tls_check_hostname)
+    client = KazooClient(hosts=settings.hosts, timeout=settings.session_timeout, logger=logger,
+                         auth_data=[("digest", settings.auth)] if settings.auth else None, **kwargs)
+    try:
+        client.start(timeout=settings.connect_timeout)
+    except KazooTimeoutError:
+        client.stop()
+        client.close()
+        reason = (" (last error: %s)" % last.message) if last.message else ""
+        raise ZkError("cannot connect to ZooKeeper at %s within %g s%s"
+                      % (settings.hosts, settings.connect_timeout, reason), CONNECT) from None
+    except Exception as exc:  # auth failures surface here: kazoo raises AuthFailedError from start()
+        client.stop()
+        client.close()
+        raise translate(exc, "connect to", settings.hosts) from None
+    finally:
+        logger.removeHandler(last)
+    return client
+
+
+def close_client(client):
+    with contextlib.suppress(Exception):
+        client.stop()
+    with contextlib.suppress(Exception):
+        client.close()
+
+
+@contextlib.contextmanager
+def connected(settings, logger=None):
+    client = open_client(settings, logger)
+    try:
+        yield client
+    finally:
+        close_client(client)
+
+
+def translate(exc, action, path):
+    """A kazoo exception -> ZkError with a message naming the action and the path."""
+    from kazoo import exceptions as ke
+
+    if isinstance(exc, ZkError):
+        return exc
+    where = "%s %s" % (action, path)
+    table = (
+        (ke.NoAuthError, AUTH, "not authorized to %s: the znode's ACL denies it to these credentials "
+                               "(check auth / ZKHERD_AUTH)"),
+        (ke.AuthFailedError, AUTH, "authentication failed while trying to %s"),
+        (ke.NoNodeError, NO_NODE, "cannot %s: the znode or its parent does not exist"),
+        (ke.NodeExistsError, EXISTS, "cannot %s: the znode already exists"),
+        (ke.BadVersionError, VERSION, "cannot %s: its version changed (compare-and-set failed)"),
+        (ke.NotEmptyError, NOT_EMPTY, "cannot %s: the znode has children"),
+        (ke.NoChildrenForEphemeralsError, USAGE, "cannot %s: an ephemeral znode cannot have children"),
+        (ke.BadArgumentsError, USAGE, "cannot %s: ZooKeeper refused the arguments"),
+        (ke.InvalidACLError, USAGE, "cannot %s: ZooKeeper refused the ACL"),
+        (ke.ConnectionLoss, CONNECT, "lost the connection to ZooKeeper while trying to %s "
+                                     "(a request over the server's size limit also ends this way)"),
+        (ke.SessionExpiredError, CONNECT, "the ZooKeeper session expired while trying to %s"),
+    )
+    for cls, kind, template in table:
+        if isinstance(exc, cls):
+            return ZkError(template % where, kind)
+    return ZkError("cannot %s: %s: %s" % (where, type(exc).__name__, exc), OTHER)
+
+
+def to_kazoo_acls(triples):
+    from kazoo.security import ACL, Id
+
+    return [ACL(perms, Id(scheme, ident)) for scheme, ident, perms in triples]
+
+
+def from_kazoo_acls(acls):
+    return sorted((a.id.scheme, a.id.id, a.perms) for a in acls)
+
+
+STAT_FIELDS = (("version", "version"), ("cversion", "cversion"), ("aversion", "aversion"),
+               ("czxid", "czxid"), ("mzxid", "mzxid"), ("pzxid", "pzxid"), ("ctime", "ctime"),
+               ("mtime", "mtime"), ("ephemeralOwner", "ephemeral_owner"),
+               ("dataLength", "data_length"), ("numChildren", "num_children"))
+
+
+def stat_dict(stat):
+    """A kazoo ZnodeStat -> the documented snake_case dict (times in ms since the epoch)."""
+    return {name: getattr(stat, attr) for attr, name in STAT_FIELDS}

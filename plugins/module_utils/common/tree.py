@@ -1,0 +1,232 @@
+# Copyright (c) zkherd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Znode trees: read a subtree from ZooKeeper, build a desired tree from a local directory or
+a nested dict, and plan the changes that make the first equal to the second.
+
+A desired tree maps absolute znode paths to bytes, or to None for a folder without a data
+file (its znode is created empty, an existing one keeps its data). Shared by the Ansible
+plugins and the runner (`zkherd tree load/dump`): no Ansible imports.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+
+from . import paths
+from .connection import USAGE, ZkError, translate
+
+DEFAULT_DATA_NAME = ".znode"
+DEFAULT_EXCLUDE = (".*",)
+# ZooKeeper refuses requests over jute.maxbuffer (1 MiB by default); a value must leave room
+# for the path and the request header, so values are held under a round megabyte.
+MAX_VALUE_BYTES = 1000 * 1000
+
+
+class Node:
+    """A znode as read: data, kazoo stat, and child names."""
+
+    __slots__ = ("path", "data", "stat", "children")
+
+    def __init__(self, path, data, stat, children):
+        self.path = path
+        self.data = data or b""
+        self.stat = stat
+        self.children = children
+
+    @property
+    def ephemeral(self):
+        return bool(self.stat.ephemeralOwner)
+
+
+def read_tree(client, root):
+    """All znodes under *root* (included) as {path: Node}; {} when root does not exist.
+
+    Reads level by level with pipelined async requests: a thousand znodes cost a few
+    round trips, not a thousand. ZooKeeper's own /zookeeper subtree is left out.
+    """
+    from kazoo.exceptions import NoNodeError
+
+    nodes = {}
+    level = [root]
+    while level:
+        pending = [(p, client.get_async(p), client.get_children_async(p)) for p in level]
+        level = []
+        for path, data_result, children_result in pending:
+            try:
+                data, stat = data_result.get()
+                children = sorted(children_result.get())
+            except NoNodeError:
+                continue  # deleted while we were reading: it is simply not there
+            except Exception as exc:
+                raise translate(exc, "read", path) from None
+            nodes[path] = Node(path, data, stat, children)
+            level.extend(c for c in (paths.join(path, name) for name in children) if not paths.is_system(c))
+    return nodes
+
+
+def missing_ancestors(client, path):
+    """Ancestors of *path* that do not exist, shallowest first (one round trip)."""
+    pending = [(p, client.exists_async(p)) for p in paths.ancestors(path)]
+    missing = []
+    for parent, result in pending:
+        try:
+            if result.get() is None:
+                missing.append(parent)
+        except Exception as exc:
+            raise translate(exc, "check", parent) from None
+    return missing
+
+
+def _check_size(path, data, source):
+    if len(data) > MAX_VALUE_BYTES:
+        raise ZkError("%s for %s is %d bytes, over the %d bytes a znode value may hold"
+                      % (source, path, len(data), MAX_VALUE_BYTES), USAGE)
+    return data
+
+
+def _excluded(name, exclude, data_name):
+    return name != data_name and any(fnmatch.fnmatchcase(name, pattern) for pattern in exclude)
+
+
+def desired_from_dir(local_dir, root, data_name=DEFAULT_DATA_NAME, exclude=DEFAULT_EXCLUDE):
+    """A local directory -> desired tree: a folder is a znode, a file a znode holding its bytes,
+    and the file named *data_name* inside a folder holds that folder's own data.
+
+    Symlinks are followed (config files are often links), a directory loop is an error.
+    """
+    if not os.path.isdir(local_dir):
+        raise ZkError("source directory %r does not exist or is not a directory" % (local_dir,), USAGE)
+    desired = {}
+    seen = set()
+
+    def walk(directory, znode):
+        real = os.path.realpath(directory)
+        if real in seen:
+            raise ZkError("directory loop through symlink at %r" % (directory,), USAGE)
+        seen.add(real)
+        desired[znode] = None
+        with os.scandir(directory) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if _excluded(entry.name, exclude, data_name):
+                    continue
+                if entry.name == data_name:
+                    if not entry.is_file():
+                        raise ZkError("%r must be a file" % entry.path, USAGE)
+                    desired[znode] = _check_size(znode, _read(entry.path), "file %r" % entry.path)
+                    continue
+                try:
+                    child = paths.join(znode, paths.validate_name(entry.name))
+                except paths.PathError as exc:
+                    raise ZkError("%s (from %r)" % (exc, entry.path), USAGE) from None
+                if entry.is_dir():
+                    walk(entry.path, child)
+                elif entry.is_file():
+                    desired[child] = _check_size(child, _read(entry.path), "file %r" % entry.path)
+                else:
+                    raise ZkError("%r is neither a file nor a directory (or a dangling symlink)"
+                                  % entry.path, USAGE)
+        seen.discard(real)
+
+    walk(local_dir, root)
+    return desired
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise ZkError("cannot read %r: %s" % (path, exc.strerror), USAGE) from None
+
+
+def leaf_bytes(value):
+    """A dict leaf -> bytes: text as UTF-8, None as empty, other scalars and lists as JSON."""
+    if value is None:
+        return b""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def desired_from_dict(tree, root, data_name=DEFAULT_DATA_NAME):
+    """A nested dict -> desired tree: a dict value is a folder, anything else a leaf; the key
+    *data_name* inside a dict holds that folder's own data."""
+    if not isinstance(tree, dict):
+        raise ZkError("the tree must be a dict of names to values or dicts, got %s" % type(tree).__name__, USAGE)
+    desired = {}
+
+    def walk(node, znode):
+        desired[znode] = None
+        for name in sorted(node, key=str):
+            value = node[name]
+            if name == data_name:
+                if isinstance(value, dict):
+                    raise ZkError("%s of %s must be a value, not a dict" % (data_name, znode), USAGE)
+                desired[znode] = _check_size(znode, leaf_bytes(value), "the value")
+                continue
+            try:
+                child = paths.join(znode, paths.validate_name(str(name)))
+            except paths.PathError as exc:
+                raise ZkError(str(exc), USAGE) from None
+            if isinstance(value, dict):
+                walk(value, child)
+            else:
+                desired[child] = _check_size(child, leaf_bytes(value), "the value")
+
+    walk(tree, root)
+    return desired
+
+
+class Plan:
+    """What to change: creates [(path, data)], updates [(path, old, new, version)],
+    deletes [(path, old, version)] and skipped [(path, reason)]."""
+
+    def __init__(self):
+        self.creates = []
+        self.updates = []
+        self.deletes = []
+        self.skipped = []
+
+    @property
+    def changed(self):
+        return bool(self.creates or self.updates or self.deletes)
+
+
+def plan(current, desired, root, prune=False):
+    """Compare {path: Node} with {path: bytes|None} under *root*."""
+    result = Plan()
+    for path in sorted(desired, key=lambda p: (paths.depth(p), p)):
+        data = desired[path]
+        node = current.get(path)
+        if node is None:
+            result.creates.append((path, b"" if data is None else data))
+        elif data is not None and node.data != data:
+            if node.ephemeral:
+                result.skipped.append((path, "ephemeral znode owned by session 0x%x" % node.stat.ephemeralOwner))
+            else:
+                result.updates.append((path, node.data, data, node.stat.version))
+    if prune:
+        doomed = []
+        for path in sorted(current, key=lambda p: (-paths.depth(p), p)):
+            if path in desired or path == root:
+                continue
+            node = current[path]
+            if node.ephemeral:
+                result.skipped.append((path, "ephemeral znode owned by session 0x%x" % node.stat.ephemeralOwner))
+            else:
+                doomed.append(path)
+        # A folder that holds a znode we must keep cannot be deleted either.
+        kept = [p for p, _ in result.skipped]
+        for path in doomed:
+            blocker = next((k for k in kept if k.startswith(path + "/")), None)
+            if blocker:
+                result.skipped.append((path, "holds %s, which is kept" % blocker))
+            else:
+                node = current[path]
+                result.deletes.append((path, node.data, node.stat.version))
+    return result
+

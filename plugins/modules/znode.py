@@ -1,0 +1,444 @@
+#!/usr/bin/python
+# Copyright (c) zkherd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: znode
+short_description: Create, update and delete a ZooKeeper znode, its value and its ACL
+version_added: 0.1.0
+description:
+  - Makes one znode present with a value and an ACL, or absent (with its subtree if asked).
+  - Idempotent. Values of type V(json) and V(yaml) compare structurally, so a different key order
+    or layout of the same data is no change. Binary values go through O(value_type=base64).
+  - Writes are compare-and-set against the version read at the start of the task, so a concurrent
+    change by someone else makes the task fail instead of being overwritten silently; O(version)
+    pins the version the znode must have.
+  - Missing parents are created in the same transaction as the znode (O(makepath)); a recursive delete
+    runs as multi-op transactions that are undone if a later one fails.
+  - A faster, idempotent replacement for C(community.general.znode), which keeps its O(path) alias
+    O(name), its O(value) and O(state) options.
+options:
+  path:
+    description:
+      - Absolute path of the znode, relative to the chroot of O(hosts) if it has one.
+    type: str
+    required: true
+    aliases: [name]
+  state:
+    description:
+      - V(present) creates the znode or updates its value and ACL; V(absent) deletes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  value:
+    description:
+      - The value the znode must hold. When omitted, an existing znode keeps its value and a new one is empty.
+      - With O(value_type=raw) a string (numbers and booleans are written as text).
+      - With O(value_type=json) or O(value_type=yaml) a dict, list or scalar, or a string holding JSON
+        or YAML. A string is validated and stored as written; structured data is serialized with
+        sorted keys.
+      - With O(value_type=base64) the base64 encoding of the bytes to store.
+    type: raw
+  value_type:
+    description:
+      - How O(value) is encoded, how it is compared with the stored data, and how RV(value) is returned.
+    type: str
+    choices: [raw, json, yaml, base64]
+    default: raw
+  makepath:
+    description:
+      - Create missing parent znodes (empty, with the same ACL) together with the znode, in one transaction.
+      - When V(false), a missing parent is an error.
+    type: bool
+    default: true
+  version:
+    description:
+      - Compare-and-set. The znode must currently have this data version, or the task fails with
+        C(error_kind=version) and nothing is written. Applies to updates and deletes; a missing
+        znode with O(state=present) is then an error too.
+    type: int
+  acl:
+    description:
+      - The exact ACL the znode must have. Omitted, a new znode is open to everyone
+        (C(world:anyone), all permissions) and an existing znode keeps its ACL.
+    type: list
+    elements: dict
+    suboptions:
+      scheme:
+        description:
+          - V(world) (everyone), V(ip) (a client address or CIDR network) or V(digest) (a user).
+        type: str
+        required: true
+        choices: [world, ip, digest]
+      id:
+        description:
+          - For V(ip) the address or network. For V(digest) an already hashed id
+            C(user:base64(sha1(user:password))), instead of O(acl[].username) and O(acl[].password).
+            For V(world) only C(anyone), the default.
+        type: str
+      username:
+        description: For V(digest), the user name.
+        type: str
+      password:
+        description: For V(digest), the password; hashed before it is sent, never logged.
+        type: str
+      perms:
+        description:
+          - Permissions, as a list of V(read), V(write), V(create), V(delete), V(admin), V(all)
+            or a string of letters such as V(rwcda).
+        type: raw
+        default: all
+  recursive:
+    description:
+      - With O(state=absent), delete the znode with all its descendants. Without it a znode that
+        has children is not deleted and the task fails with C(error_kind=not_empty).
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - zkherd.ops.connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+  action_group:
+    support: full
+    membership: [zkherd.ops.zookeeper]
+seealso:
+  - module: zkherd.ops.znode_info
+  - module: zkherd.ops.znode_tree
+  - plugin: zkherd.ops.znode
+    plugin_type: lookup
+author:
+  - zkherd contributors
+"""
+
+EXAMPLES = r"""
+- name: Store a setting as text
+  zkherd.ops.znode:
+    hosts: zk1:2181,zk2:2181,zk3:2181
+    path: /app/config/log_level
+    value: info
+
+- name: Store structured config; reruns compare the data, not the text
+  zkherd.ops.znode:
+    path: /app/config/db
+    value_type: json
+    value:
+      host: db1.example.com
+      port: 5432
+
+- name: Change a value only if nobody changed it since version 4 (compare-and-set)
+  zkherd.ops.znode:
+    path: /app/leader_epoch
+    value: "5"
+    version: 4
+
+- name: A znode only the deploy user can change, readable from the app network
+  zkherd.ops.znode:
+    path: /app/secrets
+    value: "{{ app_secret }}"
+    auth: "deploy:{{ deploy_password }}"
+    acl:
+      - scheme: digest
+        username: deploy
+        password: "{{ deploy_password }}"
+        perms: all
+      - scheme: ip
+        id: 10.1.0.0/16
+        perms: read
+
+- name: Store a binary file
+  zkherd.ops.znode:
+    path: /app/keystore
+    value_type: base64
+    value: "{{ lookup('ansible.builtin.file', 'keystore.p12') | b64encode }}"
+
+- name: Delete a subtree
+  zkherd.ops.znode:
+    path: /app/old
+    state: absent
+    recursive: true
+
+- name: Connection options for every zkherd task of a play
+  hosts: localhost
+  module_defaults:
+    group/zkherd.ops.zookeeper:
+      hosts: zk1:2181,zk2:2181,zk3:2181/prod
+  tasks:
+    - zkherd.ops.znode:
+        path: /feature_flags/new_ui
+        value: "on"
+"""
+
+RETURN = r"""
+path:
+  description: The znode path.
+  returned: always
+  type: str
+  sample: /app/config/db
+exists:
+  description: Whether the znode exists after the task (in check mode, would exist).
+  returned: always
+  type: bool
+value:
+  description:
+    - The znode's value after the task, decoded as O(value_type); null when the znode is absent
+      or its data cannot be decoded that way.
+  returned: always
+  type: raw
+  sample: {"host": "db1.example.com", "port": 5432}
+stat:
+  description:
+    - The znode's stat after the task; null when it is absent, or after a create in check mode.
+  returned: always
+  type: dict
+  contains:
+    version:
+      description: Data version, grows by one with every change of the data.
+      type: int
+    cversion:
+      description: Child version.
+      type: int
+    aversion:
+      description: ACL version.
+      type: int
+    czxid:
+      description: Transaction id that created the znode.
+      type: int
+    mzxid:
+      description: Transaction id of the last data change.
+      type: int
+    pzxid:
+      description: Transaction id of the last change of the children.
+      type: int
+    ctime:
+      description: Creation time, milliseconds since the epoch.
+      type: int
+    mtime:
+      description: Last modification time, milliseconds since the epoch.
+      type: int
+    ephemeral_owner:
+      description: Session id of the owner of an ephemeral znode, 0 for a persistent one.
+      type: int
+    data_length:
+      description: Length of the data in bytes.
+      type: int
+    num_children:
+      description: Number of children.
+      type: int
+acl:
+  description: The ACL after the task.
+  returned: when the znode exists
+  type: list
+  elements: dict
+  sample: [{"scheme": "world", "id": "anyone", "perms": ["read", "write", "create", "delete", "admin"]}]
+  contains:
+    scheme:
+      description: world, ip, digest, or another scheme the server knows.
+      type: str
+    id:
+      description: The id within the scheme (for digest, user:hash).
+      type: str
+    perms:
+      description: Permission names.
+      type: list
+      elements: str
+created_parents:
+  description: Parent znodes that were (or in check mode would be) created.
+  returned: always
+  type: list
+  elements: str
+deleted:
+  description: Znodes that were (or would be) deleted, deepest first.
+  returned: always
+  type: list
+  elements: str
+error_kind:
+  description: On failure, the kind of error, see the notes.
+  returned: failure
+  type: str
+  sample: version
+"""
+
+from ansible_collections.zkherd.ops.plugins.module_utils.common import acl as acls
+from ansible_collections.zkherd.ops.plugins.module_utils.common import codec, paths, tree, txn
+from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import (
+    NOT_EMPTY,
+    NO_NODE,
+    USAGE,
+    VERSION,
+    ZkError,
+    from_kazoo_acls,
+    stat_dict,
+    to_kazoo_acls,
+    translate,
+)
+from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import ACL_OPTIONS, ZkModule
+
+def read(client, path):
+    """(data, stat, acl triples) or None when the znode does not exist."""
+    from kazoo.exceptions import NoNodeError
+
+    try:
+        data, stat = client.get(path)
+        acl, _ = client.get_acls(path)
+    except NoNodeError:
+        return None
+    except Exception as exc:
+        raise translate(exc, "read", path) from None
+    return data or b"", stat, from_kazoo_acls(acl)
+
+
+def check_version(path, expected, stat):
+    if expected is not None and expected != -1 and stat.version != expected:
+        raise ZkError("znode %s is at version %d, not the expected %d; nothing was changed"
+                      % (path, stat.version, expected), VERSION)
+
+
+def diff_text(node, value_type, show_acl):
+    if node is None:
+        return ""
+    data, _, triples = node
+    text = codec.pretty(data, value_type, limit=20000)
+    if show_acl:
+        text += "\n" + "".join("# acl %s:%s:%s\n" % (s, i, "".join(n[0] for n in acls.perm_names(p)))
+                               for s, i, p in triples)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def ensure_present(module, client, path, desired, want_acl, before):
+    p = module.params
+    result = dict(created_parents=[], deleted=[])
+    if before is None:
+        if p["version"] not in (None, -1):
+            raise ZkError("znode %s does not exist, so it cannot be at version %d" % (path, p["version"]), NO_NODE)
+        parents = tree.missing_ancestors(client, path)
+        if parents and not p["makepath"]:
+            raise ZkError("cannot create %s: parent %s does not exist (set makepath=true to create it)"
+                          % (path, parents[0]), NO_NODE)
+        result["created_parents"] = parents
+        result["changed"] = True
+        if not module.check_mode:
+            kazoo_acl = to_kazoo_acls(want_acl) if want_acl else None
+            ops = [txn.Op("create", parent, acl=kazoo_acl) for parent in parents]
+            ops.append(txn.Op("create", path, desired[0] if desired else b"", acl=kazoo_acl))
+            txn.apply(client, ops)
+        return result
+    data, stat, current_acl = before
+    check_version(path, p["version"], stat)
+    data_changes = desired is not None and not codec.same(data, desired[0], desired[1], p["value_type"])
+    acl_changes = want_acl is not None and not acls.same(current_acl, want_acl)
+    result["changed"] = data_changes or acl_changes
+    if module.check_mode:
+        return result
+    try:
+        if data_changes:
+            client.set_data(path, desired[0], version=stat.version)
+        if acl_changes:
+            client.set_acls(path, to_kazoo_acls(want_acl), version=stat.aversion)
+    except Exception as exc:
+        raise translate(exc, "update", path) from None
+    return result
+
+
+def ensure_absent(module, client, path, before):
+    p = module.params
+    result = dict(created_parents=[], deleted=[], changed=False)
+    if before is None:
+        return result
+    stat = before[1]
+    check_version(path, p["version"], stat)
+    if stat.numChildren and not p["recursive"]:
+        raise ZkError("znode %s has children (%d); set recursive=true to delete it with its subtree"
+                      % (path, stat.numChildren), NOT_EMPTY)
+    nodes = tree.read_tree(client, path) if stat.numChildren else {path: tree.Node(path, before[0], stat, [])}
+    doomed = sorted(nodes, key=lambda q: (-paths.depth(q), q))
+    result.update(changed=True, deleted=doomed)
+    if not module.check_mode:
+        plan = tree.Plan()
+        # the root's version is the one read (or pinned) at the start: compare-and-set
+        plan.deletes = [(q, nodes[q].data, stat.version if q == path else nodes[q].stat.version) for q in doomed]
+        txn.apply(client, txn.plan_ops(plan, client))
+    return result
+
+
+def prepare(params):
+    """Validate the input before connecting: (path, desired (bytes, structure) or None, ACL triples or None)."""
+    path = paths.validate(params["path"])
+    if path == "/" and params["state"] == "absent":
+        raise ZkError("refusing to delete the root znode /", USAGE)
+    desired = None
+    if params["value"] is not None and params["state"] == "present":
+        desired = codec.encode(params["value"], params["value_type"])
+        if len(desired[0]) > tree.MAX_VALUE_BYTES:
+            raise ZkError("value for %s is %d bytes, over the %d bytes a znode value may hold"
+                          % (path, len(desired[0]), tree.MAX_VALUE_BYTES), USAGE)
+    want_acl = acls.parse(params["acl"]) if params["acl"] is not None else None
+    return path, desired, want_acl
+
+
+def predict(before, desired, want_acl):
+    """The znode a check-mode run would leave behind with state=present."""
+    data, stat, triples = before or (b"", None, acls.WORLD_ALL)
+    return (desired[0] if desired else data, stat, want_acl if want_acl is not None else triples)
+
+
+def run(module, client, path, desired, want_acl):
+    p = module.params
+    before = read(client, path)
+    if p["state"] == "present":
+        result = ensure_present(module, client, path, desired, want_acl, before)
+    else:
+        result = ensure_absent(module, client, path, before)
+
+    if not result["changed"]:
+        after = before
+    elif module.check_mode:
+        after = predict(before, desired, want_acl) if p["state"] == "present" else None
+    else:
+        after = read(client, path)
+    result.update(path=path, exists=after is not None, value=None, stat=None)
+    if after is not None:
+        try:
+            result["value"] = codec.decode(after[0], p["value_type"], "data of %s" % path)
+        except codec.CodecError:
+            pass  # documented: null when the data cannot be decoded as value_type
+        result["stat"] = stat_dict(after[1]) if after[1] is not None else None
+        result["acl"] = acls.report(after[2])
+    if module._diff:
+        show_acl = want_acl is not None
+        result["diff"] = dict(before_header=path, after_header=path,
+                              before=diff_text(before, p["value_type"], show_acl),
+                              after=diff_text(after, p["value_type"], show_acl))
+    return result
+
+
+def main():
+    zm = ZkModule(
+        argument_spec=dict(
+            path=dict(type="str", required=True, aliases=["name"]),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+            value=dict(type="raw"),
+            value_type=dict(type="str", default="raw", choices=list(codec.VALUE_TYPES)),
+            makepath=dict(type="bool", default=True),
+            version=dict(type="int"),
+            acl=dict(type="list", elements="dict", options=ACL_OPTIONS),
+            recursive=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    path, desired, want_acl = zm.guard(prepare, zm.params)
+    with zm.session() as client:
+        result = run(zm.module, client, path, desired, want_acl)
+    zm.module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+#!/usr/bin/python
+# Copyright (c) zkherd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: znode_tree
+short_description: Make a ZooKeeper subtree equal to a local directory or a nested dict
+version_added: 0.1.0
+description:
+  - Loads a whole tree of znodes in one task, from a directory (a folder is a znode, a file is a
+    znode holding the file's bytes) or from a nested dict given in the task.
+  - Reads the current subtree with pipelined requests, then applies only the differences as
+    multi-op transactions, each kept under ZooKeeper's request size limit. If one transaction
+    fails, those already committed are undone, so a failure leaves the tree as it was.
+  - Every update and delete is compare-and-set against the version read, so concurrent changes
+    make the task fail instead of being overwritten.
+  - Ephemeral znodes (registrations, locks, farm members) belong to other sessions and are never
+    updated or pruned; they are listed in RV(skipped).
+  - Replaces Enclosure and a loop of C(community.general.znode) tasks.
+options:
+  path:
+    description:
+      - The root znode of the tree; created with its missing parents when it does not exist.
+    type: str
+    required: true
+    aliases: [name]
+  src:
+    description:
+      - A directory on the host that runs the task (use C(delegate_to=localhost) for a directory
+        next to the playbook). Every folder becomes a znode, every file a znode holding its bytes.
+      - Names matching O(exclude) are skipped; symlinks are followed.
+      - Exactly one of O(src) and O(tree) is required.
+    type: path
+  tree:
+    description:
+      - A nested dict. A dict value is a folder znode; any other value is a leaf znode. Text is
+        stored as UTF-8, null as empty data, numbers, booleans and lists as JSON.
+    type: dict
+  data_name:
+    description:
+      - The file name (with O(src)) or key (with O(tree)) inside a folder that holds the data of
+        the folder's own znode. A folder without it is created empty, and an existing folder
+        znode keeps its data.
+    type: str
+    default: .znode
+  exclude:
+    description:
+      - Shell patterns of file and folder names under O(src) to leave out (O(data_name) is never
+        excluded).
+    type: list
+    elements: str
+    default: [".*"]
+  prune:
+    description:
+      - Delete znodes below O(path) that are not in the source (except ephemeral znodes, and the
+        folders that hold them).
+    type: bool
+    default: false
+  acl:
+    description:
+      - ACL for the znodes the task creates. Existing znodes keep their ACL.
+        Omitted, new znodes are open to everyone.
+    type: list
+    elements: dict
+    suboptions:
+      scheme:
+        description: V(world), V(ip) or V(digest).
+        type: str
+        required: true
+        choices: [world, ip, digest]
+      id:
+        description: For V(ip) the address or network; for V(digest) a hashed C(user:base64(sha1(user:password))).
+        type: str
+      username:
+        description: For V(digest), the user name.
+        type: str
+      password:
+        description: For V(digest), the password; hashed before it is sent, never logged.
+        type: str
+      perms:
+        description: Permissions, a list of V(read), V(write), V(create), V(delete), V(admin), V(all), or letters like V(rwcda).
+        type: raw
+        default: all
+extends_documentation_fragment:
+  - zkherd.ops.connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: The diff lists the created, updated and deleted znodes with their data.
+  platform:
+    platforms: posix
+  action_group:
+    support: full
+    membership: [zkherd.ops.zookeeper]
+seealso:
+  - module: zkherd.ops.znode
+  - module: zkherd.ops.znode_info
+author:
+  - zkherd contributors
+"""
+
+EXAMPLES = r"""
+- name: Load the config directory next to the playbook into /app/config
+  zkherd.ops.znode_tree:
+    hosts: zk1:2181,zk2:2181,zk3:2181
+    path: /app/config
+    src: "{{ playbook_dir }}/files/app-config"
+    prune: true
+  delegate_to: localhost
+
+- name: A tree given in the task
+  zkherd.ops.znode_tree:
+    path: /app/features
+    tree:
+      .znode: "feature flags, one znode each"
+      new_ui: "on"
+      beta:
+        max_users: 100
+        regions: [eu, us]
+"""
+
+RETURN = r"""
+path:
+  description: The root znode.
+  returned: always
+  type: str
+  sample: /app/config
+created:
+  description: Znodes created (or to create in check mode), parents first.
+  returned: always
+  type: list
+  elements: str
+  sample: [/app/config, /app/config/db]
+updated:
+  description: Znodes whose data changed.
+  returned: always
+  type: list
+  elements: str
+deleted:
+  description: Znodes deleted by O(prune), deepest first.
+  returned: always
+  type: list
+  elements: str
+skipped:
+  description: Znodes left alone, with the reason (ephemeral znodes of other sessions and their folders).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "/app/config/lock/x0000000001", "reason": "ephemeral znode owned by session 0x100"}]
+transactions:
+  description: Number of multi-op transactions committed (0 in check mode or when nothing changed).
+  returned: always
+  type: int
+  sample: 2
+error_kind:
+  description: On failure, the kind of error.
+  returned: failure
+  type: str
+  sample: version
+"""
+
+from ansible_collections.zkherd.ops.plugins.module_utils.common import acl as acls
+from ansible_collections.zkherd.ops.plugins.module_utils.common import codec, paths, tree, txn
+from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import to_kazoo_acls
+from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import ACL_OPTIONS, ZkModule
+
+
+def prepare(params):
+    """Validate everything and build the desired tree before connecting."""
+    root = paths.validate(params["path"])
+    if params["src"] is not None:
+        desired = tree.desired_from_dir(params["src"], root, params["data_name"], params["exclude"])
+    else:
+        desired = tree.desired_from_dict(params["tree"], root, params["data_name"])
+    want_acl = acls.parse(params["acl"]) if params["acl"] is not None else None
+    return root, desired, want_acl
+
+
+def diff_lines(entries):
+    return "".join("%s: %s\n" % (path, codec.preview(data).replace("\n", "\\n")) for path, data in sorted(entries))
+
+
+def run(module, client, root, desired, want_acl):
+    current = tree.read_tree(client, root)
+    plan = tree.plan(current, desired, root, prune=module.params["prune"])
+    if root not in current:
+        plan.creates[:0] = [(parent, b"") for parent in tree.missing_ancestors(client, root)]
+    transactions = 0
+    if plan.changed and not module.check_mode:
+        create_acl = to_kazoo_acls(want_acl) if want_acl else None
+        transactions = txn.apply(client, txn.plan_ops(plan, client, create_acl))
+    result = dict(
+        changed=plan.changed,
+        path=root,
+        created=[p for p, _ in plan.creates],
+        updated=[u[0] for u in plan.updates],
+        deleted=[d[0] for d in plan.deletes],
+        skipped=[dict(path=p, reason=r) for p, r in plan.skipped],
+        transactions=transactions,
+    )
+    if module._diff:
+        result["diff"] = dict(
+            before_header=root, after_header=root,
+            before=diff_lines([(p, old) for p, old, _, _ in plan.updates] + [(p, old) for p, old, _ in plan.deletes]),
+            after=diff_lines(list(plan.creates) + [(p, new) for p, _, new, _ in plan.updates]),
+        )
+    return result
+
+
+def main():
+    zm = ZkModule(
+        argument_spec=dict(
+            path=dict(type="str", required=True, aliases=["name"]),
+            src=dict(type="path"),
+            tree=dict(type="dict"),
+            data_name=dict(type="str", default=tree.DEFAULT_DATA_NAME),
+            exclude=dict(type="list", elements="str", default=list(tree.DEFAULT_EXCLUDE)),
+            prune=dict(type="bool", default=False),
+            acl=dict(type="list", elements="dict", options=ACL_OPTIONS),
+        ),
+        mutually_exclusive=[("src", "tree")],
+        required_one_of=[("src", "tree")],
+        supports_check_mode=True,
+    )
+    root, desired, want_acl = zm.guard(prepare, zm.params)
+    with zm.session() as client:
+        result = run(zm.module, client, root, desired, want_acl)
+    zm.module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

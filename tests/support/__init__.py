@@ -1,0 +1,1 @@
+"""Test support: real ZooKeeper servers, fault proxy and kazoo helpers."""
