@@ -340,7 +340,7 @@ def ensure_present(module, client, path, desired, want_acl, before):
         return result
     try:
         if data_changes:
-            client.set_data(path, desired[0], version=stat.version)
+            client.set(path, desired[0], version=stat.version)
         if acl_changes:
             client.set_acls(path, to_kazoo_acls(want_acl), version=stat.aversion)
     except Exception as exc:

@@ -1,0 +1,48 @@
+# zkherd: the two commands a fresh machine needs are `make demo` and `make test`;
+# both install what they need on first use (scripts/bootstrap.sh).
+SHELL := /bin/bash
+export LANG := C.UTF-8
+export LC_ALL := C.UTF-8
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help bootstrap test lint units sanity integration demo demo-stop bench clean
+
+help:
+	@echo "make demo         start a local ZooKeeper and run playbooks/demo.yml against it"
+	@echo "make demo-stop    stop the demo ZooKeeper"
+	@echo "make test         everything CI runs: ruff, ansible-lint, ansible-test sanity+units, integration tests"
+	@echo "make bench        benchmarks; tables go to docs/benchmarks.md"
+	@echo "  (parts of make test: lint, sanity, units, integration)"
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+test: bootstrap
+	@scripts/test.sh
+
+lint: bootstrap
+	@scripts/test.sh lint
+
+sanity: bootstrap
+	@scripts/ansible-test.sh sanity
+
+units: bootstrap
+	@scripts/ansible-test.sh units
+
+integration: bootstrap
+	@scripts/test.sh integration
+
+demo: bootstrap
+	@scripts/demo.sh
+
+demo-stop: bootstrap
+	@$(BIN)/python -m tests.support.zkserver stop --dir .cache/demo-zk
+
+bench: bootstrap
+	@scripts/bench.sh
+
+clean:
+	rm -rf .cache .venv tests/output .pytest_cache .ruff_cache

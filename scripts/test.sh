@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The README's test command (`make test`) runs this after scripts/bootstrap.sh.
+# Steps: lint (ruff, ansible-lint), units and sanity (ansible-test), integration (pytest against
+# real ZooKeeper servers the tests start). Runs every step, then prints one summary line.
+# Usage: scripts/test.sh [lint|units|sanity|integration]...   (default: all)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export LANG=C.UTF-8 LC_ALL=C.UTF-8 ANSIBLE_CONFIG=$PWD/ansible.cfg
+export PATH=$PWD/.venv/bin:$PATH
+
+passed=() failed=()
+step() {
+    local name=$1; shift
+    echo "=== $name: $*"
+    local start=$SECONDS
+    if "$@"; then passed+=("$name"); else failed+=("$name"); fi
+    echo "=== $name took $((SECONDS - start)) s"
+}
+
+run() {
+    case $1 in
+        lint)
+            step ruff ruff check .
+            step ansible-lint ansible-lint --offline
+            ;;
+        units) step ansible-test-units scripts/ansible-test.sh units ;;
+        sanity) step ansible-test-sanity scripts/ansible-test.sh sanity ;;
+        integration) step integration python -m pytest tests/integration -q ;;
+        *) echo "unknown step $1" >&2; exit 64 ;;
+    esac
+}
+
+for what in "${@:-lint units integration sanity}"; do
+    for one in $what; do run "$one"; done
+done
+
+echo "steps passed: ${passed[*]:-none}"
+[ ${#failed[@]} -eq 0 ] || echo "steps failed: ${failed[*]}"
+echo "steps: ${#passed[@]} passed, ${#failed[@]} failed"
+[ ${#failed[@]} -eq 0 ]
