@@ -4,7 +4,7 @@
 # real ZooKeeper servers the tests start). Runs every step, then prints one summary line.
 # Usage: scripts/test.sh [lint|units|sanity|integration]...   (default: all)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 export LANG=C.UTF-8 LC_ALL=C.UTF-8 ANSIBLE_CONFIG=$PWD/ansible.cfg
 export PATH=$PWD/.venv/bin:$PATH
 

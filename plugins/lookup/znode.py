@@ -41,7 +41,7 @@ seealso:
   - module: zkherd.ops.znode_info
   - module: zkherd.ops.znode
 author:
-  - zkherd contributors
+  - zkherd contributors (@zkherd)
 """
 
 EXAMPLES = r"""

@@ -99,7 +99,6 @@ options:
 extends_documentation_fragment:
   - zkherd.ops.connection
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
     support: full
@@ -108,6 +107,7 @@ attributes:
   platform:
     platforms: posix
   action_group:
+    description: Use C(group/zkherd.ops.zookeeper) in C(module_defaults) to set the connection options once.
     support: full
     membership: [zkherd.ops.zookeeper]
 seealso:
@@ -116,7 +116,7 @@ seealso:
   - plugin: zkherd.ops.znode
     plugin_type: lookup
 author:
-  - zkherd contributors
+  - zkherd contributors (@zkherd)
 """
 
 EXAMPLES = r"""
@@ -270,8 +270,8 @@ error_kind:
 from ansible_collections.zkherd.ops.plugins.module_utils.common import acl as acls
 from ansible_collections.zkherd.ops.plugins.module_utils.common import codec, paths, tree, txn
 from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import (
-    NOT_EMPTY,
     NO_NODE,
+    NOT_EMPTY,
     USAGE,
     VERSION,
     ZkError,
@@ -282,13 +282,14 @@ from ansible_collections.zkherd.ops.plugins.module_utils.common.connection impor
 )
 from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import ACL_OPTIONS, ZkModule
 
+
 def read(client, path):
     """(data, stat, acl triples) or None when the znode does not exist."""
     from kazoo.exceptions import NoNodeError
 
     try:
         data, stat = client.get(path)
-        acl, _ = client.get_acls(path)
+        acl = client.get_acls(path)[0]
     except NoNodeError:
         return None
     except Exception as exc:
@@ -305,7 +306,7 @@ def check_version(path, expected, stat):
 def diff_text(node, value_type, show_acl):
     if node is None:
         return ""
-    data, _, triples = node
+    data, triples = node[0], node[2]
     text = codec.pretty(data, value_type, limit=20000)
     if show_acl:
         text += "\n" + "".join("# acl %s:%s:%s\n" % (s, i, "".join(n[0] for n in acls.perm_names(p)))

@@ -46,10 +46,14 @@ options:
 extends_documentation_fragment:
   - zkherd.ops.connection
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
-  - ansible.builtin.action_common_attributes.info_module
 attributes:
+  check_mode:
+    support: full
+    details: Reads only.
+  diff_mode:
+    support: none
   action_group:
+    description: Use C(group/zkherd.ops.zookeeper) in C(module_defaults) to set the connection options once.
     support: full
     membership: [zkherd.ops.zookeeper]
   platform:
@@ -59,7 +63,7 @@ seealso:
   - plugin: zkherd.ops.znode
     plugin_type: lookup
 author:
-  - zkherd contributors
+  - zkherd contributors (@zkherd)
 """
 
 EXAMPLES = r"""

@@ -17,7 +17,7 @@ description:
   - Every update and delete is compare-and-set against the version read, so concurrent changes
     make the task fail instead of being overwritten.
   - Ephemeral znodes (registrations, locks, farm members) belong to other sessions and are never
-    updated or pruned; they are listed in RV(skipped).
+    updated or pruned; they are listed in RV(kept).
   - Replaces Enclosure and a loop of C(community.general.znode) tasks.
 options:
   path:
@@ -80,13 +80,14 @@ options:
         description: For V(digest), the password; hashed before it is sent, never logged.
         type: str
       perms:
-        description: Permissions, a list of V(read), V(write), V(create), V(delete), V(admin), V(all), or letters like V(rwcda).
+        description:
+          - Permissions, a list of V(read), V(write), V(create), V(delete), V(admin), V(all),
+            or letters like V(rwcda).
         type: raw
         default: all
 extends_documentation_fragment:
   - zkherd.ops.connection
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
     support: full
@@ -96,13 +97,14 @@ attributes:
   platform:
     platforms: posix
   action_group:
+    description: Use C(group/zkherd.ops.zookeeper) in C(module_defaults) to set the connection options once.
     support: full
     membership: [zkherd.ops.zookeeper]
 seealso:
   - module: zkherd.ops.znode
   - module: zkherd.ops.znode_info
 author:
-  - zkherd contributors
+  - zkherd contributors (@zkherd)
 """
 
 EXAMPLES = r"""
@@ -147,8 +149,10 @@ deleted:
   returned: always
   type: list
   elements: str
-skipped:
-  description: Znodes left alone, with the reason (ephemeral znodes of other sessions and their folders).
+kept:
+  description:
+    - Znodes the source would change but that were left alone, with the reason (ephemeral znodes
+      of other sessions, and the folders that hold them).
   returned: always
   type: list
   elements: dict
@@ -198,17 +202,17 @@ def run(module, client, root, desired, want_acl):
     result = dict(
         changed=plan.changed,
         path=root,
-        created=[p for p, _ in plan.creates],
+        created=[create[0] for create in plan.creates],
         updated=[u[0] for u in plan.updates],
         deleted=[d[0] for d in plan.deletes],
-        skipped=[dict(path=p, reason=r) for p, r in plan.skipped],
+        kept=[dict(path=p, reason=r) for p, r in plan.kept],
         transactions=transactions,
     )
     if module._diff:
         result["diff"] = dict(
             before_header=root, after_header=root,
-            before=diff_lines([(p, old) for p, old, _, _ in plan.updates] + [(p, old) for p, old, _ in plan.deletes]),
-            after=diff_lines(list(plan.creates) + [(p, new) for p, _, new, _ in plan.updates]),
+            before=diff_lines([u[:2] for u in plan.updates] + [d[:2] for d in plan.deletes]),
+            after=diff_lines(list(plan.creates) + [(u[0], u[2]) for u in plan.updates]),
         )
     return result
 

@@ -12,8 +12,6 @@ import base64
 import binascii
 import json
 
-import yaml
-
 VALUE_TYPES = ("raw", "json", "yaml", "base64")
 
 
@@ -28,7 +26,15 @@ def _parse_json(text, where):
         raise CodecError("%s is not valid JSON: %s" % (where, exc)) from None
 
 
+def _yaml():
+    # imported when needed: a managed host without PyYAML can still use raw, json and base64
+    import yaml
+
+    return yaml
+
+
 def _parse_yaml(text, where):
+    yaml = _yaml()
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -84,7 +90,7 @@ def encode(value, value_type, where="value"):
     if value_type == "yaml":
         if isinstance(value, str):
             return value.encode("utf-8"), _parse_yaml(value, where)
-        return yaml.safe_dump(value, sort_keys=True, default_flow_style=False).encode("utf-8"), value
+        return _yaml().safe_dump(value, sort_keys=True, default_flow_style=False).encode("utf-8"), value
     raise CodecError("unknown value_type %r (choose from %s)" % (value_type, ", ".join(VALUE_TYPES)))
 
 
@@ -124,5 +130,5 @@ def pretty(data, value_type, limit=200):
         if value_type == "json":
             data = json.dumps(value, indent=2, sort_keys=True).encode("utf-8")
         else:
-            data = yaml.safe_dump(value, sort_keys=True, default_flow_style=False).encode("utf-8")
+            data = _yaml().safe_dump(value, sort_keys=True, default_flow_style=False).encode("utf-8")
     return preview(data, limit)

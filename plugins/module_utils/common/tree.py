@@ -183,13 +183,13 @@ def desired_from_dict(tree, root, data_name=DEFAULT_DATA_NAME):
 
 class Plan:
     """What to change: creates [(path, data)], updates [(path, old, new, version)],
-    deletes [(path, old, version)] and skipped [(path, reason)]."""
+    deletes [(path, old, version)] and kept [(path, reason)]."""
 
     def __init__(self):
         self.creates = []
         self.updates = []
         self.deletes = []
-        self.skipped = []
+        self.kept = []
 
     @property
     def changed(self):
@@ -206,7 +206,7 @@ def plan(current, desired, root, prune=False):
             result.creates.append((path, b"" if data is None else data))
         elif data is not None and node.data != data:
             if node.ephemeral:
-                result.skipped.append((path, "ephemeral znode owned by session 0x%x" % node.stat.ephemeralOwner))
+                result.kept.append((path, "ephemeral znode owned by session 0x%x" % node.stat.ephemeralOwner))
             else:
                 result.updates.append((path, node.data, data, node.stat.version))
     if prune:
@@ -216,17 +216,16 @@ def plan(current, desired, root, prune=False):
                 continue
             node = current[path]
             if node.ephemeral:
-                result.skipped.append((path, "ephemeral znode owned by session 0x%x" % node.stat.ephemeralOwner))
+                result.kept.append((path, "ephemeral znode owned by session 0x%x" % node.stat.ephemeralOwner))
             else:
                 doomed.append(path)
         # A folder that holds a znode we must keep cannot be deleted either.
-        kept = [p for p, _ in result.skipped]
+        kept = [skip[0] for skip in result.kept]
         for path in doomed:
             blocker = next((k for k in kept if k.startswith(path + "/")), None)
             if blocker:
-                result.skipped.append((path, "holds %s, which is kept" % blocker))
+                result.kept.append((path, "holds %s, which is kept" % blocker))
             else:
                 node = current[path]
                 result.deletes.append((path, node.data, node.stat.version))
     return result
-

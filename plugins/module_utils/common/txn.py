@@ -129,7 +129,7 @@ def plan_ops(plan, client, create_acl=None):
     ops = [Op("create", path, data, acl=create_acl) for path, data in plan.creates]
     ops += [Op("set", path, new, version=version, old=old) for path, old, new, version in plan.updates]
     if plan.deletes:
-        acls = acls_for(client, [path for path, _, _ in plan.deletes])
+        acls = acls_for(client, [delete[0] for delete in plan.deletes])
         ops += [Op("delete", path, version=version, old=old, acl=acls[path])
                 for path, old, version in plan.deletes]
     return ops

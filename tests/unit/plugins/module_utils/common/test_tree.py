@@ -80,7 +80,7 @@ def test_plan_creates_parents_first_and_updates_only_changes():
 def test_plan_noop():
     current = {"/r": node("/r", b"keep"), "/r/a": node("/r/a", b"x")}
     plan = tree.plan(current, {"/r": None, "/r/a": b"x"}, "/r", prune=True)
-    assert not plan.changed and not plan.skipped
+    assert not plan.changed and not plan.kept
 
 
 def test_prune_deepest_first_and_spares_ephemerals_and_their_folders():
@@ -93,11 +93,11 @@ def test_prune_deepest_first_and_spares_ephemerals_and_their_folders():
     }
     plan = tree.plan(current, {"/r": None}, "/r", prune=True)
     assert plan.deletes == [("/r/old/x", b"x", 2), ("/r/old", b"", 0)]
-    assert plan.skipped == [("/r/locks/l-0001", "ephemeral znode owned by session 0x100"),
+    assert plan.kept == [("/r/locks/l-0001", "ephemeral znode owned by session 0x100"),
                             ("/r/locks", "holds /r/locks/l-0001, which is kept")]
 
 
 def test_ephemeral_data_is_not_updated():
     current = {"/r": node("/r"), "/r/e": node("/r/e", b"a", owner=7)}
     plan = tree.plan(current, {"/r": None, "/r/e": b"b"}, "/r")
-    assert not plan.changed and plan.skipped == [("/r/e", "ephemeral znode owned by session 0x7")]
+    assert not plan.changed and plan.kept == [("/r/e", "ephemeral znode owned by session 0x7")]

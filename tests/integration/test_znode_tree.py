@@ -1,0 +1,128 @@
+"""zkherd.ops.znode_tree against a real ZooKeeper: a directory or dict becomes a subtree."""
+
+from __future__ import annotations
+
+from kazoo.exceptions import NoNodeError
+
+from tests.support import zkutil
+from tests.support.playbook import run_playbook
+
+
+def tree_task(name, **args):
+    return {"name": name, "zkherd.ops.znode_tree": args, "ignore_errors": True}
+
+
+def snapshot(zk, root):
+    """{path: data} of a subtree, its root included."""
+    return {path: zk.get(path)[0] for path in [root, *zkutil.list_tree(zk, root)]}
+
+
+def make_src(base):
+    (base / "db").mkdir(parents=True)
+    (base / "db" / ".znode").write_bytes(b"databases")
+    (base / "db" / "primary").write_bytes(b'{"host": "db1"}')
+    (base / "log_level").write_bytes(b"info")
+    (base / "empty").mkdir()
+    (base / ".git").mkdir()
+    (base / ".git" / "HEAD").write_bytes(b"not config")
+    (base / "bin").write_bytes(bytes(range(256)))
+
+
+def test_directory_check_apply_rerun_change_prune(zk_server, zk, zk_base, tmp_path):
+    src = tmp_path / "cfg"
+    make_src(src)
+    root = zk_base + "/cfg"
+    first = run_playbook([
+        dict(tree_task("check", path=root, src=str(src)), check_mode=True),
+        tree_task("apply", path=root, src=str(src)),
+        tree_task("rerun", path=root, src=str(src)),
+    ], hosts=zk_server.hosts)
+    assert first["check"]["changed"] and first["check"]["transactions"] == 0
+    assert first["apply"]["changed"] and first["apply"]["transactions"] == 1
+    assert first["apply"]["created"] == first["check"]["created"]
+    assert not first["rerun"]["changed"]
+    assert snapshot(zk, root) == {
+        root: b"", root + "/bin": bytes(range(256)), root + "/db": b"databases",
+        root + "/db/primary": b'{"host": "db1"}', root + "/empty": b"", root + "/log_level": b"info"}
+
+    (src / "log_level").write_bytes(b"debug")
+    (src / "bin").unlink()
+    (src / "new").write_bytes(b"n")
+    zk.create(root + "/db/lock", b"held", ephemeral=True)  # someone else's: never pruned
+    second = run_playbook([
+        dict(tree_task("no prune", path=root, src=str(src)), diff=True),
+        dict(tree_task("prune check", path=root, src=str(src), prune=True), check_mode=True, diff=True),
+        tree_task("prune", path=root, src=str(src), prune=True),
+        tree_task("prune again", path=root, src=str(src), prune=True),
+    ], hosts=zk_server.hosts)
+    no_prune = second["no prune"]
+    assert no_prune["updated"] == [root + "/log_level"] and no_prune["created"] == [root + "/new"]
+    assert no_prune["deleted"] == []
+    assert no_prune["diff"]["before"] == "%s/log_level: info\n" % root
+    assert no_prune["diff"]["after"] == "%s/log_level: debug\n%s/new: n\n" % (root, root)
+    check = second["prune check"]
+    assert check["deleted"] == [root + "/bin"] and "<binary, 256 bytes>" in check["diff"]["before"]
+    assert check["kept"][0]["path"] == root + "/db/lock"
+    assert "ephemeral" in check["kept"][0]["reason"]
+    assert second["prune"]["deleted"] == [root + "/bin"] and not second["prune again"]["changed"]
+    assert zk.exists(root + "/db/lock") and zk.get(root + "/log_level")[0] == b"debug"
+
+
+def test_dict_source(zk_server, zk, zk_base):
+    root = zk_base + "/features"
+    spec = {".znode": "flags", "new_ui": "on", "limits": {"max": 100, "regions": ["eu", "us"]}, "off": None}
+    run = run_playbook([tree_task("dict", path=root, tree=spec), tree_task("again", path=root, tree=spec)],
+                       hosts=zk_server.hosts)
+    assert run["dict"]["changed"] and not run["again"]["changed"], run.output
+    assert snapshot(zk, root) == {
+        root: b"flags", root + "/new_ui": b"on", root + "/limits": b"", root + "/limits/max": b"100",
+        root + "/limits/regions": b'["eu","us"]', root + "/off": b""}
+
+
+def test_failed_transaction_is_undone(zk_server, zk, zk_base):
+    """1,200 new znodes need two transactions; the second fails (a child of an ephemeral znode),
+    so the first is undone and the tree is as it was."""
+    root = zk_base + "/big"
+    zk.create(root + "/eph", b"", ephemeral=True, makepath=True)
+    before = snapshot(zk, root)
+    spec = {"n%04d" % i: "v%d" % i for i in range(1200)}
+    spec["eph"] = {"child": "impossible"}
+    run = run_playbook([tree_task("apply", path=root, tree=spec)], hosts=zk_server.hosts)
+    result = run["apply"]
+    assert result["failed"] and result["error_kind"] == "usage"
+    assert "ephemeral znode cannot have children" in result["msg"]
+    assert "1000 operations already committed were undone" in result["msg"]
+    assert snapshot(zk, root) == before
+
+
+def test_many_nodes_in_chunks(zk_server, zk, zk_base):
+    root = zk_base + "/many"
+    spec = {"d%02d" % d: {"n%03d" % i: "x" * 1000 for i in range(60)} for d in range(25)}  # 1,525 znodes
+    run = run_playbook([tree_task("apply", path=root, tree=spec), tree_task("again", path=root, tree=spec)],
+                       hosts=zk_server.hosts)
+    assert run["apply"]["transactions"] >= 2 and len(run["apply"]["created"]) == 1526
+    assert not run["again"]["changed"]
+    assert len(zkutil.list_tree(zk, root)) == 1525  # and the root
+
+
+def test_input_errors_change_nothing(zk_server, zk, zk_base, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "ok").write_bytes(b"1")
+    (src / "huge").write_bytes(b"x" * 1_100_000)
+    root = zk_base + "/t"
+    run = run_playbook([
+        tree_task("too big", path=root, src=str(src)),
+        tree_task("missing dir", path=root, src=str(tmp_path / "nope")),
+        tree_task("bad name", path=root, tree={"a/b": "x"}),
+        tree_task("both", path=root, tree={}, src=str(src)),
+    ], hosts=zk_server.hosts)
+    assert run["too big"]["error_kind"] == "usage" and "huge" in run["too big"]["msg"]
+    assert run["missing dir"]["error_kind"] == "usage"
+    assert run["bad name"]["error_kind"] == "usage" and "must not contain '/'" in run["bad name"]["msg"]
+    assert run["both"]["failed"] and "mutually exclusive" in run["both"]["msg"]
+    try:
+        zk.get(root)
+        raise AssertionError("nothing should have been created")
+    except NoNodeError:
+        pass
