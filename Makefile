@@ -8,13 +8,14 @@ VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help bootstrap test lint units sanity integration demo demo-stop bench clean
+.PHONY: help bootstrap test lint units sanity integration demo demo-stop bench docs clean
 
 help:
 	@echo "make demo         start a local ZooKeeper and run playbooks/demo.yml against it"
 	@echo "make demo-stop    stop the demo ZooKeeper"
 	@echo "make test         everything CI runs: ruff, ansible-lint, ansible-test sanity+units, integration tests"
 	@echo "make bench        benchmarks; tables go to docs/benchmarks.md"
+	@echo "make docs         regenerate docs/plugins/ from the plugins' own documentation"
 	@echo "  (parts of make test: lint, sanity, units, integration)"
 
 bootstrap:
@@ -43,6 +44,9 @@ demo-stop: bootstrap
 
 bench: bootstrap
 	@scripts/bench.sh
+
+docs: bootstrap
+	@$(BIN)/python scripts/plugin_docs.py
 
 clean:
 	rm -rf .cache .venv tests/output .pytest_cache .ruff_cache

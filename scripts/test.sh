@@ -22,6 +22,7 @@ run() {
         lint)
             step ruff ruff check .
             step ansible-lint ansible-lint --offline
+            step plugin-docs python scripts/plugin_docs.py --check
             ;;
         units) step ansible-test-units scripts/ansible-test.sh units ;;
         sanity) step ansible-test-sanity scripts/ansible-test.sh sanity ;;

@@ -10,19 +10,15 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
-from .common.acl import AclError
-from .common.codec import CodecError
 from .common.connection import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_HOSTS,
     DEFAULT_SESSION_TIMEOUT,
-    USAGE,
     Settings,
-    ZkError,
     close_client,
     open_client,
 )
-from .common.paths import PathError
+from .common.errors import UserError
 
 try:
     import kazoo  # noqa: F401  pylint: disable=unused-import
@@ -31,12 +27,10 @@ try:
 except ImportError:
     KAZOO_IMPORT_ERROR = traceback.format_exc()
 
-# Errors that carry a message written for the user.
-USER_ERRORS = (ZkError, CodecError, PathError, AclError)
-
 
 def connection_argument_spec():
-    """Options every zkherd module takes; documented in the zkherd.ops.connection fragment."""
+    """Options every zkherd module takes (common.connection.OPTION_NAMES), documented in the
+    zkherd.ops.connection fragment."""
     return dict(
         hosts=dict(type="str", default=DEFAULT_HOSTS, fallback=(env_fallback, ["ZKHERD_HOSTS"])),
         session_timeout=dict(type="float", default=DEFAULT_SESSION_TIMEOUT),
@@ -62,7 +56,7 @@ ACL_OPTIONS = dict(
 
 class ZkModule:
     """An AnsibleModule with the connection options, and a session() that turns every
-    user-facing error into fail_json with the message and an error_kind."""
+    UserError into fail_json with the message and an error_kind."""
 
     def __init__(self, argument_spec, **kwargs):
         spec = connection_argument_spec()
@@ -76,19 +70,18 @@ class ZkModule:
         return self.module.params
 
     def fail(self, exc, **result):
-        self.module.fail_json(msg=getattr(exc, "message", str(exc)), error_kind=getattr(exc, "kind", USAGE),
-                              **result)
+        self.module.fail_json(msg=exc.message, error_kind=exc.kind, **result)
 
     @contextlib.contextmanager
     def session(self):
-        """A connected kazoo client; any USER_ERRORS inside the block fail the task cleanly."""
+        """A connected kazoo client; a UserError inside the block fails the task cleanly."""
         try:
             client = open_client(Settings.from_options(self.params))
-        except USER_ERRORS as exc:
+        except UserError as exc:
             self.fail(exc)
         try:
             yield client
-        except USER_ERRORS as exc:
+        except UserError as exc:
             close_client(client)
             self.fail(exc)
         finally:
@@ -98,5 +91,5 @@ class ZkModule:
         """Call pure logic that may raise a user error before any connection is made."""
         try:
             return func(*args, **kwargs)
-        except USER_ERRORS as exc:
+        except UserError as exc:
             self.fail(exc)

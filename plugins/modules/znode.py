@@ -75,7 +75,8 @@ options:
       id:
         description:
           - For V(ip) the address or network. For V(digest) an already hashed id
-            C(user:base64(sha1(user:password))), instead of O(acl[].username) and O(acl[].password).
+            C(user:HASH), HASH being the base64 of the SHA-1 of C(user:password), instead of
+            O(acl[].username) and O(acl[].password).
             For V(world) only C(anyone), the default.
         type: str
       username:
@@ -270,16 +271,13 @@ error_kind:
 from ansible_collections.zkherd.ops.plugins.module_utils.common import acl as acls
 from ansible_collections.zkherd.ops.plugins.module_utils.common import codec, paths, tree, txn
 from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import (
-    NO_NODE,
-    NOT_EMPTY,
-    USAGE,
-    VERSION,
     ZkError,
     from_kazoo_acls,
     stat_dict,
     to_kazoo_acls,
     translate,
 )
+from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import NO_NODE, NOT_EMPTY, USAGE, VERSION
 from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import ACL_OPTIONS, ZkModule
 
 

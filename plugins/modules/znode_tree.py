@@ -71,7 +71,9 @@ options:
         required: true
         choices: [world, ip, digest]
       id:
-        description: For V(ip) the address or network; for V(digest) a hashed C(user:base64(sha1(user:password))).
+        description:
+          - For V(ip) the address or network; for V(digest) a hashed C(user:HASH), HASH being the
+            base64 of the SHA-1 of C(user:password).
         type: str
       username:
         description: For V(digest), the user name.

@@ -1,7 +1,7 @@
 # Copyright (c) zkherd contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The controller side of zkherd plugins (lookups, inventory): connection options from
-get_option() -> a client, and ZooKeeper errors -> AnsibleError."""
+get_option() -> a client, and user errors -> AnsibleError."""
 
 from __future__ import annotations
 
@@ -9,17 +9,14 @@ import contextlib
 
 from ansible.errors import AnsibleError
 
-from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import (
-    Settings,
-    connected,
-)
-from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import USER_ERRORS, connection_argument_spec
+from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import OPTION_NAMES, Settings, connected
+from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import UserError
 
 
 def settings_from_plugin(plugin):
     """The options of the zkherd.ops.connection fragment, as the plugin resolved them
     (task keywords, then variables, then environment, then defaults)."""
-    return Settings.from_options({name: plugin.get_option(name) for name in connection_argument_spec()})
+    return Settings.from_options({name: plugin.get_option(name) for name in OPTION_NAMES})
 
 
 @contextlib.contextmanager
@@ -28,5 +25,5 @@ def plugin_session(plugin):
     try:
         with connected(settings_from_plugin(plugin)) as client:
             yield client
-    except USER_ERRORS as exc:
-        raise AnsibleError("zkherd: %s" % getattr(exc, "message", exc)) from None
+    except UserError as exc:
+        raise AnsibleError("zkherd: %s" % exc.message) from None

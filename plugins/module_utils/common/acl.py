@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from .errors import UserError
+
 PERMS = (("read", 1), ("write", 2), ("create", 4), ("delete", 8), ("admin", 16))
 ALL_PERMS = 31
 _LETTERS = {"r": 1, "w": 2, "c": 4, "d": 8, "a": 16}
@@ -18,7 +20,7 @@ SCHEMES = ("world", "ip", "digest")
 WORLD_ALL = [("world", "anyone", ALL_PERMS)]  # ZooKeeper's OPEN_ACL_UNSAFE, kazoo's default
 
 
-class AclError(ValueError):
+class AclError(UserError, ValueError):
     """An ACL entry that cannot be understood."""
 
 

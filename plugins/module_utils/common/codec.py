@@ -12,10 +12,12 @@ import base64
 import binascii
 import json
 
+from .errors import UserError
+
 VALUE_TYPES = ("raw", "json", "yaml", "base64")
 
 
-class CodecError(ValueError):
+class CodecError(UserError, ValueError):
     """Data that cannot be decoded, or a value that cannot be encoded, as the asked type."""
 
 

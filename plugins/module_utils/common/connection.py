@@ -14,23 +14,21 @@ import logging
 import os
 
 from . import paths
+from .errors import AUTH, CONNECT, EXISTS, NO_NODE, NOT_EMPTY, OTHER, USAGE, VERSION, UserError
 
 DEFAULT_HOSTS = "127.0.0.1:2181"
 DEFAULT_SESSION_TIMEOUT = 10.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
-# Error kinds; the runner maps them to exit codes, modules put them in their failure result.
-CONNECT, AUTH, NO_NODE, EXISTS, VERSION, NOT_EMPTY, TOO_LARGE, USAGE, OTHER = (
-    "connect", "auth", "no_node", "exists", "version", "not_empty", "too_large", "usage", "other")
+# The connection options of every module, lookup and plugin (zkherd.ops.connection fragment).
+OPTION_NAMES = ("hosts", "session_timeout", "connect_timeout", "auth", "tls", "tls_ca", "tls_cert", "tls_key",
+                "tls_check_hostname")
 
 
-class ZkError(Exception):
-    """A failure with a message meant for the user, and a kind for programs."""
+class ZkError(UserError):
+    """A ZooKeeper failure, or bad connection settings."""
 
-    def __init__(self, message, kind=OTHER):
-        super().__init__(message)
-        self.message = message
-        self.kind = kind
+    kind = OTHER
 
 
 class Settings:
@@ -110,7 +108,10 @@ def validate_hosts(hosts):
 
 
 class _LastMessage(logging.Handler):
-    """Keeps kazoo's last warning while connecting, to say *why* a connection failed."""
+    """Keeps kazoo's last specific warning while connecting, to say *why* a connection failed
+    (refused, TLS verification, auth), not only that it did."""
+
+    GENERIC = ("Transition to", "Failed connecting to Zookeeper within")
 
     def __init__(self):
         super().__init__(logging.WARNING)
@@ -118,9 +119,12 @@ class _LastMessage(logging.Handler):
 
     def emit(self, record):
         try:
-            self.message = record.getMessage()
+            message = record.getMessage()
             if record.exc_info and record.exc_info[1] is not None:
-                self.message = "%s: %s" % (self.message, record.exc_info[1])
+                message = "%s: %s" % (message, record.exc_info[1])
+            elif message.startswith(self.GENERIC):
+                return
+            self.message = message
         except Exception:  # a log record must never break the connection
             pass
 

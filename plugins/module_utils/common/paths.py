@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import posixpath
 
+from .errors import UserError
 
-class PathError(ValueError):
+
+class PathError(UserError, ValueError):
     """A znode path that ZooKeeper would refuse."""
 
 

@@ -93,8 +93,10 @@ def test_prune_deepest_first_and_spares_ephemerals_and_their_folders():
     }
     plan = tree.plan(current, {"/r": None}, "/r", prune=True)
     assert plan.deletes == [("/r/old/x", b"x", 2), ("/r/old", b"", 0)]
-    assert plan.kept == [("/r/locks/l-0001", "ephemeral znode owned by session 0x100"),
-                            ("/r/locks", "holds /r/locks/l-0001, which is kept")]
+    assert plan.kept == [
+        ("/r/locks/l-0001", "ephemeral znode owned by session 0x100"),
+        ("/r/locks", "holds /r/locks/l-0001, which is kept"),
+    ]
 
 
 def test_ephemeral_data_is_not_updated():
