@@ -55,9 +55,10 @@ options:
     default: true
   version:
     description:
-      - Compare-and-set. The znode must currently have this data version, or the task fails with
-        C(error_kind=version) and nothing is written. Applies to updates and deletes; a missing
-        znode with O(state=present) is then an error too.
+      - Compare-and-set. When the task has to write (update or delete), the znode must currently
+        have this data version, or the task fails with C(error_kind=version) and nothing is written.
+        A znode that already is as asked is left alone without a check, so reruns stay idempotent.
+        A missing znode with O(state=present) is then an error.
     type: int
   acl:
     description:
@@ -285,9 +286,10 @@ def read(client, path):
     """(data, stat, acl triples) or None when the znode does not exist."""
     from kazoo.exceptions import NoNodeError
 
+    data_result, acl_result = client.get_async(path), client.get_acls_async(path)  # one round trip
     try:
-        data, stat = client.get(path)
-        acl = client.get_acls(path)[0]
+        data, stat = data_result.get()
+        acl = acl_result.get()[0]
     except NoNodeError:
         return None
     except Exception as exc:
@@ -331,10 +333,11 @@ def ensure_present(module, client, path, desired, want_acl, before):
             txn.apply(client, ops)
         return result
     data, stat, current_acl = before
-    check_version(path, p["version"], stat)
     data_changes = desired is not None and not codec.same(data, desired[0], desired[1], p["value_type"])
     acl_changes = want_acl is not None and not acls.same(current_acl, want_acl)
     result["changed"] = data_changes or acl_changes
+    if result["changed"]:
+        check_version(path, p["version"], stat)  # only a write needs the pinned version: reruns stay ok
     if module.check_mode:
         return result
     try:
@@ -376,9 +379,7 @@ def prepare(params):
     desired = None
     if params["value"] is not None and params["state"] == "present":
         desired = codec.encode(params["value"], params["value_type"])
-        if len(desired[0]) > tree.MAX_VALUE_BYTES:
-            raise ZkError("value for %s is %d bytes, over the %d bytes a znode value may hold"
-                          % (path, len(desired[0]), tree.MAX_VALUE_BYTES), USAGE)
+        tree.check_value_size(path, desired[0], "the value")
     want_acl = acls.parse(params["acl"]) if params["acl"] is not None else None
     return path, desired, want_acl
 

@@ -75,12 +75,14 @@ def test_compare_and_set(zk_server, zk, zk_base):
     run = run_playbook([
         znode("stale", path=path, value="mine", version=0),
         znode("fresh", path=path, value="mine", version=1),
+        znode("rerun", path=path, value="mine", version=1),  # already as asked: no write, no check
         znode("stale delete", path=path, state="absent", version=0),
         znode("missing", path=zk_base + "/nope", value="x", version=3),
     ], hosts=zk_server.hosts)
     assert run["stale"]["failed"] and run["stale"]["error_kind"] == "version"
     assert "version 1, not the expected 0" in run["stale"]["msg"]
     assert run["fresh"]["changed"] and run["fresh"]["stat"]["version"] == 2
+    assert not run["rerun"]["changed"] and not run["rerun"]["failed"]
     assert run["stale delete"]["failed"] and run["stale delete"]["error_kind"] == "version"
     assert run["missing"]["failed"] and run["missing"]["error_kind"] == "no_node"
     assert zk.get(path)[0] == b"mine"

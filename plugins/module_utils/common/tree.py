@@ -86,7 +86,8 @@ def missing_ancestors(client, path):
     return missing
 
 
-def _check_size(path, data, source):
+def check_value_size(path, data, source):
+    """ZooKeeper drops the connection on a request over its limit; say what is too big instead."""
     if len(data) > MAX_VALUE_BYTES:
         raise ZkError("%s for %s is %d bytes, over the %d bytes a znode value may hold"
                       % (source, path, len(data), MAX_VALUE_BYTES), USAGE)
@@ -121,7 +122,7 @@ def desired_from_dir(local_dir, root, data_name=DEFAULT_DATA_NAME, exclude=DEFAU
                 if entry.name == data_name:
                     if not entry.is_file():
                         raise ZkError("%r must be a file" % entry.path, USAGE)
-                    desired[znode] = _check_size(znode, _read(entry.path), "file %r" % entry.path)
+                    desired[znode] = check_value_size(znode, _read(entry.path), "file %r" % entry.path)
                     continue
                 try:
                     child = paths.join(znode, paths.validate_name(entry.name))
@@ -130,7 +131,7 @@ def desired_from_dir(local_dir, root, data_name=DEFAULT_DATA_NAME, exclude=DEFAU
                 if entry.is_dir():
                     walk(entry.path, child)
                 elif entry.is_file():
-                    desired[child] = _check_size(child, _read(entry.path), "file %r" % entry.path)
+                    desired[child] = check_value_size(child, _read(entry.path), "file %r" % entry.path)
                 else:
                     raise ZkError("%r is neither a file nor a directory (or a dangling symlink)"
                                   % entry.path, USAGE)
@@ -173,7 +174,7 @@ def desired_from_dict(tree, root, data_name=DEFAULT_DATA_NAME):
             if name == data_name:
                 if isinstance(value, dict):
                     raise ZkError("%s of %s must be a value, not a dict" % (data_name, znode), USAGE)
-                desired[znode] = _check_size(znode, leaf_bytes(value), "the value")
+                desired[znode] = check_value_size(znode, leaf_bytes(value), "the value")
                 continue
             try:
                 child = paths.join(znode, paths.validate_name(str(name)))
@@ -182,7 +183,7 @@ def desired_from_dict(tree, root, data_name=DEFAULT_DATA_NAME):
             if isinstance(value, dict):
                 walk(value, child)
             else:
-                desired[child] = _check_size(child, leaf_bytes(value), "the value")
+                desired[child] = check_value_size(child, leaf_bytes(value), "the value")
 
     walk(tree, root)
     return desired

@@ -9,7 +9,7 @@ import pytest
 
 # Import style for all suites: `from tests.support... import ...`. The repo
 # root is not on sys.path under a bare `pytest` or with importmode=importlib.
-_REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+_REPO_ROOT = str(Path(__file__).resolve().parents[2])
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
