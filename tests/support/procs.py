@@ -35,13 +35,14 @@ def _die_with(parent_pid: int):
     return preexec
 
 
-def spawn(argv: list[str], log_path: Path, *, cwd: Path, detach: bool = False) -> subprocess.Popen:
+def spawn(argv: list[str], log_path: Path, *, cwd: Path, detach: bool = False,
+          env: dict | None = None) -> subprocess.Popen:
     """Start argv in its own process group with stdout+stderr appended to log_path.
 
     detach=True: new session, no death signal, no atexit kill (for the CLI).
     """
     with open(log_path, "ab") as log:
-        common = dict(cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        common = dict(cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
         if detach:
             return subprocess.Popen(argv, start_new_session=True, **common)
         proc = subprocess.Popen(argv, process_group=0, preexec_fn=_die_with(os.getpid()), **common)

@@ -27,16 +27,17 @@ def wait_for(
     predicate: Callable[[], T],
     timeout: float = 10.0,
     interval: float = 0.05,
-    message: str | None = None,
+    message: str | Callable[[], str] | None = None,
 ) -> T:
-    """Poll predicate until it returns something truthy and return that."""
+    """Poll predicate until it returns something truthy and return that. *message* (or a function
+    that makes it, for messages that show the state at the time of failure) says what was awaited."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
         if result:
             return result
         if time.monotonic() >= deadline:
-            what = message or getattr(predicate, "__name__", repr(predicate))
+            what = (message() if callable(message) else message) or getattr(predicate, "__name__", repr(predicate))
             raise AssertionError(f"timed out after {timeout}s waiting for {what} (last result: {result!r})")
         time.sleep(interval)
 

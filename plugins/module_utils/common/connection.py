@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 
 from . import paths
 from .errors import AUTH, CONNECT, EXISTS, NO_NODE, NOT_EMPTY, OTHER, USAGE, VERSION, UserError
@@ -129,39 +130,48 @@ class _LastMessage(logging.Handler):
             pass
 
 
-def open_client(settings, logger=None):
-    """Connect and return a started KazooClient; raises ZkError(CONNECT) with the reason."""
+def make_client(settings, logger=None):
+    """An unstarted KazooClient for these settings (digest auth is re-sent on every reconnect)."""
     try:
         from kazoo.client import KazooClient
-        from kazoo.handlers.threading import KazooTimeoutError
     except ImportError:
         raise ZkError("the Python library kazoo is required (pip install kazoo)", USAGE) from None
     if logger is None:
         logger = logging.getLogger("zkherd.kazoo")
         logger.propagate = False
         logger.addHandler(logging.NullHandler())
-    last = _LastMessage()
-    logger.addHandler(last)
     kwargs = {}
     if settings.tls:
         kwargs = dict(use_ssl=True, verify_certs=True, ca=settings.tls_ca, certfile=settings.tls_cert,
                       keyfile=settings.tls_key, check_hostname=settings.tls_check_hostname)
-    client = KazooClient(hosts=settings.hosts, timeout=settings.session_timeout, logger=logger,
-                         auth_data=[("digest", settings.auth)] if settings.auth else None, **kwargs)
+    return KazooClient(hosts=settings.hosts, timeout=settings.session_timeout, logger=logger,
+                       auth_data=[("digest", settings.auth)] if settings.auth else None, **kwargs)
+
+
+def open_client(settings, logger=None, waiting=None):
+    """Connect and return a started KazooClient; raises ZkError(CONNECT) with the reason.
+
+    *waiting(reason, seconds_left)*, if given, is called about every 2 s while the server does
+    not answer, so that a long-running program can say what it is waiting for.
+    """
+    client = make_client(settings, logger)
+    last = _LastMessage()
+    client.logger.addHandler(last)
+    deadline = time.monotonic() + settings.connect_timeout
     try:
-        client.start(timeout=settings.connect_timeout)
-    except KazooTimeoutError:
-        client.stop()
-        client.close()
-        reason = (" (last error: %s)" % last.message) if last.message else ""
-        raise ZkError("cannot connect to ZooKeeper at %s within %g s%s"
-                      % (settings.hosts, settings.connect_timeout, reason), CONNECT) from None
-    except Exception as exc:  # auth failures surface here: kazoo raises AuthFailedError from start()
-        client.stop()
-        client.close()
-        raise translate(exc, "connect to", settings.hosts) from None
+        started = client.start_async()
+        while not started.wait(min(2.0, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                break
+            if waiting:
+                waiting(last.message, deadline - time.monotonic())
+        if not client.connected:
+            close_client(client)
+            reason = (" (last error: %s)" % last.message) if last.message else ""
+            raise ZkError("cannot connect to ZooKeeper at %s within %g s%s"
+                          % (settings.hosts, settings.connect_timeout, reason), CONNECT)
     finally:
-        logger.removeHandler(last)
+        client.logger.removeHandler(last)
     return client
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from zkherd.cli import main
+
+sys.exit(main())

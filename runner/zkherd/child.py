@@ -1,0 +1,112 @@
+"""The wrapped command: started in its own session and process group, tied to the runner's life,
+signalled as a group, stopped with the stop signal then SIGKILL, reaped by the main loop."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+# setpriv (util-linux) sets the parent-death signal and then execs the command, so the child dies
+# with the runner even when the runner is SIGKILLed, without running Python between fork and exec.
+SETPRIV = shutil.which("setpriv")
+
+
+def exit_code(status):
+    """A waitpid status -> the runner's exit code: the child's code, or 128+N when killed by N."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+class Child:
+    def __init__(self, argv, env, log):
+        self.argv = argv
+        self.env = env
+        self.log = log
+        self.proc = None
+        self.started_at = None
+        self.stop_deadline = None  # when SIGKILL follows the stop signal
+        self.returncode = None
+
+    @property
+    def running(self):
+        return self.proc is not None and self.returncode is None
+
+    def start(self):
+        if shutil.which(self.argv[0], path=self.env.get("PATH", os.defpath)) is None:
+            raise ChildError("cannot start %s: command not found or not executable" % self.argv[0])
+        argv = ([SETPRIV, "--pdeathsig", "KILL", "--"] if SETPRIV else []) + list(self.argv)
+        try:
+            self.proc = subprocess.Popen(argv, env=self.env, start_new_session=True, close_fds=True)
+        except OSError as exc:
+            raise ChildError("cannot start %s: %s" % (self.argv[0], exc.strerror)) from None
+        self.started_at = time.monotonic()
+        self.returncode = None
+        self.stop_deadline = None
+        self.log.info("started child", pid=self.proc.pid, command=" ".join(self.argv))
+        return self.proc.pid
+
+    def signal(self, signum):
+        """Send *signum* to the child's whole process group."""
+        if not self.running:
+            return
+        try:
+            os.killpg(self.proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, stop_signal, timeout, reason, deadline=None):
+        """Begin stopping: the stop signal now, SIGKILL after *timeout* seconds or at *deadline*
+        if that is sooner (see tick()). A later call can only bring SIGKILL closer."""
+        if not self.running:
+            return
+        kill_at = time.monotonic() + timeout
+        if deadline is not None:
+            kill_at = min(kill_at, deadline)
+        if self.stop_deadline is None:
+            self.log.info("stopping child", pid=self.proc.pid, reason=reason,
+                          signal=signal.Signals(stop_signal).name, kill_in="%.3fs" % (kill_at - time.monotonic()))
+            self.stop_deadline = kill_at
+            self.signal(stop_signal)
+        elif kill_at < self.stop_deadline:
+            self.stop_deadline = kill_at
+
+    def tick(self):
+        """Escalate a stop past its deadline; returns seconds until the next thing to do."""
+        if self.running and self.stop_deadline is not None:
+            left = self.stop_deadline - time.monotonic()
+            if left <= 0:
+                self.log.warning("child did not stop in time, sending SIGKILL", pid=self.proc.pid)
+                self.signal(signal.SIGKILL)
+                self.stop_deadline = float("inf")
+                return None
+            return left
+        return None
+
+    def reap(self):
+        """Collect the exit status if the child ended; returns the exit code or None."""
+        if not self.running:
+            return None
+        try:
+            pid, status = os.waitpid(self.proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.proc.pid, 0
+        if pid == 0:
+            return None
+        self.returncode = exit_code(status)
+        self.proc.returncode = self.returncode  # keep Popen from reaping again
+        # what is left of the group (a daemonized grandchild) goes with it
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.log.info("child exited", pid=self.proc.pid, code=self.returncode,
+                      ran_for="%.3fs" % (time.monotonic() - self.started_at))
+        return self.returncode
+
+
+class ChildError(Exception):
+    pass

@@ -1,0 +1,291 @@
+"""`zkherd run`: the main loop that runs a command under a lock, registered for discovery.
+
+Everything happens in the main thread: kazoo threads and signal handlers only post events (see
+wakeup.py); the loop reacts to them, reaps the child, and sleeps until the next deadline. The
+child is started from the main thread, which its parent-death signal is tied to.
+
+Fencing rule (promise 1): while we are cut off from ZooKeeper, the server may expire our session
+no earlier than last_heard + session_timeout (session.py). The child is sent the stop signal at
+that moment minus --stop-timeout minus a safety margin, and SIGKILL at that moment minus the
+margin, so it is dead before anyone else can be given the lock. A disconnect that ends before then,
+with the same session, leaves the child alone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from kazoo.exceptions import ConnectionLoss, SessionExpiredError
+from kazoo.protocol.states import KazooState
+
+from zkherd.child import Child, ChildError
+from zkherd.common.connection import ZkError
+from zkherd.common.errors import AUTH, CONNECT, USAGE
+from zkherd.lock import Lock, LockLost
+from zkherd.register import Registration
+from zkherd.session import Session
+from zkherd.wakeup import Wakeup
+
+EX_USAGE, EX_UNAVAILABLE, EX_TEMPFAIL, EX_NOPERM = 64, 69, 75, 77
+FORWARDED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+STOPPING = (signal.SIGTERM, signal.SIGINT)
+
+
+def fence_margin(session_timeout):
+    """Time kept between the child's death and the earliest possible session expiry."""
+    return 0.05 + 0.1 * session_timeout
+
+
+class Runner:
+    def __init__(self, opts, settings, log):
+        self.opts = opts
+        self.log = log
+        self.wakeup = Wakeup()
+        self.session = Session(settings, self.wakeup, log)
+        self.child = None
+        self.lock = None
+        self.registration = None
+        self.connected = False
+        self.dirty = True  # the lock needs looking at
+        self.retry_at = 0.0
+        self.exit_code = None  # set when we have decided to exit
+        self.keep_child_code = False  # exit with the child's code once it is reaped
+        self.stop_reason = None  # why the child is being stopped (None: it is not)
+        self.wait_deadline = None
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def main(self):
+        self.wakeup.install_signals(STOPPING + FORWARDED)
+        try:
+            self.session.connect()
+        except ZkError as exc:
+            self.log.error(exc.message)
+            return EX_UNAVAILABLE if exc.kind == CONNECT else EX_USAGE
+        self.connected = True
+        opts = self.opts
+        self.op_timeout = max(0.2, min(2.0, self.session.timeout / 3.0))
+        if opts.lock:
+            self.lock = Lock(opts.lock, opts.slots, opts.id, self.wakeup, self.log, self.op_timeout)
+            if opts.wait_timeout is not None:
+                self.wait_deadline = time.monotonic() + opts.wait_timeout
+        if opts.register:
+            self.registration = Registration(opts.register, opts.data, self.log)
+        try:
+            return self.loop()
+        finally:
+            self.session.close()
+            self.wakeup.close()
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def loop(self):
+        while True:
+            while self.wakeup.signals:
+                self.on_signal(self.wakeup.signals.popleft())
+            for kind, value in self.wakeup.events():
+                if kind == "state":
+                    self.on_state(value)
+                elif kind == "lock":
+                    self.dirty = True
+            if self.child is not None:
+                code = self.child.reap()
+                if code is not None:
+                    self.on_child_exit(code)
+            if self.exit_code is not None and not self.child_running:
+                self.cleanup()
+                return self.exit_code
+            timeouts = [self.child.tick() if self.child else None]
+            if self.connected:
+                timeouts.append(self.session.probe())
+                if self.exit_code is None and self.stop_reason is None:
+                    timeouts.append(self.advance())
+            else:
+                timeouts.append(self.fence())
+            if self.exit_code is None:
+                timeouts.append(self.check_wait_timeout())
+            pending = [t for t in timeouts if t is not None]
+            self.wakeup.wait(max(0.0, min(pending)) if pending else None)
+
+    @property
+    def child_running(self):
+        return self.child is not None and self.child.running
+
+    def advance(self):
+        """Connected and not stopping: something changed (self.dirty), so look at the lock, start
+        the child when it may run, register again after a new session. Returns seconds until a
+        retry, or None."""
+        now = time.monotonic()
+        if not self.dirty or now < self.retry_at:
+            return self.retry_at - now if self.dirty else None
+        self.dirty = False
+        client = self.session.client
+        try:
+            if self.lock is not None and self.child_running:
+                if not self.lock.still_held(client):
+                    self.lose_lock("the lock node was deleted")
+                    return None
+            elif self.lock is not None and not self.lock.step(client):
+                if self.opts.no_wait:
+                    self.log.warning("lock is held elsewhere and --no-wait was given", lock=self.opts.lock)
+                    self.finish(EX_TEMPFAIL)
+                return None
+            if not self.child_running:
+                self.start_child(client)
+            elif self.registration is not None and self.registration.node is None:
+                self.registration.ensure(client, self.op_timeout)  # a new session: register again
+        except LockLost as exc:
+            self.log.warning("lost our place in the lock", lock=self.opts.lock, reason=str(exc))
+            self.dirty = True
+            if self.child_running:
+                self.lose_lock(str(exc))
+            else:
+                self.lock.release(client)
+        except ZkError as exc:
+            self.log.error(exc.message)
+            if exc.kind in (AUTH, USAGE):  # will not get better by trying again
+                self.finish(EX_NOPERM if exc.kind == AUTH else EX_USAGE)
+                self.stop_child(exc.message)
+                return None
+            self.dirty = True
+            self.retry_at = time.monotonic() + 1.0
+            return 1.0
+        except (ConnectionLoss, SessionExpiredError, client.handler.timeout_exception) as exc:
+            self.log.debug("ZooKeeper request did not complete, trying again", error=type(exc).__name__)
+            self.dirty = True
+            self.retry_at = time.monotonic() + 0.2
+            return 0.2
+        return None
+
+    def start_child(self, client):
+        env = dict(os.environ)
+        env.pop("ZKHERD_AUTH", None)  # the runner's credentials are not the child's business
+        if self.lock is not None:
+            env["ZKHERD_LOCK_PATH"] = self.lock.node
+            env["ZKHERD_FENCING_TOKEN"] = str(self.lock.token)
+            self.log.info("lock acquired", lock=self.opts.lock, node=self.lock.node, fencing_token=self.lock.token)
+        if self.registration is not None:
+            env["ZKHERD_REGISTERED_PATH"] = self.registration.ensure(client, self.op_timeout)
+        self.child = Child(self.opts.command, env, self.log)
+        try:
+            self.child.start()
+        except ChildError as exc:
+            self.log.error(str(exc))
+            self.finish(127)
+
+    def lose_lock(self, reason):
+        self.stop_child("lock lost: " + reason)
+
+    def stop_child(self, reason, deadline=None):
+        if self.child_running:
+            self.stop_reason = reason
+            self.child.stop(self.opts.stop_signal, self.opts.stop_timeout, reason, deadline=deadline)
+
+    def fence(self):
+        """Disconnected: stop the child in time if it runs under a lock. Returns seconds until the
+        next step of the fence."""
+        if self.lock is None or not self.child_running:
+            return None
+        margin = fence_margin(self.session.timeout)
+        kill_at = self.session.expires_no_earlier_than() - margin
+        stop_at = kill_at - self.opts.stop_timeout
+        now = time.monotonic()
+        if now >= stop_at:
+            if self.stop_reason is None:
+                self.log.warning("no contact with ZooKeeper for too long; stopping the child before the session "
+                                 "can expire", lock=self.opts.lock, kill_in="%.3fs" % max(0.0, kill_at - now))
+            self.stop_child("fencing: the session may expire", deadline=kill_at)
+            return None
+        return stop_at - now
+
+    def check_wait_timeout(self):
+        if self.wait_deadline is None or self.child_running:
+            return None
+        left = self.wait_deadline - time.monotonic()
+        if left <= 0:
+            self.log.warning("lock not obtained within --wait-timeout", lock=self.opts.lock,
+                             wait_timeout=self.opts.wait_timeout)
+            self.finish(EX_TEMPFAIL)
+            return 0.0
+        return left
+
+    # -- events ------------------------------------------------------------------------------
+
+    def on_signal(self, signum):
+        name = signal.Signals(signum).name
+        if signum in STOPPING:
+            self.log.info("received %s, stopping" % name)
+            if self.child_running:
+                self.stop_child("received %s" % name)
+            self.finish(128 + signum, keep_child_code=True)
+        elif self.child_running:
+            self.log.info("forwarding %s to the child" % name, pid=self.child.proc.pid)
+            self.child.signal(signum)
+        else:
+            self.log.info("received %s with no child running, ignored" % name)
+
+    def on_state(self, state):
+        if state == KazooState.CONNECTED:
+            self.connected = True
+            self.dirty = True
+            if self.stop_reason and self.stop_reason.startswith("fencing"):
+                self.log.info("contact with ZooKeeper is back with the same session")
+            else:
+                self.log.info("connected to ZooKeeper", session="0x%x" % self.session.client.client_id[0])
+        elif state == KazooState.SUSPENDED:
+            self.connected = False
+            self.log.warning("lost contact with ZooKeeper, waiting for it to come back",
+                             child_stops_in=("%.3fs" % self._fence_in()) if self.lock and self.child_running else "never")
+        elif state == KazooState.LOST:
+            self.connected = False
+            self.log.warning("the ZooKeeper session expired; a new one will be made")
+            if self.lock is not None:
+                # fencing should have stopped it already; if the runner was frozen, it goes now
+                self.stop_child("the session expired while the child held the lock", deadline=time.monotonic())
+                self.lock.forget_session()
+            if self.registration is not None:
+                self.registration.forget_session()  # made again on the new session (see advance)
+            self.dirty = True
+
+    def _fence_in(self):
+        margin = fence_margin(self.session.timeout)
+        return self.session.expires_no_earlier_than() - margin - self.opts.stop_timeout - time.monotonic()
+
+    def on_child_exit(self, code):
+        reason, self.stop_reason = self.stop_reason, None
+        client = self.session.client
+        if self.connected:
+            self.release(client)
+        if self.exit_code is not None:
+            if self.keep_child_code:
+                self.exit_code = code
+            return
+        if reason is None:  # the command ended on its own: so does the runner, with its code
+            self.finish(code)
+        else:
+            self.log.info("child stopped, waiting for the lock again", reason=reason)
+            self.dirty = True
+
+    def release(self, client):
+        try:
+            if self.registration is not None:
+                self.registration.remove(client)
+            if self.lock is not None:
+                self.lock.release(client)
+        except Exception as exc:  # the nodes are ephemeral: they go with the session anyway
+            self.log.warning("could not remove our nodes now; they go when the session ends", error=str(exc))
+
+    def finish(self, code, keep_child_code=False):
+        if self.exit_code is None:
+            self.exit_code = code
+            self.keep_child_code = keep_child_code
+
+    def cleanup(self):
+        if self.connected:
+            self.release(self.session.client)
+
+
+def run(opts, settings, log):
+    return Runner(opts, settings, log).main()
