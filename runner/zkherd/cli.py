@@ -59,8 +59,8 @@ def common_options():
 
 def build_parser():
     common = common_options()
-    parser = Parser(prog="zkherd", parents=[common],
-                    description="Apache ZooKeeper coordination for plain Unix programs.", epilog=__doc__.split("\n\n")[1])
+    parser = Parser(prog="zkherd", parents=[common], epilog=__doc__.split("\n\n")[1],
+                    description="Apache ZooKeeper coordination for plain Unix programs.")
     parser.add_argument("--version", action="version",
                         version="zkherd %s (Python %s)" % (__version__, sys.version.split()[0]))
     commands = parser.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=Parser)

@@ -136,10 +136,10 @@ class Lock:
             txn = client.transaction()
             for name in names:
                 txn.delete(paths.join(self.path, name))
-            if any(isinstance(r, Exception) for r in txn.commit()):
+            if any(isinstance(r, Exception) for r in self._get(txn.commit_async())):
                 for name in names:  # one was deleted by hand: delete what is left
                     try:
-                        client.delete(paths.join(self.path, name))
+                        self._get(client.delete_async(paths.join(self.path, name)))
                     except NoNodeError:
                         pass
         self.place = self.run = self.token = None

@@ -28,10 +28,10 @@ class Registration:
             self.log.info("registered", node=self.node, data=self.data.decode("utf-8", "replace")[:200])
         return self.node
 
-    def remove(self, client):
+    def remove(self, client, timeout):
         if self.node is not None:
             try:
-                client.delete(self.node)
+                client.delete_async(self.node).get(timeout=timeout)
                 self.log.info("unregistered", node=self.node)
             except NoNodeError:
                 pass

@@ -65,6 +65,7 @@ class Runner:
             self.log.error(exc.message)
             return EX_UNAVAILABLE if exc.kind == CONNECT else EX_USAGE
         self.connected = True
+        self.session_id = self.session.client.client_id[0]
         opts = self.opts
         self.op_timeout = max(0.2, min(2.0, self.session.timeout / 3.0))
         if opts.lock:
@@ -97,15 +98,13 @@ class Runner:
             if self.exit_code is not None and not self.child_running:
                 self.cleanup()
                 return self.exit_code
-            timeouts = [self.child.tick() if self.child else None]
-            if self.connected:
-                timeouts.append(self.session.probe())
-                if self.exit_code is None and self.stop_reason is None:
-                    timeouts.append(self.advance())
-            else:
-                timeouts.append(self.fence())
+            timeouts = [self.child.tick() if self.child else None, self.fence()]
+            if self.connected and self.exit_code is None and self.stop_reason is None:
+                timeouts.append(self.advance())
             if self.exit_code is None:
                 timeouts.append(self.check_wait_timeout())
+            if self.exit_code is not None and not self.child_running:
+                continue  # decided to exit just now: clean up without sleeping first
             pending = [t for t in timeouts if t is not None]
             self.wakeup.wait(max(0.0, min(pending)) if pending else None)
 
@@ -184,13 +183,14 @@ class Runner:
             self.child.stop(self.opts.stop_signal, self.opts.stop_timeout, reason, deadline=deadline)
 
     def fence(self):
-        """Disconnected: stop the child in time if it runs under a lock. Returns seconds until the
-        next step of the fence."""
+        """Stop the child in time if it runs under a lock and the server has not heard from us for
+        too long - whatever kazoo thinks of the connection (a partition can go unnoticed by it for
+        a while). Returns seconds until the fence must be looked at again."""
         if self.lock is None or not self.child_running:
             return None
         margin = fence_margin(self.session.timeout)
         kill_at = self.session.expires_no_earlier_than() - margin
-        stop_at = kill_at - self.opts.stop_timeout
+        stop_at = kill_at - self.fence_stop_timeout
         now = time.monotonic()
         if now >= stop_at:
             if self.stop_reason is None:
@@ -230,14 +230,15 @@ class Runner:
         if state == KazooState.CONNECTED:
             self.connected = True
             self.dirty = True
-            if self.stop_reason and self.stop_reason.startswith("fencing"):
-                self.log.info("contact with ZooKeeper is back with the same session")
-            else:
-                self.log.info("connected to ZooKeeper", session="0x%x" % self.session.client.client_id[0])
+            session_id = self.session.client.client_id[0]
+            self.log.info("contact with ZooKeeper is back", session="0x%x" % session_id,
+                          same_session=session_id == self.session_id)
+            self.session_id = session_id
         elif state == KazooState.SUSPENDED:
             self.connected = False
+            fenced = self.lock is not None and self.child_running
             self.log.warning("lost contact with ZooKeeper, waiting for it to come back",
-                             child_stops_in=("%.3fs" % self._fence_in()) if self.lock and self.child_running else "never")
+                             child_stops_in=("%.3fs" % self._fence_in()) if fenced else "never")
         elif state == KazooState.LOST:
             self.connected = False
             self.log.warning("the ZooKeeper session expired; a new one will be made")
@@ -251,7 +252,13 @@ class Runner:
 
     def _fence_in(self):
         margin = fence_margin(self.session.timeout)
-        return self.session.expires_no_earlier_than() - margin - self.opts.stop_timeout - time.monotonic()
+        return self.session.expires_no_earlier_than() - margin - self.fence_stop_timeout - time.monotonic()
+
+    @property
+    def fence_stop_timeout(self):
+        """The time a fenced child gets between the stop signal and SIGKILL: --stop-timeout, but
+        never so long that the fence would fire between two of kazoo's pings (every timeout/3)."""
+        return max(0.0, min(self.opts.stop_timeout, 0.5 * self.session.timeout - fence_margin(self.session.timeout)))
 
     def on_child_exit(self, code):
         reason, self.stop_reason = self.stop_reason, None
@@ -271,7 +278,7 @@ class Runner:
     def release(self, client):
         try:
             if self.registration is not None:
-                self.registration.remove(client)
+                self.registration.remove(client, self.op_timeout)
             if self.lock is not None:
                 self.lock.release(client)
         except Exception as exc:  # the nodes are ephemeral: they go with the session anyway

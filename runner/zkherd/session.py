@@ -1,10 +1,13 @@
 """The runner's ZooKeeper session: connection with a clear wait at start, the negotiated session
 timeout, and when the server last heard from us, which is what fencing is computed from.
 
-The server expires a session *timeout* after it last received anything from the client. Every
-probe we send and see answered was received by the server after we sent it, so the send time of
-the newest answered probe is a lower bound of the server's "last heard": the session cannot
-expire before last_heard + timeout.
+The server expires a session *timeout* after it last received anything from the client. A request
+whose answer we read was received by the server after we sent it, so the send time of the newest
+answered request is a lower bound of the server's "last heard": the session cannot expire before
+last_heard + timeout. Kazoo pings every timeout/3 when idle; we send no pings of our own (they
+would stop kazoo's pings, and with them its detection of a dead connection). Kazoo does not expose
+send and receive times, so we read them from its (debug) log records: if a kazoo version logged
+differently, last_heard would stay old and the child would be stopped early - safe, and loud.
 """
 
 from __future__ import annotations
@@ -18,19 +21,43 @@ from zkherd.logs import KazooBridge
 BLATHER = 5  # kazoo's most verbose level; the negotiated timeout is only logged there
 
 
-class _NegotiatedTimeout(logging.Handler):
-    """Kazoo keeps the negotiated session timeout to itself and only logs it."""
+class _Traffic(logging.Handler):
+    """Reads kazoo's log records for the negotiated session timeout and for the send time of
+    every request (by xid) and ping whose answer arrives."""
 
     def __init__(self, session):
         super().__init__(BLATHER)
         self.session = session
+        self.sent = {}  # xid -> monotonic send time
+        self.ping_sent = None
 
     def emit(self, record):
         try:
-            if isinstance(record.msg, str) and record.msg.startswith("Session created") and len(record.args) > 2:
+            msg = record.msg
+            if msg == "Sending request(xid=%s): %s":
+                if record.args[0] == -2:  # kazoo's ping xid
+                    self.ping_sent = record.created_monotonic
+                else:
+                    self.sent[record.args[0]] = record.created_monotonic
+            elif msg == "Received Ping":
+                self.session.heard(self.ping_sent)
+            elif msg == "Reading for header %r":
+                self.session.heard(self.sent.pop(record.args[0].xid, None))
+            elif isinstance(msg, str) and msg.startswith("Session created") and len(record.args) > 2:
                 self.session.timeout = float(record.args[2]) / 1000.0
+                self.session.heard(self.sent.pop(None, None))  # the connect request (no xid)
+                self.sent.clear()
         except Exception:  # never break the connection thread
             pass
+
+
+class _KazooLogger(logging.Logger):
+    """A private logger (not in logging's registry) whose records carry a monotonic time."""
+
+    def makeRecord(self, *args, **kwargs):
+        record = super().makeRecord(*args, **kwargs)
+        record.created_monotonic = time.monotonic()
+        return record
 
 
 class Session:
@@ -42,11 +69,9 @@ class Session:
         self.last_heard = None
         self.client = None
         self.connected = False
-        self._next_probe = 0.0
-        logger = logging.getLogger("zkherd.kazoo.%d" % id(self))
-        logger.propagate = False
+        logger = _KazooLogger("zkherd.kazoo.%d" % id(self))
         logger.setLevel(BLATHER)
-        logger.addHandler(_NegotiatedTimeout(self))
+        logger.addHandler(_Traffic(self))
         logger.addHandler(KazooBridge(log))
         self._logger = logger
 
@@ -56,29 +81,18 @@ class Session:
             self.log.warning("ZooKeeper is not reachable yet, retrying", hosts=self.settings.hosts,
                              reason=reason or "no answer", gives_up_in="%.0fs" % left)
 
-        sent = time.monotonic()
         self.log.info("connecting to ZooKeeper", hosts=self.settings.hosts)
+        started = time.monotonic()
         self.client = open_client(self.settings, logger=self._logger, waiting=waiting)
-        self.last_heard = sent
+        self.heard(started)  # in case the connect request was not seen in the log
         self.connected = True
         self.client.add_listener(lambda state: self.wakeup.post("state", state))
         self.log.info("connected to ZooKeeper", hosts=self.settings.hosts, session="0x%x" % self.client.client_id[0],
                       session_timeout="%.3fs" % self.timeout)
 
-    @property
-    def probe_interval(self):
-        return max(0.05, min(1.0, self.timeout / 10.0))
-
-    def probe(self):
-        """Send a probe when one is due; returns seconds until the next one."""
-        now = time.monotonic()
-        if now >= self._next_probe:
-            self._next_probe = now + self.probe_interval
-            self.client.exists_async("/").rawlink(lambda result: self._answered(now, result))
-        return self._next_probe - now
-
-    def _answered(self, sent, result):
-        if result.successful() and (self.last_heard is None or sent > self.last_heard):
+    def heard(self, sent):
+        """A request sent at *sent* (monotonic) was answered: the server heard us then."""
+        if sent is not None and (self.last_heard is None or sent > self.last_heard):
             self.last_heard = sent
 
     def expires_no_earlier_than(self):

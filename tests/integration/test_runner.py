@@ -4,7 +4,6 @@ environment, --no-wait/--wait-timeout, --slots, config file, usage errors."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 
@@ -28,7 +27,7 @@ def test_zkdo_scenario_lock_takeover_and_registration(zk_server, zk, zk_base, tm
                                *exclusive_child(tmp_path / "w", name=name)), tmp_path / (name + ".log"))
 
     first = runner("first", 7777)
-    first.wait_log("started child")
+    wait_starts(tmp_path / "w", 1)  # its command runs (and traps SIGTERM)
     second = runner("second", 7778)
     second.wait_log("queued for lock")
     time.sleep(0.5)
@@ -39,7 +38,7 @@ def test_zkdo_scenario_lock_takeover_and_registration(zk_server, zk, zk_base, tm
 
     first.signal(signal.SIGTERM)
     assert first.wait() == 0  # the child's own exit code: it exits 0 on SIGTERM
-    second.wait_log("started child", timeout=5)
+    wait_starts(tmp_path / "w", 2, timeout=5)
     registered = zk.get_children(zk_base + "/services")
     assert len(registered) == 1
     assert json.loads(zk.get(zk_base + "/services/" + registered[0])[0])["host"] == "second"
@@ -147,8 +146,8 @@ def test_slots(zk_server, zk_base, tmp_path):
 def test_config_file_and_command_line_precedence(zk_server, zk, zk_base, tmp_path):
     marker = tmp_path / "ran"
     config = tmp_path / "svc.yml"
-    config.write_text("zk: 127.0.0.1:1\nsession-timeout: 2\nlock: %s/l\ncommand: [sh, -c, 'echo $ZKHERD_LOCK_PATH > %s']\n"
-                      % (zk_base, marker))
+    config.write_text("zk: 127.0.0.1:1\nsession-timeout: 2\nlock: %s/l\n"
+                      "command: [sh, -c, 'echo $ZKHERD_LOCK_PATH > %s']\n" % (zk_base, marker))
     runner = Zkherd(["run", "--config", str(config), "--zk", zk_server.hosts], tmp_path / "r.log")
     assert runner.wait() == 0
     assert marker.read_text().startswith(zk_base + "/l/lock-")

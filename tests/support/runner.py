@@ -44,7 +44,8 @@ class Zkherd:
         """Wait until *pattern* (a regex) appears *count* times in the log; returns the last match."""
         regex = re.compile(pattern)
         wait_for(lambda: len(regex.findall(self.log())) >= count, timeout,
-                 message=lambda: "%r x%d in the log of zkherd %s:\n%s" % (pattern, count, self.args, self.log()[-3000:]))
+                 message=lambda: "%r x%d in the log of zkherd %s:\n%s"
+                 % (pattern, count, self.args, self.log()[-3000:]))
         return regex.findall(self.log())[-1]
 
     def has(self, pattern):
@@ -80,9 +81,10 @@ class Zkherd:
         return int(found[-1]) if found else None
 
 
-def exclusive_child(workdir, slots=1, name="child"):
+def exclusive_child(workdir, slots=1, name="child", stop_delay=0):
     """argv of a command that holds one of *slots* slot locks while it runs, or records an
-    overlap and exits 99 when all slots are taken."""
+    overlap and exits 99 when all slots are taken. On SIGTERM it takes *stop_delay* seconds
+    to exit (still holding its slot), like a service that shuts down slowly."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     script = (
@@ -90,11 +92,11 @@ def exclusive_child(workdir, slots=1, name="child"):
         '  exec 9>"%s/slot$i"; '
         '  if flock -n 9; then '
         '    echo "$(cut -d" " -f1 /proc/uptime) %s $$ slot$i" >>"%s/starts.log"; '
-        '    trap "exit 0" TERM; while :; do sleep 0.05 9>&-; done; '
+        '    trap "sleep %s 9>&-; exit 0" TERM; while :; do sleep 0.05 9>&-; done; '
         '  fi; '
         'done; '
         'echo "$(cut -d" " -f1 /proc/uptime) %s $$ OVERLAP" >>"%s/overlaps.log"; exit %d'
-    ) % (slots - 1, workdir, name, workdir, name, workdir, OVERLAP_EXIT)
+    ) % (slots - 1, workdir, name, workdir, stop_delay, name, workdir, OVERLAP_EXIT)
     return ["sh", "-c", script]
 
 

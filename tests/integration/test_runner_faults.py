@@ -1,0 +1,157 @@
+"""Promise 1 and 2 under faults: never two children under one lock, takeover when the holder is
+gone, and no restart for a short disconnect. The overlap checker is the kernel's flock (see
+tests/support/runner.py): a child that finds its slot taken records an overlap."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import time
+
+import pytest
+
+from tests.support import procs
+from tests.support.runner import Zkherd, exclusive_child, overlaps, starts, wait_starts
+from tests.support.zkutil import wait_for
+
+
+def runner(hosts, lock, work, name, tmp_path, timeout=1.0, stop_timeout=0.3, stop_delay=0):
+    return Zkherd(["run", "--zk", hosts, "--session-timeout", str(timeout), "--stop-timeout", str(stop_timeout),
+                   "--lock", lock, "--", *exclusive_child(work, name=name, stop_delay=stop_delay)],
+                  tmp_path / ("%s.log" % name))
+
+
+def stamp(log_text, pattern):
+    """Wall-clock time of the first log line matching *pattern*."""
+    for line in log_text.splitlines():
+        if re.search(pattern, line):
+            return datetime.datetime.fromisoformat(line.split()[0].replace("Z", "+00:00"))
+    raise AssertionError("no %r in:\n%s" % (pattern, log_text))
+
+
+def test_partition_of_the_holder_20_trials(zk_server, zk_base, fault_proxy, tmp_path):
+    """The holder is cut off (no RST, no FIN): its child must be dead before the standby starts."""
+    handovers = []
+    for trial in range(20):
+        work, lock = tmp_path / ("w%d" % trial), "%s/l%d" % (zk_base, trial)
+        proxy = fault_proxy()
+        holder = runner(proxy.hosts, lock, work, "holder%d" % trial, tmp_path)
+        wait_starts(work, 1)
+        standby = runner(zk_server.hosts, lock, work, "standby%d" % trial, tmp_path)
+        standby.wait_log("queued for lock")
+        cut = time.monotonic()
+        proxy.blackhole()
+        wait_starts(work, 2, timeout=10)
+        handovers.append(time.monotonic() - cut)
+        assert overlaps(work) == [], "trial %d: two children at once" % trial
+        assert holder.has("stopping child.*fencing"), holder.log()
+        assert stamp(holder.log(), "child exited") < stamp(standby.log(), "started child")
+        holder.kill()
+        standby.stop()
+        proxy.close()
+    # the standby takes over about one session timeout (1 s) after the cut, not much later
+    assert max(handovers) < 4.0, handovers
+
+
+def test_sigkilled_holder_hands_over_after_the_session_timeout(zk_server, zk_base, tmp_path):
+    work = tmp_path / "w"
+    holder = runner(zk_server.hosts, zk_base + "/l", work, "holder", tmp_path, timeout=2.0)
+    wait_starts(work, 1)
+    standby = runner(zk_server.hosts, zk_base + "/l", work, "standby", tmp_path, timeout=2.0)
+    standby.wait_log("queued for lock")
+    child = holder.child_pid
+    killed = time.monotonic()
+    holder.kill()
+    wait_for(lambda: not procs.pid_alive(child), timeout=3, message="the holder's child to die with its runner")
+    wait_starts(work, 2, timeout=10)
+    took = time.monotonic() - killed
+    assert 1.5 < took < 4.5, took  # the session had to expire first (2 s)
+    assert overlaps(work) == []
+    standby.stop()
+
+
+def test_lock_node_deleted_by_hand(zk_server, zk, zk_base, tmp_path):
+    """The next in line becomes the holder at once, but starts only once the old child is dead
+    (it takes 1 s to stop here)."""
+    work = tmp_path / "w"
+    holder = runner(zk_server.hosts, zk_base + "/l", work, "holder", tmp_path, timeout=4.0, stop_timeout=3,
+                    stop_delay=1.0)
+    wait_starts(work, 1)
+    standby = runner(zk_server.hosts, zk_base + "/l", work, "standby", tmp_path, timeout=4.0)
+    standby.wait_log("queued for lock")
+    node = holder.wait_log(r"lock acquired lock=\S+ node=(\S+)")
+    zk.delete(node)
+    holder.wait_log("lock lost")
+    wait_starts(work, 2, timeout=10)
+    assert overlaps(work) == []
+    assert stamp(holder.log(), "child exited") < stamp(standby.log(), "started child")
+    holder.wait_log("queued for lock", count=2)  # back in line
+    standby.stop()
+    holder.stop()
+
+
+def test_short_disconnects_do_not_restart_the_child(zk_server, zk_base, fault_proxy, tmp_path):
+    work = tmp_path / "w"
+    proxy = fault_proxy()
+    holder = runner(proxy.hosts, zk_base + "/l", work, "holder", tmp_path, timeout=4.0)
+    wait_starts(work, 1)
+    standby = runner(zk_server.hosts, zk_base + "/l", work, "standby", tmp_path, timeout=4.0)
+    standby.wait_log("queued for lock")
+    child = holder.child_pid
+    proxy.reset_all()  # the connection drops; kazoo reconnects with the same session
+    holder.wait_log("lost contact with ZooKeeper")
+    holder.wait_log("contact with ZooKeeper is back session=0x[0-9a-f]+ same_session=True")
+    proxy.blackhole()  # a partition shorter than the session timeout
+    time.sleep(1.5)
+    proxy.heal()
+    time.sleep(1.0)
+    assert holder.child_pid == child and procs.pid_alive(child)
+    assert not holder.has("stopping child")
+    assert len(starts(work)) == 1 and overlaps(work) == []
+    standby.stop()
+    holder.stop()
+
+
+def test_zookeeper_restart(make_zk_server, tmp_path):
+    """Standalone server restarts: a short outage leaves the child alone; a long one makes the
+    holder stop its child (it cannot know the session survives), then run it again."""
+    server = make_zk_server()
+    work = tmp_path / "w"
+    holder = runner(server.hosts, "/l", work, "holder", tmp_path, timeout=3.0)
+    wait_starts(work, 1)
+    standby = runner(server.hosts, "/l", work, "standby", tmp_path, timeout=3.0)
+    standby.wait_log("queued for lock")
+    server.stop()
+    server.start()
+    time.sleep(1.0)
+    assert not holder.has("stopping child") and len(starts(work)) == 1
+
+    server.stop()
+    holder.wait_log("stopping child.*fencing", timeout=10)
+    holder.wait_log("child exited")
+    server.start()
+    wait_starts(work, 2, timeout=15)
+    assert overlaps(work) == []
+    standby.stop()
+    holder.stop()
+
+
+@pytest.mark.slow
+def test_ensemble_loses_the_holders_server(zk_ensemble, tmp_path):
+    work = tmp_path / "w"
+    holder = runner(zk_ensemble.hosts, "/ens-lock", work, "holder", tmp_path, timeout=4.0)
+    wait_starts(work, 1)
+    standby = runner(zk_ensemble.hosts, "/ens-lock", work, "standby", tmp_path, timeout=4.0)
+    standby.wait_log("queued for lock")
+    session = int(holder.wait_log(r"session=(0x[0-9a-f]+)"), 16)
+    server = next(s for s in zk_ensemble.servers if "sid=0x%x" % session in s.four_letter("cons"))
+    child = holder.child_pid
+    zk_ensemble.kill(zk_ensemble.index(server))
+    holder.wait_log("lost contact with ZooKeeper")
+    holder.wait_log("contact with ZooKeeper is back session=0x[0-9a-f]+ same_session=True", timeout=10)
+    time.sleep(0.5)
+    assert holder.child_pid == child and procs.pid_alive(child)
+    assert not holder.has("stopping child")
+    assert len(starts(work)) == 1 and overlaps(work) == []
+    standby.stop()
+    holder.stop()
