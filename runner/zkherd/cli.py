@@ -145,9 +145,9 @@ def check_run(values):
 
 def parse_signal(value):
     text = str(value).upper()
+    name = text if text.startswith("SIG") else "SIG" + text
     try:
-        return signal.Signals(int(text)) if text.isdigit() else signal.Signals[text if text.startswith("SIG")
-                                                                                else "SIG" + text]
+        return signal.Signals(int(text)) if text.isdigit() else signal.Signals[name]
     except (KeyError, ValueError):
         raise ConfigError("unknown signal %r" % value) from None
 

@@ -1,17 +1,18 @@
-"""A lock for N holders (N=1: a mutex) without a herd effect, that stays exclusive when a lock node
-is deleted by hand.
+"""A lock for N holders (N=1: a mutex) without a herd effect, that stays exclusive when one of a
+holder's nodes is deleted by hand.
 
-Two queues of ephemeral sequential znodes under the lock path:
+Each contender creates, in one transaction, two ephemeral sequential znodes under the lock path:
 
-  lock-NNNNNNNNNN   every contender's place in line. The first N hold the lock. A waiter at
-                    place i watches only the N places before it (i-N .. i-1): when one of them goes,
-                    it looks again; nodes further ahead going away cannot change its standing.
-  run-NNNNNNNNNN    created by a holder, in one transaction with a check that its lock- node still
-                    exists, before its child starts; deleted only after its child is dead. A holder
-                    starts its child only when its run- node is among the first N run- nodes.
+  lock-NNNNNNNNNN   its place in line
+  run-NNNNNNNNNN    deleted only once its child is dead
 
-So if somebody deletes a holder's lock- node by hand, the next in line becomes a holder at once
-but waits for the old holder's run- node, which goes only once the old child is dead. The fencing
+Both lines are in the same order (one transaction each, applied one after the other). A contender
+may run its child when it is among the first N of *both* lines. A waiter watches only the nodes at
+most N places ahead of it in each line: nodes further ahead going away cannot change its standing.
+
+A holder whose lock- node is deleted by hand stops its child and deletes its run- node only then;
+the next in line is first in the lock- line at once, but not in the run- line until the old child
+is dead. The same holds the other way round when a run- node is deleted by hand. The fencing
 token is the czxid of the run- node: it grows with every new holder.
 """
 
@@ -31,6 +32,12 @@ def _sequence(name):
 
 def _line(children, prefix):
     return sorted((c for c in children if c.startswith(prefix) and c[-10:].isdigit()), key=_sequence)
+
+
+def _ahead(line, name, slots):
+    """The nodes we wait for: up to *slots* places ahead of *name*, none if it is among the first."""
+    index = line.index(name)
+    return line[max(0, index - slots):index] if index >= slots else []
 
 
 class LockLost(Exception):
@@ -70,67 +77,52 @@ class Lock:
         except KazooException as exc:
             raise translate(exc, "take the lock", self.path) from None
 
-    def _step(self):
+    def _enqueue(self):
         client = self.client
-        if self.place is None:
-            path = self._get(client.create_async(paths.join(self.path, QUEUE), self.ident,
-                                                 ephemeral=True, sequence=True, makepath=True))
-            self.place = path.rsplit("/", 1)[1]
-            self.log.info("queued for lock", lock=self.path, node=path)
-        children = self._get(client.get_children_async(self.path))
-        line = _line(children, QUEUE)
-        if self.place not in line:
-            self._forget("our lock node %s is gone" % self.node)
-        index = line.index(self.place)
-        if index >= self.slots:
-            return self._wait_for(line[index - self.slots:index])
-        if self.run is None:
-            txn = client.transaction()
-            txn.check(self.node, -1)
-            txn.create(paths.join(self.path, RUN), self.ident, ephemeral=True, sequence=True)
-            results = self._get(txn.commit_async())
-            if isinstance(results[0], NoNodeError):
-                self._forget("our lock node %s is gone" % self.node)
-            failed = next((r for r in results if isinstance(r, Exception)), None)
-            if failed is not None:
-                raise translate(failed, "create a run node under", self.path)
-            self.run = results[1].rsplit("/", 1)[1]
-            children = self._get(client.get_children_async(self.path))
-        runs = _line(children, RUN)
-        if self.run not in runs:
-            self._forget("our run node %s/%s is gone" % (self.path, self.run))
-        index = runs.index(self.run)
-        if index >= self.slots:
-            self.log.info("lock held, waiting for an earlier holder's child to end", lock=self.path,
-                          waiting_for=",".join(runs[index - self.slots:index]))
-            return self._wait_for(runs[index - self.slots:index])
-        stat = self._get(client.exists_async(paths.join(self.path, self.run), watch=self._watch))
-        held = self._get(client.exists_async(self.node, watch=self._watch))
+        self._get(client.ensure_path_async(self.path))
+        txn = client.transaction()
+        txn.create(paths.join(self.path, QUEUE), self.ident, ephemeral=True, sequence=True)
+        txn.create(paths.join(self.path, RUN), self.ident, ephemeral=True, sequence=True)
+        results = self._get(txn.commit_async())
+        failed = next((r for r in results if isinstance(r, Exception)), None)
+        if failed is not None:
+            raise translate(failed, "queue for the lock", self.path)
+        self.place, self.run = (r.rsplit("/", 1)[1] for r in results)
+        # watch our own nodes from now on: a deletion by hand must reach us at once
+        pending = [client.exists_async(paths.join(self.path, n), watch=self._watch) for n in (self.run, self.place)]
+        stat, held = [self._get(p) for p in pending]
         if stat is None or held is None:
-            self._forget("our lock node was deleted while we took the lock")
+            raise LockLost("our lock nodes were deleted as soon as they were made")
         self.token = stat.czxid
-        return True
+        self.log.info("queued for lock", lock=self.path, node=self.node)
 
-    def _wait_for(self, names):
-        """Watch the nodes ahead of us; if one is already gone, look again now."""
-        pending = [self.client.exists_async(paths.join(self.path, n), watch=self._watch) for n in names]
+    def _step(self):
+        if self.place is None:
+            self._enqueue()
+        children = self._get(self.client.get_children_async(self.path))
+        line, runs = _line(children, QUEUE), _line(children, RUN)
+        if self.place not in line or self.run not in runs:
+            raise LockLost("one of our lock nodes (%s, %s) is gone" % (self.place, self.run))
+        self.log.debug("lock: looked at the line", lock=self.path, contenders=len(line))
+        waiting_for = _ahead(line, self.place, self.slots) + _ahead(runs, self.run, self.slots)
+        if not waiting_for:
+            return True
+        if not _ahead(line, self.place, self.slots):
+            self.log.info("first in line, waiting for an earlier holder's child to end", lock=self.path,
+                          waiting_for=",".join(waiting_for))
+        pending = [self.client.exists_async(paths.join(self.path, n), watch=self._watch) for n in waiting_for]
         if any(self._get(p) is None for p in pending):
-            return self._step()
+            return self._step()  # one of them went meanwhile: look again
         return False
 
     def still_held(self, client):
         """After a watch fired while holding: are our lock- and run- nodes both still there?"""
-        nodes = [paths.join(self.path, self.place), paths.join(self.path, self.run)]
-        pending = [client.exists_async(n, watch=self._watch) for n in nodes]
+        pending = [client.exists_async(paths.join(self.path, n), watch=self._watch) for n in (self.place, self.run)]
         return all(self._get(p) is not None for p in pending)
 
-    def _forget(self, why):
-        self.place = None
-        raise LockLost(why)
-
     def release(self, client):
-        """Delete our run- and lock- nodes in one transaction (one wake-up for the next in line);
-        called only once our child is dead."""
+        """Delete what is left of our nodes, in one transaction (one wake-up for the next in
+        line); called only once our child is dead."""
         names = [n for n in (self.run, self.place) if n]
         if names:
             txn = client.transaction()

@@ -90,6 +90,7 @@ class Runner:
                 if kind == "state":
                     self.on_state(value)
                 elif kind == "lock":
+                    self.log.debug("lock: a watched node changed", node=value)
                     self.dirty = True
             if self.child is not None:
                 code = self.child.reap()

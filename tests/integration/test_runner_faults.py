@@ -155,3 +155,22 @@ def test_ensemble_loses_the_holders_server(zk_ensemble, tmp_path):
     assert len(starts(work)) == 1 and overlaps(work) == []
     standby.stop()
     holder.stop()
+
+
+def test_registration_is_made_again_after_a_session_expiry(zk_server, zk, zk_base, fault_proxy, tmp_path):
+    """Promise 3: same data, new node, the (lock-less) child keeps running; removed at exit."""
+    proxy = fault_proxy()
+    runner = Zkherd(["run", "--zk", proxy.hosts, "--session-timeout", "1", "--register", zk_base + "/svc/web",
+                     "--data", "host=a port=80", "--", "sleep", "1000"], tmp_path / "r.log")
+    first = runner.wait_log(r"registered node=(\S+)")
+    child = runner.child_pid
+    proxy.blackhole()
+    wait_for(lambda: zk.exists(first) is None, timeout=10, message="the server to expire the session")
+    proxy.reset_all()
+    proxy.heal()
+    runner.wait_log("the ZooKeeper session expired")
+    second = runner.wait_log(r"registered node=(\S+)", count=2)
+    assert second != first and zk.get(second)[0] == b"host=a port=80"
+    assert runner.child_pid == child and procs.pid_alive(child)
+    runner.stop()
+    assert zk.get_children(zk_base + "/svc") == []
