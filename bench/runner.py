@@ -70,7 +70,12 @@ def raw_kazoo(hosts, trials):
             lock_a, lock_b = holder.Lock("/bench/raw%d" % i), waiter.Lock("/bench/raw%d" % i)
             lock_a.acquire()
             acquired = []
-            thread = threading.Thread(target=lambda: (lock_b.acquire(), acquired.append(time.monotonic())))
+
+            def take(lock=lock_b, acquired=acquired):
+                lock.acquire()
+                acquired.append(time.monotonic())
+
+            thread = threading.Thread(target=take)
             thread.start()
             wait_for(lambda lock=lock_b: lock.contenders() and len(lock.contenders()) == 2 or lock.is_acquired)
             time.sleep(0.02)

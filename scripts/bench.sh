@@ -22,6 +22,7 @@ fi
 
 out=docs/benchmarks.md
 table=$(python -m bench.znode_tree --cg-collections "$PWD/$cg")
+runner_table=$(python -m bench.runner)
 {
     echo "# Benchmarks"
     echo
@@ -30,5 +31,9 @@ table=$(python -m bench.znode_tree --cg-collections "$PWD/$cg")
     echo "## znode_tree and the znode lookup (\`python -m bench.znode_tree\`)"
     echo
     echo "$table"
+    echo
+    echo "## zkherd run: lock handover and memory (\`python -m bench.runner\`)"
+    echo
+    echo "$runner_table"
 } >"$out"
 cat "$out"

@@ -26,7 +26,7 @@ run() {
             ;;
         units) step ansible-test-units scripts/ansible-test.sh units ;;
         sanity) step ansible-test-sanity scripts/ansible-test.sh sanity ;;
-        integration) step integration python -m pytest tests/integration -q ;;
+        integration) step integration python -m pytest tests/runner tests/integration -q ;;
         *) echo "unknown step $1" >&2; exit 64 ;;
     esac
 }

@@ -1,0 +1,81 @@
+"""Pure logic of the runner (no ZooKeeper): option parsing, config merging, lock lines, fencing
+arithmetic, exit codes. Behaviour is tested against real servers in tests/integration."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from zkherd import cli, config, lock, runcmd
+from zkherd.child import exit_code
+
+
+def test_lines_and_what_a_waiter_watches():
+    children = ["lock-0000000007", "run-0000000008", "lock-0000000002", "run-0000000003", "other", "lock-0000000010"]
+    assert lock._line(children, "lock-") == ["lock-0000000002", "lock-0000000007", "lock-0000000010"]
+    assert lock._line(children, "run-") == ["run-0000000003", "run-0000000008"]
+    line = ["a0", "a1", "a2", "a3"]
+    assert lock._ahead(line, "a0", 1) == [] and lock._ahead(line, "a3", 1) == ["a2"]
+    assert lock._ahead(line, "a1", 2) == [] and lock._ahead(line, "a3", 2) == ["a1", "a2"]
+
+
+def test_exit_codes_of_children():
+    assert exit_code(3 << 8) == 3  # exited with 3
+    assert exit_code(signal.SIGKILL) == 137  # killed by SIGKILL
+
+
+def test_fence_margin_and_stop_cap():
+    assert runcmd.fence_margin(10) == pytest.approx(1.05)
+
+    class Opts:
+        stop_timeout = 10.0
+
+    class Session:
+        timeout = 10.0
+
+    runner = runcmd.Runner.__new__(runcmd.Runner)
+    runner.opts, runner.session = Opts(), Session()
+    assert runner.fence_stop_timeout == pytest.approx(3.95)  # T/2 - margin: never between two pings
+    Opts.stop_timeout = 1.0
+    assert runner.fence_stop_timeout == 1.0
+
+
+def test_parse_and_config_precedence(tmp_path):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("zk: file:1\nlock: /from-file\nstop-timeout: 3\ncommand: [a, b]\n")
+    values = cli.parse(["run", "--config", str(cfg), "--zk", "cli:2", "--", "x", "--y"])
+    assert values["zk"] == "cli:2" and values["lock"] == "/from-file" and values["stop_timeout"] == 3
+    assert values["command"] == ["x", "--y"]  # the command line beats the file for the command too
+    opts = cli.check_run(values)
+    assert opts.stop_signal == signal.SIGTERM and opts.slots == 1 and opts.data == b""
+
+
+def test_config_errors(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("- a list\n")
+    with pytest.raises(config.ConfigError, match="mapping"):
+        config.load_file(str(bad))
+    with pytest.raises(config.ConfigError, match="cannot read config file"):
+        config.load_file(str(tmp_path / "missing.yml"))
+    with pytest.raises(config.ConfigError, match="unknown option"):
+        config.merge({}, {"lokc": 1}, cli.DEFAULTS)
+
+
+@pytest.mark.parametrize("value, expected", [("TERM", signal.SIGTERM), ("sigint", signal.SIGINT), ("9", signal.SIGKILL)])
+def test_signals(value, expected):
+    assert cli.parse_signal(value) == expected
+
+
+def test_data_from_file_and_credentials_file(tmp_path, monkeypatch):
+    data = tmp_path / "d"
+    data.write_bytes(b"\x00bin")
+    assert cli.read_data("@" + str(data)) == b"\x00bin"
+    secret = tmp_path / "cred"
+    secret.write_text("user:pw\n")
+    monkeypatch.delenv("ZKHERD_AUTH", raising=False)
+    assert config.connection_settings({"auth_file": str(secret)}).auth == "user:pw"
+    monkeypatch.setenv("ZKHERD_AUTH", "env:pw")
+    assert config.connection_settings({}).auth == "env:pw"
+    assert os.environ["ZKHERD_AUTH"] == "env:pw"
