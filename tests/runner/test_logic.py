@@ -63,7 +63,8 @@ def test_config_errors(tmp_path):
         config.merge({}, {"lokc": 1}, cli.DEFAULTS)
 
 
-@pytest.mark.parametrize("value, expected", [("TERM", signal.SIGTERM), ("sigint", signal.SIGINT), ("9", signal.SIGKILL)])
+@pytest.mark.parametrize("value, expected",
+                         [("TERM", signal.SIGTERM), ("sigint", signal.SIGINT), ("9", signal.SIGKILL)])
 def test_signals(value, expected):
     assert cli.parse_signal(value) == expected
 
