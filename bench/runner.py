@@ -71,11 +71,11 @@ def raw_kazoo(hosts, trials):
             lock_a.acquire()
             acquired = []
 
-            def take(lock=lock_b, acquired=acquired):
+            def take(lock, acquired):
                 lock.acquire()
                 acquired.append(time.monotonic())
 
-            thread = threading.Thread(target=take)
+            thread = threading.Thread(target=take, args=(lock_b, acquired))
             thread.start()
             wait_for(lambda lock=lock_b: lock.contenders() and len(lock.contenders()) == 2 or lock.is_acquired)
             time.sleep(0.02)

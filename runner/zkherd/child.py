@@ -11,7 +11,20 @@ import time
 
 # setpriv (util-linux) sets the parent-death signal and then execs the command, so the child dies
 # with the runner even when the runner is SIGKILLed, without running Python between fork and exec.
+# Without setpriv, prctl() is called between fork and exec instead (resolved here, beforehand).
 SETPRIV = shutil.which("setpriv")
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def preexec():
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    return preexec
 
 
 def exit_code(status):
@@ -40,7 +53,8 @@ class Child:
             raise ChildError("cannot start %s: command not found or not executable" % self.argv[0])
         argv = ([SETPRIV, "--pdeathsig", "KILL", "--"] if SETPRIV else []) + list(self.argv)
         try:
-            self.proc = subprocess.Popen(argv, env=self.env, start_new_session=True, close_fds=True)
+            self.proc = subprocess.Popen(argv, env=self.env, start_new_session=True, close_fds=True,
+                                         preexec_fn=None if SETPRIV else _die_with_parent())
         except OSError as exc:
             raise ChildError("cannot start %s: %s" % (self.argv[0], exc.strerror)) from None
         self.started_at = time.monotonic()

@@ -175,6 +175,8 @@ def main(argv=None):
     except (ConfigError, UserError) as exc:
         sys.stderr.write("zkherd: %s\n" % getattr(exc, "message", exc))
         return EX_USAGE
+    except KeyboardInterrupt:  # Ctrl-C before there was anything to stop
+        return 128 + signal.SIGINT
     return EX_USAGE
 
 

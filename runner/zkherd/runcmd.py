@@ -54,16 +54,18 @@ class Runner:
         self.keep_child_code = False  # exit with the child's code once it is reaped
         self.stop_reason = None  # why the child is being stopped (None: it is not)
         self.wait_deadline = None
+        self.session_id = None
+        self.op_timeout = None
 
     # -- setup -------------------------------------------------------------------------------
 
     def main(self):
-        self.wakeup.install_signals(STOPPING + FORWARDED)
         try:
-            self.session.connect()
+            self.session.connect()  # TERM/INT still have their default effect here: no child yet
         except ZkError as exc:
             self.log.error(exc.message)
             return EX_UNAVAILABLE if exc.kind == CONNECT else EX_USAGE
+        self.wakeup.install_signals(STOPPING + FORWARDED)
         self.connected = True
         self.session_id = self.session.client.client_id[0]
         opts = self.opts
@@ -169,6 +171,7 @@ class Runner:
         if self.registration is not None:
             env["ZKHERD_REGISTERED_PATH"] = self.registration.ensure(client, self.op_timeout)
         self.child = Child(self.opts.command, env, self.log)
+        self.wait_deadline = None  # --wait-timeout is about the first wait only
         try:
             self.child.start()
         except ChildError as exc:
