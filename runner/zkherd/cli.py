@@ -26,6 +26,10 @@ DEFAULTS = dict(
     tls_key=None, verbose=0, quiet=0, log_format="text", config=None,
     lock=None, slots=1, no_wait=False, wait_timeout=None, register=None, data="", id=None,
     stop_signal="TERM", stop_timeout=10.0, command=None,
+    mirror=None, check_cmd=None, check_timeout=30.0, on_change="restart", reload_signal="HUP", change_delay=0.2,
+    rolling_lock=None, rolling_slots=1, on_failure="pause",
+    health=None, health_delay=5.0, health_interval=10.0, health_timeout=10.0, health_rise=1, health_fall=2,
+    alert=None, register_when="started",
 )
 
 
@@ -80,6 +84,33 @@ def build_parser():
     reg = run.add_argument_group("registration")
     reg.add_argument("--register", metavar="PATH", help="while the command runs, keep the ephemeral node PATH<seq>")
     reg.add_argument("--data", metavar="TEXT|@FILE", help="data of the registration node")
+    reg.add_argument("--register-when", choices=["started", "healthy"],
+                     help="register once the command started (default) or only while it is healthy")
+    cfg = run.add_argument_group("mirrored configuration")
+    cfg.add_argument("--mirror", action="append", metavar="LOCAL=ZNODE",
+                     help="keep file LOCAL equal to ZNODE (repeat for a set read as one snapshot)")
+    cfg.add_argument("--check-cmd", metavar="CMD",
+                     help="shell command that validates the staged files ($ZKHERD_STAGED_FILE, $ZKHERD_STAGED_FILES)")
+    cfg.add_argument("--check-timeout", type=float, metavar="S", help="a check running longer fails (default 30)")
+    cfg.add_argument("--on-change", choices=["restart", "reload", "none"], help="what a change does (default restart)")
+    cfg.add_argument("--reload-signal", metavar="SIG", help="signal for --on-change reload (default HUP)")
+    cfg.add_argument("--change-delay", type=float, metavar="S",
+                     help="wait until changes stop for S (default 0.2, at most 2 s) and apply the newest once")
+    cfg.add_argument("--rolling-lock", metavar="PATH", help="restart for new files only while holding this lock")
+    cfg.add_argument("--rolling-slots", type=int, metavar="N", help="hosts restarting at once (default 1)")
+    cfg.add_argument("--on-failure", choices=["pause", "rollback"],
+                     help="a failed version keeps the rolling lock (pause, default) or is rolled back")
+    health = run.add_argument_group("health and alerts")
+    health.add_argument("--health", metavar="CMD", help="shell command that exits 0 when the command is healthy")
+    health.add_argument("--health-delay", type=float, metavar="S", help="first check S after a start (default 5)")
+    health.add_argument("--health-interval", type=float, metavar="S", help="then every S (default 10)")
+    health.add_argument("--health-timeout", type=float, metavar="S", help="a check running longer fails (default 10)")
+    health.add_argument("--health-rise", type=int, metavar="N", help="passes in a row to become healthy (default 1)")
+    health.add_argument("--health-fall", type=int, metavar="N",
+                        help="failures in a row to become unhealthy (default 2)")
+    health.add_argument("--alert", metavar="CMD",
+                        help="shell command run on failed health, a rejected or failed version, an unexpected exit "
+                             "($ZKHERD_ALERT, $ZKHERD_ALERT_MESSAGE)")
     child = run.add_argument_group("the command")
     child.add_argument("--stop-signal", metavar="SIG", help="signal that asks the command to stop (default TERM)")
     child.add_argument("--stop-timeout", type=float, metavar="S", help="SIGKILL after S seconds (default 10)")
@@ -138,9 +169,43 @@ def check_run(values):
     opts.stop_signal = parse_signal(opts.stop_signal)
     if opts.data and not opts.register:
         raise ConfigError("--data needs --register")
+    check_rollout(opts)
     opts.data = read_data(opts.data or "")
     opts.id = opts.id or "%s:%d" % (socket.gethostname(), os.getpid())
     return opts
+
+
+def check_rollout(opts):
+    """Validate the options of mirrored configuration, rolling restarts and health checks."""
+    pairs = []
+    for item in opts.mirror or []:
+        local, sep, znode = str(item).partition("=")
+        if not sep or not local or not znode:
+            raise ConfigError("--mirror takes LOCAL=ZNODE, got %r" % item)
+        try:
+            paths.validate(znode, what="--mirror znode")
+        except paths.PathError as exc:
+            raise ConfigError(str(exc)) from None
+        pairs.append((os.path.abspath(local), znode))
+    opts.mirror = pairs
+    if not pairs and (opts.check_cmd or opts.rolling_lock):
+        raise ConfigError("--check-cmd and --rolling-lock need --mirror")
+    if opts.rolling_lock:
+        try:
+            paths.validate(opts.rolling_lock, what="--rolling-lock path")
+        except paths.PathError as exc:
+            raise ConfigError(str(exc)) from None
+    if opts.register_when == "healthy" and not (opts.health and opts.register):
+        raise ConfigError("--register-when healthy needs --register and --health")
+    for name in ("rolling_slots", "health_rise", "health_fall"):
+        setattr(opts, name, int(getattr(opts, name)))
+        if getattr(opts, name) < 1:
+            raise ConfigError("--%s must be at least 1" % name.replace("_", "-"))
+    for name in ("check_timeout", "change_delay", "health_delay", "health_interval", "health_timeout"):
+        setattr(opts, name, float(getattr(opts, name)))
+        if getattr(opts, name) < 0:
+            raise ConfigError("--%s must not be negative" % name.replace("_", "-"))
+    opts.reload_signal = parse_signal(opts.reload_signal)
 
 
 def parse_signal(value):

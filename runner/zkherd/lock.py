@@ -45,8 +45,9 @@ class LockLost(Exception):
 
 
 class Lock:
-    def __init__(self, path, slots, ident, wakeup, log, op_timeout):
+    def __init__(self, path, slots, ident, wakeup, log, op_timeout, event="lock"):
         self.path = path
+        self.event = event  # what our watches post to the main loop
         self.slots = slots
         self.ident = ident.encode("utf-8")
         self.wakeup = wakeup
@@ -58,7 +59,7 @@ class Lock:
         self.token = None
 
     def _watch(self, event):
-        self.wakeup.post("lock", event.path)
+        self.wakeup.post(self.event, event.path)
 
     def _get(self, result):
         return result.get(timeout=self.op_timeout)

@@ -26,7 +26,7 @@ class Log:
         self.name = name
         self.pid = os.getpid()
 
-    def _emit(self, level, message, fields):
+    def _emit(self, level, message, fields, /):
         if level < self.level:
             return
         levelname = logging.getLevelName(level)
@@ -42,16 +42,16 @@ class Log:
         except (OSError, ValueError):
             pass  # a closed stderr must not take the runner (and its child) down
 
-    def debug(self, message, **fields):
+    def debug(self, message, /, **fields):
         self._emit(logging.DEBUG, message, fields)
 
-    def info(self, message, **fields):
+    def info(self, message, /, **fields):
         self._emit(logging.INFO, message, fields)
 
-    def warning(self, message, **fields):
+    def warning(self, message, /, **fields):
         self._emit(logging.WARNING, message, fields)
 
-    def error(self, message, **fields):
+    def error(self, message, /, **fields):
         self._emit(logging.ERROR, message, fields)
 
 

@@ -25,6 +25,7 @@ from zkherd.common.connection import ZkError
 from zkherd.common.errors import AUTH, CONNECT, USAGE
 from zkherd.lock import Lock, LockLost
 from zkherd.register import Registration
+from zkherd.rollout import Rollout
 from zkherd.session import Session
 from zkherd.wakeup import Wakeup
 
@@ -56,6 +57,7 @@ class Runner:
         self.wait_deadline = None
         self.session_id = None
         self.op_timeout = None
+        self.rollout = None  # --mirror, --health, --rolling-lock, --alert
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -76,9 +78,13 @@ class Runner:
                 self.wait_deadline = time.monotonic() + opts.wait_timeout
         if opts.register:
             self.registration = Registration(opts.register, opts.data, self.log)
+        if opts.mirror or opts.health or opts.rolling_lock or opts.alert:
+            self.rollout = Rollout(self)
         try:
             return self.loop()
         finally:
+            if self.rollout is not None:
+                self.rollout.close()
             self.session.close()
             self.wakeup.close()
 
@@ -94,6 +100,8 @@ class Runner:
                 elif kind == "lock":
                     self.log.debug("lock: a watched node changed", node=value)
                     self.dirty = True
+                elif self.rollout is not None:
+                    self.rollout.on_event(kind)
             if self.child is not None:
                 code = self.child.reap()
                 if code is not None:
@@ -102,6 +110,8 @@ class Runner:
                 self.cleanup()
                 return self.exit_code
             timeouts = [self.child.tick() if self.child else None, self.fence()]
+            if self.rollout is not None and self.exit_code is None:  # first: it may make the lock dirty
+                timeouts.append(self.rollout.poll(self.session.client, self.connected))
             if self.connected and self.exit_code is None and self.stop_reason is None:
                 timeouts.append(self.advance())
             if self.exit_code is None:
@@ -135,8 +145,9 @@ class Runner:
                     self.finish(EX_TEMPFAIL)
                 return None
             if not self.child_running:
-                self.start_child(client)
-            elif self.registration is not None and self.registration.node is None:
+                if self.rollout is None or self.rollout.may_start():
+                    self.start_child(client)
+            elif self.registration is not None and self.registration.node is None and self.register_now:
                 self.registration.ensure(client, self.op_timeout)  # a new session: register again
         except LockLost as exc:
             self.log.warning("lost our place in the lock", lock=self.opts.lock, reason=str(exc))
@@ -161,14 +172,16 @@ class Runner:
             return 0.2
         return None
 
-    def start_child(self, client):
+    def start_child(self, client, restart=False):
         env = dict(os.environ)
         env.pop("ZKHERD_AUTH", None)  # the runner's credentials are not the child's business
         if self.lock is not None:
             env["ZKHERD_LOCK_PATH"] = self.lock.node
             env["ZKHERD_FENCING_TOKEN"] = str(self.lock.token)
-            self.log.info("lock acquired", lock=self.opts.lock, node=self.lock.node, fencing_token=self.lock.token)
-        if self.registration is not None:
+            if not restart:
+                self.log.info("lock acquired", lock=self.opts.lock, node=self.lock.node,
+                              fencing_token=self.lock.token)
+        if self.registration is not None and self.opts.register_when == "started":
             env["ZKHERD_REGISTERED_PATH"] = self.registration.ensure(client, self.op_timeout)
         self.child = Child(self.opts.command, env, self.log)
         self.wait_deadline = None  # --wait-timeout is about the first wait only
@@ -177,6 +190,25 @@ class Runner:
         except ChildError as exc:
             self.log.error(str(exc))
             self.finish(127)
+            return
+        if self.rollout is not None:
+            self.rollout.child_started()
+            self.wakeup.poke()  # one more turn of the loop, to schedule the health checks
+
+    @property
+    def register_now(self):
+        """Registered while running, or with --register-when healthy while healthy."""
+        if self.opts.register_when == "started":
+            return True
+        health = self.rollout.health if self.rollout else None
+        return health is not None and health.status == "healthy"
+
+    def restart_child(self):
+        """Start the child again with new files, keeping the lock and the registration."""
+        if self.connected:
+            self.start_child(self.session.client, restart=True)
+        else:
+            self.dirty = True
 
     def lose_lock(self, reason):
         self.stop_child("lock lost: " + reason)
@@ -252,6 +284,8 @@ class Runner:
                 self.lock.forget_session()
             if self.registration is not None:
                 self.registration.forget_session()  # made again on the new session (see advance)
+            if self.rollout is not None:
+                self.rollout.session_lost()
             self.dirty = True
 
     def _fence_in(self):
@@ -266,6 +300,8 @@ class Runner:
 
     def on_child_exit(self, code):
         reason, self.stop_reason = self.stop_reason, None
+        if self.rollout is not None and self.exit_code is None and self.rollout.child_exited(code, reason):
+            return  # a restart for new files, or a failed version: the runner goes on
         client = self.session.client
         if self.connected:
             self.release(client)

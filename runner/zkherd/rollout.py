@@ -1,0 +1,303 @@
+"""Configuration changes on a running child, as zkexec did them and more: --mirror, --check-cmd,
+--on-change, --rolling-lock, --health, --alert, --register-when healthy.
+
+A change with --rolling-lock: take the rolling lock (at most --rolling-slots hosts restart at once),
+read the newest set, check and install it, restart the child, and release the lock once the child
+is healthy (or, without --health, once it started). A version whose restarted child exits or is
+not healthy in time is a failed version: the alert runs, the version is recorded in the znode
+ROLLING_LOCK/failed, and with --on-failure pause (the default) the lock is kept, so the rollout
+stops for everyone until a newer version is pushed, which is then applied; with --on-failure
+rollback the previous files are put back and the lock released, and other hosts skip the version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+
+from kazoo.exceptions import ConnectionLoss, NoNodeError, SessionExpiredError
+
+from zkherd.common import paths
+from zkherd.common.connection import ZkError
+from zkherd.configsync import ConfigSync
+from zkherd.health import HEALTHY, UNHEALTHY, Health
+from zkherd.lock import Lock, LockLost
+from zkherd.tasks import Task
+
+IDLE, WAITING, APPLYING, FAILED = "idle", "waiting for the rolling lock", "applying", "failed"
+
+
+def task_env():
+    env = dict(os.environ)
+    env.pop("ZKHERD_AUTH", None)
+    return env
+
+
+class Rollout:
+    def __init__(self, runner):
+        self.runner = runner
+        opts = runner.opts
+        self.opts = opts
+        self.log = runner.log
+        timeout = runner.op_timeout
+        self.sync = (ConfigSync(opts.mirror, opts.check_cmd, opts.check_timeout, opts.change_delay, runner.wakeup,
+                                self.log, timeout) if opts.mirror else None)
+        self.health = (Health(opts.health, opts.health_delay, opts.health_interval, opts.health_timeout,
+                              opts.health_rise, opts.health_fall, task_env(), self.log) if opts.health else None)
+        self.rolling = (Lock(opts.rolling_lock, opts.rolling_slots, opts.id, runner.wakeup, self.log, timeout,
+                             event="rolling") if opts.rolling_lock else None)
+        self.phase = IDLE
+        self.rolling_held = False
+        self.rolling_dirty = False
+        self.retry_at = 0.0
+        self.restarting = False  # we stopped the child to restart it with new files
+        self.alerts = []
+
+    # -- what the runner asks ---------------------------------------------------------------
+
+    def may_start(self):
+        """The child's first start waits for the mirrored files."""
+        return self.sync is None or self.sync.version is not None
+
+    def child_started(self):
+        if self.health is not None:
+            self.health.child_started()
+        elif self.phase == APPLYING:
+            self.applied()
+
+    def child_exited(self, code, reason):
+        """True if the exit is ours to handle (a restart, or a failed version)."""
+        if self.health is not None:
+            self.health.stop()
+        if self.restarting:
+            self.restarting = False
+            self.runner.restart_child()
+            return True
+        if self.phase == APPLYING and reason is None and self.runner.exit_code is None:
+            self.failed("the child exited with code %d after the new configuration" % code)
+            return True
+        if reason is None and code != 0:
+            self.alert("exited", "the child exited with code %d" % code)
+        return False
+
+    def on_event(self, kind):
+        if kind == "mirror" and self.sync is not None:
+            self.sync.changed()
+        elif kind == "rolling":
+            self.rolling_dirty = True
+
+    # -- the loop's work --------------------------------------------------------------------
+
+    def poll(self, client, connected):
+        """Returns seconds until something is due, or None."""
+        for task in self.alerts:
+            task.poll()
+        self.alerts = [task for task in self.alerts if task.done is None]
+        timeouts = []
+        if self.health is not None and self.runner.child_running:
+            left, changed = self.health.poll()
+            timeouts.append(left)
+            if changed:
+                self.health_changed(changed)
+            if self.phase == APPLYING and not self.restarting and self.health.status != HEALTHY:
+                left = self.health.healthy_by - time.monotonic()
+                if left <= 0:
+                    self.failed("the child was not healthy in time after the new configuration")
+                else:
+                    timeouts.append(left)
+        if connected and self.sync is not None and self.runner.exit_code is None and time.monotonic() >= self.retry_at:
+            try:
+                timeouts.append(self.config_step(client))
+            except LockLost as exc:
+                self.log.warning("lost our place in the rolling lock", lock=self.opts.rolling_lock, reason=str(exc))
+                self.release_rolling(client)
+                self.retry(0.0)
+            except ZkError as exc:
+                self.log.error(exc.message)
+                timeouts.append(self.retry(1.0))
+            except (ConnectionLoss, SessionExpiredError, client.handler.timeout_exception) as exc:
+                self.log.debug("ZooKeeper request did not complete, trying again", error=type(exc).__name__)
+                timeouts.append(self.retry(0.2))
+        elif connected and self.sync is not None and self.sync.dirty:
+            timeouts.append(max(0.0, self.retry_at - time.monotonic()))  # waiting to retry
+        return min((t for t in timeouts if t is not None), default=None)
+
+    def retry(self, delay):
+        """Try the configuration step again after *delay* (a change may be lost otherwise)."""
+        self.retry_at = time.monotonic() + delay
+        self.sync.dirty = True
+        if self.phase == WAITING:
+            self.rolling_dirty = True
+        return delay
+
+    def session_lost(self):
+        """Our ephemeral rolling lock nodes went with the session."""
+        if self.rolling is not None:
+            self.rolling.forget_session()
+            self.rolling_held = False
+            if self.phase in (WAITING, FAILED):
+                self.phase = IDLE
+        if self.sync is not None:
+            self.sync.dirty = True  # read again on the new session: changes may have been missed
+
+    def config_step(self, client):
+        sync = self.sync
+        if sync.check is not None:
+            left, ok = sync.poll_check()
+            if ok is None:
+                return left
+            if ok:
+                self.install()
+            else:
+                self.alert("rejected", "the check command rejected configuration version %d" % sync.staged_version)
+                self.release_rolling(client)
+                if sync.version is None and not self.sync.mirror.missing_files():
+                    self.log.warning("starting the child with the files already in place")
+                    sync.version = -1
+                    self.runner.dirty = True
+            return None
+        if self.phase == WAITING:
+            if not self.rolling_dirty:
+                return None
+            self.rolling_dirty = False
+            if not self.rolling.step(client):
+                return None
+            self.log.info("rolling lock acquired", lock=self.opts.rolling_lock)
+            self.phase = IDLE
+            self.rolling_held = True
+            self.learn_failed(client)
+            sync.dirty = True  # read the newest set now that it is our turn
+        due = sync.due_in
+        if due is None or due > 0:
+            return due
+        outcome = sync.read(client)
+        if outcome in ("same", "failed", "missing"):
+            if outcome == "same" and not self.runner.child_running:
+                self.runner.dirty = True  # the first files are in place: the child may start
+            if self.phase != FAILED:
+                self.release_rolling(client)
+            return None
+        needs_lock = self.rolling is not None and self.runner.child_running and self.opts.on_change == "restart"
+        if needs_lock and not self.rolling_held:
+            sync.discard()
+            self.phase = WAITING
+            self.rolling_dirty = True
+            self.log.info("configuration changed; waiting for the rolling lock", lock=self.opts.rolling_lock)
+            return 0.0
+        if outcome == "staged":
+            self.install()
+        return 0.0 if outcome == "staged" else None
+
+    def install(self):
+        self.sync.install()
+        runner = self.runner
+        if not runner.child_running:
+            runner.dirty = True  # first start, or a restart after a failed version
+            if self.rolling_held:
+                self.phase = APPLYING
+            return
+        action = self.opts.on_change
+        if action == "restart":
+            self.restarting = True
+            if self.rolling_held:
+                self.phase = APPLYING
+            runner.stop_child("the configuration changed")
+        elif action == "reload":
+            self.log.info("configuration changed, signalling the child", signal=self.opts.reload_signal.name)
+            runner.child.signal(self.opts.reload_signal)
+
+    def health_changed(self, status):
+        runner = self.runner
+        if self.opts.register_when == "healthy" and runner.registration is not None and runner.connected:
+            client = runner.session.client
+            if status == HEALTHY:
+                runner.registration.ensure(client, runner.op_timeout)
+            else:
+                runner.registration.remove(client, runner.op_timeout)
+        if status == HEALTHY and self.phase == APPLYING:
+            self.applied()
+        elif status == UNHEALTHY and self.phase != APPLYING:
+            self.alert("health", "the child failed its health checks")
+
+    def applied(self):
+        self.log.info("new configuration is running", version=self.sync.version if self.sync else None)
+        self.phase = IDLE
+        if self.runner.connected:
+            self.release_rolling(self.runner.session.client)
+
+    def failed(self, why):
+        version = self.sync.version if self.sync else None
+        self.log.warning("configuration version failed", version=version, reason=why)
+        self.alert("failed-version", why)
+        if self.sync is not None:
+            self.sync.failed_version = version
+        self.record_failed(version, why)
+        if self.opts.on_failure == "rollback" and self.sync is not None and self.sync.last_good:
+            self.sync.roll_back()
+            self.phase = IDLE
+            if self.runner.child_running:
+                self.restarting = True
+                self.runner.stop_child("rolling back to the last good configuration")
+            else:
+                self.runner.dirty = True
+            if self.runner.connected:
+                self.release_rolling(self.runner.session.client)
+        else:
+            self.phase = FAILED  # keep the rolling lock: the rollout pauses until a newer version
+            self.log.warning("rollout paused, holding the rolling lock until a newer version is pushed",
+                             lock=self.opts.rolling_lock)
+
+    # -- ZooKeeper bookkeeping --------------------------------------------------------------
+
+    def release_rolling(self, client):
+        if self.rolling_held or self.rolling is not None and self.rolling.place is not None:
+            self.rolling.release(client)
+            if self.rolling_held:
+                self.log.info("rolling lock released", lock=self.opts.rolling_lock)
+            self.rolling_held = False
+        if self.phase == FAILED:
+            self.phase = IDLE
+
+    def record_failed(self, version, why):
+        if self.rolling is None or not self.runner.connected:
+            return
+        node = paths.join(self.opts.rolling_lock, "failed")
+        data = json.dumps({"version": version, "host": socket.gethostname(), "id": self.opts.id,
+                           "reason": why, "time": time.time()}).encode()
+        client = self.runner.session.client
+        try:
+            try:
+                client.set(node, data)
+            except NoNodeError:
+                client.create(node, data, makepath=True)
+        except Exception as exc:  # the alert and the log still say it
+            self.log.warning("could not record the failed version", node=node, error=str(exc))
+
+    def learn_failed(self, client):
+        """Another host may have failed (and rolled back) the version we are about to apply."""
+        try:
+            data = client.get(paths.join(self.opts.rolling_lock, "failed"))[0]
+            version = json.loads(data.decode("utf-8")).get("version")
+        except (NoNodeError, ValueError, AttributeError):
+            return
+        if isinstance(version, int) and (self.sync.failed_version or 0) < version:
+            self.sync.failed_version = version
+
+    def alert(self, kind, message):
+        if not self.opts.alert:
+            return
+        if kind == "health" and self.health is not None and self.health.in_delay:
+            return
+        env = task_env()
+        env.update(ZKHERD_ALERT=kind, ZKHERD_ALERT_MESSAGE=message, ZKHERD_ALERT_HOST=socket.gethostname(),
+                   ZKHERD_CONFIG_VERSION=str(self.sync.version if self.sync else ""))
+        self.log.warning("running the alert command", alert=kind, message=message)
+        self.alerts.append(Task("alert command", self.opts.alert, env, 60.0, self.log))
+
+    def close(self):
+        if self.sync is not None:
+            self.sync.discard()
+        if self.health is not None:
+            self.health.stop()

@@ -1,0 +1,60 @@
+"""Short-lived commands the runner runs beside its child - health checks, --check-cmd, alerts - without
+ever blocking the main loop: started, polled from the loop (SIGCHLD wakes it), killed when they
+overrun their timeout (a hung check counts as failed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+
+class Task:
+    """A shell command with a timeout; `done` is the exit code (None while it runs, -1 if it
+    was killed for overrunning, 127 if it could not start)."""
+
+    def __init__(self, name, command, env, timeout, log):
+        self.name = name
+        self.log = log
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.done = None
+        self.timed_out = False
+        try:
+            self.proc = subprocess.Popen(["/bin/sh", "-c", command], env=env, start_new_session=True,
+                                         stdin=subprocess.DEVNULL, close_fds=True)
+        except OSError as exc:
+            self.proc = None
+            self.done = 127
+            log.warning("%s could not start" % name, error=exc.strerror)
+
+    def poll(self):
+        """Reap or time out; returns seconds until the deadline while it runs, else None."""
+        if self.done is not None:
+            return None
+        code = self.proc.poll()
+        if code is not None:
+            self.done = 128 - code if code < 0 else code  # killed by N: 128+N, as a shell says
+            return None
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                self.log.warning("%s timed out, killing it" % self.name, pid=self.proc.pid)
+                self.kill()
+                self.timed_out = True
+                self.done = -1
+                return None
+            return left
+        return None
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+
+    @property
+    def ok(self):
+        return self.done == 0
