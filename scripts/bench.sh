@@ -23,6 +23,7 @@ fi
 out=docs/benchmarks.md
 table=$(python -m bench.znode_tree --cg-collections "$PWD/$cg")
 runner_table=$(python -m bench.runner)
+config_table=$(python -m bench.config)
 {
     echo "# Benchmarks"
     echo
@@ -35,5 +36,9 @@ runner_table=$(python -m bench.runner)
     echo "## zkherd run: lock handover and memory (\`python -m bench.runner\`)"
     echo
     echo "$runner_table"
+    echo
+    echo "## zkherd run: mirrored configuration and rolling restarts (\`python -m bench.config\`)"
+    echo
+    echo "$config_table"
 } >"$out"
 cat "$out"
