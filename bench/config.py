@@ -53,7 +53,7 @@ def propagation(hosts, work, runners, pushes):
     for push in range(1, pushes + 1):
         sent = time.time()
         admin.set("/bench/cfg", b"v%d" % push)
-        for i, proc in enumerate(procs):
+        for i in range(len(procs)):
             wait_for(lambda i=i, push=push: (work / ("f%d" % i)).read_bytes() == b"v%d" % push, timeout=20)
         time.sleep(0.2)
         latencies += [1000 * (log_times(proc.log(), "configuration installed")[-1] - sent) for proc in procs]

@@ -27,8 +27,8 @@ def test_zkexec_prefixed_cat_tutorial(zk_server, zk, zk_base, tmp_path):
     prefix, znode = tmp_path / "prefix", zk_base + "/prefix"
     zk.create(znode, b"hello")
     script = 'while read line; do echo "$(cat %s) $line"; done' % prefix
-    proc = subprocess.Popen([sys.executable, "-m", "zkherd", *run(zk_server.hosts, "--mirror", "%s=%s" % (prefix, znode),
-                                                                "--", "sh", "-c", script)],
+    args = run(zk_server.hosts, "--mirror", "%s=%s" % (prefix, znode), "--", "sh", "-c", script)
+    proc = subprocess.Popen([sys.executable, "-m", "zkherd", *args],
                             cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         proc.stdin.write(b"world\n")
