@@ -52,6 +52,7 @@ class Rollout:
         self.rolling_held = False
         self.rolling_dirty = False
         self.retry_at = 0.0
+        self.release_pending = False  # the rolling lock could not be released yet
         self.restarting = False  # we stopped the child to restart it with new files
         self.alerts = []
 
@@ -91,11 +92,27 @@ class Rollout:
     # -- the loop's work --------------------------------------------------------------------
 
     def poll(self, client, connected):
-        """Returns seconds until something is due, or None."""
+        """Returns seconds until something is due, or None. ZooKeeper errors here are retried."""
         for task in self.alerts:
             task.poll()
         self.alerts = [task for task in self.alerts if task.done is None]
         timeouts = []
+        try:
+            self._poll(client, connected, timeouts)
+        except LockLost as exc:
+            self.log.warning("lost our place in the rolling lock", lock=self.opts.rolling_lock, reason=str(exc))
+            self.rolling.release(client)
+            self.rolling_held = False
+            timeouts.append(self.retry(0.0))
+        except ZkError as exc:
+            self.log.error(exc.message)
+            timeouts.append(self.retry(1.0))
+        except (ConnectionLoss, SessionExpiredError, client.handler.timeout_exception) as exc:
+            self.log.debug("ZooKeeper request did not complete, trying again", error=type(exc).__name__)
+            timeouts.append(self.retry(0.2))
+        return min((t for t in timeouts if t is not None), default=None)
+
+    def _poll(self, client, connected, timeouts):
         if self.health is not None and self.runner.child_running:
             left, changed = self.health.poll()
             timeouts.append(left)
@@ -107,22 +124,15 @@ class Rollout:
                     self.failed("the child was not healthy in time after the new configuration")
                 else:
                     timeouts.append(left)
-        if connected and self.sync is not None and self.runner.exit_code is None and time.monotonic() >= self.retry_at:
-            try:
+        if not connected or self.runner.exit_code is not None:
+            return
+        if self.release_pending:
+            self.release_rolling(client)
+        if self.sync is not None:
+            if time.monotonic() >= self.retry_at:
                 timeouts.append(self.config_step(client))
-            except LockLost as exc:
-                self.log.warning("lost our place in the rolling lock", lock=self.opts.rolling_lock, reason=str(exc))
-                self.release_rolling(client)
-                self.retry(0.0)
-            except ZkError as exc:
-                self.log.error(exc.message)
-                timeouts.append(self.retry(1.0))
-            except (ConnectionLoss, SessionExpiredError, client.handler.timeout_exception) as exc:
-                self.log.debug("ZooKeeper request did not complete, trying again", error=type(exc).__name__)
-                timeouts.append(self.retry(0.2))
-        elif connected and self.sync is not None and self.sync.dirty:
-            timeouts.append(max(0.0, self.retry_at - time.monotonic()))  # waiting to retry
-        return min((t for t in timeouts if t is not None), default=None)
+            elif self.sync.dirty:
+                timeouts.append(self.retry_at - time.monotonic())  # waiting to retry
 
     def retry(self, delay):
         """Try the configuration step again after *delay* (a change may be lost otherwise)."""
@@ -224,8 +234,7 @@ class Rollout:
     def applied(self):
         self.log.info("new configuration is running", version=self.sync.version if self.sync else None)
         self.phase = IDLE
-        if self.runner.connected:
-            self.release_rolling(self.runner.session.client)
+        self.release_pending = True  # on the next poll that has a connection
 
     def failed(self, why):
         version = self.sync.version if self.sync else None
@@ -242,8 +251,7 @@ class Rollout:
                 self.runner.stop_child("rolling back to the last good configuration")
             else:
                 self.runner.dirty = True
-            if self.runner.connected:
-                self.release_rolling(self.runner.session.client)
+            self.release_pending = True
         else:
             self.phase = FAILED  # keep the rolling lock: the rollout pauses until a newer version
             self.log.warning("rollout paused, holding the rolling lock until a newer version is pushed",
@@ -253,7 +261,9 @@ class Rollout:
 
     def release_rolling(self, client):
         if self.rolling_held or self.rolling is not None and self.rolling.place is not None:
+            self.release_pending = True  # until it worked: ZooKeeper may be out of reach
             self.rolling.release(client)
+            self.release_pending = False
             if self.rolling_held:
                 self.log.info("rolling lock released", lock=self.opts.rolling_lock)
             self.rolling_held = False
@@ -267,18 +277,19 @@ class Rollout:
         data = json.dumps({"version": version, "host": socket.gethostname(), "id": self.opts.id,
                            "reason": why, "time": time.time()}).encode()
         client = self.runner.session.client
+        timeout = self.runner.op_timeout
         try:
             try:
-                client.set(node, data)
+                client.set_async(node, data).get(timeout=timeout)
             except NoNodeError:
-                client.create(node, data, makepath=True)
+                client.create_async(node, data, makepath=True).get(timeout=timeout)
         except Exception as exc:  # the alert and the log still say it
             self.log.warning("could not record the failed version", node=node, error=str(exc))
 
     def learn_failed(self, client):
         """Another host may have failed (and rolled back) the version we are about to apply."""
         try:
-            data = client.get(paths.join(self.opts.rolling_lock, "failed"))[0]
+            data = client.get_async(paths.join(self.opts.rolling_lock, "failed")).get(timeout=self.runner.op_timeout)[0]
             version = json.loads(data.decode("utf-8")).get("version")
         except (NoNodeError, ValueError, AttributeError):
             return

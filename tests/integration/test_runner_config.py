@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -218,3 +219,67 @@ def test_rolling_restart_one_at_a_time_pause_on_failure_resume_on_good_push(zk_s
         assert (tmp_path / ("conf%d" % i)).read_bytes() == b"good 4"
     for runner in runners:
         runner.stop()
+
+
+def test_false_exits_with_1(zk_server, zk, zk_base, tmp_path):
+    zk.create(zk_base + "/c", b"x")
+    runner = Zkherd(run(zk_server.hosts, "--mirror", "%s=%s/c" % (tmp_path / "c", zk_base), "--", "false"),
+                    tmp_path / "r.log")
+    assert runner.wait() == 1
+
+
+def test_rollback_on_failure_and_others_skip_the_failed_version(zk_server, zk, zk_base, tmp_path):
+    znode, roll = zk_base + "/conf", zk_base + "/roll"
+    zk.create(znode, b"good 1")
+    runners = [Zkherd(run(zk_server.hosts, "--mirror", "%s=%s" % (tmp_path / ("c%d" % i), znode), "--rolling-lock",
+                          roll, "--on-failure", "rollback", "--health", "grep -q good %s" % (tmp_path / ("c%d" % i)),
+                          "--health-delay", "0.2", "--health-interval", "0.1", "--health-fall", "1",
+                          "--", "sh", "-c", SERVE), tmp_path / ("r%d.log" % i)) for i in range(2)]
+    for runner in runners:
+        runner.wait_log("child is healthy")
+    zk.set(znode, b"bad 2")
+    wait_for(lambda: any(r.has("rolled back to the last good configuration") for r in runners), timeout=20)
+    wait_for(lambda: all(r.has("the version that failed|rolled back") for r in runners), timeout=20)
+    time.sleep(0.5)
+    assert [(tmp_path / ("c%d" % i)).read_bytes() for i in range(2)] == [b"good 1", b"good 1"]
+    assert sum(r.has("rolled back") for r in runners) == 1  # the other one skipped the failed version
+    zk.set(znode, b"good 3")
+    wait_for(lambda: all((tmp_path / ("c%d" % i)).read_bytes() == b"good 3" for i in range(2)), timeout=20)
+    for runner in runners:
+        runner.stop()
+
+
+def test_session_expiry_in_the_middle_of_a_rollout(zk_server, zk, zk_base, fault_proxy, tmp_path):
+    """The host applying a version is cut off until its session (and rolling lock) expires: the
+    rollout goes on, nothing is released twice, no host restarts twice for one version."""
+    znode, roll = zk_base + "/conf", zk_base + "/roll"
+    zk.create(znode, b"v1")
+    proxy = fault_proxy()
+
+    def runner(name, hosts):
+        conf = tmp_path / name
+        return Zkherd(["run", "--zk", hosts, "--session-timeout", "1", "--stop-timeout", "0.3", "--change-delay", "0",
+                       "--mirror", "%s=%s" % (conf, znode), "--rolling-lock", roll, "--health", "test -s %s" % conf,
+                       "--health-delay", "1.5", "--health-interval", "0.1", "--", "sh", "-c", SERVE],
+                      tmp_path / (name + ".log"))
+
+    cut, other = runner("cut", proxy.hosts), runner("other", zk_server.hosts)
+    cut.wait_log("child is healthy")
+    other.wait_log("child is healthy")
+    other.signal(signal.SIGSTOP)  # let the cut-off host take the rolling lock first
+    zk.set(znode, b"v2")
+    cut.wait_log("rolling lock acquired")
+    proxy.blackhole()
+    other.signal(signal.SIGCONT)
+    other.wait_log("rolling lock released", timeout=20)  # the rollout went on without the cut-off host
+    proxy.reset_all()
+    proxy.heal()
+    cut.wait_log("the ZooKeeper session expired")
+    cut.wait_log("child is healthy", count=2, timeout=20)
+    time.sleep(1.0)
+    for r in (cut, other):
+        assert len(re.findall('reason="the configuration changed"', r.log())) == 1, r.log()
+        assert len(re.findall("rolling lock released", r.log())) <= 1
+    assert (tmp_path / "cut").read_bytes() == (tmp_path / "other").read_bytes() == b"v2"
+    cut.stop()
+    other.stop()
