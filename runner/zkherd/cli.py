@@ -26,7 +26,8 @@ DEFAULTS = dict(
     tls_key=None, verbose=0, quiet=0, log_format="text", config=None,
     lock=None, slots=1, no_wait=False, wait_timeout=None, register=None, data="", id=None,
     stop_signal="TERM", stop_timeout=10.0, command=None,
-    mirror=None, check_cmd=None, check_timeout=30.0, on_change="restart", reload_signal="HUP", change_delay=0.2,
+    mirror=None, mirror_dir=None, check_cmd=None, check_timeout=30.0, on_change="restart", reload_signal="HUP",
+    change_delay=0.2,
     rolling_lock=None, rolling_slots=1, on_failure="pause",
     health=None, health_delay=5.0, health_interval=10.0, health_timeout=10.0, health_rise=1, health_fall=2,
     alert=None, register_when="started",
@@ -89,6 +90,8 @@ def build_parser():
     cfg = run.add_argument_group("mirrored configuration")
     cfg.add_argument("--mirror", action="append", metavar="LOCAL=ZNODE",
                      help="keep file LOCAL equal to ZNODE (repeat for a set read as one snapshot)")
+    cfg.add_argument("--mirror-dir", action="append", metavar="LOCAL_DIR=ZNODE",
+                     help="keep directory LOCAL_DIR equal to the subtree under ZNODE (leaves are files)")
     cfg.add_argument("--check-cmd", metavar="CMD",
                      help="shell command that validates the staged files ($ZKHERD_STAGED_FILE, $ZKHERD_STAGED_FILES)")
     cfg.add_argument("--check-timeout", type=float, metavar="S", help="a check running longer fails (default 30)")
@@ -177,19 +180,10 @@ def check_run(values):
 
 def check_rollout(opts):
     """Validate the options of mirrored configuration, rolling restarts and health checks."""
-    pairs = []
-    for item in opts.mirror or []:
-        local, sep, znode = str(item).partition("=")
-        if not sep or not local or not znode:
-            raise ConfigError("--mirror takes LOCAL=ZNODE, got %r" % item)
-        try:
-            paths.validate(znode, what="--mirror znode")
-        except paths.PathError as exc:
-            raise ConfigError(str(exc)) from None
-        pairs.append((os.path.abspath(local), znode))
-    opts.mirror = pairs
-    if not pairs and (opts.check_cmd or opts.rolling_lock):
-        raise ConfigError("--check-cmd and --rolling-lock need --mirror")
+    opts.mirror = mirror_pairs(opts.mirror, "--mirror", "LOCAL=ZNODE")
+    opts.mirror_dir = mirror_pairs(opts.mirror_dir, "--mirror-dir", "LOCAL_DIR=ZNODE")
+    if not opts.mirror and not opts.mirror_dir and (opts.check_cmd or opts.rolling_lock):
+        raise ConfigError("--check-cmd and --rolling-lock need --mirror or --mirror-dir")
     if opts.rolling_lock:
         try:
             paths.validate(opts.rolling_lock, what="--rolling-lock path")
@@ -206,6 +200,20 @@ def check_rollout(opts):
         if getattr(opts, name) < 0:
             raise ConfigError("--%s must not be negative" % name.replace("_", "-"))
     opts.reload_signal = parse_signal(opts.reload_signal)
+
+
+def mirror_pairs(items, option, form):
+    pairs = []
+    for item in items or []:
+        local, sep, znode = str(item).partition("=")
+        if not sep or not local or not znode:
+            raise ConfigError("%s takes %s, got %r" % (option, form, item))
+        try:
+            paths.validate(znode, what=option + " znode")
+        except paths.PathError as exc:
+            raise ConfigError(str(exc)) from None
+        pairs.append((os.path.abspath(local), znode))
+    return pairs
 
 
 def parse_signal(value):

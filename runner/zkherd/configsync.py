@@ -20,8 +20,8 @@ MAX_DELAY = 2.0  # a steady stream of changes still gets applied this often
 
 
 class ConfigSync:
-    def __init__(self, pairs, check_cmd, check_timeout, quiet, wakeup, log, op_timeout):
-        self.mirror = Mirror(pairs, wakeup, log, op_timeout)
+    def __init__(self, pairs, dir_pairs, check_cmd, check_timeout, quiet, wakeup, log, op_timeout):
+        self.mirror = Mirror(pairs, wakeup, log, op_timeout, dir_pairs)
         self.check_cmd = check_cmd
         self.check_timeout = check_timeout
         self.quiet = quiet
@@ -30,6 +30,7 @@ class ConfigSync:
         self.first_change = self.last_change = time.monotonic() - quiet
         self.check = None  # the running --check-cmd Task
         self.staged = None  # [(local, tmp)] waiting for the check
+        self.stale = []  # files of mirrored directories to delete with the install
         self.staged_version = None
         self.version = None  # installed (or found already in place)
         self.failed_version = None
@@ -64,14 +65,16 @@ class ConfigSync:
             self.log.info("the newest configuration is the version that failed; waiting for a newer one",
                           version=version)
             return "failed"
-        changes = self.mirror.changes(snap)
-        if not changes:
+        changes, stale = self.mirror.changes(snap), self.mirror.stale(snap)
+        if not changes and not stale:
             self.version = version
             return "same"
         self.discard()
         self.staged = Mirror.stage(changes)
+        self.stale = stale
         self.staged_version = version
-        self.log.info("configuration changed", version=version, files=",".join(local for local, _ in changes))
+        self.log.info("configuration changed", version=version, files=",".join(local for local, _ in changes),
+                      removed=",".join(stale) or "-")
         if not self.check_cmd:
             return "staged"
         env = dict(os.environ, ZKHERD_CONFIG_VERSION=str(version),
@@ -97,13 +100,13 @@ class ConfigSync:
     def install(self):
         """Rename the staged files into place; returns the version installed."""
         self.last_good = {}
-        for local, _ in self.staged:
+        for local in [local for local, _ in self.staged] + self.stale:
             try:
                 with open(local, "rb") as handle:
                     self.last_good[local] = handle.read()
             except FileNotFoundError:
                 pass
-        Mirror.install(self.staged)
+        Mirror.install(self.staged, self.stale)
         self.log.info("configuration installed", version=self.staged_version,
                       files=",".join(local for local, _ in self.staged))
         self.staged = None

@@ -9,6 +9,9 @@
   directories fsynced. A rejected set is deleted; the old files stay.
 - A missing znode never becomes an empty file: at start the runner waits for it, later the last
   file stays (and a warning says so).
+- --mirror-dir LOCAL_DIR=ZNODE mirrors a subtree: every znode without children is a file at its
+  relative path (folders' own data is not written), files whose znode went are deleted with the
+  next install, and every znode of the subtree is watched. Nothing is written outside LOCAL_DIR.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ import tempfile
 
 from kazoo.exceptions import NoNodeError
 
+from zkherd.common import paths, tree
 from zkherd.common.connection import ZkError, translate
 
 
 class Mirror:
-    def __init__(self, pairs, wakeup, log, op_timeout):
+    def __init__(self, pairs, wakeup, log, op_timeout, dir_pairs=()):
         self.pairs = list(pairs)  # [(local path, znode)]
+        self.dir_pairs = list(dir_pairs)  # [(local directory, root znode)]
         self.wakeup = wakeup
         self.log = log
         self.op_timeout = op_timeout
@@ -50,29 +55,61 @@ class Mirror:
                     if isinstance(exc, client.handler.timeout_exception):
                         raise
                     raise translate(exc, "read", znode) from None
+            trees = {}
+            for _, root in self.dir_pairs:
+                nodes = tree.read_tree(client, root, watch=self._watch)
+                trees[root] = nodes or None
+                if not nodes:
+                    missing.append(root)
+                found.update({("tree", path): (node.data, node.stat) for path, node in nodes.items()})
             for znode in missing:  # be told when it appears
                 self._get(client.exists_async(znode, watch=self._watch))
             if len(found) > 1:
                 txn = client.transaction()
-                for znode, (_, stat) in found.items():
-                    txn.check(znode, stat.version)
+                for key, (_, stat) in found.items():
+                    txn.check(key[1] if isinstance(key, tuple) else key, stat.version)
                 if any(isinstance(r, Exception) for r in self._get(txn.commit_async())):
                     self.log.debug("mirror: a znode changed while we read the set, reading again")
                     continue
             snap = {z: (found[z][0] or b"") if z in found else None for z in znodes}
-            version = max((stat.mzxid for _, stat in found.values()), default=0)
+            for root, nodes in trees.items():
+                snap[("tree", root)] = None if nodes is None else {
+                    paths.relative(root, path): node.data for path, node in nodes.items() if not node.children}
+            # a deletion shows in the parent's pzxid, not in any mzxid
+            version = max((max(stat.mzxid, stat.pzxid) for _, stat in found.values()), default=0)
             return snap, version
         raise ZkError("the mirrored znodes kept changing while being read (%d attempts)" % attempts)
+
+    def desired_files(self, snap):
+        """[(local, data or None)] of every mirrored file (None: its znode is missing)."""
+        result = [(local, snap[znode]) for local, znode in self.pairs]
+        for local_dir, root in self.dir_pairs:
+            leaves = snap[("tree", root)]
+            for rel, data in sorted((leaves or {}).items()):
+                result.append((safe_join(local_dir, rel), data))
+        return result
+
+    def stale(self, snap):
+        """Files in mirrored directories whose znode is gone (deleted with the next install)."""
+        result = []
+        for local_dir, root in self.dir_pairs:
+            leaves = snap[("tree", root)]
+            if leaves is None or not os.path.isdir(local_dir):
+                continue  # a missing root keeps the last files, as a missing znode does
+            wanted = {safe_join(local_dir, rel) for rel in leaves}
+            for directory, _, files in os.walk(local_dir):
+                result += [p for p in (os.path.join(directory, f) for f in files)
+                           if p not in wanted and not p.endswith(".zkherd")]
+        return sorted(result)
 
     def changes(self, snap):
         """[(local, data)] for files whose content differs from the snapshot; missing znodes
         keep their file."""
         result = []
-        for local, znode in self.pairs:
-            data = snap[znode]
+        for local, data in self.desired_files(snap):
             if data is None:
                 if os.path.exists(local):
-                    self.log.warning("mirrored znode is missing, keeping the last file", znode=znode, file=local)
+                    self.log.warning("mirrored znode is missing, keeping the last file", file=local)
                 continue
             try:
                 with open(local, "rb") as handle:
@@ -84,11 +121,15 @@ class Mirror:
         return result
 
     def missing(self, snap):
-        """Files that do not exist yet and whose znode is missing (the child cannot start)."""
-        return [(local, znode) for local, znode in self.pairs if snap[znode] is None and not os.path.exists(local)]
+        """Files or directories that do not exist yet and whose znode is missing (the child
+        cannot start)."""
+        return ([(local, znode) for local, znode in self.pairs if snap[znode] is None and not os.path.exists(local)]
+                + [(local_dir, root) for local_dir, root in self.dir_pairs
+                   if snap[("tree", root)] is None and not os.path.isdir(local_dir)])
 
     def missing_files(self):
-        return [local for local, _ in self.pairs if not os.path.exists(local)]
+        return ([local for local, _ in self.pairs if not os.path.exists(local)]
+                + [local_dir for local_dir, _ in self.dir_pairs if not os.path.isdir(local_dir)])
 
     @staticmethod
     def stage(changes):
@@ -118,10 +159,16 @@ class Mirror:
         return staged
 
     @staticmethod
-    def install(staged):
+    def install(staged, stale=()):
         directories = set()
         for local, tmp in staged:
             os.replace(tmp, local)
+            directories.add(os.path.dirname(os.path.abspath(local)))
+        for local in stale:
+            try:
+                os.unlink(local)
+            except FileNotFoundError:
+                continue
             directories.add(os.path.dirname(os.path.abspath(local)))
         for directory in directories:
             fd = os.open(directory, os.O_RDONLY)
@@ -137,3 +184,13 @@ class Mirror:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
+
+
+def safe_join(local_dir, rel):
+    """LOCAL_DIR/rel, refusing anything that would land outside LOCAL_DIR (through a symlink)."""
+    target = os.path.join(local_dir, *rel.split("/"))
+    base = os.path.realpath(local_dir)
+    if not os.path.realpath(os.path.dirname(target)).startswith(base.rstrip("/") + "/") and \
+            os.path.realpath(os.path.dirname(target)) != base:
+        raise ZkError("refusing to write %s: it is outside %s (a symlink?)" % (target, local_dir))
+    return target

@@ -78,7 +78,7 @@ class Runner:
                 self.wait_deadline = time.monotonic() + opts.wait_timeout
         if opts.register:
             self.registration = Registration(opts.register, opts.data, self.log)
-        if opts.mirror or opts.health or opts.rolling_lock or opts.alert:
+        if opts.mirror or opts.mirror_dir or opts.health or opts.rolling_lock or opts.alert:
             self.rollout = Rollout(self)
         try:
             return self.loop()

@@ -283,3 +283,26 @@ def test_session_expiry_in_the_middle_of_a_rollout(zk_server, zk, zk_base, fault
     assert (tmp_path / "cut").read_bytes() == (tmp_path / "other").read_bytes() == b"v2"
     cut.stop()
     other.stop()
+
+
+def test_mirror_dir(zk_server, zk, zk_base, tmp_path):
+    """A subtree becomes a directory: leaves are files, new and deleted znodes show up, and one
+    change of several znodes in a transaction gives one restart."""
+    root, local = zk_base + "/site", tmp_path / "site"
+    zk.create(root + "/nginx.conf", b"events {}\n", makepath=True)
+    zk.create(root + "/conf.d/a.conf", b"a1", makepath=True)
+    starts = tmp_path / "starts"
+    runner = Zkherd(run(zk_server.hosts, "--mirror-dir", "%s=%s" % (local, root), "--",
+                        "sh", "-c", "echo start >> %s; %s" % (starts, SERVE)), tmp_path / "r.log")
+    wait_for(lambda: starts.exists())
+    assert (local / "nginx.conf").read_bytes() == b"events {}\n" and (local / "conf.d" / "a.conf").read_bytes() == b"a1"
+    txn = zk.transaction()
+    txn.create(root + "/conf.d/b.conf", b"b1")
+    txn.delete(root + "/conf.d/a.conf")
+    txn.set_data(root + "/nginx.conf", b"events { worker_connections 10; }\n")
+    txn.commit()
+    wait_for(lambda: (local / "conf.d" / "b.conf").exists() and not (local / "conf.d" / "a.conf").exists())
+    assert (local / "nginx.conf").read_bytes() == b"events { worker_connections 10; }\n"
+    time.sleep(0.3)
+    assert starts.read_text().count("start") == 2  # one restart for the whole transaction
+    runner.stop()

@@ -41,12 +41,14 @@ class Node:
         return bool(self.stat.ephemeralOwner)
 
 
-def read_tree(client, root):
+def read_tree(client, root, watch=None):
     """All znodes under *root* (included) as {path: Node}; {} when root does not exist.
 
     Reads level by level with pipelined async requests: a thousand znodes cost a few round
     trips, not a thousand. Children are listed only for znodes whose stat says they have some,
-    which halves the requests for a tree of leaves. ZooKeeper's own /zookeeper is left out.
+    which halves the requests for a tree of leaves - unless a *watch* is given (the runner's
+    --mirror-dir): then every znode gets a data and a child watch, so that a new child of a leaf
+    is seen too. ZooKeeper's own /zookeeper is left out.
     """
     from kazoo.exceptions import NoNodeError
 
@@ -62,9 +64,9 @@ def read_tree(client, root):
     nodes = {}
     level = [root]
     while level:
-        read = dict(answers([(p, client.get_async(p)) for p in level]))
-        parents = [p for p, answer in read.items() if answer[1].numChildren]
-        children = dict(answers([(p, client.get_children_async(p)) for p in parents]))
+        read = dict(answers([(p, client.get_async(p, watch=watch)) for p in level]))
+        parents = [p for p, answer in read.items() if answer[1].numChildren or watch]
+        children = dict(answers([(p, client.get_children_async(p, watch=watch)) for p in parents]))
         level = []
         for path, (data, stat) in read.items():
             names = sorted(children.get(path, ()))
