@@ -306,3 +306,19 @@ def test_mirror_dir(zk_server, zk, zk_base, tmp_path):
     time.sleep(0.3)
     assert starts.read_text().count("start") == 2  # one restart for the whole transaction
     runner.stop()
+
+
+def test_mode_is_kept_and_unchanged_files_are_not_touched(zk_server, zk, zk_base, tmp_path):
+    conf, other = tmp_path / "conf", tmp_path / "other"
+    zk.create(zk_base + "/conf", b"1")
+    zk.create(zk_base + "/other", b"same")
+    runner = Zkherd(run(zk_server.hosts, "--on-change", "none", "--mirror", "%s=%s/conf" % (conf, zk_base),
+                        "--mirror", "%s=%s/other" % (other, zk_base), "--", "sh", "-c", SERVE), tmp_path / "r.log")
+    runner.wait_log("started child")
+    os.chmod(conf, 0o600)
+    inode = other.stat().st_ino
+    zk.set(zk_base + "/conf", b"2")
+    wait_for(lambda: conf.read_bytes() == b"2")
+    assert conf.stat().st_mode & 0o777 == 0o600
+    assert other.stat().st_ino == inode  # its content did not change: not rewritten
+    runner.stop()
