@@ -162,7 +162,8 @@ class Rollout:
                 self.install()
             else:
                 self.alert("rejected", "the check command rejected configuration version %d" % sync.staged_version)
-                self.release_rolling(client)
+                if self.phase == IDLE:  # taken for this version only; a paused rollout stays paused
+                    self.release_rolling(client)
                 if sync.version is None and not self.sync.mirror.missing_files():
                     self.log.warning("starting the child with the files already in place")
                     sync.version = -1
@@ -186,7 +187,7 @@ class Rollout:
         if outcome in ("same", "failed", "missing"):
             if outcome == "same" and not self.runner.child_running:
                 self.runner.dirty = True  # the first files are in place: the child may start
-            if self.phase != FAILED:
+            if self.phase == IDLE:  # nothing to apply after all; never while applying or paused
                 self.release_rolling(client)
             return None
         needs_lock = self.rolling is not None and self.runner.child_running and self.opts.on_change == "restart"
