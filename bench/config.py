@@ -16,21 +16,14 @@ import datetime
 import logging
 import re
 import statistics
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 from kazoo.client import KazooClient
 
+from bench.common import percentile, scratch_server
 from tests.support.runner import Zkherd
-from tests.support.zkserver import ZooKeeperServer
 from tests.support.zkutil import wait_for
-
-
-def percentile(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100.0 * (len(values) - 1))))]
 
 
 def log_times(text, pattern):
@@ -129,15 +122,10 @@ def main():
     parser.add_argument("--pushes", type=int, default=10)
     parser.add_argument("--rolling", type=int, default=10)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="zkherd-bench-") as tmp:
-        work = Path(tmp)
-        server = ZooKeeperServer(work / "zk").start()
-        try:
-            ours = propagation(server.hosts, work, args.runners, args.pushes)
-            raw = raw_watches(server.hosts, args.runners, args.pushes)
-            total, own, overhead, steps = rolling(server.hosts, work, args.rolling)
-        finally:
-            server.stop()
+    with scratch_server() as (server, work):
+        ours = propagation(server.hosts, work, args.runners, args.pushes)
+        raw = raw_watches(server.hosts, args.runners, args.pushes)
+        total, own, overhead, steps = rolling(server.hosts, work, args.rolling)
     print("| measurement | p50 | p99 | target / reference |")
     print("|---|---|---|---|")
     print("| znode set -> mirrored file installed, %d runners x %d pushes | %.1f ms | %.1f ms | p99 under 50 ms |"

@@ -16,21 +16,15 @@ import argparse
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 from kazoo.client import KazooClient
 
+from bench.common import percentile, scratch_server
 from tests.support.runner import Zkherd
-from tests.support.zkserver import ZooKeeperServer
 from tests.support.zkutil import wait_for
-
-
-def percentile(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100.0 * (len(values) - 1))))]
 
 
 def child(work, name):
@@ -133,16 +127,11 @@ def main():
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--crash-trials", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="zkherd-bench-") as tmp:
-        work = Path(tmp)
-        server = ZooKeeperServer(work / "zk").start()
-        try:
-            clean = clean_handovers(server.hosts, work, args.trials)
-            raw = raw_kazoo(server.hosts, args.trials)
-            crash = crash_handovers(server.hosts, work, args.crash_trials)
-            ours, theirs = memory(server.hosts, work)
-        finally:
-            server.stop()
+    with scratch_server() as (server, work):
+        clean = clean_handovers(server.hosts, work, args.trials)
+        raw = raw_kazoo(server.hosts, args.trials)
+        crash = crash_handovers(server.hosts, work, args.crash_trials)
+        ours, theirs = memory(server.hosts, work)
     print("| measurement | p50 | p99 | max | target / reference |")
     print("|---|---|---|---|---|")
     print("| clean handover, holder's command exits -> standby's command runs (%d trials) | %.1f ms | %.1f ms | "
