@@ -105,8 +105,8 @@ def rolling(hosts, work, count):
                     log_times(p.log(), "stopping child")[-1], log_times(p.log(), "child is healthy")[-1])
                    for p in procs)
     total = steps[-1][1] - sent
-    own = [healthy - stopping for _, _, stopping, healthy in steps]  # the child's own restart + health check
-    durations = [released - acquired for acquired, released, _, _ in steps]
+    own = [step[3] - step[2] for step in steps]  # the child's own restart + health check
+    durations = [step[1] - step[0] for step in steps]
     gaps = [nxt[0] - cur[1] for cur, nxt in zip(steps, steps[1:])]  # lock hand-over between hosts
     overhead = [1000 * (d - o) for d, o in zip(durations, own)] + [1000 * g for g in gaps]
     for proc in procs:

@@ -59,7 +59,7 @@ class ConfigSync:
         missing = self.mirror.missing(snap)
         if missing:
             self.log.warning("waiting for mirrored znodes that do not exist yet",
-                             znodes=",".join(z for _, z in missing))
+                             znodes=",".join(pair[1] for pair in missing))
             return "missing"
         if self.failed_version is not None and version <= self.failed_version:
             self.log.info("the newest configuration is the version that failed; waiting for a newer one",
@@ -73,7 +73,7 @@ class ConfigSync:
         self.staged = Mirror.stage(changes)
         self.stale = stale
         self.staged_version = version
-        self.log.info("configuration changed", version=version, files=",".join(local for local, _ in changes),
+        self.log.info("configuration changed", version=version, files=",".join(pair[0] for pair in changes),
                       removed=",".join(stale) or "-")
         if not self.check_cmd:
             return "staged"
@@ -100,7 +100,7 @@ class ConfigSync:
     def install(self):
         """Rename the staged files into place; returns the version installed."""
         self.last_good = {}
-        for local in [local for local, _ in self.staged] + self.stale:
+        for local in [pair[0] for pair in self.staged] + self.stale:
             try:
                 with open(local, "rb") as handle:
                     self.last_good[local] = handle.read()
@@ -108,7 +108,7 @@ class ConfigSync:
                 pass
         Mirror.install(self.staged, self.stale)
         self.log.info("configuration installed", version=self.staged_version,
-                      files=",".join(local for local, _ in self.staged))
+                      files=",".join(pair[0] for pair in self.staged))
         self.staged = None
         self.version = self.staged_version
         return self.version

@@ -42,7 +42,7 @@ class Mirror:
 
     def snapshot(self, client, attempts=5):
         """{znode: data or None if missing} as of one moment; every znode is watched."""
-        znodes = sorted({znode for _, znode in self.pairs})
+        znodes = sorted({pair[1] for pair in self.pairs})
         for _attempt in range(attempts):
             reads = [(z, client.get_async(z, watch=self._watch)) for z in znodes]
             found, missing = {}, []
@@ -56,7 +56,7 @@ class Mirror:
                         raise
                     raise translate(exc, "read", znode) from None
             trees = {}
-            for _, root in self.dir_pairs:
+            for root in [pair[1] for pair in self.dir_pairs]:
                 nodes = tree.read_tree(client, root, watch=self._watch)
                 trees[root] = nodes or None
                 if not nodes:
@@ -66,8 +66,8 @@ class Mirror:
                 self._get(client.exists_async(znode, watch=self._watch))
             if len(found) > 1:
                 txn = client.transaction()
-                for key, (_, stat) in found.items():
-                    txn.check(key[1] if isinstance(key, tuple) else key, stat.version)
+                for key, answer in found.items():
+                    txn.check(key[1] if isinstance(key, tuple) else key, answer[1].version)
                 if any(isinstance(r, Exception) for r in self._get(txn.commit_async())):
                     self.log.debug("mirror: a znode changed while we read the set, reading again")
                     continue
@@ -76,7 +76,7 @@ class Mirror:
                 snap[("tree", root)] = None if nodes is None else {
                     paths.relative(root, path): node.data for path, node in nodes.items() if not node.children}
             # a deletion shows in the parent's pzxid, not in any mzxid
-            version = max((max(stat.mzxid, stat.pzxid) for _, stat in found.values()), default=0)
+            version = max((max(answer[1].mzxid, answer[1].pzxid) for answer in found.values()), default=0)
             return snap, version
         raise ZkError("the mirrored znodes kept changing while being read (%d attempts)" % attempts)
 
@@ -97,7 +97,7 @@ class Mirror:
             if leaves is None or not os.path.isdir(local_dir):
                 continue  # a missing root keeps the last files, as a missing znode does
             wanted = {safe_join(local_dir, rel) for rel in leaves}
-            for directory, _, files in os.walk(local_dir):
+            for directory, _dirs, files in os.walk(local_dir):
                 result += [p for p in (os.path.join(directory, f) for f in files)
                            if p not in wanted and not p.endswith(".zkherd")]
         return sorted(result)
@@ -128,8 +128,8 @@ class Mirror:
                    if snap[("tree", root)] is None and not os.path.isdir(local_dir)])
 
     def missing_files(self):
-        return ([local for local, _ in self.pairs if not os.path.exists(local)]
-                + [local_dir for local_dir, _ in self.dir_pairs if not os.path.isdir(local_dir)])
+        return ([pair[0] for pair in self.pairs if not os.path.exists(pair[0])]
+                + [pair[0] for pair in self.dir_pairs if not os.path.isdir(pair[0])])
 
     @staticmethod
     def stage(changes):
@@ -179,7 +179,7 @@ class Mirror:
 
     @staticmethod
     def discard(staged):
-        for _, tmp in staged:
+        for tmp in [pair[1] for pair in staged]:
             try:
                 os.unlink(tmp)
             except FileNotFoundError:

@@ -183,11 +183,10 @@ def test_rolling_restart_one_at_a_time_pause_on_failure_resume_on_good_push(zk_s
     runners = []
     for i in range(3):
         conf = tmp_path / ("conf%d" % i)
-        runners.append(Zkherd(run(zk_server.hosts, "--mirror", "%s=%s" % (conf, znode), "--rolling-lock", roll,
-                                  "--health", "grep -q good %s" % conf, "--health-delay", "0.3",
-                                  "--health-interval", "0.1", "--health-fall", "1",
-                                  "--alert", "echo $ZKHERD_ALERT >> %s" % alerts, "--", "sh", "-c", SERVE),
-                           tmp_path / ("r%d.log" % i)))
+        args = run(zk_server.hosts, "--mirror", "%s=%s" % (conf, znode), "--rolling-lock", roll,
+                   "--health", "grep -q good %s" % conf, "--health-delay", "0.3", "--health-interval", "0.1",
+                   "--health-fall", "1", "--alert", "echo $ZKHERD_ALERT >> %s" % alerts, "--", "sh", "-c", SERVE)
+        runners.append(Zkherd(args, tmp_path / ("r%d.log" % i)))
     for runner in runners:
         runner.wait_log("child is healthy")
 
@@ -196,8 +195,8 @@ def test_rolling_restart_one_at_a_time_pause_on_failure_resume_on_good_push(zk_s
         runner.wait_log("rolling lock released", timeout=20)
     windows = sorted((stamps(r.log(), "rolling lock acquired")[0], stamps(r.log(), "rolling lock released")[0])
                      for r in runners)
-    for (_, released), (acquired, _) in zip(windows, windows[1:]):
-        assert released <= acquired, windows  # one host at a time
+    for earlier, later in zip(windows, windows[1:]):
+        assert earlier[1] <= later[0], windows  # one host at a time: released before the next acquires
 
     zk.set(znode, b"bad 3")
     failing = None
@@ -294,7 +293,7 @@ def test_mirror_dir(zk_server, zk, zk_base, tmp_path):
     starts = tmp_path / "starts"
     runner = Zkherd(run(zk_server.hosts, "--mirror-dir", "%s=%s" % (local, root), "--",
                         "sh", "-c", "echo start >> %s; %s" % (starts, SERVE)), tmp_path / "r.log")
-    wait_for(lambda: starts.exists())
+    wait_for(starts.exists)
     assert (local / "nginx.conf").read_bytes() == b"events {}\n" and (local / "conf.d" / "a.conf").read_bytes() == b"a1"
     txn = zk.transaction()
     txn.create(root + "/conf.d/b.conf", b"b1")
