@@ -10,11 +10,10 @@ mzxid of the snapshot) that failed is remembered and not applied again; a newer 
 
 from __future__ import annotations
 
-import os
 import time
 
 from zkherd.mirror import Mirror
-from zkherd.tasks import Task
+from zkherd.tasks import Task, command_env
 
 MAX_DELAY = 2.0  # a steady stream of changes still gets applied this often
 
@@ -77,10 +76,8 @@ class ConfigSync:
                       removed=",".join(stale) or "-")
         if not self.check_cmd:
             return "staged"
-        env = dict(os.environ, ZKHERD_CONFIG_VERSION=str(version),
-                   ZKHERD_STAGED_FILES="\n".join("%s=%s" % pair for pair in self.staged))
-        env["ZKHERD_STAGED_FILE"] = self.staged[0][1]
-        env.pop("ZKHERD_AUTH", None)
+        env = command_env(ZKHERD_CONFIG_VERSION=str(version), ZKHERD_STAGED_FILE=self.staged[0][1],
+                          ZKHERD_STAGED_FILES="\n".join("%s=%s" % pair for pair in self.staged))
         self.check = Task("check command", self.check_cmd, env, self.check_timeout, self.log)
         return "checking"
 

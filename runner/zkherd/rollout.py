@@ -13,7 +13,6 @@ rollback the previous files are put back and the lock released, and other hosts 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 
@@ -24,15 +23,9 @@ from zkherd.common.connection import ZkError
 from zkherd.configsync import ConfigSync
 from zkherd.health import HEALTHY, UNHEALTHY, Health
 from zkherd.lock import Lock, LockLost
-from zkherd.tasks import Task
+from zkherd.tasks import Task, command_env
 
 IDLE, WAITING, APPLYING, FAILED = "idle", "waiting for the rolling lock", "applying", "failed"
-
-
-def task_env():
-    env = dict(os.environ)
-    env.pop("ZKHERD_AUTH", None)
-    return env
 
 
 class Rollout:
@@ -45,7 +38,7 @@ class Rollout:
         self.sync = (ConfigSync(opts.mirror, opts.mirror_dir, opts.check_cmd, opts.check_timeout, opts.change_delay,
                                 runner.wakeup, self.log, timeout) if opts.mirror or opts.mirror_dir else None)
         self.health = (Health(opts.health, opts.health_delay, opts.health_interval, opts.health_timeout,
-                              opts.health_rise, opts.health_fall, task_env(), self.log) if opts.health else None)
+                              opts.health_rise, opts.health_fall, command_env(), self.log) if opts.health else None)
         self.rolling = (Lock(opts.rolling_lock, opts.rolling_slots, opts.id, runner.wakeup, self.log, timeout,
                              event="rolling") if opts.rolling_lock else None)
         self.phase = IDLE
@@ -302,9 +295,8 @@ class Rollout:
             return
         if kind == "health" and self.health is not None and self.health.in_delay:
             return
-        env = task_env()
-        env.update(ZKHERD_ALERT=kind, ZKHERD_ALERT_MESSAGE=message, ZKHERD_ALERT_HOST=socket.gethostname(),
-                   ZKHERD_CONFIG_VERSION=str(self.sync.version if self.sync else ""))
+        env = command_env(ZKHERD_ALERT=kind, ZKHERD_ALERT_MESSAGE=message, ZKHERD_ALERT_HOST=socket.gethostname(),
+                          ZKHERD_CONFIG_VERSION=str(self.sync.version if self.sync else ""))
         self.log.warning("running the alert command", alert=kind, message=message)
         self.alerts.append(Task("alert command", self.opts.alert, env, 60.0, self.log))
 

@@ -13,7 +13,6 @@ with the same session, leaves the child alone.
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 
@@ -27,6 +26,7 @@ from zkherd.lock import Lock, LockLost
 from zkherd.register import Registration
 from zkherd.rollout import Rollout
 from zkherd.session import Session
+from zkherd.tasks import command_env
 from zkherd.wakeup import Wakeup
 
 EX_USAGE, EX_UNAVAILABLE, EX_TEMPFAIL, EX_NOPERM = 64, 69, 75, 77
@@ -173,8 +173,7 @@ class Runner:
         return None
 
     def start_child(self, client, restart=False):
-        env = dict(os.environ)
-        env.pop("ZKHERD_AUTH", None)  # the runner's credentials are not the child's business
+        env = command_env()
         if self.lock is not None:
             env["ZKHERD_LOCK_PATH"] = self.lock.node
             env["ZKHERD_FENCING_TOKEN"] = str(self.lock.token)

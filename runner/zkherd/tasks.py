@@ -10,6 +10,15 @@ import subprocess
 import time
 
 
+def command_env(**extra):
+    """The environment of everything the runner starts: its own, without the runner's ZooKeeper
+    credentials (not the commands' business), plus *extra*."""
+    env = dict(os.environ)
+    env.pop("ZKHERD_AUTH", None)
+    env.update(extra)
+    return env
+
+
 class Task:
     """A shell command with a timeout; `done` is the exit code (None while it runs, -1 if it
     was killed for overrunning, 127 if it could not start)."""
