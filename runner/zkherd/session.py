@@ -68,7 +68,6 @@ class Session:
         self.timeout = settings.session_timeout  # replaced by the negotiated value on connect
         self.last_heard = None
         self.client = None
-        self.connected = False
         logger = _KazooLogger("zkherd.kazoo.%d" % id(self))
         logger.setLevel(BLATHER)
         logger.addHandler(_Traffic(self))
@@ -85,7 +84,6 @@ class Session:
         started = time.monotonic()
         self.client = open_client(self.settings, logger=self._logger, waiting=waiting)
         self.heard(started)  # in case the connect request was not seen in the log
-        self.connected = True
         self.client.add_listener(lambda state: self.wakeup.post("state", state))
         self.log.info("connected to ZooKeeper", hosts=self.settings.hosts, session="0x%x" % self.client.client_id[0],
                       session_timeout="%.3fs" % self.timeout)
