@@ -31,6 +31,7 @@ DEFAULTS = dict(
     rolling_lock=None, rolling_slots=1, on_failure="pause",
     health=None, health_delay=5.0, health_interval=10.0, health_timeout=10.0, health_rise=1, health_fall=2,
     alert=None, register_when="started",
+    election=None, timeout=None, pool_cmd=None, name=None, tick=60.0, if_running="skip",
 )
 
 
@@ -117,7 +118,43 @@ def build_parser():
     child = run.add_argument_group("the command")
     child.add_argument("--stop-signal", metavar="SIG", help="signal that asks the command to stop (default TERM)")
     child.add_argument("--stop-timeout", type=float, metavar="S", help="SIGKILL after S seconds (default 10)")
+    elect = commands.add_parser("elect", parents=[common], argument_default=argparse.SUPPRESS,
+                                help="join a pool and hold candidacy for its leadership (a service)",
+                                description="Join the pool at --election PATH and stay in it until stopped; the "
+                                            "member that joined first leads. Joins again after a session expiry.")
+    election_options(elect, with_timeout=False)
+    leader = commands.add_parser("is-leader", parents=[common], argument_default=argparse.SUPPRESS,
+                                 help="exit 0 if this host leads the pool, 1 if not, 2 if it cannot be told",
+                                 description="Exit 0 if the member with --id (default: the host name) leads the "
+                                             "pool, 1 if not, 2 if ZooKeeper does not answer within --timeout.")
+    election_options(leader)
+    cron = commands.add_parser(
+        "cron", parents=[common], argument_default=argparse.SUPPRESS,
+        usage="zkherd cron --election PATH [options] -- COMMAND [ARG...]",
+        help="run a command now only if this host leads the pool, once per tick (for crontabs)",
+        description="Run COMMAND now if this host (--id, default the host name) leads the pool of `zkherd elect` "
+                    "members at --election, and this tick has not run yet. Exit codes: 0 when not the leader or "
+                    "the tick already ran, the command's own, 69 if ZooKeeper does not answer within --timeout, "
+                    "75 if the job still runs on this host, 76 if leadership was lost while it ran.")
+    election_options(cron)
+    cron.add_argument("--name", metavar="NAME", help="the job's name (default: from the command line)")
+    cron.add_argument("--tick", type=float, metavar="S", help="length of a tick: one run per tick (default 60)")
+    cron.add_argument("--if-running", choices=["skip", "wait"],
+                      help="if the job still runs on this host: refuse with 75 (skip, default) or wait for it")
+    cron.add_argument("--stop-signal", metavar="SIG", help="signal that stops the job (default TERM)")
+    cron.add_argument("--stop-timeout", type=float, metavar="S", help="SIGKILL S seconds later (default 10)")
+    pool_parser = commands.add_parser("pool", parents=[common], argument_default=argparse.SUPPRESS,
+                                      help="pool ls: the members of a pool and who leads")
+    pool_parser.add_argument("pool_cmd", choices=["ls"], metavar="ls")
+    election_options(pool_parser)
     return parser
+
+
+def election_options(parser, with_timeout=True):
+    parser.add_argument("--election", metavar="PATH", help="the pool's znode")
+    parser.add_argument("--id", metavar="TEXT", help="this member's id (default: the host name)")
+    if with_timeout:
+        parser.add_argument("--timeout", type=float, metavar="S", help="answer within S seconds (default 5)")
 
 
 def parse(argv):
@@ -216,6 +253,37 @@ def mirror_pairs(items, option, form):
     return pairs
 
 
+def run_election_command(values, settings, log):
+    from zkherd import election
+
+    if not values["election"]:
+        raise ConfigError("--election PATH is required")
+    try:
+        paths.validate(values["election"], what="--election path")
+    except paths.PathError as exc:
+        raise ConfigError(str(exc)) from None
+    ident = values["id"] or socket.gethostname()
+    if values["cmd"] == "cron":
+        from zkherd import cron
+
+        opts = argparse.Namespace(**values)
+        opts.id = ident
+        if not opts.command:
+            raise ConfigError("no command to run: give it after `--`")
+        opts.stop_signal = parse_signal(opts.stop_signal)
+        opts.stop_timeout, opts.tick = float(opts.stop_timeout), float(opts.tick)
+        if opts.tick <= 0:
+            raise ConfigError("--tick must be positive")
+        settings.connect_timeout = float(values["timeout"] or 5.0)
+        return cron.run(opts, settings, log)
+    if values["cmd"] == "elect":
+        return election.Member(values["election"], ident, settings, log).main()
+    settings.connect_timeout = float(values["timeout"] or 5.0)
+    if values["cmd"] == "is-leader":
+        return election.is_leader(values["election"], ident, settings, log)
+    return election.pool_ls(values["election"], settings, sys.stdout)
+
+
 def parse_signal(value):
     text = str(value).upper()
     name = text if text.startswith("SIG") else "SIG" + text
@@ -245,6 +313,7 @@ def main(argv=None):
             from zkherd import runcmd
 
             return runcmd.run(check_run(values), settings, log)
+        return run_election_command(values, settings, log)
     except (ConfigError, UserError) as exc:
         sys.stderr.write("zkherd: %s\n" % getattr(exc, "message", exc))
         return EX_USAGE

@@ -30,7 +30,7 @@ def _sequence(name):
     return int(name[-10:])
 
 
-def _line(children, prefix):
+def in_order(children, prefix):
     return sorted((c for c in children if c.startswith(prefix) and c[-10:].isdigit()), key=_sequence)
 
 
@@ -101,7 +101,7 @@ class Lock:
         if self.place is None:
             self._enqueue()
         children = self._get(self.client.get_children_async(self.path))
-        line, runs = _line(children, QUEUE), _line(children, RUN)
+        line, runs = in_order(children, QUEUE), in_order(children, RUN)
         if self.place not in line or self.run not in runs:
             raise LockLost("one of our lock nodes (%s, %s) is gone" % (self.place, self.run))
         self.log.debug("lock: looked at the line", lock=self.path, contenders=len(line))

@@ -25,18 +25,13 @@ from zkherd.common.errors import AUTH, CONNECT, USAGE
 from zkherd.lock import Lock, LockLost
 from zkherd.register import Registration
 from zkherd.rollout import Rollout
-from zkherd.session import Session
+from zkherd.session import Session, fence_margin
 from zkherd.tasks import command_env
 from zkherd.wakeup import Wakeup
 
 EX_USAGE, EX_UNAVAILABLE, EX_TEMPFAIL, EX_NOPERM = 64, 69, 75, 77
 FORWARDED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 STOPPING = (signal.SIGTERM, signal.SIGINT)
-
-
-def fence_margin(session_timeout):
-    """Time kept between the child's death and the earliest possible session expiry."""
-    return 0.05 + 0.1 * session_timeout
 
 
 class Runner:

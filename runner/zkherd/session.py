@@ -21,6 +21,11 @@ from zkherd.logs import KazooBridge
 BLATHER = 5  # kazoo's most verbose level; the negotiated timeout is only logged there
 
 
+def fence_margin(session_timeout):
+    """Time kept between a fenced child's death and the earliest possible session expiry."""
+    return 0.05 + 0.1 * session_timeout
+
+
 class _Traffic(logging.Handler):
     """Reads kazoo's log records for the negotiated session timeout and for the send time of
     every request (by xid) and ping whose answer arrives."""
@@ -61,8 +66,9 @@ class _KazooLogger(logging.Logger):
 
 
 class Session:
-    def __init__(self, settings, wakeup, log):
+    def __init__(self, settings, wakeup, log, quiet=False):
         self.settings = settings
+        self.quiet = quiet  # connecting is logged at debug level (a cron job says nothing when all is well)
         self.wakeup = wakeup
         self.log = log
         self.timeout = settings.session_timeout  # replaced by the negotiated value on connect
@@ -80,13 +86,14 @@ class Session:
             self.log.warning("ZooKeeper is not reachable yet, retrying", hosts=self.settings.hosts,
                              reason=reason or "no answer", gives_up_in="%.0fs" % left)
 
-        self.log.info("connecting to ZooKeeper", hosts=self.settings.hosts)
+        say = self.log.debug if self.quiet else self.log.info
+        say("connecting to ZooKeeper", hosts=self.settings.hosts)
         started = time.monotonic()
         self.client = open_client(self.settings, logger=self._logger, waiting=waiting)
         self.heard(started)  # in case the connect request was not seen in the log
         self.client.add_listener(lambda state: self.wakeup.post("state", state))
-        self.log.info("connected to ZooKeeper", hosts=self.settings.hosts, session="0x%x" % self.client.client_id[0],
-                      session_timeout="%.3fs" % self.timeout)
+        say("connected to ZooKeeper", hosts=self.settings.hosts, session="0x%x" % self.client.client_id[0],
+            session_timeout="%.3fs" % self.timeout)
 
     def heard(self, sent):
         """A request sent at *sent* (monotonic) was answered: the server heard us then."""

@@ -8,14 +8,14 @@ import signal
 
 import pytest
 
-from zkherd import cli, config, lock, runcmd
+from zkherd import cli, config, lock, runcmd, session
 from zkherd.child import exit_code
 
 
 def test_lines_and_what_a_waiter_watches():
     children = ["lock-0000000007", "run-0000000008", "lock-0000000002", "run-0000000003", "other", "lock-0000000010"]
-    assert lock._line(children, "lock-") == ["lock-0000000002", "lock-0000000007", "lock-0000000010"]
-    assert lock._line(children, "run-") == ["run-0000000003", "run-0000000008"]
+    assert lock.in_order(children, "lock-") == ["lock-0000000002", "lock-0000000007", "lock-0000000010"]
+    assert lock.in_order(children, "run-") == ["run-0000000003", "run-0000000008"]
     line = ["a0", "a1", "a2", "a3"]
     assert lock._ahead(line, "a0", 1) == [] and lock._ahead(line, "a3", 1) == ["a2"]
     assert lock._ahead(line, "a1", 2) == [] and lock._ahead(line, "a3", 2) == ["a1", "a2"]
@@ -27,16 +27,16 @@ def test_exit_codes_of_children():
 
 
 def test_fence_margin_and_stop_cap():
-    assert runcmd.fence_margin(10) == pytest.approx(1.05)
+    assert session.fence_margin(10) == pytest.approx(1.05)
 
     class Opts:
         stop_timeout = 10.0
 
-    class Session:
+    class FakeSession:
         timeout = 10.0
 
     runner = runcmd.Runner.__new__(runcmd.Runner)
-    runner.opts, runner.session = Opts(), Session()
+    runner.opts, runner.session = Opts(), FakeSession()
     assert runner.fence_stop_timeout == pytest.approx(3.95)  # T/2 - margin: never between two pings
     Opts.stop_timeout = 1.0
     assert runner.fence_stop_timeout == 1.0

@@ -1,0 +1,168 @@
+"""`zkherd cron --election PATH -- CMD`: run CMD now only if this host leads the pool, once per tick.
+
+Put the same line in every host's crontab (`* * * * * zkherd cron --election /cron/pool -- job`)
+and run `zkherd elect --election /cron/pool` on each host. Then, each time cron fires:
+
+1. A second run of the same job on the same host while one runs is refused (exit 75), or waits for
+   it with --if-running wait (a local flock, so runs never pile up).
+2. If ZooKeeper does not answer within --timeout, exit 69 at once: cron runs never hang.
+3. A host that does not lead the pool exits 0 quietly.
+4. The leader creates ELECTION/ticks/NAME/TICK (TICK: the time divided by --tick, 60 s by default).
+   If it exists, this tick already ran (say, leadership moved during the minute): exit 0. So a tick
+   runs at most once, even when the hosts' cron starts are seconds apart.
+5. While the job runs, leadership is watched: if the leader's member node goes, or ZooKeeper has
+   not heard from us for too long (the fencing rule of `zkherd run`), the job is stopped (stop
+   signal, --stop-timeout, SIGKILL) and the exit code is 76. Otherwise the job's own code.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import signal
+import tempfile
+import time
+
+from kazoo.exceptions import NodeExistsError
+from kazoo.protocol.states import KazooState
+
+from zkherd.child import Child, ChildError
+from zkherd.common import paths
+from zkherd.common.connection import ZkError, translate
+from zkherd.election import pool
+from zkherd.session import Session, fence_margin
+from zkherd.tasks import command_env
+from zkherd.wakeup import Wakeup
+
+EX_UNAVAILABLE, EX_TEMPFAIL, EX_LOST = 69, 75, 76
+KEEP_TICKS = 20  # older tick markers of a job are deleted
+
+
+def job_name(command):
+    return "job-" + hashlib.sha1("\0".join(command).encode("utf-8")).hexdigest()[:12]
+
+
+def local_lock(election, name, wait, log):
+    """A flock held for the life of this process; None if the job already runs here."""
+    directory = os.environ.get("ZKHERD_RUN_DIR") or tempfile.gettempdir()
+    digest = hashlib.sha1(("%s\0%s" % (election, name)).encode("utf-8")).hexdigest()[:16]
+    handle = open(os.path.join(directory, "zkherd-cron-%s.lock" % digest), "a")  # noqa: SIM115 (kept open)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def run(opts, settings, log):
+    name = opts.name or job_name(opts.command)
+    held = local_lock(opts.election, name, opts.if_running == "wait", log)
+    if held is None:
+        log.warning("this job is still running on this host; not starting it again", job=name)
+        return EX_TEMPFAIL
+    wakeup = Wakeup()
+    session = Session(settings, wakeup, log, quiet=True)
+    try:
+        session.connect()
+    except ZkError as exc:
+        log.error(exc.message)
+        return EX_UNAVAILABLE
+    try:
+        return Cron(opts, name, session, wakeup, log).main()
+    finally:
+        session.close()
+        wakeup.close()
+        held.close()
+
+
+class Cron:
+    def __init__(self, opts, name, session, wakeup, log):
+        self.opts = opts
+        self.name = name
+        self.session = session
+        self.wakeup = wakeup
+        self.log = log
+        self.client = session.client
+        self.op_timeout = max(0.2, min(session.settings.connect_timeout, session.timeout / 3.0))
+
+    def main(self):
+        opts = self.opts
+        try:
+            members = pool(self.client, opts.election, self.op_timeout)
+            if not members or members[0][1] != opts.id:
+                self.log.debug("not the leader of the pool; nothing to do", election=opts.election,
+                               leader=members[0][1] if members else "-")
+                return 0
+            leader_node = paths.join(opts.election, members[0][0])
+            if not self.claim_tick():
+                return 0
+            if self.client.exists_async(leader_node, watch=self._lost).get(timeout=self.op_timeout) is None:
+                self.log.warning("leadership moved while the job was starting; not running it")
+                return EX_LOST
+        except ZkError as exc:
+            self.log.error(exc.message)
+            return EX_UNAVAILABLE
+        except Exception as exc:
+            if isinstance(exc, self.client.handler.timeout_exception):
+                self.log.error("ZooKeeper did not answer in time")
+                return EX_UNAVAILABLE
+            raise
+        return self.run_job()
+
+    def claim_tick(self):
+        tick = int(time.time() // self.opts.tick)
+        base = paths.join(paths.join(self.opts.election, "ticks"), self.name)
+        node = paths.join(base, str(tick))
+        try:
+            self.client.create_async(node, self.opts.id.encode("utf-8"), makepath=True).get(timeout=self.op_timeout)
+        except NodeExistsError:
+            self.log.info("this tick already ran", job=self.name, tick=tick)
+            return False
+        except Exception as exc:
+            if isinstance(exc, self.client.handler.timeout_exception):
+                raise
+            raise translate(exc, "mark the tick at", node) from None
+        old = sorted(int(t) for t in self.client.get_children(base) if t.isdigit())[:-KEEP_TICKS]
+        for stale in old:
+            self.client.delete_async(paths.join(base, str(stale)))
+        self.log.info("this host leads the pool; running the job", job=self.name, tick=tick)
+        return True
+
+    def _lost(self, event):
+        self.wakeup.post("lost", event.path)
+
+    def run_job(self):
+        opts = self.opts
+        self.wakeup.install_signals((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
+        self.client.add_listener(lambda state: self.wakeup.post("state", state))
+        child = Child(opts.command, command_env(ZKHERD_CRON_JOB=self.name), self.log)
+        try:
+            child.start()
+        except ChildError as exc:
+            self.log.error(str(exc))
+            return 127
+        lost = None
+        while True:
+            while self.wakeup.signals:
+                signum = self.wakeup.signals.popleft()
+                child.stop(opts.stop_signal, opts.stop_timeout, "received %s" % signal.Signals(signum).name)
+            for kind, value in self.wakeup.events():
+                if kind == "lost" or kind == "state" and value == KazooState.LOST:
+                    lost = lost or "the leader's member node is gone"
+            code = child.reap()
+            if code is not None:
+                if lost:
+                    self.log.warning("job stopped: leadership was lost", reason=lost)
+                    return EX_LOST
+                return code
+            margin = fence_margin(self.session.timeout)
+            kill_at = self.session.expires_no_earlier_than() - margin
+            stop = min(opts.stop_timeout, max(0.0, 0.5 * self.session.timeout - margin))
+            if time.monotonic() >= kill_at - stop:
+                lost = lost or "no contact with ZooKeeper for too long"
+            if lost:
+                child.stop(opts.stop_signal, opts.stop_timeout, "leadership lost: " + lost, deadline=kill_at)
+            waits = [t for t in (child.tick(), kill_at - stop - time.monotonic()) if t is not None]
+            self.wakeup.wait(max(0.0, min(waits)) if waits else None)

@@ -1,0 +1,180 @@
+"""Leader election for a pool of hosts: `zkherd elect` (a member), `zkherd is-leader`, `zkherd pool ls`.
+
+Each member holds an ephemeral sequential znode ELECTION/member-NNNNNNNNNN whose data is its id
+(default: the host name). The leader is the member with the lowest sequence number: derived from
+ZooKeeper alone, with no persistent "master" znode that could outlive a dead leader. A member
+watches only the member just ahead of it, and joins again with a new node after a session expiry.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+from kazoo.exceptions import ConnectionLoss, NoNodeError, SessionExpiredError
+from kazoo.protocol.states import KazooState
+
+from zkherd.common import paths
+from zkherd.common.connection import ZkError, translate
+from zkherd.lock import in_order
+from zkherd.session import Session
+from zkherd.wakeup import Wakeup
+
+MEMBER = "member-"
+EX_UNAVAILABLE = 69
+
+
+def pool(client, election, timeout):
+    """[(node name, id)] of the members, the leader first; [] for an empty or missing pool."""
+    try:
+        names = in_order(client.get_children_async(election).get(timeout=timeout), MEMBER)
+        pending = [(name, client.get_async(paths.join(election, name))) for name in names]
+        members = []
+        for name, result in pending:
+            try:
+                members.append((name, result.get(timeout=timeout)[0].decode("utf-8", "replace")))
+            except NoNodeError:
+                continue  # left while we looked
+        return members
+    except NoNodeError:
+        return []
+    except Exception as exc:
+        if isinstance(exc, client.handler.timeout_exception):
+            raise ZkError("ZooKeeper did not answer within %g s" % timeout) from None
+        raise translate(exc, "read the pool", election) from None
+
+
+class Member:
+    """`zkherd elect`: hold candidacy until stopped; log every change of leadership."""
+
+    def __init__(self, election, ident, settings, log):
+        self.election = election
+        self.ident = ident
+        self.log = log
+        self.wakeup = Wakeup()
+        self.session = Session(settings, self.wakeup, log)
+        self.node = None
+        self.dirty = True
+        self.connected = False
+        self.leading = None
+        self.stop = None
+
+    def main(self):
+        try:
+            self.session.connect()
+        except ZkError as exc:
+            self.log.error(exc.message)
+            return EX_UNAVAILABLE
+        self.connected = True
+        self.wakeup.install_signals((signal.SIGTERM, signal.SIGINT))
+        try:
+            while self.stop is None:
+                self.turn()
+            self.leave()
+            return 0
+        finally:
+            self.session.close()
+            self.wakeup.close()
+
+    def turn(self):
+        while self.wakeup.signals:
+            self.stop = self.wakeup.signals.popleft()
+            self.log.info("received %s, leaving the pool" % signal.Signals(self.stop).name)
+            return
+        for kind, value in self.wakeup.events():
+            if kind == "state":
+                self.on_state(value)
+            self.dirty = True
+        retry = None
+        if self.connected and self.dirty:
+            self.dirty = False
+            try:
+                self.look()
+            except (ConnectionLoss, SessionExpiredError, ZkError, self.session.client.handler.timeout_exception) as exc:
+                self.log.warning("could not look at the pool, trying again", error=getattr(exc, "message", repr(exc)))
+                self.dirty, retry = True, 1.0
+        self.wakeup.wait(retry)
+
+    def on_state(self, state):
+        self.connected = state == KazooState.CONNECTED
+        if state == KazooState.LOST:
+            self.log.warning("the ZooKeeper session expired; joining the pool again")
+            self.node = None
+            self.set_leading(False)
+        elif state == KazooState.SUSPENDED:
+            self.log.warning("lost contact with ZooKeeper")
+
+    def _watch(self, event):
+        self.wakeup.post("pool", event.path)
+
+    def look(self):
+        client, timeout = self.session.client, self.session.timeout / 3.0
+        if self.node is None:
+            self.node = client.create_async(paths.join(self.election, MEMBER), self.ident.encode("utf-8"),
+                                            ephemeral=True, sequence=True, makepath=True).get(timeout=timeout)
+            self.log.info("joined the pool", election=self.election, node=self.node, id=self.ident)
+        mine = self.node.rsplit("/", 1)[1]
+        names = in_order(client.get_children_async(self.election).get(timeout=timeout), MEMBER)
+        if mine not in names:
+            self.log.warning("our member node is gone; joining again", node=self.node)
+            self.node, self.dirty = None, True
+            return
+        index = names.index(mine)
+        watched = [mine] if index == 0 else [names[index - 1], mine]  # ahead of us, and our own node
+        results = [client.exists_async(paths.join(self.election, n), watch=self._watch) for n in watched]
+        if any(r.get(timeout=timeout) is None for r in results):
+            self.dirty = True
+            return
+        self.set_leading(index == 0)
+
+    def set_leading(self, leading):
+        if leading != self.leading:
+            self.leading = leading
+            if leading:
+                self.log.info("this member leads the pool", election=self.election, id=self.ident)
+            else:
+                self.log.info("this member does not lead the pool", election=self.election, id=self.ident)
+
+    def leave(self):
+        if self.node is not None and self.connected:
+            try:
+                self.session.client.delete_async(self.node).get(timeout=self.session.timeout / 3.0)
+            except Exception:  # ephemeral: it goes with the session anyway
+                pass
+
+
+def is_leader(election, ident, settings, log):
+    """Exit code: 0 if *ident* leads the pool, 1 if not, 2 if it cannot be told in time."""
+    from zkherd.common.connection import close_client, open_client
+
+    started = time.monotonic()
+    try:
+        client = open_client(settings)
+    except ZkError as exc:
+        log.warning(exc.message)
+        return 2
+    try:
+        members = pool(client, election, max(0.1, settings.connect_timeout - (time.monotonic() - started)))
+    except ZkError as exc:
+        log.warning(exc.message)
+        return 2
+    finally:
+        close_client(client)
+    leader = members[0][1] if members else None
+    log.debug("leader of the pool", election=election, leader=leader or "-", members=len(members))
+    return 0 if leader == ident else 1
+
+
+def pool_ls(election, settings, out):
+    from zkherd.common.connection import connected
+
+    try:
+        with connected(settings) as client:
+            members = pool(client, election, settings.connect_timeout)
+    except ZkError as exc:
+        sys.stderr.write("zkherd: %s\n" % exc.message)
+        return EX_UNAVAILABLE
+    for index, (name, ident) in enumerate(members):
+        out.write("%-20s %s%s\n" % (name, ident, "  (leader)" if index == 0 else ""))
+    return 0
