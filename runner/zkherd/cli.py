@@ -32,6 +32,7 @@ DEFAULTS = dict(
     health=None, health_delay=5.0, health_interval=10.0, health_timeout=10.0, health_rise=1, health_fall=2,
     alert=None, register_when="started",
     election=None, timeout=None, pool_cmd=None, name=None, tick=60.0, if_running="skip",
+    barrier_path=None, count=None,
 )
 
 
@@ -143,6 +144,17 @@ def build_parser():
                       help="if the job still runs on this host: refuse with 75 (skip, default) or wait for it")
     cron.add_argument("--stop-signal", metavar="SIG", help="signal that stops the job (default TERM)")
     cron.add_argument("--stop-timeout", type=float, metavar="S", help="SIGKILL S seconds later (default 10)")
+    barrier = commands.add_parser(
+        "barrier", parents=[common], argument_default=argparse.SUPPRESS,
+        usage="zkherd barrier PATH --count N [--timeout S] [-- COMMAND [ARG...]]",
+        help="wait until N participants arrive at PATH (a double barrier: enter, run, leave together)",
+        description="Enter the double barrier at PATH, wait until --count participants are there, run COMMAND "
+                    "if given, then leave together. Exit codes: the command's (or 0), 69 if ZooKeeper cannot be "
+                    "reached, 75 if the others do not arrive or leave within --timeout.")
+    barrier.add_argument("barrier_path", metavar="PATH")
+    barrier.add_argument("--count", type=int, metavar="N", help="how many participants")
+    barrier.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds (default 60)")
+    barrier.add_argument("--id", metavar="TEXT", help="this participant (default host:pid)")
     pool_parser = commands.add_parser("pool", parents=[common], argument_default=argparse.SUPPRESS,
                                       help="pool ls: the members of a pool and who leads")
     pool_parser.add_argument("pool_cmd", choices=["ls"], metavar="ls")
@@ -253,6 +265,21 @@ def mirror_pairs(items, option, form):
     return pairs
 
 
+def run_barrier(values, settings, log):
+    from zkherd import barrier
+
+    try:
+        paths.validate(values["barrier_path"], what="barrier path")
+    except paths.PathError as exc:
+        raise ConfigError(str(exc)) from None
+    if not values["count"] or int(values["count"]) < 1:
+        raise ConfigError("--count N (at least 1) is required")
+    timeout = float(values["timeout"] or 60.0)
+    ident = values["id"] or "%s:%d" % (socket.gethostname(), os.getpid())
+    return barrier.run(values["barrier_path"], int(values["count"]), timeout, ident, values["command"], settings,
+                       log)
+
+
 def run_election_command(values, settings, log):
     from zkherd import election
 
@@ -313,6 +340,8 @@ def main(argv=None):
             from zkherd import runcmd
 
             return runcmd.run(check_run(values), settings, log)
+        if values["cmd"] == "barrier":
+            return run_barrier(values, settings, log)
         return run_election_command(values, settings, log)
     except (ConfigError, UserError) as exc:
         sys.stderr.write("zkherd: %s\n" % getattr(exc, "message", exc))

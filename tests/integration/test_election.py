@@ -164,3 +164,41 @@ def test_cron_never_hangs_or_piles_up(zk_server, zk_base, tmp_path):
     long_job.signal(signal.SIGTERM)
     assert long_job.wait() == 128 + signal.SIGTERM
     leader.stop()
+
+
+def barrier(hosts, path, count, *extra):
+    return ["barrier", path, "--zk", hosts, "--count", str(count), *extra]
+
+
+def test_barrier_three_participants_one_late_and_timeout(zk_server, zk, zk_base, tmp_path):
+    path, out = zk_base + "/bar", tmp_path / "order"
+    cmd = ("--", "sh", "-c", "echo in >> %s" % out)
+    early = [Zkherd(barrier(zk_server.hosts, path, 3, "--timeout", "20", *cmd), tmp_path / ("b%d.log" % i))
+             for i in range(2)]
+    time.sleep(1.5)
+    assert not out.exists()  # two of three: nobody goes on
+    assert all(b.proc.poll() is None for b in early)
+    late = zkherd(*barrier(zk_server.hosts, path, 3, "--timeout", "20", *cmd))
+    assert late.returncode == 0, late.stderr
+    assert [b.wait() for b in early] == [0, 0]
+    assert out.read_text().splitlines() == ["in", "in", "in"]
+    assert zk.get_children(path) == []  # everyone left, ready removed
+
+    start = time.monotonic()
+    alone = zkherd(*barrier(zk_server.hosts, path, 2, "--timeout", "1"))
+    assert alone.returncode == 75 and "only 1 of 2 participants arrived within 1 s" in alone.stderr
+    assert time.monotonic() - start < 5
+    assert zk.get_children(path) == []  # its node went with it
+    assert zkherd(*barrier("127.0.0.1:1", path, 2, "--timeout", "1", "--connect-timeout", "1")).returncode == 69
+
+
+def test_barrier_survives_a_connection_blip(zk_server, zk_base, fault_proxy, tmp_path):
+    path = zk_base + "/bar"
+    proxy = fault_proxy()
+    first = Zkherd(barrier(proxy.hosts, path, 2, "--timeout", "20"), tmp_path / "first.log")
+    time.sleep(1.0)
+    proxy.reset_all()  # the connection drops and comes back (same session)
+    time.sleep(0.5)
+    second = zkherd(*barrier(zk_server.hosts, path, 2, "--timeout", "20"))
+    assert second.returncode == 0, second.stderr
+    assert first.wait() == 0
