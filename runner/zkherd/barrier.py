@@ -81,7 +81,7 @@ class Barrier:
                 pass
             self.node = None
         while True:
-            here, _ = self.participants()
+            here = self.participants()[0]
             if not here:
                 try:
                     self.client.delete(paths.join(self.path, READY))
