@@ -32,7 +32,7 @@ DEFAULTS = dict(
     health=None, health_delay=5.0, health_interval=10.0, health_timeout=10.0, health_rise=1, health_fall=2,
     alert=None, register_when="started",
     election=None, timeout=None, pool_cmd=None, name=None, tick=60.0, if_running="skip",
-    barrier_path=None, count=None,
+    barrier_path=None, count=None, farm_cmd=None, farm_path=None, fields=None, field=None, value=None,
 )
 
 
@@ -155,6 +155,22 @@ def build_parser():
     barrier.add_argument("--count", type=int, metavar="N", help="how many participants")
     barrier.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds (default 60)")
     barrier.add_argument("--id", metavar="TEXT", help="this participant (default host:pid)")
+    farm_parser = commands.add_parser("farm", parents=[common], argument_default=argparse.SUPPRESS,
+                                      help="farm ls|get|set|unset: read and change farm members",
+                                      description="Farms as zkfarmer made them: a member is a znode holding a "
+                                                  "JSON object; fields use dotted paths (mysql.replication_delay).")
+    farm_commands = farm_parser.add_subparsers(dest="farm_cmd", metavar="ls|get|set|unset", parser_class=Parser)
+    farm_ls = farm_commands.add_parser("ls", parents=[common], argument_default=argparse.SUPPRESS,
+                                       help="list a farm's members (or any znode's children)")
+    farm_ls.add_argument("farm_path", metavar="FARM")
+    farm_ls.add_argument("--fields", metavar="A,B.C", help="show these fields of each member")
+    for name, what in (("get", "print a member's field"), ("set", "set a member's field (compare-and-set)"),
+                       ("unset", "remove a member's field (compare-and-set)")):
+        sub = farm_commands.add_parser(name, parents=[common], argument_default=argparse.SUPPRESS, help=what)
+        sub.add_argument("farm_path", metavar="NODE")
+        sub.add_argument("field", metavar="FIELD")
+        if name == "set":
+            sub.add_argument("value", metavar="VALUE")
     pool_parser = commands.add_parser("pool", parents=[common], argument_default=argparse.SUPPRESS,
                                       help="pool ls: the members of a pool and who leads")
     pool_parser.add_argument("pool_cmd", choices=["ls"], metavar="ls")
@@ -342,6 +358,12 @@ def main(argv=None):
             return runcmd.run(check_run(values), settings, log)
         if values["cmd"] == "barrier":
             return run_barrier(values, settings, log)
+        if values["cmd"] == "farm":
+            from zkherd import farmcmd
+
+            if not values["farm_cmd"]:
+                raise ConfigError("farm needs a command: ls, get, set or unset")
+            return farmcmd.main(values, settings)
         return run_election_command(values, settings, log)
     except (ConfigError, UserError) as exc:
         sys.stderr.write("zkherd: %s\n" % getattr(exc, "message", exc))

@@ -1,0 +1,175 @@
+# Copyright (c) zkherd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Farms as zkfarmer defined them: each member of a farm is a znode holding a JSON object; fields
+are reached with dotted paths (mysql.replication_delay); a DJB directory (folder = dict, file = key
+holding its content, trailing newline trimmed) is a member's local form; filters select members
+(enabled=1,!maint,delay<10).
+
+The one farm codec of zkherd, shared by the runner (`zkherd farm ...`) and the Ansible plugins:
+no Ansible imports.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+
+from .errors import USAGE, UserError
+
+
+class FarmError(UserError):
+    """A member that is not a JSON object, a bad dotted path or filter."""
+
+    kind = USAGE
+
+
+def decode_member(data, where="member"):
+    """Znode data -> dict; anything but a JSON object is an error (zkfarmer read it as {})."""
+    try:
+        doc = json.loads((data or b"").decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FarmError("%s does not hold valid JSON: %s" % (where, exc)) from None
+    if not isinstance(doc, dict):
+        raise FarmError("%s holds JSON, but not an object (a %s)" % (where, type(doc).__name__))
+    return doc
+
+
+def encode_member(doc):
+    return json.dumps(doc, sort_keys=True).encode("utf-8")
+
+
+def _keys(dotted):
+    keys = str(dotted).split(".")
+    if not dotted or any(not key for key in keys):
+        raise FarmError("bad field path %r: dotted names like mysql.replication_delay" % (dotted,))
+    return keys
+
+
+def get_field(doc, dotted):
+    """The value at a dotted path; KeyError if it is not there."""
+    value = doc
+    for key in _keys(dotted):
+        if not isinstance(value, dict) or key not in value:
+            raise KeyError(dotted)
+        value = value[key]
+    return value
+
+
+def set_field(doc, dotted, value):
+    """A copy of *doc* with the dotted path set (missing dicts are made)."""
+    doc = copy.deepcopy(doc)
+    keys = _keys(dotted)
+    node = doc
+    for key in keys[:-1]:
+        if not isinstance(node.get(key), dict):
+            if key in node:
+                raise FarmError("cannot set %s: %s is a value, not a dict" % (dotted, key))
+            node[key] = {}
+        node = node[key]
+    node[keys[-1]] = value
+    return doc
+
+
+def unset_field(doc, dotted):
+    """A copy of *doc* without the dotted path; KeyError if it is not there."""
+    get_field(doc, dotted)
+    doc = copy.deepcopy(doc)
+    keys = _keys(dotted)
+    node = doc
+    for key in keys[:-1]:
+        node = node[key]
+    del node[keys[-1]]
+    return doc
+
+
+def text(value):
+    """A field as the command line shows it: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+_FILTER = re.compile(r"^(!?)([^=!<>]+?)(?:(=|!=|<=|>=|<|>)(.*))?$")
+
+
+def parse_filter(expression):
+    """'enabled=1,!maint,delay<10' -> [(negate, dotted, op, value)]; all must hold."""
+    terms = []
+    for raw in (expression or "").split(","):
+        raw = raw.strip()
+        if not raw:
+            continue
+        match = _FILTER.match(raw)
+        if not match or (match.group(1) and match.group(3)):
+            raise FarmError("bad filter %r: use field=value, field!=value, field<N (<=, >, >=), field or !field"
+                            % raw)
+        negate, field, op, value = match.groups()
+        _keys(field)
+        if op in ("<", ">", "<=", ">="):
+            try:
+                value = float(value)
+            except ValueError:
+                raise FarmError("bad filter %r: %s compares with a number" % (raw, op)) from None
+        terms.append((bool(negate), field.strip(), op, value))
+    return terms
+
+
+def _truthy(value):
+    return value not in (None, False, 0, "", "0", "false", "False", [], {})
+
+
+def matches(doc, terms):
+    for negate, field, op, wanted in terms:
+        try:
+            value = get_field(doc, field)
+        except KeyError:
+            value, present = None, False
+        else:
+            present = True
+        if op is None:
+            ok = present and _truthy(value)
+            ok = not ok if negate else ok
+        elif op in ("=", "!="):
+            ok = present and text(value) == wanted
+            ok = not ok if op == "!=" else ok
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                return False
+            ok = {"<": number < wanted, ">": number > wanted, "<=": number <= wanted, ">=": number >= wanted}[op]
+        if not ok:
+            return False
+    return True
+
+
+def read_dir(path):
+    """A DJB directory -> dict: folders are dicts, files keys with their text (one trailing
+    newline trimmed, as zkfarmer did). Hidden entries are left out."""
+    doc = {}
+    with os.scandir(path) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                doc[entry.name] = read_dir(entry.path)
+            elif entry.is_file():
+                with open(entry.path, "rb") as handle:
+                    raw = handle.read()
+                try:
+                    value = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise FarmError("%s is not UTF-8 text" % entry.path) from None
+                doc[entry.name] = value[:-1] if value.endswith("\n") else value
+    return doc
+
+
+def ls_line(name, doc, fields):
+    """One line of `farm ls --fields`, in zkfarmer's layout: name, then field=value pairs."""
+    pairs = []
+    for field in fields:
+        try:
+            pairs.append("%s=%s" % (field, text(get_field(doc, field))))
+        except KeyError:
+            pairs.append("%s=" % field)
+    return "%-16s %s" % (name, ", ".join(pairs))

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.zkherd.ops.plugins.module_utils.common import farm
+
+DOC = {"hostname": "db-01.example.com", "enabled": "0", "mysql": {"replication_delay": "0"}}
+
+
+def test_seed_directory_becomes_the_seed_json(tmp_path):
+    (tmp_path / "hostname").write_text("db-01.example.com\n")
+    (tmp_path / "enabled").write_text("0\n")
+    (tmp_path / "mysql").mkdir()
+    (tmp_path / "mysql" / "replication_delay").write_text("0\n")
+    (tmp_path / ".swp").write_text("editor junk")
+    assert farm.read_dir(str(tmp_path)) == DOC
+
+
+def test_codec():
+    assert farm.decode_member(farm.encode_member(DOC)) == DOC
+    with pytest.raises(farm.FarmError, match="does not hold valid JSON"):
+        farm.decode_member(b"{oops", "member /f/x")
+    with pytest.raises(farm.FarmError, match="not an object"):
+        farm.decode_member(b"[1, 2]")
+
+
+def test_dotted_paths():
+    assert farm.get_field(DOC, "mysql.replication_delay") == "0"
+    with pytest.raises(KeyError):
+        farm.get_field(DOC, "mysql.nope")
+    changed = farm.set_field(DOC, "mysql.replication_delay", "5")
+    assert changed["mysql"]["replication_delay"] == "5" and DOC["mysql"]["replication_delay"] == "0"
+    assert farm.set_field({}, "a.b.c", "1") == {"a": {"b": {"c": "1"}}}
+    assert "enabled" not in farm.unset_field(DOC, "enabled")
+    with pytest.raises(farm.FarmError, match="is a value, not a dict"):
+        farm.set_field(DOC, "enabled.x", "1")
+    with pytest.raises(farm.FarmError, match="bad field path"):
+        farm.get_field(DOC, "a..b")
+
+
+@pytest.mark.parametrize("expression, expected", [
+    ("enabled=0", True), ("enabled=1", False), ("enabled!=1", True), ("!maint", True), ("maint", False),
+    ("mysql.replication_delay<10", True), ("mysql.replication_delay>=1", False), ("hostname", True),
+    ("enabled=0,!maint,mysql.replication_delay<10", True), ("enabled=0,hostname=other", False), ("", True),
+])
+def test_filters(expression, expected):
+    assert farm.matches(DOC, farm.parse_filter(expression)) is expected
+
+
+def test_bad_filters():
+    for bad in ("a<b", "!a=1", "=x"):
+        with pytest.raises(farm.FarmError):
+            farm.parse_filter(bad)
+
+
+def test_ls_line_is_zkfarmers():
+    assert farm.ls_line("1.2.3.4", DOC, ["hostname", "enabled"]) == \
+        "1.2.3.4          hostname=db-01.example.com, enabled=0"
