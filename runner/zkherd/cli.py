@@ -33,6 +33,7 @@ DEFAULTS = dict(
     alert=None, register_when="started",
     election=None, timeout=None, pool_cmd=None, name=None, tick=60.0, if_running="skip",
     barrier_path=None, count=None, farm_cmd=None, farm_path=None, fields=None, field=None, value=None,
+    dest=None, format="json", template=None, filter=None, on_change_cmd=None, min_members=0, once=False,
 )
 
 
@@ -164,6 +165,17 @@ def build_parser():
                                        help="list a farm's members (or any znode's children)")
     farm_ls.add_argument("farm_path", metavar="FARM")
     farm_ls.add_argument("--fields", metavar="A,B.C", help="show these fields of each member")
+    export = farm_commands.add_parser("export", parents=[common], argument_default=argparse.SUPPRESS,
+                                      help="keep a file equal to a farm (json, yaml, php, or a Jinja2 template)")
+    export.add_argument("farm_path", metavar="FARM")
+    export.add_argument("dest", metavar="DEST")
+    export.add_argument("--format", choices=["json", "yaml", "php", "template"], help="default json")
+    export.add_argument("--template", metavar="FILE.j2", help="for --format template: gets `members` and `farm`")
+    export.add_argument("--filter", metavar="EXPR", help="members to keep, e.g. enabled=1,!maint,delay<10")
+    export.add_argument("--on-change", dest="on_change_cmd", metavar="CMD", help="shell command run after DEST changed")
+    export.add_argument("--check-cmd", metavar="CMD", help="shell command that validates $ZKHERD_STAGED_FILE first")
+    export.add_argument("--min-members", type=int, metavar="N", help="keep the last file with fewer members")
+    export.add_argument("--once", action="store_true", help="write once and exit")
     for name, what in (("get", "print a member's field"), ("set", "set a member's field (compare-and-set)"),
                        ("unset", "remove a member's field (compare-and-set)")):
         sub = farm_commands.add_parser(name, parents=[common], argument_default=argparse.SUPPRESS, help=what)
@@ -362,7 +374,14 @@ def main(argv=None):
             from zkherd import farmcmd
 
             if not values["farm_cmd"]:
-                raise ConfigError("farm needs a command: ls, get, set or unset")
+                raise ConfigError("farm needs a command: ls, get, set, unset or export")
+            if values["farm_cmd"] == "export":
+                from zkherd import export
+
+                opts = argparse.Namespace(**values)
+                opts.farm, opts.on_change, opts.min_members = opts.farm_path, opts.on_change_cmd, int(opts.min_members)
+                paths.validate(opts.farm, what="farm path")
+                return export.run(opts, settings, log)
             return farmcmd.main(values, settings)
         return run_election_command(values, settings, log)
     except (ConfigError, UserError) as exc:

@@ -37,7 +37,7 @@ def decode_member(data, where="member"):
 
 
 def encode_member(doc):
-    return json.dumps(doc, sort_keys=True).encode("utf-8")
+    return json.dumps(doc).encode("utf-8")  # the member's own key order, as it joined
 
 
 def _keys(dotted):

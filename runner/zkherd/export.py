@@ -1,0 +1,236 @@
+"""`zkherd farm export FARM DEST`: keep DEST equal to the farm's members, as zkfarmer's export did.
+
+The members are cached: a child watch on FARM says who joined or left (a new member costs one
+read), a data watch on each member says whose data changed (one read of that member only), so a
+change among a thousand members costs one read, not a thousand. After a change settles (50 ms),
+the farm is rendered (json, yaml, php in zkfarmer's `return array(...)` shape, or a Jinja2
+template), filtered (--filter), and DEST is replaced atomically if the text differs, after
+--check-cmd accepted the staged file. With fewer than --min-members members the last file stays.
+A member that is not a JSON object is reported and left out; it never stops the export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+from kazoo.exceptions import NoNodeError
+from kazoo.protocol.states import KazooState
+
+from zkherd.common import farm, paths
+from zkherd.common.connection import ZkError, translate
+from zkherd.mirror import Mirror
+from zkherd.session import Session
+from zkherd.tasks import Task, command_env
+from zkherd.wakeup import Wakeup
+
+EX_DATAERR, EX_UNAVAILABLE, EX_TEMPFAIL = 65, 69, 75
+SETTLE = 0.05
+
+
+def php(value, depth=0):
+    """zkfarmer's PHP: the top two levels as multi-line arrays, deeper ones on one line."""
+    if isinstance(value, dict):
+        items = ['"%s" => %s' % (_php_escape(str(k)), php(v, depth + 1)) for k, v in value.items()]
+        if depth >= 2 or not items:
+            return "array(%s)" % ", ".join(items)
+        pad = "    " * depth
+        return "array\n%s(\n%s%s)" % (pad, "".join("%s    %s,\n" % (pad, item) for item in items), pad)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "array(%s)" % ", ".join(php(v, 2) for v in value)
+    return '"%s"' % _php_escape(str(value))
+
+
+def _php_escape(text):
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+
+
+def render(members, fmt, template=None, farm_path=None):
+    if fmt == "json":
+        return json.dumps(members, indent=4) + "\n"
+    if fmt == "yaml":
+        import yaml
+
+        return yaml.safe_dump(members, default_flow_style=False)
+    if fmt == "php":
+        return "<?php\nreturn %s;\n" % php(members)
+    return template.render(members=members, farm=farm_path)
+
+
+def load_template(path):
+    import jinja2
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True).from_string(
+                handle.read())
+    except OSError as exc:
+        raise ZkError("cannot read template %s: %s" % (path, exc.strerror), "usage") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise ZkError("template %s line %d: %s" % (path, exc.lineno, exc.message), "usage") from None
+
+
+class Export:
+    def __init__(self, opts, settings, log):
+        self.opts = opts
+        self.log = log
+        self.wakeup = Wakeup()
+        self.session = Session(settings, self.wakeup, log)
+        self.members = {}  # name -> doc (None: malformed, left out)
+        self.names_dirty = True
+        self.dirty_members = set()
+        self.due = None
+        self.reads = 0
+        self.template = load_template(opts.template) if opts.format == "template" else None
+        self.filter = farm.parse_filter(opts.filter)
+        self.tasks = []
+
+    def main(self):
+        try:
+            self.session.connect()
+        except ZkError as exc:
+            self.log.error(exc.message)
+            return EX_UNAVAILABLE
+        self.wakeup.install_signals((signal.SIGTERM, signal.SIGINT))
+        self.session.client.add_listener(lambda state: self.wakeup.post("state", state))
+        try:
+            return self.loop()
+        finally:
+            self.session.close()
+            self.wakeup.close()
+
+    def _children_changed(self, event):
+        self.wakeup.post("children", None)
+
+    def _member_changed(self, event):
+        self.wakeup.post("member", event.path.rsplit("/", 1)[1])
+
+    def loop(self):
+        connected = True
+        while True:
+            if self.wakeup.signals:
+                return 0
+            for kind, value in self.wakeup.events():
+                if kind == "children":
+                    self.names_dirty = True
+                elif kind == "member":
+                    self.dirty_members.add(value)
+                elif kind == "state":
+                    connected = value == KazooState.CONNECTED
+                    if connected:  # watches may have been missed: look at everything again
+                        self.names_dirty, self.dirty_members = True, set(self.members)
+                self.due = self.due or time.monotonic() + SETTLE
+            for task in self.tasks:
+                task.poll()
+            self.tasks = [t for t in self.tasks if t.done is None]
+            wait = None
+            if connected and (self.names_dirty or self.dirty_members):
+                try:
+                    self.refresh()
+                except ZkError as exc:
+                    if self.opts.once:
+                        self.log.error(exc.message)
+                        return EX_UNAVAILABLE
+                    self.log.warning(exc.message)
+                    wait = 1.0
+                if self.due is None:
+                    self.due = time.monotonic()
+            if self.due is not None and not (self.names_dirty or self.dirty_members):
+                left = self.due - time.monotonic()
+                if left <= 0:
+                    self.due = None
+                    code = self.write()
+                    if self.opts.once:
+                        return code
+                else:
+                    wait = left
+            self.wakeup.wait(wait)
+
+    def refresh(self):
+        client, farm_path = self.session.client, self.opts.farm
+        try:
+            if self.names_dirty:
+                self.names_dirty = False
+                names = set(client.get_children(farm_path, watch=self._children_changed))
+                self.reads += 1
+                for gone in set(self.members) - names:
+                    del self.members[gone]
+                    self.log.info("member left the farm", member=gone)
+                self.dirty_members |= names - set(self.members)
+            pending = [(n, client.get_async(paths.join(farm_path, n), watch=self._member_changed))
+                       for n in sorted(self.dirty_members)]
+            self.dirty_members = set()
+            for name, result in pending:
+                self.reads += 1
+                try:
+                    data = result.get()[0]
+                except NoNodeError:
+                    self.members.pop(name, None)
+                    continue
+                try:
+                    self.members[name] = farm.decode_member(data, "member %s" % paths.join(farm_path, name))
+                except farm.FarmError as exc:
+                    self.log.warning("skipping " + exc.message)
+                    self.members[name] = None
+        except NoNodeError:
+            raise ZkError("farm %s does not exist" % farm_path) from None
+        except ZkError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, self.session.client.handler.timeout_exception):
+                raise ZkError("ZooKeeper did not answer") from None
+            raise translate(exc, "read the farm", farm_path) from None
+
+    def write(self):
+        opts = self.opts
+        chosen = {n: d for n, d in sorted(self.members.items()) if d is not None and farm.matches(d, self.filter)}
+        if len(chosen) < opts.min_members:
+            self.log.warning("fewer members than --min-members; keeping the last file", members=len(chosen),
+                             min_members=opts.min_members, dest=opts.dest)
+            return EX_TEMPFAIL
+        try:
+            text = render(chosen, opts.format, self.template, opts.farm)
+        except Exception as exc:  # a template error names the line; the last file stays
+            self.log.error("cannot render %s: %s" % (opts.dest, exc))
+            return EX_DATAERR
+        data = text.encode("utf-8")
+        try:
+            with open(opts.dest, "rb") as handle:
+                if handle.read() == data:
+                    return 0
+        except FileNotFoundError:
+            pass
+        staged = Mirror.stage([(opts.dest, data)])
+        if opts.check_cmd:
+            env = command_env(ZKHERD_STAGED_FILE=staged[0][1])
+            try:
+                ok = subprocess.run(["/bin/sh", "-c", opts.check_cmd], env=env, timeout=60, check=False).returncode == 0
+            except subprocess.TimeoutExpired:
+                ok = False
+            if not ok:
+                Mirror.discard(staged)
+                self.log.warning("check command rejected the new export; keeping the last file", dest=opts.dest)
+                return EX_DATAERR
+        Mirror.install(staged)
+        self.log.info("export written", dest=opts.dest, members=len(chosen), reads=self.reads)
+        if opts.on_change:
+            self.tasks.append(Task("on-change command", opts.on_change, command_env(ZKHERD_EXPORT=opts.dest), 300.0,
+                                   self.log))
+        return 0
+
+
+def run(opts, settings, log):
+    if opts.format == "template" and not opts.template:
+        raise ZkError("--format template needs --template FILE.j2", "usage")
+    if os.path.isdir(opts.dest):
+        raise ZkError("%s is a directory; the export writes a file" % opts.dest, "usage")
+    return Export(opts, settings, log).main()
