@@ -70,7 +70,7 @@ def test_follows_the_farm_with_one_read_per_change(zk_server, zk, zk_base, tmp_p
     wait_for(lambda: json.loads(dest.read_text())["10.0.0.7"]["enabled"] == "0")
     runner.wait_log("export written", count=2)
     assert int(re.findall(r"reads=(\d+)", runner.log())[-1]) - reads_before == 1  # one read, not fifty
-    wait_for(lambda: (tmp_path / "hook").exists())
+    wait_for((tmp_path / "hook").exists)
 
     zk.create(farm + "/10.0.0.99", b"{broken")  # reported and left out, not fatal
     runner.wait_log("skipping member .*10.0.0.99 does not hold valid JSON")
