@@ -34,6 +34,7 @@ DEFAULTS = dict(
     election=None, timeout=None, pool_cmd=None, name=None, tick=60.0, if_running="skip",
     barrier_path=None, count=None, farm_cmd=None, farm_path=None, fields=None, field=None, value=None,
     dest=None, format="json", template=None, filter=None, on_change_cmd=None, min_members=0, once=False,
+    conf=None, conf_format=None, poll=None,
 )
 
 
@@ -176,6 +177,15 @@ def build_parser():
     export.add_argument("--check-cmd", metavar="CMD", help="shell command that validates $ZKHERD_STAGED_FILE first")
     export.add_argument("--min-members", type=int, metavar="N", help="keep the last file with fewer members")
     export.add_argument("--once", action="store_true", help="write once and exit")
+    join = farm_commands.add_parser("join", parents=[common], argument_default=argparse.SUPPRESS,
+                                    help="be a member of a farm: CONF (JSON/YAML file or DJB directory) <-> znode")
+    join.add_argument("farm_path", metavar="FARM")
+    join.add_argument("conf", metavar="CONF")
+    join.add_argument("--format", dest="conf_format", choices=["json", "yaml", "dir"],
+                      help="of CONF (default: dir for a directory, yaml for .yml/.yaml, else json)")
+    join.add_argument("--name", metavar="ID", help="member name (default: the default route's IPv4 address)")
+    join.add_argument("--on-change", dest="on_change_cmd", metavar="CMD", help="run after CONF changed from ZooKeeper")
+    join.add_argument("--poll", type=float, metavar="S", help="look for local edits every S (default 0.5)")
     for name, what in (("get", "print a member's field"), ("set", "set a member's field (compare-and-set)"),
                        ("unset", "remove a member's field (compare-and-set)")):
         sub = farm_commands.add_parser(name, parents=[common], argument_default=argparse.SUPPRESS, help=what)
@@ -375,6 +385,13 @@ def main(argv=None):
 
             if not values["farm_cmd"]:
                 raise ConfigError("farm needs a command: ls, get, set, unset or export")
+            if values["farm_cmd"] == "join":
+                from zkherd import join
+
+                opts = argparse.Namespace(**values)
+                opts.farm, opts.on_change, opts.format = opts.farm_path, opts.on_change_cmd, opts.conf_format
+                paths.validate(opts.farm, what="farm path")
+                return join.run(opts, settings, log)
             if values["farm_cmd"] == "export":
                 from zkherd import export
 

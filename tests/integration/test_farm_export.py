@@ -49,7 +49,7 @@ def test_seed_php_and_json_shapes(zk_server, zk, zk_base, tmp_path):
     assert php.returncode == 0, php.stderr
     assert (tmp_path / "database.php").read_text() == SEED_PHP
     js = export(zk_server.hosts, zk_base + "/db", str(tmp_path / "db.json"), "--once")
-    assert json.loads((tmp_path / "db.json").read_text()) == {"1.2.3.4": DB1, "1.2.3.5": DB2}
+    assert js.returncode == 0 and json.loads((tmp_path / "db.json").read_text()) == {"1.2.3.4": DB1, "1.2.3.5": DB2}
     template = tmp_path / "upstream.j2"
     template.write_text("upstream db {\n{% for ip, m in members.items() %}  server {{ ip }}:3306;\n{% endfor %}}\n")
     tpl = export(zk_server.hosts, zk_base + "/db", str(tmp_path / "upstream.conf"), "--format", "template",

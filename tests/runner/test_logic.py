@@ -80,3 +80,16 @@ def test_data_from_file_and_credentials_file(tmp_path, monkeypatch):
     monkeypatch.setenv("ZKHERD_AUTH", "env:pw")
     assert config.connection_settings({}).auth == "env:pw"
     assert os.environ["ZKHERD_AUTH"] == "env:pw"
+
+
+def test_farm_join_merge_keeps_both_sides():
+    from zkherd.join import flatten, merge
+
+    base = {"enabled": "0", "mysql": {"delay": "0"}, "role": "db"}
+    local = {"enabled": "1", "mysql": {"delay": "0"}, "role": "db"}  # echo 1 > enabled
+    remote = {"enabled": "0", "mysql": {"delay": "5"}}  # farm set mysql.delay 5, farm unset role
+    merged, conflicts = merge(base, local, remote)
+    assert merged == {"enabled": "1", "mysql": {"delay": "5"}} and conflicts == []
+    merged, conflicts = merge(base, dict(local, role="web"), dict(remote, role="cache"))
+    assert merged["role"] == "web" and conflicts == ["role"]  # both changed it: local wins, and says so
+    assert flatten({"a": {"b": {"c": 1}}, "d": {}}) == {"a.b.c": 1, "d": {}}

@@ -1,0 +1,243 @@
+"""`zkherd farm join FARM CONF`: this host as a member of a farm, kept in sync both ways.
+
+The member is the ephemeral znode FARM/NAME (NAME: the IPv4 address of the default route's
+interface, or --name) holding CONF as a JSON object. CONF is a JSON or YAML file, or a DJB
+directory (folder = dict, file = key holding its text, trailing newline trimmed).
+
+- A local edit (checked every --poll seconds) is written to the znode; an edit of the znode (for
+  instance `zkherd farm set`) is written to CONF - atomically: a file is replaced by rename, each
+  changed file of a directory too.
+- Conflict rule, nothing lost silently: both sides are merged field by field against the last
+  state both agreed on (a three-way merge of dotted fields). A field changed on one side only takes
+  that side's value; a field changed on both sides differently takes the local value and a warning
+  names it. Writes to the znode are compare-and-set: a write that raced another is merged again.
+- After a session expiry the member is created again from CONF. --on-change CMD runs after CONF
+  was changed from ZooKeeper.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import socket
+import struct
+
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from kazoo.protocol.states import KazooState
+
+from zkherd.common import farm, paths
+from zkherd.common.connection import ZkError, translate
+from zkherd.mirror import Mirror
+from zkherd.session import Session
+from zkherd.tasks import Task, command_env
+from zkherd.wakeup import Wakeup
+
+EX_DATAERR, EX_UNAVAILABLE = 65, 69
+
+
+def default_route_address():
+    """The IPv4 address of the interface of the default route (zkfarmer's member name)."""
+    try:
+        with open("/proc/net/route") as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                if fields[1] == "00000000":
+                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                        packed = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", fields[0][:15].encode()))
+                        return socket.inet_ntoa(packed[20:24])  # SIOCGIFADDR
+    except OSError:
+        pass
+    return socket.gethostname()
+
+
+def flatten(doc, prefix=""):
+    """{"a": {"b": 1}} -> {"a.b": 1}; an empty dict stays a value."""
+    flat = {}
+    for key, value in doc.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, prefix + key + "."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def merge(base, local, remote):
+    """Three-way merge of dotted fields; returns (merged, fields where both sides differ)."""
+    b, lo, re_ = flatten(base), flatten(local), flatten(remote)
+    merged, conflicts = {}, []
+    for key in sorted(set(b) | set(lo) | set(re_)):
+        mine, theirs, was = lo.get(key, _GONE), re_.get(key, _GONE), b.get(key, _GONE)
+        if mine != was and theirs != was and mine != theirs:
+            conflicts.append(key)
+            value = mine
+        else:
+            value = mine if mine != was else theirs
+        if value is not _GONE:
+            merged[key] = value
+    doc = {}
+    for key, value in merged.items():
+        doc = farm.set_field(doc, key, value)
+    return doc, conflicts
+
+
+_GONE = object()
+
+
+class Conf:
+    """The local side: a JSON/YAML file or a DJB directory."""
+
+    def __init__(self, path, fmt):
+        self.path = path
+        self.fmt = fmt or ("dir" if os.path.isdir(path) else "yaml" if path.endswith((".yml", ".yaml")) else "json")
+
+    def stamp(self):
+        """Something that changes when the local side changes (mtimes and sizes)."""
+        if self.fmt != "dir":
+            st = os.stat(self.path)
+            return (st.st_mtime_ns, st.st_size)
+        marks = []
+        for directory, dirs, files in os.walk(self.path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(f for f in files if not f.startswith(".")):
+                st = os.stat(os.path.join(directory, name))
+                marks.append((directory, name, st.st_mtime_ns, st.st_size))
+        return tuple(marks)
+
+    def read(self):
+        if self.fmt == "dir":
+            return farm.read_dir(self.path)
+        with open(self.path, "rb") as handle:
+            raw = handle.read()
+        if self.fmt == "yaml":
+            import yaml
+
+            try:
+                doc = yaml.safe_load(raw) or {}
+            except yaml.YAMLError as exc:
+                raise farm.FarmError("%s is not valid YAML: %s" % (self.path, exc)) from None
+            if not isinstance(doc, dict):
+                raise farm.FarmError("%s must hold a mapping" % self.path)
+            return doc
+        return farm.decode_member(raw, self.path)
+
+    def write(self, doc):
+        if self.fmt == "json":
+            Mirror.install(Mirror.stage([(self.path, (json.dumps(doc, indent=2) + "\n").encode())]))
+        elif self.fmt == "yaml":
+            import yaml
+
+            Mirror.install(Mirror.stage([(self.path, yaml.safe_dump(doc, default_flow_style=False).encode())]))
+        else:
+            current = flatten(farm.read_dir(self.path))
+            wanted = flatten(doc)
+            changes = [(os.path.join(self.path, *k.split(".")), (farm.text(v) + "\n").encode())
+                       for k, v in wanted.items() if current.get(k) != farm.text(v)]
+            stale = [os.path.join(self.path, *k.split(".")) for k in current if k not in wanted]
+            Mirror.install(Mirror.stage(changes), stale)
+
+
+class Member:
+    def __init__(self, opts, settings, log):
+        self.opts = opts
+        self.log = log
+        self.conf = Conf(opts.conf, opts.format)
+        self.node = paths.join(opts.farm, opts.name or default_route_address())
+        self.wakeup = Wakeup()
+        self.session = Session(settings, self.wakeup, log)
+        self.base = None  # the last state both sides agreed on
+        self.joined = False  # our node exists in this session
+        self.stamp = None
+        self.tasks = []
+
+    def main(self):
+        try:
+            self.session.connect()
+        except ZkError as exc:
+            self.log.error(exc.message)
+            return EX_UNAVAILABLE
+        self.wakeup.install_signals((signal.SIGTERM, signal.SIGINT))
+        self.session.client.add_listener(lambda state: self.wakeup.post("state", state))
+        try:
+            return self.loop()
+        finally:
+            self.session.close()
+            self.wakeup.close()
+
+    def _changed(self, event):
+        self.wakeup.post("remote", None)
+
+    def loop(self):
+        connected, dirty = True, True
+        while True:
+            if self.wakeup.signals:
+                return 0
+            for kind, value in self.wakeup.events():
+                if kind == "state":
+                    connected = value == KazooState.CONNECTED
+                    if value == KazooState.LOST:
+                        self.joined = False  # our ephemeral node is gone: make it again
+                dirty = True
+            for task in self.tasks:
+                task.poll()
+            self.tasks = [t for t in self.tasks if t.done is None]
+            stamp = self.conf.stamp()
+            if stamp != self.stamp:
+                dirty = True
+            if connected and dirty:
+                try:
+                    self.sync(stamp)
+                    dirty = False
+                except farm.FarmError as exc:
+                    self.log.warning("local configuration not usable, keeping the member as it is", error=exc.message)
+                    self.stamp, dirty = stamp, False
+                except (ZkError, BadVersionError, NodeExistsError) as exc:
+                    self.log.warning("could not sync the member yet", error=getattr(exc, "message", repr(exc)))
+            self.wakeup.wait(self.opts.poll)
+
+    def sync(self, stamp):
+        client = self.session.client
+        local = self.conf.read()
+        self.stamp = stamp
+        try:
+            data, stat = client.get(self.node, watch=self._changed)
+        except NoNodeError:
+            data = stat = None
+        except Exception as exc:
+            raise translate(exc, "read", self.node) from None
+        if stat is None or not self.joined and stat.ephemeralOwner != client.client_id[0]:
+            if stat is not None:  # a node of an old session of ours, or of another host: replace it
+                client.delete(self.node)
+            client.create(self.node, farm.encode_member(local), ephemeral=True, makepath=True)
+            self.log.info("joined the farm", node=self.node)
+            self.remember(local)
+            return
+        remote = farm.decode_member(data, "member %s" % self.node)
+        base = self.base if self.base is not None else remote
+        merged, conflicts = merge(base, local, remote)
+        for field in conflicts:
+            self.log.warning("field changed here and in ZooKeeper; keeping the local value", field=field)
+        if merged != remote:
+            client.set(self.node, farm.encode_member(merged), version=stat.version)  # BadVersion: merged again
+            self.log.info("member updated from the local configuration", node=self.node)
+        if merged != local:
+            self.conf.write(merged)
+            self.stamp = self.conf.stamp()
+            self.log.info("local configuration updated from ZooKeeper", conf=self.conf.path)
+            if self.opts.on_change:
+                self.tasks.append(Task("on-change command", self.opts.on_change, command_env(), 300.0, self.log))
+        self.remember(merged)
+
+    def remember(self, doc):
+        self.base = doc
+        self.joined = True
+        # re-arm the watch on our node (a get without data changes is cheap)
+        self.session.client.exists(self.node, watch=self._changed)
+
+
+def run(opts, settings, log):
+    if not os.path.exists(opts.conf):
+        raise ZkError("%s does not exist" % opts.conf, "usage")
+    opts.poll = float(opts.poll or 0.5)
+    return Member(opts, settings, log).main()
