@@ -43,7 +43,7 @@ def test_seed_directory_both_ways(zk_server, zk, zk_base, tmp_path):
                              "mysql.replication_delay", "5", "--zk", zk_server.hosts], cwd=REPO, check=False)
     assert result.returncode == 0
     wait_for(lambda: (conf / "mysql" / "replication_delay").read_text() == "5\n")
-    wait_for(lambda: (tmp_path / "hook").exists())
+    wait_for((tmp_path / "hook").exists)
     assert json.loads(zk.get(farm + "/1.2.3.4")[0])["enabled"] == "1"  # nothing lost on either side
     member.stop()
     wait_for(lambda: zk.exists(farm + "/1.2.3.4") is None)
