@@ -24,6 +24,7 @@ out=docs/benchmarks.md
 table=$(python -m bench.znode_tree --cg-collections "$PWD/$cg")
 runner_table=$(python -m bench.runner)
 config_table=$(python -m bench.config)
+farm_table=$(python -m bench.farm)
 {
     echo "# Benchmarks"
     echo
@@ -40,5 +41,9 @@ config_table=$(python -m bench.config)
     echo "## zkherd run: mirrored configuration and rolling restarts (\`python -m bench.config\`)"
     echo
     echo "$config_table"
+    echo
+    echo "## zkherd farm export (\`python -m bench.farm\`)"
+    echo
+    echo "$farm_table"
 } >"$out"
 cat "$out"
