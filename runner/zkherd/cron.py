@@ -135,8 +135,7 @@ class Cron:
 
     def run_job(self):
         opts = self.opts
-        self.wakeup.install_signals((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
-        self.client.add_listener(lambda state: self.wakeup.post("state", state))
+        self.wakeup.install_signals((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))  # state events: Session
         child = Child(opts.command, command_env(ZKHERD_CRON_JOB=self.name), self.log)
         try:
             child.start()

@@ -61,21 +61,14 @@ class Member:
         self.stop = None
 
     def main(self):
-        try:
-            self.session.connect()
-        except ZkError as exc:
-            self.log.error(exc.message)
-            return EX_UNAVAILABLE
+        return self.session.serve(self.serve)
+
+    def serve(self):
         self.connected = True
-        self.wakeup.install_signals((signal.SIGTERM, signal.SIGINT))
-        try:
-            while self.stop is None:
-                self.turn()
-            self.leave()
-            return 0
-        finally:
-            self.session.close()
-            self.wakeup.close()
+        while self.stop is None:
+            self.turn()
+        self.leave()
+        return 0
 
     def turn(self):
         while self.wakeup.signals:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 
@@ -95,18 +94,7 @@ class Export:
         self.tasks = []
 
     def main(self):
-        try:
-            self.session.connect()
-        except ZkError as exc:
-            self.log.error(exc.message)
-            return EX_UNAVAILABLE
-        self.wakeup.install_signals((signal.SIGTERM, signal.SIGINT))
-        self.session.client.add_listener(lambda state: self.wakeup.post("state", state))
-        try:
-            return self.loop()
-        finally:
-            self.session.close()
-            self.wakeup.close()
+        return self.session.serve(self.loop)
 
     def _children_changed(self, event):
         self.wakeup.post("children", None)

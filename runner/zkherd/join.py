@@ -20,7 +20,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import signal
 import socket
 import struct
 
@@ -33,8 +32,6 @@ from zkherd.mirror import Mirror
 from zkherd.session import Session
 from zkherd.tasks import Task, command_env
 from zkherd.wakeup import Wakeup
-
-EX_DATAERR, EX_UNAVAILABLE = 65, 69
 
 
 def default_route_address():
@@ -152,18 +149,7 @@ class Member:
         self.tasks = []
 
     def main(self):
-        try:
-            self.session.connect()
-        except ZkError as exc:
-            self.log.error(exc.message)
-            return EX_UNAVAILABLE
-        self.wakeup.install_signals((signal.SIGTERM, signal.SIGINT))
-        self.session.client.add_listener(lambda state: self.wakeup.post("state", state))
-        try:
-            return self.loop()
-        finally:
-            self.session.close()
-            self.wakeup.close()
+        return self.session.serve(self.loop)
 
     def _changed(self, event):
         self.wakeup.post("remote", None)

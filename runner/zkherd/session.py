@@ -13,12 +13,14 @@ differently, last_heard would stay old and the child would be stopped early - sa
 from __future__ import annotations
 
 import logging
+import signal
 import time
 
-from zkherd.common.connection import open_client
+from zkherd.common.connection import ZkError, open_client
 from zkherd.logs import KazooBridge
 
-BLATHER = 5  # kazoo's most verbose level; the negotiated timeout is only logged there
+BLATHER = 5
+EX_UNAVAILABLE = 69  # kazoo's most verbose level; the negotiated timeout is only logged there
 
 
 def fence_margin(session_timeout):
@@ -103,6 +105,21 @@ class Session:
     def expires_no_earlier_than(self):
         """The earliest moment the server may expire our session (monotonic clock)."""
         return self.last_heard + self.timeout
+
+    def serve(self, loop, signals=(signal.SIGTERM, signal.SIGINT)):
+        """For the long-running commands (elect, farm join, farm export): connect (exit code 69
+        if ZooKeeper cannot be reached), let *signals* wake the loop, run loop(), always close."""
+        try:
+            self.connect()
+        except ZkError as exc:
+            self.log.error(exc.message)
+            return EX_UNAVAILABLE
+        self.wakeup.install_signals(signals)
+        try:
+            return loop()
+        finally:
+            self.close()
+            self.wakeup.close()
 
     def close(self):
         if self.client is not None:
