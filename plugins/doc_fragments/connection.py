@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The connection options shared by every zkherd.ops module and plugin.
 
-Modules use C(zkherd.ops.connection); lookups and the inventory plugin add
-C(zkherd.ops.connection.plugins), which lets the same options come from variables.
+Modules use C(zkherd.ops.connection) (their argument spec reads the environment); plugins add
+C(zkherd.ops.connection.env), and lookups C(zkherd.ops.connection.vars) so that the same options
+can come from variables.
 """
 
 from __future__ import annotations
@@ -72,11 +73,30 @@ notes:
     lost), C(not_empty), C(usage) (bad input, nothing was changed) and C(other).
 """
 
-    PLUGINS = r"""
+    # Plugins (lookups, inventory) read the environment variables through Ansible's config.
+    ENV = r"""
 options:
   hosts:
     env:
       - name: ZKHERD_HOSTS
+  auth:
+    env:
+      - name: ZKHERD_AUTH
+  tls_ca:
+    env:
+      - name: ZKHERD_TLS_CA
+  tls_cert:
+    env:
+      - name: ZKHERD_TLS_CERT
+  tls_key:
+    env:
+      - name: ZKHERD_TLS_KEY
+"""
+
+    # Lookups also take every option from a variable (in group_vars, say).
+    VARS = r"""
+options:
+  hosts:
     vars:
       - name: zkherd_hosts
   session_timeout:
@@ -86,26 +106,18 @@ options:
     vars:
       - name: zkherd_connect_timeout
   auth:
-    env:
-      - name: ZKHERD_AUTH
     vars:
       - name: zkherd_auth
   tls:
     vars:
       - name: zkherd_tls
   tls_ca:
-    env:
-      - name: ZKHERD_TLS_CA
     vars:
       - name: zkherd_tls_ca
   tls_cert:
-    env:
-      - name: ZKHERD_TLS_CERT
     vars:
       - name: zkherd_tls_cert
   tls_key:
-    env:
-      - name: ZKHERD_TLS_KEY
     vars:
       - name: zkherd_tls_key
   tls_check_hostname:

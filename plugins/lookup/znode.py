@@ -36,7 +36,8 @@ options:
     type: raw
 extends_documentation_fragment:
   - zkherd.ops.connection
-  - zkherd.ops.connection.plugins
+  - zkherd.ops.connection.env
+  - zkherd.ops.connection.vars
 seealso:
   - module: zkherd.ops.znode_info
   - module: zkherd.ops.znode

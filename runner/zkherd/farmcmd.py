@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import sys
 
-from kazoo.exceptions import BadVersionError, NoNodeError
-
 from zkherd.common import farm, paths
 from zkherd.common.connection import ZkError, connected, translate
-from zkherd.common.errors import AUTH, NO_NODE, USAGE
+from zkherd.common.errors import AUTH, NO_NODE, USAGE, VERSION
 
 EX_NOFIELD, EX_DATAERR, EX_UNAVAILABLE, EX_TEMPFAIL = 1, 65, 69, 75
-RETRIES = 5
 
 
 def main(values, settings, out=sys.stdout, err=sys.stderr):
@@ -37,7 +34,7 @@ def main(values, settings, out=sys.stdout, err=sys.stderr):
         return EX_DATAERR
     except ZkError as exc:
         err.write("zkherd: %s\n" % exc.message)
-        return {NO_NODE: EX_NOFIELD, USAGE: 64, AUTH: 77}.get(exc.kind, EX_UNAVAILABLE)
+        return {NO_NODE: EX_NOFIELD, USAGE: 64, AUTH: 77, VERSION: EX_TEMPFAIL}.get(exc.kind, EX_UNAVAILABLE)
     except paths.PathError as exc:
         err.write("zkherd: %s\n" % exc.message)
         return 64
@@ -45,38 +42,27 @@ def main(values, settings, out=sys.stdout, err=sys.stderr):
 
 def ls(client, path, fields, out, err):
     """Children of *path*; with fields, each member's fields in zkfarmer's layout."""
-    try:
-        names = sorted(client.get_children(path))
-    except Exception as exc:
-        raise translate(exc, "list", path) from None
     if not fields:
+        try:
+            names = sorted(client.get_children(path))
+        except Exception as exc:
+            raise translate(exc, "list", path) from None
         out.write("".join(name + "\n" for name in names))
         return 0
-    pending = [(name, client.get_async(paths.join(path, name))) for name in names]
-    code = 0
-    for name, result in pending:
-        try:
-            doc = farm.decode_member(result.get()[0], "member %s" % paths.join(path, name))
-        except NoNodeError:
-            continue  # left the farm while we listed it
-        except farm.FarmError as exc:
-            err.write("zkherd: skipping %s\n" % exc.message)
-            code = EX_DATAERR
-            continue
+    members, problems = farm.read_members(client, path)
+    for problem in problems:
+        err.write("zkherd: skipping %s\n" % problem)
+    for name, doc in members.items():
         out.write(farm.ls_line(name, doc, fields) + "\n")
-    return code
-
-
-def read(client, node):
-    try:
-        data, stat = client.get(node)
-    except Exception as exc:
-        raise translate(exc, "read", node) from None
-    return farm.decode_member(data, "member %s" % node), stat
+    return EX_DATAERR if problems else 0
 
 
 def get(client, node, field, out, err):
-    doc = read(client, node)[0]
+    try:
+        data = client.get(node)[0]
+    except Exception as exc:
+        raise translate(exc, "read", node) from None
+    doc = farm.decode_member(data, "member %s" % node)
     try:
         out.write(farm.text(farm.get_field(doc, field)) + "\n")
     except KeyError:
@@ -86,23 +72,13 @@ def get(client, node, field, out, err):
 
 
 def change(client, node, field, value, unset, err):
-    """Compare-and-set: read, change, write with the version read; on a conflict read again,
-    at most RETRIES times, then say so."""
-    for _attempt in range(RETRIES):
-        doc, stat = read(client, node)
-        try:
-            new = farm.unset_field(doc, field) if unset else farm.set_field(doc, field, value)
-        except KeyError:
-            err.write("zkherd: %s has no field %s\n" % (node, field))
-            return EX_NOFIELD
-        if new == doc:
-            return 0
-        try:
-            client.set(node, farm.encode_member(new), version=stat.version)
-            return 0
-        except BadVersionError:
-            continue  # someone wrote in between: read their version and apply ours on top
-        except Exception as exc:
-            raise translate(exc, "update", node) from None
-    err.write("zkherd: %s changed %d times while we tried to update it; nothing written\n" % (node, RETRIES))
-    return EX_TEMPFAIL
+    """Compare-and-set with a bounded retry (common.farm.update_member); a lost race is exit 75."""
+    def apply(doc):
+        return farm.unset_field(doc, field) if unset else farm.set_field(doc, field, value)
+
+    try:
+        farm.update_member(client, node, apply)
+    except KeyError:
+        err.write("zkherd: %s has no field %s\n" % (node, field))
+        return EX_NOFIELD
+    return 0

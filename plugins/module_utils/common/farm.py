@@ -16,7 +16,12 @@ import json
 import os
 import re
 
-from .errors import USAGE, UserError
+from . import paths
+from .connection import ZkError, translate
+from .errors import NO_NODE, USAGE, VERSION, UserError
+
+# Compare-and-set attempts before a write that keeps losing the race is reported.
+RETRIES = 5
 
 
 class FarmError(UserError):
@@ -45,6 +50,12 @@ def _keys(dotted):
     if not dotted or any(not key for key in keys):
         raise FarmError("bad field path %r: dotted names like mysql.replication_delay" % (dotted,))
     return keys
+
+
+def check_field(dotted):
+    """*dotted* if it is a valid field path, else FarmError."""
+    _keys(dotted)
+    return dotted
 
 
 def get_field(doc, dotted):
@@ -173,3 +184,70 @@ def ls_line(name, doc, fields):
         except KeyError:
             pairs.append("%s=" % field)
     return "%-16s %s" % (name, ", ".join(pairs))
+
+
+def read_members(client, farm_path):
+    """Every member of a farm with pipelined reads (one round trip): ({name: doc}, [problems]).
+    A member that is not a JSON object is named in problems and left out; one that leaves
+    while we read is simply not there."""
+    from kazoo.exceptions import NoNodeError
+
+    try:
+        names = sorted(client.get_children(farm_path))
+    except Exception as exc:
+        raise translate(exc, "list the farm", farm_path) from None
+    pending = [(name, paths.join(farm_path, name)) for name in names]
+    pending = [(name, node, client.get_async(node)) for name, node in pending]
+    members, problems = {}, []
+    for name, node, result in pending:
+        try:
+            data = result.get()[0]
+        except NoNodeError:
+            continue
+        except Exception as exc:
+            raise translate(exc, "read", node) from None
+        try:
+            members[name] = decode_member(data, "member %s" % node)
+        except FarmError as exc:
+            problems.append(exc.message)
+    return members, problems
+
+
+def update_member(client, node, change, dry_run=False, create=False):
+    """Compare-and-set of one member: read it, new = change(doc), write with the version read.
+    A write that raced another writer reads again and applies the change on top of theirs, at
+    most RETRIES times, then fails with kind 'version' (zkfarmer retried with the stale version
+    and gave up silently). With *create*, a missing member is made from change({}), persistent,
+    with missing parents. Returns (before, after); before is None for a member that was made."""
+    from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+
+    for _attempt in range(RETRIES):
+        try:
+            data, stat = client.get(node)
+        except NoNodeError:
+            if not create:
+                raise ZkError("member %s does not exist" % node, NO_NODE) from None
+            new = change({})
+            if dry_run:
+                return None, new
+            try:
+                client.create(node, encode_member(new), makepath=True)
+                return None, new
+            except NodeExistsError:
+                continue  # joined meanwhile: update it instead
+            except Exception as exc:
+                raise translate(exc, "create", node) from None
+        except Exception as exc:
+            raise translate(exc, "read", node) from None
+        doc = decode_member(data, "member %s" % node)
+        new = change(doc)
+        if new == doc or dry_run:
+            return doc, new
+        try:
+            client.set(node, encode_member(new), version=stat.version)
+            return doc, new
+        except (BadVersionError, NoNodeError):
+            continue  # someone wrote (or the member left) in between: read again
+        except Exception as exc:
+            raise translate(exc, "update", node) from None
+    raise ZkError("%s changed %d times while we tried to update it; nothing written" % (node, RETRIES), VERSION)

@@ -36,6 +36,10 @@ def test_dotted_paths():
         farm.set_field(DOC, "enabled.x", "1")
     with pytest.raises(farm.FarmError, match="bad field path"):
         farm.get_field(DOC, "a..b")
+    assert farm.check_field("mysql.replication_delay") == "mysql.replication_delay"
+    for bad in ("", ".a", "a.", "a..b"):
+        with pytest.raises(farm.FarmError, match="bad field path"):
+            farm.check_field(bad)
 
 
 @pytest.mark.parametrize("expression, expected", [
