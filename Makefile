@@ -8,15 +8,15 @@ VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help bootstrap test lint units sanity integration demo demo-stop bench docs clean
+.PHONY: help bootstrap test lint units sanity integration molecule demo demo-stop bench docs clean
 
 help:
-	@echo "make demo         start a local ZooKeeper and run playbooks/demo.yml against it"
-	@echo "make demo-stop    stop the demo ZooKeeper"
-	@echo "make test         everything CI runs: ruff, ansible-lint, ansible-test sanity+units, integration tests"
+	@echo "make demo         boot three systemd boxes, deploy ZooKeeper and zkherd services with the roles, show them work"
+	@echo "make demo-stop    power the demo boxes off"
+	@echo "make test         everything CI runs: ruff, ansible-lint, ansible-test sanity+units, integration tests, molecule"
 	@echo "make bench        benchmarks; tables go to docs/benchmarks.md"
 	@echo "make docs         regenerate docs/plugins/ from the plugins' own documentation"
-	@echo "  (parts of make test: lint, sanity, units, integration)"
+	@echo "  (parts of make test: lint, sanity, units, integration, molecule)"
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -36,11 +36,14 @@ units: bootstrap
 integration: bootstrap
 	@scripts/test.sh integration
 
+molecule: bootstrap
+	@scripts/test.sh molecule
+
 demo: bootstrap
 	@scripts/demo.sh
 
 demo-stop: bootstrap
-	@$(BIN)/python -m tests.support.zkserver stop --dir .cache/demo-zk
+	@$(BIN)/python -m tests.support.boxes down --state .cache/demo-boxes
 
 bench: bootstrap
 	@scripts/bench.sh

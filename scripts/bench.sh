@@ -1,27 +1,15 @@
 #!/usr/bin/env bash
 # `make bench`: runs the benchmarks and writes their tables to docs/benchmarks.md.
-# community.general (for the comparison with community.general.znode) is taken from the
-# `ansible` package on PyPI, extracted into .cache/bench-collections for the benchmark only.
+# community.general (for the comparison with community.general.znode) comes from
+# scripts/ext-collections.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LANG=C.UTF-8 LC_ALL=C.UTF-8 ANSIBLE_CONFIG=$PWD/ansible.cfg PATH=$PWD/.venv/bin:$PATH
 
-cg=.cache/bench-collections
-if [ ! -d "$cg/ansible_collections/community/general" ]; then
-    echo "[bench] fetching community.general from the ansible package (PyPI)"
-    rm -rf .cache/bench-download && mkdir -p .cache/bench-download "$cg"
-    python -m pip download -q --no-deps -d .cache/bench-download 'ansible>=12,<13' 2>/dev/null
-    python - .cache/bench-download/ansible-*.whl "$cg" <<'PY'
-import sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as wheel:
-    wanted = [n for n in wheel.namelist() if n.startswith("ansible_collections/community/general/")]
-    wheel.extractall(sys.argv[2], members=wanted)
-PY
-    rm -rf .cache/bench-download
-fi
+cg=$(scripts/ext-collections.sh)
 
 out=docs/benchmarks.md
-table=$(python -m bench.znode_tree --cg-collections "$PWD/$cg")
+table=$(python -m bench.znode_tree --cg-collections "$cg")
 runner_table=$(python -m bench.runner)
 config_table=$(python -m bench.config)
 farm_table=$(python -m bench.farm)

@@ -1,16 +1,37 @@
 #!/usr/bin/env bash
-# `make demo`: start a local ZooKeeper (the embedded default, data in .cache/demo-zk) unless it
-# already runs, then run playbooks/demo.yml against it. The server stays up for you to poke at.
+# `make demo`: from nothing to every capability at work on real systemd hosts. Boots three
+# systemd-nspawn boxes (tests/support/boxes.py; the Debian root is built once, then cached),
+# deploys with the roles (playbooks/site.yml: a ZooKeeper ensemble across the boxes - the embedded
+# default - the runner, a singleton service, a rolling-config service, a farm with exports, a
+# leader-only timer), then shows each capability working (tests/support/sitecheck.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LANG=C.UTF-8 LC_ALL=C.UTF-8 ANSIBLE_CONFIG=$PWD/ansible.cfg PATH=$PWD/.venv/bin:$PATH
-port=${ZKHERD_DEMO_PORT:-2181}
-python -m tests.support.zkserver start --port "$port" --dir .cache/demo-zk
-ansible-playbook playbooks/demo.yml -e "zkherd_hosts=127.0.0.1:$port" "$@"
+ANSIBLE_COLLECTIONS_PATH=$PWD/.cache/collections:$(scripts/ext-collections.sh)
+export ANSIBLE_COLLECTIONS_PATH
+export ZKHERD_BOX_WHEELS; ZKHERD_BOX_WHEELS=$(scripts/box-wheels.sh)
+state=$PWD/.cache/demo-boxes
+log=$PWD/.cache/demo-site.log
+zk=$(python -c 'import yaml; print(yaml.safe_load(open("playbooks/inventory/boxes.yml"))["all"]["vars"]["zkherd_hosts"])')
+
+python -m tests.support.boxes up --state "$state" --count 3
+echo "[demo] deploying with the roles: ansible-playbook playbooks/site.yml (log: $log)"
+if ! ansible-playbook -i playbooks/inventory/boxes.yml -i "$state/inventory.yml" playbooks/site.yml >"$log" 2>&1; then
+    tail -n 40 "$log"
+    echo "[demo] the deployment failed; the whole log is $log"
+    exit 1
+fi
+sed -n '/PLAY RECAP/,$p' "$log"
+echo "[demo] what runs now:"
+python -m tests.support.sitecheck --state "$state" --zk "$zk"
+pid1=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["box1"]["pid"])' "$state/boxes.json")
 cat <<TXT
 
-The demo ZooKeeper keeps running on 127.0.0.1:$port (data in .cache/demo-zk).
-  look around:  .venv/bin/ansible localhost -m zkherd.ops.znode_info -a 'path=/demo/config recursive=true hosts=127.0.0.1:$port'
-  run again:    make demo            (it starts from a clean /demo each time)
-  tear down:    make demo-stop
+Poke at it (the boxes share this machine's network; ZooKeeper is at $zk):
+  box1:         nsenter -t $pid1 -a systemctl status 'zkherd-*'     (other boxes: $state/boxes.json)
+  its logs:     nsenter -t $pid1 -a journalctl -u zkherd-hello -u zkherd-web -f
+  the farm:     .venv/bin/zkherd farm ls /services/db --fields hostname,enabled --zk $zk
+  set a field:  .venv/bin/zkherd farm set /services/db/box2 enabled 1 --zk $zk   (box2's /var/service/db/enabled follows)
+  a new config: .venv/bin/ansible localhost -m zkherd.ops.znode -a 'path=/config/web/web.conf value="greeting = hi" hosts=$zk'
+  run again:    make demo        tear down: make demo-stop
 TXT

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command (`make test`) runs this after scripts/bootstrap.sh.
 # Steps: lint (ruff, ansible-lint), units and sanity (ansible-test), integration (pytest against
-# real ZooKeeper servers the tests start). Runs every step, then prints one summary line.
-# Usage: scripts/test.sh [lint|units|sanity|integration]...   (default: all)
+# real ZooKeeper servers the tests start), molecule (the roles on three systemd-nspawn boxes).
+# Runs every step, then prints one summary line.
+# Usage: scripts/test.sh [lint|units|sanity|integration|molecule]...   (default: all)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 export LANG=C.UTF-8 LC_ALL=C.UTF-8 ANSIBLE_CONFIG=$PWD/ansible.cfg
@@ -27,11 +28,12 @@ run() {
         units) step ansible-test-units scripts/ansible-test.sh units ;;
         sanity) step ansible-test-sanity scripts/ansible-test.sh sanity ;;
         integration) step integration python -m pytest tests/runner tests/integration -q ;;
+        molecule) step molecule scripts/molecule.sh test ;;
         *) echo "unknown step $1" >&2; exit 64 ;;
     esac
 }
 
-for what in "${@:-lint units integration sanity}"; do
+for what in "${@:-lint units integration molecule sanity}"; do
     for one in $what; do run "$one"; done
 done
 

@@ -73,6 +73,17 @@ notes:
     lost), C(not_empty), C(usage) (bad input, nothing was changed) and C(other).
 """
 
+    # Attributes every zkherd module shares (each module adds check_mode and diff_mode).
+    ATTRIBUTES = r"""
+attributes:
+  action_group:
+    description: Use C(group/zkherd.ops.zookeeper) in C(module_defaults) to set the connection options once.
+    support: full
+    membership: [zkherd.ops.zookeeper]
+  platform:
+    platforms: posix
+"""
+
     # Plugins (lookups, inventory) read the environment variables through Ansible's config.
     ENV = r"""
 options:

@@ -31,12 +31,6 @@ options:
     type: list
     elements: str
     required: true
-  filter:
-    description:
-      - Members to keep; every comma-separated term must hold. C(field=value), C(field!=value),
-        C(field<N) (also C(<=), C(>), C(>=)), C(field) (present and not empty, 0 or false),
-        C(!field). Fields are dotted paths, for example V(enabled=1,!maint).
-    type: str
   group_prefix:
     description: Put before the name of each farm's group.
     type: str
@@ -52,6 +46,7 @@ options:
         unless the member has an C(ansible_host) field. Members without the field keep their name.
     type: str
 extends_documentation_fragment:
+  - zkherd.ops.farm
   - zkherd.ops.connection
   - zkherd.ops.connection.env
   - ansible.builtin.constructed

@@ -21,13 +21,8 @@ options:
     required: true
     type: list
     elements: str
-  filter:
-    description:
-      - Members to keep; every comma-separated term must hold. C(field=value), C(field!=value),
-        C(field<N) (also C(<=), C(>), C(>=)), C(field) (present and not empty, 0 or false),
-        C(!field). Fields are dotted paths, for example V(enabled=1,!maint,mysql.replication_delay<10).
-    type: str
 extends_documentation_fragment:
+  - zkherd.ops.farm
   - zkherd.ops.connection
   - zkherd.ops.connection.env
   - zkherd.ops.connection.vars

@@ -52,6 +52,7 @@ options:
     default: false
 extends_documentation_fragment:
   - zkherd.ops.connection
+  - zkherd.ops.connection.attributes
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -59,12 +60,6 @@ attributes:
   diff_mode:
     support: full
     details: The member's JSON before and after.
-  action_group:
-    description: Use C(group/zkherd.ops.zookeeper) in C(module_defaults) to set the connection options once.
-    support: full
-    membership: [zkherd.ops.zookeeper]
-  platform:
-    platforms: posix
 seealso:
   - module: zkherd.ops.farm_info
   - plugin: zkherd.ops.farm

@@ -20,14 +20,10 @@ options:
       - Absolute path of the farm (the parent znode of its members).
     type: str
     required: true
-  filter:
-    description:
-      - Members to keep; every comma-separated term must hold. C(field=value), C(field!=value),
-        C(field<N) (also C(<=), C(>), C(>=)), C(field) (present and not empty, 0 or false),
-        C(!field). Fields are dotted paths, for example V(enabled=1,!maint,mysql.replication_delay<10).
-    type: str
 extends_documentation_fragment:
+  - zkherd.ops.farm
   - zkherd.ops.connection
+  - zkherd.ops.connection.attributes
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -35,12 +31,6 @@ attributes:
     details: Reads only.
   diff_mode:
     support: none
-  action_group:
-    description: Use C(group/zkherd.ops.zookeeper) in C(module_defaults) to set the connection options once.
-    support: full
-    membership: [zkherd.ops.zookeeper]
-  platform:
-    platforms: posix
 seealso:
   - module: zkherd.ops.farm
   - plugin: zkherd.ops.farm

@@ -100,18 +100,13 @@ options:
     default: false
 extends_documentation_fragment:
   - zkherd.ops.connection
+  - zkherd.ops.connection.attributes
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
-  platform:
-    platforms: posix
-  action_group:
-    description: Use C(group/zkherd.ops.zookeeper) in C(module_defaults) to set the connection options once.
-    support: full
-    membership: [zkherd.ops.zookeeper]
 seealso:
   - module: zkherd.ops.znode_info
   - module: zkherd.ops.znode_tree

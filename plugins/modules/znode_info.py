@@ -45,6 +45,7 @@ options:
     default: true
 extends_documentation_fragment:
   - zkherd.ops.connection
+  - zkherd.ops.connection.attributes
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -52,12 +53,6 @@ attributes:
     details: Reads only.
   diff_mode:
     support: none
-  action_group:
-    description: Use C(group/zkherd.ops.zookeeper) in C(module_defaults) to set the connection options once.
-    support: full
-    membership: [zkherd.ops.zookeeper]
-  platform:
-    platforms: posix
 seealso:
   - module: zkherd.ops.znode
   - plugin: zkherd.ops.znode

@@ -89,6 +89,7 @@ options:
         default: all
 extends_documentation_fragment:
   - zkherd.ops.connection
+  - zkherd.ops.connection.attributes
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -96,12 +97,6 @@ attributes:
   diff_mode:
     support: full
     details: The diff lists the created, updated and deleted znodes with their data.
-  platform:
-    platforms: posix
-  action_group:
-    description: Use C(group/zkherd.ops.zookeeper) in C(module_defaults) to set the connection options once.
-    support: full
-    membership: [zkherd.ops.zookeeper]
 seealso:
   - module: zkherd.ops.znode
   - module: zkherd.ops.znode_info

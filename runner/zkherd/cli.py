@@ -207,6 +207,30 @@ def election_options(parser, with_timeout=True):
         parser.add_argument("--timeout", type=float, metavar="S", help="answer within S seconds (default 5)")
 
 
+def command_parser(parser, namespace):
+    """The (sub)parser of the command given: `farm join` -> the parser of join."""
+    for name in ("cmd", "farm_cmd", "pool_cmd"):
+        chosen = getattr(namespace, name, None)
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+        if chosen and subparsers and chosen in subparsers[0].choices:
+            parser = subparsers[0].choices[chosen]
+    return parser
+
+
+def file_keys_to_dests(file_values, parser, path):
+    """Config file keys are the command's long option names (on_change for --on-change, with dashes
+    or underscores), or `command`; anything the command does not take is an error, never ignored."""
+    names = {"command": "command"} if parser.prog.split()[-1] in ("run", "cron") else {}
+    for action in parser._actions:  # noqa: SLF001
+        for option in action.option_strings:
+            if option.startswith("--") and action.dest not in ("help", "version", "config"):
+                names[option[2:].replace("-", "_")] = action.dest
+    unknown = sorted(set(file_values) - set(names))
+    if unknown:
+        raise ConfigError("config file %s: %s takes no option(s) %s" % (path, parser.prog, ", ".join(unknown)))
+    return {names[key]: value for key, value in file_values.items()}
+
+
 def parse(argv):
     """argv -> (merged option dict, command list). Everything after the first `--` is the command."""
     argv = list(argv)
@@ -223,6 +247,7 @@ def parse(argv):
     if command is not None:
         cli["command"] = command
     file_values = load_file(cli["config"]) if cli.get("config") else {}
+    file_values = file_keys_to_dests(file_values, command_parser(parser, namespace), cli.get("config"))
     values = merge(cli, file_values, DEFAULTS)
     values["cmd"] = namespace.cmd
     return values

@@ -34,6 +34,7 @@ class ConfigSync:
         self.version = None  # installed (or found already in place)
         self.failed_version = None
         self.last_good = None  # {local: bytes} before the last install, for --on-failure rollback
+        self.waiting = None  # why the first files cannot be installed yet (for the service manager's status)
 
     def changed(self):
         now = time.monotonic()
@@ -56,13 +57,16 @@ class ConfigSync:
         self.dirty = False
         snap, version = self.mirror.snapshot(client)
         missing = self.mirror.missing(snap)
+        self.waiting = None
         if missing:
-            self.log.warning("waiting for mirrored znodes that do not exist yet",
-                             znodes=",".join(pair[1] for pair in missing))
+            znodes = ",".join(pair[1] for pair in missing)
+            self.log.warning("waiting for mirrored znodes that do not exist yet", znodes=znodes)
+            self.waiting = "waiting for mirrored znodes " + znodes
             return "missing"
         if self.failed_version is not None and version <= self.failed_version:
             self.log.info("the newest configuration is the version that failed; waiting for a newer one",
                           version=version)
+            self.waiting = "waiting for a configuration newer than failed version %d" % version
             return "failed"
         changes, stale = self.mirror.changes(snap), self.mirror.stale(snap)
         if not changes and not stale:

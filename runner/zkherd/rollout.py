@@ -161,6 +161,8 @@ class Rollout:
                     self.log.warning("starting the child with the files already in place")
                     sync.version = -1
                     self.runner.dirty = True
+                elif sync.version is None:
+                    sync.waiting = "waiting for a configuration that the check command accepts"
             return None
         if self.phase == WAITING:
             if not self.rolling_dirty:

@@ -9,6 +9,11 @@ no earlier than last_heard + session_timeout (session.py). The child is sent the
 that moment minus --stop-timeout minus a safety margin, and SIGKILL at that moment minus the
 margin, so it is dead before anyone else can be given the lock. A disconnect that ends before then,
 with the same session, leaves the child alone.
+
+Under systemd (Type=notify, see sdnotify.py) the runner reports READY=1 once it is connected and
+has either started the child or queued for the lock (a standby is a started service: `systemctl
+start` must not wait for the lock), or waits for mirrored znodes that do not exist yet; STATUS=
+follows what it does, and STOPPING=1 comes when it has decided to exit.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from zkherd.common.errors import AUTH, CONNECT, USAGE
 from zkherd.lock import Lock, LockLost
 from zkherd.register import Registration
 from zkherd.rollout import Rollout
+from zkherd.sdnotify import Notifier
 from zkherd.session import Session, fence_margin
 from zkherd.tasks import command_env
 from zkherd.wakeup import Wakeup
@@ -53,6 +59,8 @@ class Runner:
         self.session_id = None
         self.op_timeout = None
         self.rollout = None  # --mirror, --health, --rolling-lock, --alert
+        self.lock_waiting = False  # queued for the lock, not holding it
+        self.notify = Notifier(log=log)
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -82,6 +90,7 @@ class Runner:
                 self.rollout.close()
             self.session.close()
             self.wakeup.close()
+            self.notify.close()
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -113,6 +122,7 @@ class Runner:
                 timeouts.append(self.check_wait_timeout())
             if self.exit_code is not None and not self.child_running:
                 continue  # decided to exit just now: clean up without sleeping first
+            self.report()
             pending = [t for t in timeouts if t is not None]
             self.wakeup.wait(max(0.0, min(pending)) if pending else None)
 
@@ -134,7 +144,7 @@ class Runner:
                 if not self.lock.still_held(client):
                     self.lose_lock("the lock node was deleted")
                     return None
-            elif self.lock is not None and not self.lock.step(client):
+            elif self.lock is not None and not self.step_lock(client):
                 if self.opts.no_wait:
                     self.log.warning("lock is held elsewhere and --no-wait was given", lock=self.opts.lock)
                     self.finish(EX_TEMPFAIL)
@@ -166,6 +176,35 @@ class Runner:
             self.retry_at = time.monotonic() + 0.2
             return 0.2
         return None
+
+    def step_lock(self, client):
+        held = self.lock.step(client)
+        self.lock_waiting = not held
+        return held
+
+    def report(self):
+        """Tell the service manager (if any) what we do: STATUS= on a change, READY=1 once settled."""
+        if not self.notify.enabled or self.exit_code is not None:
+            return
+        lock = " (lock %s)" % self.opts.lock if self.lock is not None else ""
+        sync = self.rollout.sync if self.rollout is not None else None
+        if self.child_running:
+            if self.stop_reason is not None:
+                status = "stopping pid %d: %s" % (self.child.proc.pid, self.stop_reason)
+            else:
+                status = "running pid %d%s" % (self.child.proc.pid, lock)
+        elif self.lock_waiting and self.lock.place is not None:
+            status = "waiting for lock %s" % self.opts.lock
+        elif sync is not None and sync.version is None and sync.waiting:
+            status = sync.waiting
+        elif not self.connected:
+            self.notify.set_status("no contact with ZooKeeper, waiting for it to come back")
+            return
+        else:
+            return  # on the way to one of those: nothing to say yet
+        if not self.connected:
+            status += ", no contact with ZooKeeper"
+        self.notify.set_status(status, ready=True)
 
     def start_child(self, client, restart=False):
         env = command_env()
@@ -322,6 +361,7 @@ class Runner:
         if self.exit_code is None:
             self.exit_code = code
             self.keep_child_code = keep_child_code
+            self.notify.stopping()
 
     def cleanup(self):
         if self.connected:

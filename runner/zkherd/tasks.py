@@ -12,9 +12,12 @@ import time
 
 def command_env(**extra):
     """The environment of everything the runner starts: its own, without the runner's ZooKeeper
-    credentials (not the commands' business), plus *extra*."""
+    credentials (not the commands' business) and without systemd's NOTIFY_SOCKET (readiness is the
+    runner's to report: a child that also spoke there would be refused or, worse, believed), plus
+    *extra*."""
     env = dict(os.environ)
     env.pop("ZKHERD_AUTH", None)
+    env.pop("NOTIFY_SOCKET", None)
     env.update(extra)
     return env
 

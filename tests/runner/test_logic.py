@@ -63,6 +63,19 @@ def test_config_errors(tmp_path):
         config.merge({}, {"lokc": 1}, cli.DEFAULTS)
 
 
+def test_config_keys_are_the_commands_long_options(tmp_path):
+    """`format:` and `on-change:` in a farm join file are its --format and --on-change (stored
+    under other names); an option the command does not take is an error, not ignored."""
+    cfg = tmp_path / "join.yml"
+    cfg.write_text("zk: h:1\nformat: dir\non-change: make reload\npoll: 2\n")
+    values = cli.parse(["farm", "join", "--config", str(cfg), "/farm", str(tmp_path)])
+    assert (values["conf_format"], values["on_change_cmd"], values["poll"], values["zk"]) == \
+        ("dir", "make reload", 2, "h:1")
+    cfg.write_text("lock: /x\ncommand: [a]\n")
+    with pytest.raises(config.ConfigError, match="zkherd farm export takes no option.s. command, lock"):
+        cli.parse(["farm", "export", "--config", str(cfg), "/farm", str(tmp_path / "dest")])
+
+
 @pytest.mark.parametrize("value, expected",
                          [("TERM", signal.SIGTERM), ("sigint", signal.SIGINT), ("9", signal.SIGKILL)])
 def test_signals(value, expected):

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""The mode of a ZooKeeper server (standalone, leader, follower, observer), from its `srvr` answer.
+
+    zk_mode.py HOST PORT [TIMEOUT]
+
+Without TIMEOUT: asks once and prints the mode, or `down` (no answer) or `not-serving` (running
+but not in a quorum); exit status 0. With TIMEOUT (seconds): asks until the server serves (a mode
+above) and prints it, exit status 0; or exit status 1 after TIMEOUT with the last answer.
+Needs `srvr` in 4lw.commands.whitelist. Standard library only: it runs on the managed host.
+"""
+
+import re
+import socket
+import sys
+import time
+
+SERVING = ("standalone", "leader", "follower", "observer")
+
+
+def mode(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=3) as sock:
+            sock.sendall(b"srvr")
+            chunks = []
+            while True:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    except OSError:
+        return "down"
+    found = re.search(r"^Mode: (\S+)", b"".join(chunks).decode("utf-8", "replace"), re.MULTILINE)
+    return found.group(1) if found else "not-serving"
+
+
+def main(argv):
+    host, port = argv[1], int(argv[2])
+    if len(argv) < 4:
+        print(mode(host, port))
+        return 0
+    deadline = time.monotonic() + float(argv[3])
+    while True:
+        now = mode(host, port)
+        if now in SERVING:
+            print(now)
+            return 0
+        if time.monotonic() > deadline:
+            print("ZooKeeper at %s:%d does not serve after %s s (last answer: %s)" % (host, port, argv[3], now))
+            return 1
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

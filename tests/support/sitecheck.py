@@ -1,0 +1,185 @@
+"""What `make demo` shows and the molecule scenario verifies, on the boxes that playbooks/site.yml
+converged: each capability, seen from outside with systemctl, journalctl and ZooKeeper reads.
+
+    python -m tests.support.sitecheck --state DIR --zk HOSTS [--strict]
+
+prints a few readable lines per capability; with --strict (molecule verify) any check that does
+not hold makes the exit code 1. The names below are the ones playbooks/site.yml deploys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kazoo.client import KazooClient
+
+SINGLETON_UNIT, SINGLETON_REGISTRY = "zkherd-hello.service", "/services/hello"
+ROLLING_UNIT, ROLLING_ZNODE, ROLLING_FILE = "zkherd-web.service", "/config/web/web.conf", "/etc/demo/web.conf"
+FARM, EXPORTS = "/services/db", ("/etc/haproxy/db-backend.cfg", "/srv/www/database.php")
+CRON_UNIT, CRON_TICKS = "zkherd-cron-tick.service", "/cron/demo/ticks/tick"
+
+
+class CheckFailed(Exception):
+    pass
+
+
+class Site:
+    def __init__(self, state, hosts):
+        self.boxes = {name: box["pid"] for name, box in json.loads((Path(state) / "boxes.json").read_text()).items()}
+        self.zk = KazooClient(hosts=hosts, timeout=10)
+        self.zk.start(timeout=30)
+
+    def sh(self, box, *cmd, check=False, timeout=60):
+        done = subprocess.run(["nsenter", "-t", str(self.boxes[box]), "-a", *cmd], capture_output=True, text=True,
+                              timeout=timeout, check=False)
+        if check and done.returncode != 0:
+            raise CheckFailed("%s: %s failed: %s" % (box, " ".join(cmd), done.stderr.strip()))
+        return done
+
+    def journal(self, box, unit, since):
+        """[(seconds since the epoch, message)] of *unit* in *box* since *since*."""
+        out = self.sh(box, "journalctl", "-u", unit, "-o", "json", "--no-pager", "--since", "@%d" % int(since)).stdout
+        entries = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        return [(int(e["__REALTIME_TIMESTAMP"]) / 1e6, e.get("MESSAGE", "")) for e in entries
+                if int(e["__REALTIME_TIMESTAMP"]) / 1e6 >= since and isinstance(e.get("MESSAGE"), str)]
+
+    def wait(self, what, func, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = func()
+            if value:
+                return value
+            time.sleep(0.2)
+        raise CheckFailed("%s within %.0f s" % (what, timeout))
+
+    # --- the capabilities -------------------------------------------------------------------
+
+    def holders(self):
+        """Boxes registered under the singleton's registry (the one running it)."""
+        found = []
+        for child in self.zk.get_children(SINGLETON_REGISTRY):
+            try:
+                found.append(json.loads(self.zk.get(SINGLETON_REGISTRY + "/" + child)[0])["host"])
+            except Exception:  # pylint: disable=broad-except  # left while we read
+                pass
+        return sorted(found)
+
+    def active(self, unit):
+        return sorted(b for b in self.boxes if self.sh(b, "systemctl", "is-active", unit).stdout.strip() == "active")
+
+    def singleton(self):
+        holders = self.wait("one box registered for %s" % SINGLETON_REGISTRY,
+                            lambda: self.holders() if len(self.holders()) == 1 else None, 60)
+        running = [b for b in self.boxes if self.sh(b, "pgrep", "-f", "zkherd-hello-child").returncode == 0]
+        if running != holders:
+            raise CheckFailed("the singleton's child runs on %s, but %s is registered" % (running, holders))
+        yield "singleton: %s runs on %s only (units active on %s, the others wait for the lock)" % (
+            SINGLETON_UNIT, holders[0], ", ".join(self.active(SINGLETON_UNIT)))
+
+    def takeover(self):
+        old = self.holders()[0]
+        started = time.monotonic()
+        self.sh(old, "systemctl", "stop", SINGLETON_UNIT, check=True)
+        new = self.wait("another box takes over", lambda: [h for h in self.holders() if h != old], 30)[0]
+        took = time.monotonic() - started
+        self.sh(old, "systemctl", "start", SINGLETON_UNIT, check=True)
+        yield "takeover: systemctl stop on %s -> %s runs it %.1f s later (%s started again, now on standby)" % (
+            old, new, took, old)
+
+    def roll(self):
+        version = "version %d" % time.time()
+        since = time.time()
+        self.zk.set(ROLLING_ZNODE, ("# pushed by sitecheck\ngreeting = %s\n" % version).encode())
+        self.wait("every box mirrors the new config", lambda: all(
+            version in self.sh(b, "cat", ROLLING_FILE).stdout for b in self.boxes), 120)
+        windows = {}
+        for box in self.boxes:
+            # From taking the rolling lock to the restarted child being healthy; the release is
+            # logged after the lock node is gone, so the next host may log its start first.
+            def restart_window(box=box):
+                lines = self.journal(box, ROLLING_UNIT, since)
+                got = [t for t, m in lines if "rolling lock acquired" in m]
+                running = [t for t, m in lines if "new configuration is running" in m]
+                return (got[0], running[-1]) if got and running else None
+            windows[box] = self.wait("%s restarts under the rolling lock" % box, restart_window, 60)
+        order = sorted(windows, key=lambda b: windows[b][0])
+        for first, second in zip(order, order[1:]):
+            if windows[second][0] < windows[first][1]:
+                raise CheckFailed("%s restarted while %s held the rolling lock" % (second, first))
+        steps = ", ".join("%s +%.1f s" % (b, windows[b][0] - since) for b in order)
+        yield "config roll: %s changed in ZooKeeper -> boxes restarted one at a time: %s" % (ROLLING_ZNODE, steps)
+
+    def export(self):
+        members = sorted(self.zk.get_children(FARM))
+        if sorted(members) != sorted(self.boxes):
+            raise CheckFailed("farm %s has members %s, not one per box" % (FARM, members))
+        for dest in EXPORTS:
+            for box in self.boxes:
+                self.wait("%s:%s lists every member" % (box, dest),
+                          lambda box=box, dest=dest: all(m in self.sh(box, "cat", dest).stdout for m in members), 30)
+        sample = self.sh(sorted(self.boxes)[0], "cat", EXPORTS[0]).stdout.strip().splitlines()
+        yield "farm: %s has %s; every box's %s and %s list them all:" % (FARM, ", ".join(members), *EXPORTS)
+        for line in sample:
+            yield "    " + line
+
+    def cron(self, ticks=2):
+        def markers():  # one per tick that ran, made by the leader's run
+            return self.zk.get_children(CRON_TICKS) if self.zk.exists(CRON_TICKS) else []
+
+        since = time.time()
+        done = markers()
+        self.wait("%d more cron ticks" % ticks, lambda: len(markers()) >= len(done) + ticks, 60)
+        time.sleep(1)  # let the journals catch up
+        ran = {}
+        for box in self.boxes:
+            for _when, message in self.journal(box, CRON_UNIT, since - 1):
+                match = re.search(r"running the job.*tick=(\S+)", message)
+                if match:
+                    ran.setdefault(match.group(1), []).append(box)
+        twice = {tick: boxes for tick, boxes in ran.items() if len(boxes) > 1}
+        if twice or not ran:
+            raise CheckFailed("cron ticks ran on several boxes: %s" % twice if twice else "no cron run seen")
+        yield "cron: leader-only timer, one box per tick: %s" % ", ".join(
+            "%s on %s" % (tick, boxes[0]) for tick, boxes in sorted(ran.items())[-4:])
+
+    def units(self):
+        for box in self.boxes:
+            units = "ls /etc/systemd/system/zkherd-*.service /etc/systemd/system/zkherd-*.timer " \
+                    "/etc/systemd/system/zookeeper*.service 2>/dev/null"
+            names = self.sh(box, "sh", "-c", units).stdout.split()
+            if not names:
+                raise CheckFailed("%s has no zkherd units" % box)
+            out = self.sh(box, "systemd-analyze", "verify", *names)
+            noise = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+            if noise:
+                raise CheckFailed("systemd-analyze verify on %s: %s" % (box, "; ".join(noise)))
+        yield "units: systemd-analyze verify is clean for the %d units on each box" % len(names)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tests.support.sitecheck", description=__doc__.split("\n")[0])
+    parser.add_argument("--state", required=True, help="the boxes' state folder (tests/support/boxes.py)")
+    parser.add_argument("--zk", required=True, help="the ensemble, host:port,...")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if any check fails")
+    args = parser.parse_args(argv)
+    site = Site(args.state, args.zk)
+    failed = 0
+    for check in (site.singleton, site.takeover, site.roll, site.export, site.cron, site.units):
+        try:
+            for line in check():
+                print(line, flush=True)
+        except CheckFailed as exc:
+            failed += 1
+            print("FAILED %s: %s" % (check.__name__, exc), flush=True)
+    site.zk.stop()
+    return 1 if failed and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
