@@ -31,7 +31,7 @@ Poke at it (the boxes share this machine's network; ZooKeeper is at $zk):
   box1:         nsenter -t $pid1 -a systemctl status 'zkherd-*'     (other boxes: $state/boxes.json)
   its logs:     nsenter -t $pid1 -a journalctl -u zkherd-hello -u zkherd-web -f
   the farm:     .venv/bin/zkherd farm ls /services/db --fields hostname,enabled --zk $zk
-  set a field:  .venv/bin/zkherd farm set /services/db/box2 enabled 1 --zk $zk   (box2's /var/service/db/enabled follows)
+  set a field:  .venv/bin/zkherd farm set /services/db/box2 enabled 0 --zk $zk   (box2's /var/service/db/enabled follows; the haproxy backends drop box2)
   a new config: .venv/bin/ansible localhost -m zkherd.ops.znode -a 'path=/config/web/web.conf value="greeting = hi" hosts=$zk'
   run again:    make demo        tear down: make demo-stop
 TXT
