@@ -218,7 +218,8 @@ def down(state, quiet=False):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tests.support.boxes", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.support.boxes",
+                                     description=__doc__.split("\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("build", help="build the root file system (cached)")
     for name in ("up", "down"):

@@ -163,7 +163,8 @@ class Site:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tests.support.sitecheck", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.support.sitecheck",
+                                     description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--state", required=True, help="the boxes' state folder (tests/support/boxes.py)")
     parser.add_argument("--zk", required=True, help="the ensemble, host:port,...")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any check fails")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build the zkherd wheel from the collection's own source, on the controller.
 
     build_wheel.py SOURCE_ROOT [pip options...]

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The mode of a ZooKeeper server (standalone, leader, follower, observer), from its `srvr` answer.
 
     zk_mode.py HOST PORT [TIMEOUT]
