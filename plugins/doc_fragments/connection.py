@@ -73,6 +73,41 @@ notes:
     lost), C(not_empty), C(usage) (bad input, nothing was changed) and C(other).
 """
 
+    # The ACL of the znodes a task creates (zkherd.ops.znode_tree, zkherd.ops.farm); parsed by
+    # common/acl.py from the suboptions of zk_module.ACL_OPTIONS.
+    ACL = r"""
+options:
+  acl:
+    description:
+      - ACL for the znodes the task creates. Existing znodes keep their ACL.
+        Omitted, new znodes are open to everyone.
+    type: list
+    elements: dict
+    suboptions:
+      scheme:
+        description: V(world), V(ip) or V(digest).
+        type: str
+        required: true
+        choices: [world, ip, digest]
+      id:
+        description:
+          - For V(ip) the address or network; for V(digest) a hashed C(user:HASH), HASH being the
+            base64 of the SHA-1 of C(user:password).
+        type: str
+      username:
+        description: For V(digest), the user name.
+        type: str
+      password:
+        description: For V(digest), the password; hashed before it is sent, never logged.
+        type: str
+      perms:
+        description:
+          - Permissions, a list of V(read), V(write), V(create), V(delete), V(admin), V(all),
+            or letters like V(rwcda).
+        type: raw
+        default: all
+"""
+
     # Attributes every zkherd module shares (each module adds check_mode and diff_mode).
     ATTRIBUTES = r"""
 attributes:

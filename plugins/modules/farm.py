@@ -46,12 +46,14 @@ options:
   create:
     description:
       - Make the member (a persistent znode, with missing parents) when it does not exist,
-        holding the fields of O(set). Without it, a missing member fails the task with
-        C(error_kind=no_node), since members are normally the ephemeral znodes of a running join.
+        holding the fields of O(set), with the ACL O(acl). Without it, a missing member fails the
+        task with C(error_kind=no_node), since members are normally the ephemeral znodes of a
+        running join.
     type: bool
     default: false
 extends_documentation_fragment:
   - zkherd.ops.connection
+  - zkherd.ops.connection.acl
   - zkherd.ops.connection.attributes
   - ansible.builtin.action_common_attributes
 attributes:
@@ -121,9 +123,11 @@ error_kind:
 
 import json
 
+from ansible_collections.zkherd.ops.plugins.module_utils.common import acl as acls
 from ansible_collections.zkherd.ops.plugins.module_utils.common import farm, paths
+from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import to_kazoo_acls
 from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import UserError
-from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import ZkModule
+from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import ACL_OPTIONS, ZkModule
 
 
 def changes(params):
@@ -160,6 +164,7 @@ def main():
             set=dict(type="dict", default={}),
             unset=dict(type="list", elements="str", default=[]),
             create=dict(type="bool", default=False),
+            acl=dict(type="list", elements="dict", options=ACL_OPTIONS),
         ),
         supports_check_mode=True,
     )
@@ -167,8 +172,10 @@ def main():
     farm_path = zm.guard(paths.validate, p["farm"], what="farm path")
     node = paths.join(farm_path, zm.guard(paths.validate_name, p["member"]))
     apply = zm.guard(changes, p)
+    acl = to_kazoo_acls(zm.guard(acls.parse, p["acl"])) if p["acl"] else None
     with zm.session() as client:
-        before, after = farm.update_member(client, node, apply, dry_run=module.check_mode, create=p["create"])
+        before, after = farm.update_member(client, node, apply, dry_run=module.check_mode, create=p["create"],
+                                           acl=acl)
     result = dict(changed=before != after, path=node, member=after, created=before is None)
     if module._diff and result["changed"]:
         result["diff"] = dict(before_header=node, after_header=node, before=pretty(before), after=pretty(after))

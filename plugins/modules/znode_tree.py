@@ -30,7 +30,8 @@ options:
     description:
       - A directory on the host that runs the task (use C(delegate_to=localhost) for a directory
         next to the playbook). Every folder becomes a znode, every file a znode holding its bytes.
-      - Names matching O(exclude) are skipped; symlinks are followed.
+      - Names matching O(exclude) are skipped; symlinks are followed as long as they stay inside
+        O(src), one that leads out of it fails the task.
       - Exactly one of O(src) and O(tree) is required.
     type: path
   tree:
@@ -58,37 +59,9 @@ options:
         folders that hold them).
     type: bool
     default: false
-  acl:
-    description:
-      - ACL for the znodes the task creates. Existing znodes keep their ACL.
-        Omitted, new znodes are open to everyone.
-    type: list
-    elements: dict
-    suboptions:
-      scheme:
-        description: V(world), V(ip) or V(digest).
-        type: str
-        required: true
-        choices: [world, ip, digest]
-      id:
-        description:
-          - For V(ip) the address or network; for V(digest) a hashed C(user:HASH), HASH being the
-            base64 of the SHA-1 of C(user:password).
-        type: str
-      username:
-        description: For V(digest), the user name.
-        type: str
-      password:
-        description: For V(digest), the password; hashed before it is sent, never logged.
-        type: str
-      perms:
-        description:
-          - Permissions, a list of V(read), V(write), V(create), V(delete), V(admin), V(all),
-            or letters like V(rwcda).
-        type: raw
-        default: all
 extends_documentation_fragment:
   - zkherd.ops.connection
+  - zkherd.ops.connection.acl
   - zkherd.ops.connection.attributes
   - ansible.builtin.action_common_attributes
 attributes:

@@ -21,9 +21,10 @@ from kazoo.exceptions import NodeExistsError, NoNodeError, NotEmptyError
 
 from zkherd.common import paths
 from zkherd.common.connection import ZkError, close_client, open_client, translate
+from zkherd.common.errors import AUTH
 from zkherd.tasks import command_env
 
-EX_UNAVAILABLE, EX_TEMPFAIL = 69, 75
+EX_UNAVAILABLE, EX_TEMPFAIL, EX_NOPERM = 69, 75, 77
 PREFIX, READY = "p-", "ready"
 
 
@@ -120,11 +121,12 @@ def run(path, count, timeout, ident, command, settings, log):
         return EX_TEMPFAIL
     except ZkError as exc:
         log.error(exc.message)
-        return EX_UNAVAILABLE
+        return EX_NOPERM if exc.kind == AUTH else EX_UNAVAILABLE
     except Exception as exc:
         if type(exc).__module__.startswith("kazoo"):
-            log.error(translate(exc, "use the barrier at", path).message)
-            return EX_UNAVAILABLE
+            error = translate(exc, "use the barrier at", path)
+            log.error(error.message)
+            return EX_NOPERM if error.kind == AUTH else EX_UNAVAILABLE
         raise
     finally:
         close_client(client)

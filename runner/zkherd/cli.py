@@ -22,8 +22,8 @@ from zkherd.logs import Log
 EX_USAGE = 64
 
 DEFAULTS = dict(
-    zk=None, session_timeout=None, connect_timeout=None, auth=None, auth_file=None, tls_ca=None, tls_cert=None,
-    tls_key=None, verbose=0, quiet=0, log_format="text", config=None,
+    zk=None, session_timeout=None, connect_timeout=None, auth=None, auth_file=None, acl=None, tls_ca=None,
+    tls_cert=None, tls_key=None, verbose=0, quiet=0, log_format="text", config=None,
     lock=None, slots=1, no_wait=False, wait_timeout=None, register=None, data="", id=None,
     stop_signal="TERM", stop_timeout=10.0, command=None,
     mirror=None, mirror_dir=None, check_cmd=None, check_timeout=30.0, on_change="restart", reload_signal="HUP",
@@ -38,6 +38,17 @@ DEFAULTS = dict(
 )
 
 
+def seconds(text):
+    """A duration option: a finite number of seconds, 0 or more (not nan, inf or -1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number of seconds" % (text,)) from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError("%r: seconds must be a finite number, 0 or more" % (text,))
+    return value
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.print_usage(sys.stderr)
@@ -49,12 +60,16 @@ def common_options():
     zk = common.add_argument_group("ZooKeeper connection (each also from --config FILE)")
     zk.add_argument("--zk", metavar="HOSTS",
                     help="host:port[,host:port...][/chroot] (env ZKHERD_HOSTS; default 127.0.0.1:2181)")
-    zk.add_argument("--session-timeout", type=float, metavar="S", help="session timeout asked for (default 10)")
-    zk.add_argument("--connect-timeout", type=float, metavar="S",
+    zk.add_argument("--session-timeout", type=seconds, metavar="S", help="session timeout asked for (default 10)")
+    zk.add_argument("--connect-timeout", type=seconds, metavar="S",
                     help="give up with exit code 69 if ZooKeeper does not answer at start within S (default 10)")
     zk.add_argument("--auth", metavar="USER:PASSWORD",
                     help="digest credentials; visible in ps: prefer --auth-file or env ZKHERD_AUTH")
     zk.add_argument("--auth-file", metavar="FILE", help="file holding USER:PASSWORD (keep it mode 0600)")
+    zk.add_argument("--acl", action="append", metavar="SCHEME:ID:PERMS",
+                    help="ACL of every znode this command creates, repeatable: auth::rwcda (the credentials "
+                         "given), digest:USER:BASE64-SHA1:rwcda, ip:10.0.0.0/8:r, world:anyone:r "
+                         "(default: open to all)")
     zk.add_argument("--tls-ca", metavar="PEM", help="CA certificates for TLS to ZooKeeper's secureClientPort")
     zk.add_argument("--tls-cert", metavar="PEM", help="client certificate for TLS")
     zk.add_argument("--tls-key", metavar="PEM", help="client key for TLS")
@@ -84,7 +99,7 @@ def build_parser():
     lock.add_argument("--lock", metavar="PATH", help="run only while holding the lock at PATH")
     lock.add_argument("--slots", type=int, metavar="N", help="let N holders run at once (default 1)")
     lock.add_argument("--no-wait", action="store_true", help="exit 75 at once if the lock is held elsewhere")
-    lock.add_argument("--wait-timeout", type=float, metavar="S", help="exit 75 if the lock is not obtained within S")
+    lock.add_argument("--wait-timeout", type=seconds, metavar="S", help="exit 75 if the lock is not obtained within S")
     lock.add_argument("--id", metavar="TEXT", help="who we are, stored in the lock node (default host:pid)")
     reg = run.add_argument_group("registration")
     reg.add_argument("--register", metavar="PATH", help="while the command runs, keep the ephemeral node PATH<seq>")
@@ -98,10 +113,10 @@ def build_parser():
                      help="keep directory LOCAL_DIR equal to the subtree under ZNODE (leaves are files)")
     cfg.add_argument("--check-cmd", metavar="CMD",
                      help="shell command that validates the staged files ($ZKHERD_STAGED_FILE, $ZKHERD_STAGED_FILES)")
-    cfg.add_argument("--check-timeout", type=float, metavar="S", help="a check running longer fails (default 30)")
+    cfg.add_argument("--check-timeout", type=seconds, metavar="S", help="a check running longer fails (default 30)")
     cfg.add_argument("--on-change", choices=["restart", "reload", "none"], help="what a change does (default restart)")
     cfg.add_argument("--reload-signal", metavar="SIG", help="signal for --on-change reload (default HUP)")
-    cfg.add_argument("--change-delay", type=float, metavar="S",
+    cfg.add_argument("--change-delay", type=seconds, metavar="S",
                      help="wait until changes stop for S (default 0.2, at most 2 s) and apply the newest once")
     cfg.add_argument("--rolling-lock", metavar="PATH", help="restart for new files only while holding this lock")
     cfg.add_argument("--rolling-slots", type=int, metavar="N", help="hosts restarting at once (default 1)")
@@ -109,9 +124,9 @@ def build_parser():
                      help="a failed version keeps the rolling lock (pause, default) or is rolled back")
     health = run.add_argument_group("health and alerts")
     health.add_argument("--health", metavar="CMD", help="shell command that exits 0 when the command is healthy")
-    health.add_argument("--health-delay", type=float, metavar="S", help="first check S after a start (default 5)")
-    health.add_argument("--health-interval", type=float, metavar="S", help="then every S (default 10)")
-    health.add_argument("--health-timeout", type=float, metavar="S", help="a check running longer fails (default 10)")
+    health.add_argument("--health-delay", type=seconds, metavar="S", help="first check S after a start (default 5)")
+    health.add_argument("--health-interval", type=seconds, metavar="S", help="then every S (default 10)")
+    health.add_argument("--health-timeout", type=seconds, metavar="S", help="a check running longer fails (default 10)")
     health.add_argument("--health-rise", type=int, metavar="N", help="passes in a row to become healthy (default 1)")
     health.add_argument("--health-fall", type=int, metavar="N",
                         help="failures in a row to become unhealthy (default 2)")
@@ -120,7 +135,7 @@ def build_parser():
                              "($ZKHERD_ALERT, $ZKHERD_ALERT_MESSAGE)")
     child = run.add_argument_group("the command")
     child.add_argument("--stop-signal", metavar="SIG", help="signal that asks the command to stop (default TERM)")
-    child.add_argument("--stop-timeout", type=float, metavar="S", help="SIGKILL after S seconds (default 10)")
+    child.add_argument("--stop-timeout", type=seconds, metavar="S", help="SIGKILL after S seconds (default 10)")
     elect = commands.add_parser("elect", parents=[common], argument_default=argparse.SUPPRESS,
                                 help="join a pool and hold candidacy for its leadership (a service)",
                                 description="Join the pool at --election PATH and stay in it until stopped; the "
@@ -138,24 +153,25 @@ def build_parser():
         description="Run COMMAND now if this host (--id, default the host name) leads the pool of `zkherd elect` "
                     "members at --election, and this tick has not run yet. Exit codes: 0 when not the leader or "
                     "the tick already ran, the command's own, 69 if ZooKeeper does not answer within --timeout, "
-                    "75 if the job still runs on this host, 76 if leadership was lost while it ran.")
+                    "75 if the job still runs on this host, 76 if leadership was lost while it ran, 77 if ZooKeeper "
+                    "denies access.")
     election_options(cron)
     cron.add_argument("--name", metavar="NAME", help="the job's name (default: from the command line)")
-    cron.add_argument("--tick", type=float, metavar="S", help="length of a tick: one run per tick (default 60)")
+    cron.add_argument("--tick", type=seconds, metavar="S", help="length of a tick: one run per tick (default 60)")
     cron.add_argument("--if-running", choices=["skip", "wait"],
                       help="if the job still runs on this host: refuse with 75 (skip, default) or wait for it")
     cron.add_argument("--stop-signal", metavar="SIG", help="signal that stops the job (default TERM)")
-    cron.add_argument("--stop-timeout", type=float, metavar="S", help="SIGKILL S seconds later (default 10)")
+    cron.add_argument("--stop-timeout", type=seconds, metavar="S", help="SIGKILL S seconds later (default 10)")
     barrier = commands.add_parser(
         "barrier", parents=[common], argument_default=argparse.SUPPRESS,
         usage="zkherd barrier PATH --count N [--timeout S] [-- COMMAND [ARG...]]",
         help="wait until N participants arrive at PATH (a double barrier: enter, run, leave together)",
         description="Enter the double barrier at PATH, wait until --count participants are there, run COMMAND "
                     "if given, then leave together. Exit codes: the command's (or 0), 69 if ZooKeeper cannot be "
-                    "reached, 75 if the others do not arrive or leave within --timeout.")
+                    "reached, 75 if the others do not arrive or leave within --timeout, 77 if ZooKeeper denies access.")
     barrier.add_argument("barrier_path", metavar="PATH")
     barrier.add_argument("--count", type=int, metavar="N", help="how many participants")
-    barrier.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds (default 60)")
+    barrier.add_argument("--timeout", type=seconds, metavar="S", help="give up after S seconds (default 60)")
     barrier.add_argument("--id", metavar="TEXT", help="this participant (default host:pid)")
     farm_parser = commands.add_parser("farm", parents=[common], argument_default=argparse.SUPPRESS,
                                       help="farm ls|get|set|unset: read and change farm members",
@@ -185,7 +201,7 @@ def build_parser():
                       help="of CONF (default: dir for a directory, yaml for .yml/.yaml, else json)")
     join.add_argument("--name", metavar="ID", help="member name (default: the default route's IPv4 address)")
     join.add_argument("--on-change", dest="on_change_cmd", metavar="CMD", help="run after CONF changed from ZooKeeper")
-    join.add_argument("--poll", type=float, metavar="S", help="look for local edits every S (default 0.5)")
+    join.add_argument("--poll", type=seconds, metavar="S", help="look for local edits every S (default 0.5)")
     for name, what in (("get", "print a member's field"), ("set", "set a member's field (compare-and-set)"),
                        ("unset", "remove a member's field (compare-and-set)")):
         sub = farm_commands.add_parser(name, parents=[common], argument_default=argparse.SUPPRESS, help=what)
@@ -204,7 +220,7 @@ def election_options(parser, with_timeout=True):
     parser.add_argument("--election", metavar="PATH", help="the pool's znode")
     parser.add_argument("--id", metavar="TEXT", help="this member's id (default: the host name)")
     if with_timeout:
-        parser.add_argument("--timeout", type=float, metavar="S", help="answer within S seconds (default 5)")
+        parser.add_argument("--timeout", type=seconds, metavar="S", help="answer within S seconds (default 5)")
 
 
 def command_parser(parser, namespace):
@@ -228,7 +244,47 @@ def file_keys_to_dests(file_values, parser, path):
     unknown = sorted(set(file_values) - set(names))
     if unknown:
         raise ConfigError("config file %s: %s takes no option(s) %s" % (path, parser.prog, ", ".join(unknown)))
-    return {names[key]: value for key, value in file_values.items()}
+    actions = {action.dest: action for action in parser._actions}  # noqa: SLF001
+    values = {}
+    for key, value in file_values.items():
+        if value is not None:  # `key:` with nothing after it: as if not given
+            values[names[key]] = file_value(actions.get(names[key]), key, value, path)
+    return values
+
+
+def file_value(action, key, value, path):
+    """A config file value checked and converted as argparse does the command line's (type,
+    choices, flags), so that `slots: many` or `data: 5` is a usage error, not a crash later."""
+    def bad(what):
+        return ConfigError("config file %s: %s %s, got %r" % (path, key, what, value))
+
+    if action is None:  # command: a list of words, or one
+        if isinstance(value, list) and all(isinstance(word, (str, int, float)) for word in value):
+            return [str(word) for word in value]
+        if isinstance(value, str):
+            return [value]
+        raise bad("must be a list of words")
+    if isinstance(action, argparse._StoreTrueAction):  # noqa: SLF001
+        if not isinstance(value, bool):
+            raise bad("must be true or false")
+        return value
+    if isinstance(action, argparse._CountAction):  # noqa: SLF001
+        if not isinstance(value, int) or value < 0:
+            raise bad("must be a count (0, 1, 2...) or true")
+        return int(value)  # verbose: true is -v
+    if isinstance(action, argparse._AppendAction):  # noqa: SLF001
+        return value if isinstance(value, (list, dict)) else [value]  # the command reads the items
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise bad("must be a single value")
+    value = str(value)
+    if action.type is not None:
+        try:
+            value = action.type(value)
+        except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
+            raise bad("is not valid (%s)" % exc) from None
+    if action.choices is not None and value not in action.choices:
+        raise bad("must be one of %s" % ", ".join(map(str, action.choices)))
+    return value
 
 
 def parse(argv):
@@ -318,7 +374,7 @@ def mirror_pairs(items, option, form):
     pairs = []
     for item in items or []:
         local, sep, znode = str(item).partition("=")
-        if not sep or not local or not znode:
+        if not sep or not local or not znode or "\0" in local:
             raise ConfigError("%s takes %s, got %r" % (option, form, item))
         try:
             paths.validate(znode, what=option + " znode")
@@ -390,7 +446,9 @@ def read_data(value):
                 return handle.read()
         except OSError as exc:
             raise ConfigError("cannot read --data file %s: %s" % (value[1:], exc.strerror)) from None
-    return value.encode("utf-8")
+        except ValueError as exc:  # a NUL in the name
+            raise ConfigError("cannot read --data file %r: %s" % (value[1:], exc)) from None
+    return value.encode("utf-8", "surrogateescape")  # argv bytes that are not UTF-8 are kept as they came
 
 
 def main(argv=None):

@@ -5,6 +5,7 @@ The file's keys are the long option names (dashes or underscores), e.g.
 
     zk: zk1:2181,zk2:2181/prod
     auth_file: /etc/zkherd/credentials    # user:password, readable by root only
+    acl: ["auth::rwcda", "world:anyone:r"] # the ACL of every znode zkherd creates
     lock: /locks/myservice
     stop_timeout: 20
     command: [my-service, --port, "7777"]
@@ -16,6 +17,8 @@ import os
 
 import yaml
 
+from zkherd.common import acl
+from zkherd.common.codec import YAML_VALUE_ERRORS
 from zkherd.common.connection import Settings
 
 
@@ -25,12 +28,22 @@ class ConfigError(Exception):
 
 def load_file(path):
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle) or {}
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8")
     except OSError as exc:
         raise ConfigError("cannot read config file %s: %s" % (path, exc.strerror)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("config file %s is not UTF-8 text" % path) from None
+    except ValueError as exc:  # a NUL in the name
+        raise ConfigError("cannot read config file %r: %s" % (path, exc)) from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError("config file %s is not valid YAML: %s" % (path, str(exc).replace("\n", " "))) from None
+    except YAML_VALUE_ERRORS as exc:  # PyYAML lets these escape for `!!int 0x`, `2001-02-30`...
+        raise ConfigError("config file %s is not valid YAML: %s" % (path, exc)) from None
+    except RecursionError:
+        raise ConfigError("config file %s is not usable YAML: nested too deeply" % path) from None
     if not isinstance(data, dict):
         raise ConfigError("config file %s must hold a mapping of option names to values" % path)
     return {str(key).replace("-", "_"): value for key, value in data.items()}
@@ -53,17 +66,26 @@ def read_secret_file(path):
             return handle.read().strip()
     except OSError as exc:
         raise ConfigError("cannot read credentials file %s: %s" % (path, exc.strerror)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("credentials file %s is not UTF-8 text" % path) from None
+    except ValueError as exc:  # a NUL in the name
+        raise ConfigError("cannot read credentials file %r: %s" % (path, exc)) from None
 
 
 def connection_settings(values):
     """The shared connection settings (zkherd.common.connection) from runner options; the
-    credentials come from --auth, --auth-file or ZKHERD_AUTH, never from a log."""
+    credentials come from --auth, --auth-file or ZKHERD_AUTH, never from a log. --acl (the file's
+    `acl:` list) becomes the ACL of every znode the command creates."""
     auth = values.get("auth")
     if values.get("auth_file"):
         auth = read_secret_file(values["auth_file"])
     if auth is None:
         auth = os.environ.get("ZKHERD_AUTH") or None
-    return Settings.from_options({
+    default_acl = acl.parse_specs(values.get("acl"))
+    if default_acl and not auth and any(entry[0] == "auth" for entry in default_acl):
+        raise ConfigError("--acl auth::PERMS gives the znodes to the runner's own credentials: "
+                          "it needs --auth-file (or --auth, or env ZKHERD_AUTH)")
+    settings = Settings.from_options({
         "hosts": values.get("zk") or os.environ.get("ZKHERD_HOSTS"),
         "session_timeout": values.get("session_timeout"),
         "connect_timeout": values.get("connect_timeout"),
@@ -72,3 +94,5 @@ def connection_settings(values):
         "tls_cert": values.get("tls_cert") or os.environ.get("ZKHERD_TLS_CERT"),
         "tls_key": values.get("tls_key") or os.environ.get("ZKHERD_TLS_KEY"),
     })
+    settings.default_acl = default_acl
+    return settings

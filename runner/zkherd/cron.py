@@ -5,7 +5,8 @@ and run `zkherd elect --election /cron/pool` on each host. Then, each time cron 
 
 1. A second run of the same job on the same host while one runs is refused (exit 75), or waits for
    it with --if-running wait (a local flock, so runs never pile up).
-2. If ZooKeeper does not answer within --timeout, exit 69 at once: cron runs never hang.
+2. If ZooKeeper does not answer within --timeout, exit 69 at once: cron runs never hang (77 if it
+   denies access).
 3. A host that does not lead the pool exits 0 quietly.
 4. The leader creates ELECTION/ticks/NAME/TICK (TICK: the time divided by --tick, 60 s by default).
    If it exists, this tick already ran (say, leadership moved during the minute): exit 0. So a tick
@@ -25,17 +26,18 @@ import tempfile
 import time
 
 from kazoo.exceptions import NodeExistsError
-from kazoo.protocol.states import KazooState
+from kazoo.protocol.states import EventType, KazooState
 
 from zkherd.child import Child, ChildError
 from zkherd.common import paths
 from zkherd.common.connection import ZkError, translate
+from zkherd.common.errors import AUTH
 from zkherd.election import pool
 from zkherd.session import Session, fence_margin
 from zkherd.tasks import command_env
 from zkherd.wakeup import Wakeup
 
-EX_UNAVAILABLE, EX_TEMPFAIL, EX_LOST = 69, 75, 76
+EX_UNAVAILABLE, EX_TEMPFAIL, EX_LOST, EX_NOPERM = 69, 75, 76, 77
 KEEP_TICKS = 20  # older tick markers of a job are deleted
 
 
@@ -86,6 +88,7 @@ class Cron:
         self.log = log
         self.client = session.client
         self.op_timeout = max(0.2, min(session.settings.connect_timeout, session.timeout / 3.0))
+        self.leader_node = None
 
     def main(self):
         opts = self.opts
@@ -95,7 +98,7 @@ class Cron:
                 self.log.debug("not the leader of the pool; nothing to do", election=opts.election,
                                leader=members[0][1] if members else "-")
                 return 0
-            leader_node = paths.join(opts.election, members[0][0])
+            self.leader_node = leader_node = paths.join(opts.election, members[0][0])
             if not self.claim_tick():
                 return 0
             if self.client.exists_async(leader_node, watch=self._lost).get(timeout=self.op_timeout) is None:
@@ -103,7 +106,7 @@ class Cron:
                 return EX_LOST
         except ZkError as exc:
             self.log.error(exc.message)
-            return EX_UNAVAILABLE
+            return EX_NOPERM if exc.kind == AUTH else EX_UNAVAILABLE
         except Exception as exc:
             if isinstance(exc, self.client.handler.timeout_exception):
                 self.log.error("ZooKeeper did not answer in time")
@@ -131,7 +134,23 @@ class Cron:
         return True
 
     def _lost(self, event):
-        self.wakeup.post("lost", event.path)
+        if event.type == EventType.NONE:
+            # not a change of the node: kazoo drops every watch when the connection is lost (and
+            # does not set them again on the next one); watch again once connected (see rewatch)
+            self.wakeup.post("rewatch", None)
+        else:
+            self.wakeup.post("lost", event.path)
+
+    def rewatch(self):
+        """Watch the leader's member node again after a connection loss. Returns True if it is
+        gone, False once watched, None if that has to wait (not connected, or no answer yet)."""
+        if not self.client.connected:
+            return None
+        try:
+            found = self.client.exists_async(self.leader_node, watch=self._lost).get(timeout=self.op_timeout)
+        except Exception:  # no answer (yet): the fencing rule covers a connection that stays bad
+            return None
+        return found is None
 
     def run_job(self):
         opts = self.opts
@@ -142,7 +161,7 @@ class Cron:
         except ChildError as exc:
             self.log.error(str(exc))
             return 127
-        lost = None
+        lost, rewatch = None, False
         while True:
             while self.wakeup.signals:
                 signum = self.wakeup.signals.popleft()
@@ -150,6 +169,13 @@ class Cron:
             for kind, value in self.wakeup.events():
                 if kind == "lost" or kind == "state" and value == KazooState.LOST:
                     lost = lost or "the leader's member node is gone"
+                elif kind == "rewatch" or kind == "state" and value == KazooState.CONNECTED:
+                    rewatch = True
+            if rewatch and not lost:
+                gone = self.rewatch()
+                if gone:
+                    lost = "the leader's member node is gone"
+                rewatch = gone is None
             code = child.reap()
             if code is not None:
                 if lost:
@@ -163,5 +189,6 @@ class Cron:
                 lost = lost or "no contact with ZooKeeper for too long"
             if lost:
                 child.stop(opts.stop_signal, opts.stop_timeout, "leadership lost: " + lost, deadline=kill_at)
-            waits = [t for t in (child.tick(), kill_at - stop - time.monotonic()) if t is not None]
+            waits = [t for t in (child.tick(), kill_at - stop - time.monotonic(), 0.2 if rewatch else None)
+                     if t is not None]
             self.wakeup.wait(max(0.0, min(waits)) if waits else None)

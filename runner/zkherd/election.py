@@ -12,17 +12,18 @@ import signal
 import sys
 import time
 
-from kazoo.exceptions import ConnectionLoss, NoNodeError, SessionExpiredError
+from kazoo.exceptions import ConnectionLoss, KazooException, NoNodeError, SessionExpiredError
 from kazoo.protocol.states import KazooState
 
 from zkherd.common import paths
 from zkherd.common.connection import ZkError, translate
+from zkherd.common.errors import AUTH
 from zkherd.lock import in_order
 from zkherd.session import Session
 from zkherd.wakeup import Wakeup
 
 MEMBER = "member-"
-EX_UNAVAILABLE = 69
+EX_UNAVAILABLE, EX_NOPERM = 69, 77
 
 
 def pool(client, election, timeout):
@@ -59,6 +60,7 @@ class Member:
         self.connected = False
         self.leading = None
         self.stop = None
+        self.exit_code = 0
 
     def main(self):
         return self.session.serve(self.serve)
@@ -68,7 +70,7 @@ class Member:
         while self.stop is None:
             self.turn()
         self.leave()
-        return 0
+        return self.exit_code
 
     def turn(self):
         while self.wakeup.signals:
@@ -84,7 +86,14 @@ class Member:
             self.dirty = False
             try:
                 self.look()
-            except (ConnectionLoss, SessionExpiredError, ZkError, self.session.client.handler.timeout_exception) as exc:
+            except ZkError as exc:
+                if exc.kind == AUTH:  # will not get better by trying again
+                    self.log.error(exc.message)
+                    self.stop, self.exit_code = "denied", EX_NOPERM
+                    return
+                self.log.warning("could not look at the pool, trying again", error=exc.message)
+                self.dirty, retry = True, 1.0
+            except (ConnectionLoss, SessionExpiredError, self.session.client.handler.timeout_exception) as exc:
                 self.log.warning("could not look at the pool, trying again", error=getattr(exc, "message", repr(exc)))
                 self.dirty, retry = True, 1.0
         self.wakeup.wait(retry)
@@ -102,6 +111,14 @@ class Member:
         self.wakeup.post("pool", event.path)
 
     def look(self):
+        try:
+            self._look()
+        except (ConnectionLoss, SessionExpiredError):
+            raise
+        except KazooException as exc:
+            raise translate(exc, "join the pool", self.election) from None
+
+    def _look(self):
         client, timeout = self.session.client, self.session.timeout / 3.0
         if self.node is None:
             self.node = client.create_async(paths.join(self.election, MEMBER), self.ident.encode("utf-8"),

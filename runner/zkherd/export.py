@@ -21,12 +21,13 @@ from kazoo.protocol.states import KazooState
 
 from zkherd.common import farm, paths
 from zkherd.common.connection import ZkError, translate
+from zkherd.common.errors import AUTH
 from zkherd.mirror import Mirror
 from zkherd.session import Session
 from zkherd.tasks import Task, command_env
 from zkherd.wakeup import Wakeup
 
-EX_DATAERR, EX_UNAVAILABLE, EX_TEMPFAIL = 65, 69, 75
+EX_DATAERR, EX_UNAVAILABLE, EX_TEMPFAIL, EX_NOPERM = 65, 69, 75, 77
 SETTLE = 0.05
 
 
@@ -92,6 +93,7 @@ class Export:
         self.template = load_template(opts.template) if opts.format == "template" else None
         self.filter = farm.parse_filter(opts.filter)
         self.tasks = []
+        self.last_error = None
 
     def main(self):
         return self.session.serve(self.loop)
@@ -100,6 +102,8 @@ class Export:
         self.wakeup.post("children", None)
 
     def _member_changed(self, event):
+        if event.path is None:  # kazoo cleared its watches on a connection loss (an event of type
+            return  # NONE): the CONNECTED state that follows has every member read again
         self.wakeup.post("member", event.path.rsplit("/", 1)[1])
 
     def loop(self):
@@ -125,11 +129,17 @@ class Export:
                 try:
                     self.refresh()
                 except ZkError as exc:
-                    if self.opts.once:
+                    if self.opts.once or exc.kind == AUTH:  # access denied will not get better by trying again
                         self.log.error(exc.message)
-                        return EX_UNAVAILABLE
-                    self.log.warning(exc.message)
-                    wait = 1.0
+                        return EX_NOPERM if exc.kind == AUTH else EX_UNAVAILABLE
+                    if exc.message != self.last_error:  # once, not every second
+                        self.log.warning(exc.message)
+                    self.last_error = exc.message
+                    # read everything again in a second; never write what a failed read left
+                    self.names_dirty, self.dirty_members = True, set(self.members)
+                    self.wakeup.wait(1.0)
+                    continue
+                self.last_error = None
                 if self.due is None:
                     self.due = time.monotonic()
             if self.due is not None and not (self.names_dirty or self.dirty_members):

@@ -23,15 +23,18 @@ import os
 import socket
 import struct
 
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError
 from kazoo.protocol.states import KazooState
 
-from zkherd.common import farm, paths
+from zkherd.common import codec, farm, paths
 from zkherd.common.connection import ZkError, translate
-from zkherd.mirror import Mirror
+from zkherd.common.errors import AUTH
+from zkherd.mirror import Mirror, safe_join
 from zkherd.session import Session
 from zkherd.tasks import Task, command_env
 from zkherd.wakeup import Wakeup
+
+EX_NOPERM = 77
 
 
 def default_route_address():
@@ -112,7 +115,7 @@ class Conf:
 
             try:
                 doc = yaml.safe_load(raw) or {}
-            except yaml.YAMLError as exc:
+            except (yaml.YAMLError, RecursionError) + codec.YAML_VALUE_ERRORS as exc:  # `!!int 0x`, 2001-02-30
                 raise farm.FarmError("%s is not valid YAML: %s" % (self.path, exc)) from None
             if not isinstance(doc, dict):
                 raise farm.FarmError("%s must hold a mapping" % self.path)
@@ -129,9 +132,11 @@ class Conf:
         else:
             current = flatten(farm.read_dir(self.path))
             wanted = flatten(doc)
-            changes = [(os.path.join(self.path, *k.split(".")), (farm.text(v) + "\n").encode())
+            # every path is checked before anything is written: no name from ZooKeeper may leave the
+            # directory, and no symlink inside it is followed
+            changes = [(safe_join(self.path, k.split(".")), (farm.text(v) + "\n").encode())
                        for k, v in wanted.items() if current.get(k) != farm.text(v)]
-            stale = [os.path.join(self.path, *k.split(".")) for k in current if k not in wanted]
+            stale = [safe_join(self.path, k.split(".")) for k in current if k not in wanted]
             Mirror.install(Mirror.stage(changes), stale)
 
 
@@ -175,11 +180,17 @@ class Member:
                 try:
                     self.sync(stamp)
                     dirty = False
-                except farm.FarmError as exc:
-                    self.log.warning("local configuration not usable, keeping the member as it is", error=exc.message)
+                except farm.FarmError as exc:  # the local file, or the member's fields for a DJB directory
+                    self.log.warning("cannot sync the member, keeping both sides as they are", error=exc.message)
                     self.stamp, dirty = stamp, False
-                except (ZkError, BadVersionError, NodeExistsError) as exc:
-                    self.log.warning("could not sync the member yet", error=getattr(exc, "message", repr(exc)))
+                except (ZkError, NoAuthError) as exc:
+                    error = exc if isinstance(exc, ZkError) else translate(exc, "join the farm as", self.node)
+                    if error.kind == AUTH:  # will not get better by trying again
+                        self.log.error(error.message)
+                        return EX_NOPERM
+                    self.log.warning("could not sync the member yet", error=error.message)
+                except (BadVersionError, NodeExistsError) as exc:
+                    self.log.warning("could not sync the member yet", error=repr(exc))
             self.wakeup.wait(self.opts.poll)
 
     def sync(self, stamp):
@@ -200,6 +211,8 @@ class Member:
             self.remember(local)
             return
         remote = farm.decode_member(data, "member %s" % self.node)
+        if self.conf.fmt == "dir":
+            farm.check_dir_names(remote, "member %s" % self.node)
         base = self.base if self.base is not None else remote
         merged, conflicts = merge(base, local, remote)
         for field in conflicts:

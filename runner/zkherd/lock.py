@@ -107,6 +107,11 @@ class Lock:
         self.log.debug("lock: looked at the line", lock=self.path, contenders=len(line))
         waiting_for = _ahead(line, self.place, self.slots) + _ahead(runs, self.run, self.slots)
         if not waiting_for:
+            # We hold it: watch our own nodes (again) before the child may start. A connection
+            # loss clears every watch - kazoo does not set them again on the new connection - and
+            # a deletion by hand must still reach us while the child runs.
+            if not self.still_held(self.client):
+                raise LockLost("one of our lock nodes (%s, %s) is gone" % (self.place, self.run))
             return True
         if not _ahead(line, self.place, self.slots):
             self.log.info("first in line, waiting for an earlier holder's child to end", lock=self.path,

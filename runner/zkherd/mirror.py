@@ -11,7 +11,8 @@
   file stays (and a warning says so).
 - --mirror-dir LOCAL_DIR=ZNODE mirrors a subtree: every znode without children is a file at its
   relative path (folders' own data is not written), files whose znode went are deleted with the
-  next install, and every znode of the subtree is watched. Nothing is written outside LOCAL_DIR.
+  next install, and every znode of the subtree is watched. Nothing is written outside LOCAL_DIR,
+  nor through a symlink inside it (safe_join).
 """
 
 from __future__ import annotations
@@ -187,10 +188,17 @@ class Mirror:
 
 
 def safe_join(local_dir, rel):
-    """LOCAL_DIR/rel, refusing anything that would land outside LOCAL_DIR (through a symlink)."""
-    target = os.path.join(local_dir, *rel.split("/"))
-    base = os.path.realpath(local_dir)
-    if not os.path.realpath(os.path.dirname(target)).startswith(base.rstrip("/") + "/") and \
-            os.path.realpath(os.path.dirname(target)) != base:
-        raise ZkError("refusing to write %s: it is outside %s (a symlink?)" % (target, local_dir))
+    """LOCAL_DIR/rel for a relative znode path 'a/b' (or a list of names), refusing a name that is
+    empty, '.', '..' or holds '/' or NUL, and a folder on the way that is a symlink: nothing named
+    by ZooKeeper is written outside LOCAL_DIR, nor through a link inside it."""
+    names = rel.split("/") if isinstance(rel, str) else list(rel)
+    bad = next((n for n in names if n in ("", ".", "..") or "/" in n or "\0" in n), None)
+    if bad is not None:
+        raise ZkError("refusing to write %r under %s: %r is not a plain file name" % ("/".join(names), local_dir, bad))
+    target = os.path.join(local_dir, *names)
+    parent = os.path.realpath(os.path.dirname(target))
+    expected = os.path.join(os.path.realpath(local_dir), *names[:-1])
+    if parent != expected:
+        raise ZkError("refusing to write %s: a folder on the way is a symlink (it leads to %s); symlinks inside %s "
+                      "are not followed" % (target, parent, local_dir))
     return target

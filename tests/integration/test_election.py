@@ -202,3 +202,27 @@ def test_barrier_survives_a_connection_blip(zk_server, zk_base, fault_proxy, tmp
     second = zkherd(*barrier(zk_server.hosts, path, 2, "--timeout", "20"))
     assert second.returncode == 0, second.stderr
     assert first.wait() == 0
+
+
+def test_cron_job_survives_a_connection_blip_and_still_sees_the_leader_leave(zk_server, zk_base, fault_proxy,
+                                                                             tmp_path):
+    """Found by the chaos run (seed 1121): when a connection drops, kazoo clears every watch with an
+    event of type NONE; the job took that for the leader's member node going and was stopped (76)
+    whenever its ZooKeeper server restarted. Now the watch is set again once reconnected."""
+    election = zk_base + "/cron"
+    leader = member(zk_server.hosts, election, "h0", tmp_path)
+    leader.wait_log("this member leads the pool")
+    proxy = fault_proxy()
+    job = Zkherd(cron(proxy.hosts, election, "h0", "sleep", "2"), tmp_path / "job.log")
+    job.wait_log("started child")
+    proxy.reset_all()  # the job's connection drops; kazoo reconnects with the same session
+    assert job.wait(10) == 0, job.log()
+    assert not job.has("leadership")
+    long_job = Zkherd(cron(proxy.hosts, election, "h0", "sleep", "30", extra=("--stop-timeout", "0.2")),
+                      tmp_path / "long.log")
+    long_job.wait_log("started child")
+    proxy.reset_all()
+    time.sleep(1.0)  # reconnected, watching the leader's node again
+    leader.stop()
+    assert long_job.wait(10) == 76
+    assert long_job.has("job stopped: leadership was lost.*the leader's member node is gone")

@@ -59,13 +59,15 @@ def test_farm_module_set_unset_check_diff_idempotent(zk_server, zk, db_farm):
     assert member(zk, db_farm + "/1.2.3.5") == DB2  # the other member untouched
 
 
-def test_farm_module_errors_and_create(zk_server, zk, db_farm):
+def test_farm_module_errors_and_create(zk_server, zk, db_farm, zk_admin):
     zk.create(db_farm + "/broken", b"{not json")
     run = run_playbook([
         farm_task("missing", farm=db_farm, member="9.9.9.9", set={"enabled": "1"}),
         dict(farm_task("create check", farm=db_farm, member="static", set={"enabled": "1"}, create=True),
              check_mode=True),
         farm_task("create", farm=db_farm, member="static", set={"enabled": "1", "a.b": 2}, create=True),
+        farm_task("create locked", farm=db_farm, member="locked", set={"a": "1"}, create=True, auth="bob:pw",
+                  acl=[{"scheme": "digest", "username": "bob", "password": "pw"}]),
         farm_task("broken", farm=db_farm, member="broken", set={"enabled": "1"}),
         farm_task("value not dict", farm=db_farm, member="1.2.3.4", set={"hostname.x": "1"}),
         farm_task("both", farm=db_farm, member="1.2.3.4", set={"a": "1"}, unset=["a"]),
@@ -78,6 +80,9 @@ def test_farm_module_errors_and_create(zk_server, zk, db_farm):
     assert run["create"]["changed"] and run["create"]["created"]
     assert member(zk, db_farm + "/static") == {"enabled": "1", "a": {"b": 2}}
     assert zk.exists(db_farm + "/static").ephemeralOwner == 0
+    assert run["create locked"]["created"]
+    locked = zk_admin.get_acls(db_farm + "/locked")[0]
+    assert [(a.id.scheme, a.id.id.split(":")[0]) for a in locked] == [("digest", "bob")]
     assert run["broken"]["failed"] and "does not hold valid JSON" in run["broken"]["msg"]
     assert zk.get(db_farm + "/broken")[0] == b"{not json"  # never overwritten
     assert run["value not dict"]["failed"] and "hostname is a value, not a dict" in run["value not dict"]["msg"]

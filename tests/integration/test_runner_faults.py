@@ -174,3 +174,33 @@ def test_registration_is_made_again_after_a_session_expiry(zk_server, zk, zk_bas
     assert runner.child_pid == child and procs.pid_alive(child)
     runner.stop()
     assert zk.get_children(zk_base + "/svc") == []
+
+
+def test_holder_that_got_the_lock_across_a_connection_loss_still_sees_its_lock_node_deleted(
+        zk_server, zk, zk_base, fault_proxy, tmp_path):
+    """Found by the chaos run (seed 1121): kazoo drops every watch when a connection is lost and does
+    not set them again on the next one (same session). A runner that found itself holding the lock
+    on reconnecting had no watch on its own nodes, so it missed their deletion by hand and its child
+    ran on while the next in line started."""
+    work = tmp_path / "w"
+    holder = runner(zk_server.hosts, zk_base + "/l", work, "holder", tmp_path, timeout=4.0)
+    wait_starts(work, 1)
+    proxy = fault_proxy()
+    second = runner(proxy.hosts, zk_base + "/l", work, "second", tmp_path, timeout=4.0)
+    second.wait_log("queued for lock")
+    third = runner(zk_server.hosts, zk_base + "/l", work, "third", tmp_path, timeout=4.0)
+    third.wait_log("queued for lock")
+    proxy.blackhole()  # the second misses the holder's leaving...
+    holder.stop()
+    proxy.reset_all()  # ...and reconnects with the same session, every watch gone
+    proxy.heal()
+    second.wait_log("contact with ZooKeeper is back session=0x[0-9a-f]+ same_session=True")
+    wait_starts(work, 2)
+    node = second.wait_log(r"lock acquired lock=\S+ node=(\S+)")
+    zk.delete(node)
+    second.wait_log("lock lost", timeout=5)
+    wait_starts(work, 3, timeout=10)  # the third, once the second's child is gone
+    assert overlaps(work) == []
+    assert stamp(second.log(), "child exited") < stamp(third.log(), "started child")
+    third.stop()
+    second.stop()

@@ -81,10 +81,11 @@ class Zkherd:
         return int(found[-1]) if found else None
 
 
-def exclusive_child(workdir, slots=1, name="child", stop_delay=0):
+def exclusive_child(workdir, slots=1, name="child", stop_delay=0, interval=0.05):
     """argv of a command that holds one of *slots* slot locks while it runs, or records an
     overlap and exits 99 when all slots are taken. On SIGTERM it takes *stop_delay* seconds
-    to exit (still holding its slot), like a service that shuts down slowly."""
+    to exit (still holding its slot), like a service that shuts down slowly; it notices the
+    signal within *interval* seconds (the period of its idle loop)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     script = (
@@ -92,11 +93,11 @@ def exclusive_child(workdir, slots=1, name="child", stop_delay=0):
         '  exec 9>"%s/slot$i"; '
         '  if flock -n 9; then '
         '    echo "$(cut -d" " -f1 /proc/uptime) %s $$ slot$i" >>"%s/starts.log"; '
-        '    trap "sleep %s 9>&-; exit 0" TERM; while :; do sleep 0.05 9>&-; done; '
+        '    trap "sleep %s 9>&-; exit 0" TERM; while :; do sleep %s 9>&-; done; '
         '  fi; '
         'done; '
         'echo "$(cut -d" " -f1 /proc/uptime) %s $$ OVERLAP" >>"%s/overlaps.log"; exit %d'
-    ) % (slots - 1, workdir, name, workdir, stop_delay, name, workdir, OVERLAP_EXIT)
+    ) % (slots - 1, workdir, name, workdir, stop_delay, interval, name, workdir, OVERLAP_EXIT)
     return ["sh", "-c", script]
 
 

@@ -44,6 +44,8 @@ def parse_perms(perms):
         if "," not in perms and perms and all(ch in _LETTERS for ch in perms.lower()):
             return sum({_LETTERS[ch] for ch in perms.lower()})
         perms = [p.strip() for p in perms.split(",") if p.strip()]
+    if not isinstance(perms, (list, tuple)):
+        raise AclError("ACL perms %r: use letters rwcda, all, a list of names or a number 0..31" % (perms,))
     names = dict(PERMS)
     mask = 0
     for name in perms:
@@ -82,10 +84,10 @@ def parse_entry(entry):
         if username is not None or password is not None:
             if ident:
                 raise AclError("a digest ACL takes either username/password or a hashed id, not both")
-            if not username or password is None or ":" in username:
+            if not isinstance(username, str) or not username or password is None or ":" in username:
                 raise AclError("a digest ACL needs a username (without ':') and a password")
             ident = digest_id(username, password)
-        elif not ident or ":" not in ident:
+        elif not ident or ":" not in str(ident):
             raise AclError("a digest ACL needs username and password, or an id of the form user:base64-sha1")
     else:
         raise AclError("unknown ACL scheme %r (use %s)" % (entry.get("scheme"), ", ".join(SCHEMES)))
@@ -96,7 +98,55 @@ def parse(entries):
     """A list of user ACL specs -> a sorted list of unique triples."""
     if not entries:
         raise AclError("an ACL list must not be empty (ZooKeeper refuses a node nobody may access)")
+    if not isinstance(entries, (list, tuple)):
+        raise AclError("ACLs must be a list of entries, got %r" % (entries,))
     return sorted(set(parse_entry(e) for e in entries))
+
+
+def parse_spec(text):
+    """'SCHEME:ID:PERMS' (the runner's --acl, zkCli's notation) -> (scheme, id, perms).
+
+    world:anyone:r, ip:10.0.0.0/8:rwcda, digest:USER:BASE64-SHA1:rwcda (the id as ZooKeeper stores
+    it, never a password), and auth::rwcda: ZooKeeper's "auth" scheme, which the server replaces by
+    the digest identity of the session that creates the znode (the client's own credentials).
+    """
+    scheme, colon, rest = str(text).partition(":")
+    ident, colon2, perms = rest.rpartition(":")
+    if not colon or not colon2:
+        raise AclError("ACL %r: expected SCHEME:ID:PERMS, e.g. world:anyone:r, auth::rwcda or "
+                       "digest:USER:BASE64-SHA1:rwcda" % (text,))
+    scheme = scheme.lower()
+    if scheme not in SCHEMES + ("auth",):
+        raise AclError("ACL %r: unknown scheme %r (use world, ip, digest or auth)" % (text, scheme))
+    if scheme == "auth":
+        if ident:
+            raise AclError("ACL %r: the auth scheme takes no id (auth::PERMS)" % (text,))
+        return ("auth", "", parse_perms(perms))
+    triple = parse_entry({"scheme": scheme, "id": ident, "perms": perms})
+    if scheme == "digest":
+        digest = ident.split(":", 1)[1]
+        try:
+            ok = len(base64.b64decode(digest.encode("ascii"), validate=True)) == 20
+        except (ValueError, UnicodeEncodeError):
+            ok = False
+        if not ok:
+            raise AclError("ACL %r: a digest id is USER:BASE64(SHA1(USER:PASSWORD)), 28 characters after the "
+                           "user, never the password itself (or use auth::PERMS for the client's own "
+                           "credentials)" % ("digest:%s:***" % ident.split(":", 1)[0],))
+    return triple
+
+
+def parse_specs(items):
+    """A list of 'SCHEME:ID:PERMS' strings or entry dicts (or one string) -> sorted unique
+    triples, or None when there are none (ZooKeeper's default: open to the world)."""
+    if items is None or items == "":
+        return None
+    if isinstance(items, (str, dict)):
+        items = [items]
+    if not isinstance(items, (list, tuple)):
+        raise AclError("ACLs must be a list of SCHEME:ID:PERMS strings, got %r" % (items,))
+    triples = sorted(set(parse_entry(i) if isinstance(i, dict) else parse_spec(i) for i in items))
+    return triples or None
 
 
 def same(current, desired):

@@ -16,6 +16,10 @@ from .errors import UserError
 
 VALUE_TYPES = ("raw", "json", "yaml", "base64")
 
+# What PyYAML's safe_load lets escape, besides YAMLError, for malformed tagged or implicit scalars
+# (!!int 0x, !!bool x, !!timestamp x, 2001-02-30): for the caller they all mean "not valid YAML".
+YAML_VALUE_ERRORS = (ArithmeticError, AttributeError, LookupError, TypeError, ValueError)
+
 
 class CodecError(UserError, ValueError):
     """Data that cannot be decoded, or a value that cannot be encoded, as the asked type."""
@@ -26,6 +30,8 @@ def _parse_json(text, where):
         return json.loads(text)
     except ValueError as exc:
         raise CodecError("%s is not valid JSON: %s" % (where, exc)) from None
+    except RecursionError:
+        raise CodecError("%s is not usable JSON: nested too deeply" % where) from None
 
 
 def _yaml():
@@ -41,6 +47,10 @@ def _parse_yaml(text, where):
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise CodecError("%s is not valid YAML: %s" % (where, str(exc).replace("\n", " "))) from None
+    except YAML_VALUE_ERRORS as exc:
+        raise CodecError("%s is not valid YAML: %s" % (where, exc)) from None
+    except RecursionError:
+        raise CodecError("%s is not usable YAML: nested too deeply" % where) from None
 
 
 def _text(data, where):
@@ -73,6 +83,17 @@ def encode(value, value_type, where="value"):
     A string given for json/yaml is validated and stored as written (its formatting kept);
     a dict, list or scalar is serialized with sorted keys so that reruns are stable.
     """
+    try:
+        return _encode(value, value_type, where)
+    except UnicodeEncodeError:
+        raise CodecError("%s holds text that is not valid Unicode (a lone surrogate)" % where) from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        if isinstance(exc, CodecError):
+            raise
+        raise CodecError("%s cannot be stored as %s: %s" % (where, value_type, exc)) from None
+
+
+def _encode(value, value_type, where):
     if value_type == "base64":
         try:
             return base64.b64decode(str(value), validate=True), None

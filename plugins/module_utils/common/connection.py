@@ -37,7 +37,7 @@ class Settings:
 
     def __init__(self, hosts=DEFAULT_HOSTS, session_timeout=DEFAULT_SESSION_TIMEOUT,
                  connect_timeout=DEFAULT_CONNECT_TIMEOUT, auth=None, tls=False, tls_ca=None,
-                 tls_cert=None, tls_key=None, tls_check_hostname=True):
+                 tls_cert=None, tls_key=None, tls_check_hostname=True, default_acl=None):
         self.hosts = hosts
         self.session_timeout = session_timeout
         self.connect_timeout = connect_timeout
@@ -47,6 +47,10 @@ class Settings:
         self.tls_cert = tls_cert
         self.tls_key = tls_key
         self.tls_check_hostname = tls_check_hostname
+        # ACL triples (common.acl) of every znode created without an explicit ACL (the runner's
+        # --acl); None: ZooKeeper's open default. Applied by the client itself (make_client), so
+        # no create call has to remember it.
+        self.default_acl = default_acl
 
     def __repr__(self):  # never shows the credentials
         return "Settings(hosts=%r, tls=%r, auth=%s)" % (self.hosts, self.tls, "***" if self.auth else None)
@@ -68,6 +72,7 @@ class Settings:
             if ":" not in auth or not user:
                 raise ZkError("auth must be 'user:password' for the digest scheme", USAGE)
         tls_files = {name: opt(name) for name in ("tls_ca", "tls_cert", "tls_key")}
+        tls_files = {name: None if path is None else str(path) for name, path in tls_files.items()}  # never an fd
         for name, path in tls_files.items():
             if path is not None and not os.path.isfile(path):
                 raise ZkError("%s %r: no such file" % (name, path), USAGE)
@@ -83,7 +88,7 @@ def _positive(value, name):
         value = float(value)
     except (TypeError, ValueError):
         raise ZkError("%s must be a number of seconds, got %r" % (name, value), USAGE) from None
-    if value <= 0:
+    if not 0 < value < float("inf"):  # NaN and infinity too
         raise ZkError("%s must be positive, got %r" % (name, value), USAGE)
     return value
 
@@ -103,7 +108,7 @@ def validate_hosts(hosts):
         raise ZkError("hosts %r: expected host:port[,host:port...][/chroot]" % hosts, USAGE)
     for server in servers.split(","):
         host, colon, port = server.strip().rpartition(":")
-        if colon and not (port.isdigit() and 0 < int(port) < 65536):
+        if colon and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):  # not '²' or '١'
             raise ZkError("hosts %r: bad port in %r" % (hosts, server), USAGE)
     return hosts
 
@@ -131,7 +136,8 @@ class _LastMessage(logging.Handler):
 
 
 def make_client(settings, logger=None):
-    """An unstarted KazooClient for these settings (digest auth is re-sent on every reconnect)."""
+    """An unstarted KazooClient for these settings (digest auth is re-sent on every reconnect;
+    settings.default_acl becomes the ACL of every znode it creates without one of its own)."""
     try:
         from kazoo.client import KazooClient
     except ImportError:
@@ -144,6 +150,8 @@ def make_client(settings, logger=None):
     if settings.tls:
         kwargs = dict(use_ssl=True, verify_certs=True, ca=settings.tls_ca, certfile=settings.tls_cert,
                       keyfile=settings.tls_key, check_hostname=settings.tls_check_hostname)
+    if settings.default_acl:
+        kwargs["default_acl"] = to_kazoo_acls(settings.default_acl)  # create, makepath, transactions
     return KazooClient(hosts=settings.hosts, timeout=settings.session_timeout, logger=logger,
                        auth_data=[("digest", settings.auth)] if settings.auth else None, **kwargs)
 
@@ -199,8 +207,9 @@ def translate(exc, action, path):
         return exc
     where = "%s %s" % (action, path)
     table = (
-        (ke.NoAuthError, AUTH, "not authorized to %s: the znode's ACL denies it to these credentials "
-                               "(check auth / ZKHERD_AUTH)"),
+        (ke.NoAuthError, AUTH, "access denied: not authorized to %s: the ACL of the znode (or of its parent) "
+                               "does not allow it with these credentials (check the digest credentials given - "
+                               "auth, --auth-file or ZKHERD_AUTH - and the znode's ACL)"),
         (ke.AuthFailedError, AUTH, "authentication failed while trying to %s"),
         (ke.NoNodeError, NO_NODE, "cannot %s: the znode or its parent does not exist"),
         (ke.NodeExistsError, EXISTS, "cannot %s: the znode already exists"),

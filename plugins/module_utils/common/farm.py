@@ -23,6 +23,10 @@ from .errors import NO_NODE, USAGE, VERSION, UserError
 # Compare-and-set attempts before a write that keeps losing the race is reported.
 RETRIES = 5
 
+# Deepest nesting of a member (dicts and lists), a field path and a DJB directory: more is refused
+# with a FarmError instead of exhausting Python's stack in the codec, copies or directory walks.
+MAX_DEPTH = 100
+
 
 class FarmError(UserError):
     """A member that is not a JSON object, a bad dotted path or filter."""
@@ -36,9 +40,25 @@ def decode_member(data, where="member"):
         doc = json.loads((data or b"").decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise FarmError("%s does not hold valid JSON: %s" % (where, exc)) from None
+    except RecursionError:
+        raise FarmError("%s holds JSON nested too deeply" % where) from None
     if not isinstance(doc, dict):
         raise FarmError("%s holds JSON, but not an object (a %s)" % (where, type(doc).__name__))
+    if _too_deep(doc):
+        raise FarmError("%s holds JSON nested deeper than %d levels" % (where, MAX_DEPTH))
     return doc
+
+
+def _too_deep(doc):
+    """Whether dicts and lists in *doc* nest deeper than MAX_DEPTH (walked without recursion)."""
+    pending = [(doc, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                return True
+            pending.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return False
 
 
 def encode_member(doc):
@@ -49,6 +69,8 @@ def _keys(dotted):
     keys = str(dotted).split(".")
     if not dotted or any(not key for key in keys):
         raise FarmError("bad field path %r: dotted names like mysql.replication_delay" % (dotted,))
+    if len(keys) > MAX_DEPTH:
+        raise FarmError("bad field path %.40r...: more than %d names" % (dotted, MAX_DEPTH))
     return keys
 
 
@@ -80,6 +102,8 @@ def set_field(doc, dotted, value):
             node[key] = {}
         node = node[key]
     node[keys[-1]] = value
+    if _too_deep(doc):  # what decode_member would refuse is never made
+        raise FarmError("cannot set %s: the member would nest deeper than %d levels" % (dotted, MAX_DEPTH))
     return doc
 
 
@@ -115,13 +139,13 @@ def parse_filter(expression):
             raise FarmError("bad filter %r: use field=value, field!=value, field<N (<=, >, >=), field or !field"
                             % raw)
         negate, field, op, value = match.groups()
-        _keys(field)
+        field = check_field(field.strip())  # 'a. =1' is the field 'a.' (refused), not 'a'
         if op in ("<", ">", "<=", ">="):
             try:
                 value = float(value)
             except ValueError:
                 raise FarmError("bad filter %r: %s compares with a number" % (raw, op)) from None
-        terms.append((bool(negate), field.strip(), op, value))
+        terms.append((bool(negate), field, op, value))
     return terms
 
 
@@ -146,7 +170,7 @@ def matches(doc, terms):
         else:
             try:
                 number = float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond any float
                 return False
             ok = {"<": number < wanted, ">": number > wanted, "<=": number <= wanted, ">=": number >= wanted}[op]
         if not ok:
@@ -154,16 +178,29 @@ def matches(doc, terms):
     return True
 
 
-def read_dir(path):
+def read_dir(path, depth=1):
     """A DJB directory -> dict: folders are dicts, files keys with their text (one trailing
-    newline trimmed, as zkfarmer did). Hidden entries are left out."""
+    newline trimmed, as zkfarmer did). Hidden entries are left out. A name or content that is
+    not UTF-8, folders nested deeper than MAX_DEPTH, a read that fails or a symlink inside (it
+    would read - and a write from ZooKeeper would land - somewhere else) is a FarmError."""
+    if depth > MAX_DEPTH:
+        raise FarmError("%s: folders nested deeper than %d levels" % (path, MAX_DEPTH))
     doc = {}
-    with os.scandir(path) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
+    try:
+        with os.scandir(path) as entries:
+            entries = sorted(entries, key=lambda e: e.name)
+        for entry in entries:
             if entry.name.startswith("."):
                 continue
+            try:
+                entry.name.encode("utf-8")
+            except UnicodeEncodeError:  # undecodable bytes, kept by Python as lone surrogates
+                raise FarmError("%r in %s: the name is not UTF-8" % (entry.name, path)) from None
+            if entry.is_symlink():
+                raise FarmError("%s is a symlink: a DJB directory is read and written without following "
+                                "symlinks (replace it by a file or a folder)" % entry.path)
             if entry.is_dir():
-                doc[entry.name] = read_dir(entry.path)
+                doc[entry.name] = read_dir(entry.path, depth + 1)
             elif entry.is_file():
                 with open(entry.path, "rb") as handle:
                     raw = handle.read()
@@ -172,6 +209,24 @@ def read_dir(path):
                 except UnicodeDecodeError:
                     raise FarmError("%s is not UTF-8 text" % entry.path) from None
                 doc[entry.name] = value[:-1] if value.endswith("\n") else value
+    except OSError as exc:  # unreadable, vanished meanwhile, a symlink loop...
+        raise FarmError("cannot read %s: %s" % (exc.filename or path, exc.strerror or exc)) from None
+    return doc
+
+
+def check_dir_names(doc, where="member"):
+    """*doc* if every key can be a file or folder name of a DJB directory, else FarmError: a key
+    that is empty, starts with '.' (hidden, '.', '..') or holds '/' or NUL would be left out when
+    read back, or land outside the directory."""
+    pending = [doc]
+    while pending:
+        for key, value in pending.pop().items():
+            name = str(key)
+            if not name or name.startswith(".") or "/" in name or "\0" in name:
+                raise FarmError("%s has a field named %r, which cannot be a file in a DJB directory (a name must "
+                                "not be empty, start with '.' or hold '/'): nothing written" % (where, name))
+            if isinstance(value, dict):
+                pending.append(value)
     return doc
 
 
@@ -213,12 +268,13 @@ def read_members(client, farm_path):
     return members, problems
 
 
-def update_member(client, node, change, dry_run=False, create=False):
+def update_member(client, node, change, dry_run=False, create=False, acl=None):
     """Compare-and-set of one member: read it, new = change(doc), write with the version read.
     A write that raced another writer reads again and applies the change on top of theirs, at
     most RETRIES times, then fails with kind 'version' (zkfarmer retried with the stale version
     and gave up silently). With *create*, a missing member is made from change({}), persistent,
-    with missing parents. Returns (before, after); before is None for a member that was made."""
+    with missing parents and the kazoo *acl* (None: the client's default). Returns (before, after);
+    before is None for a member that was made."""
     from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
     for _attempt in range(RETRIES):
@@ -231,7 +287,7 @@ def update_member(client, node, change, dry_run=False, create=False):
             if dry_run:
                 return None, new
             try:
-                client.create(node, encode_member(new), makepath=True)
+                client.create(node, encode_member(new), acl=acl, makepath=True)
                 return None, new
             except NodeExistsError:
                 continue  # joined meanwhile: update it instead

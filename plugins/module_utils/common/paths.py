@@ -51,6 +51,8 @@ def validate(path, what="znode path"):
 
 def validate_name(name):
     """A single child name (as from a file name or a dict key)."""
+    if not isinstance(name, str):
+        raise PathError("invalid znode name %r: it must be a string" % (name,))
     if "/" in name:
         raise PathError("invalid znode name %r: it must not contain '/'" % (name,))
     validate("/" + name, what="znode name")

@@ -104,12 +104,14 @@ def desired_from_dir(local_dir, root, data_name=DEFAULT_DATA_NAME, exclude=DEFAU
     """A local directory -> desired tree: a folder is a znode, a file a znode holding its bytes,
     and the file named *data_name* inside a folder holds that folder's own data.
 
-    Symlinks are followed (config files are often links), a directory loop is an error.
+    Symlinks are followed (config files are often links) as long as they stay inside the source
+    directory: one that leads out of it is an error, and so is a directory loop.
     """
     if not os.path.isdir(local_dir):
         raise ZkError("source directory %r does not exist or is not a directory" % (local_dir,), USAGE)
     desired = {}
     seen = set()
+    top = os.path.realpath(local_dir)
 
     def walk(directory, znode):
         real = os.path.realpath(directory)
@@ -121,6 +123,11 @@ def desired_from_dir(local_dir, root, data_name=DEFAULT_DATA_NAME, exclude=DEFAU
             for entry in sorted(entries, key=lambda e: e.name):
                 if _excluded(entry.name, exclude, data_name):
                     continue
+                if entry.is_symlink():
+                    leads_to = os.path.realpath(entry.path)
+                    if leads_to != top and not leads_to.startswith(top.rstrip("/") + "/"):
+                        raise ZkError("%r is a symlink to %r, outside the source directory %r: refused"
+                                      % (entry.path, leads_to, local_dir), USAGE)
                 if entry.name == data_name:
                     if not entry.is_file():
                         raise ZkError("%r must be a file" % entry.path, USAGE)

@@ -57,3 +57,51 @@ def test_list_is_a_set_and_never_empty():
     with pytest.raises(acl.AclError, match="must not be empty"):
         acl.parse([])
     assert acl.report([("world", "anyone", 3)]) == [{"scheme": "world", "id": "anyone", "perms": ["read", "write"]}]
+
+
+BOB = acl.digest_id("bob", "pw")  # bob:<28 characters>
+
+
+@pytest.mark.parametrize(
+    "spec, triple",
+    [
+        ("world:anyone:r", ("world", "anyone", 1)),
+        ("ip:10.0.0.0/8:rw", ("ip", "10.0.0.0/8", 3)),
+        ("ip:::1:all", ("ip", "::1", 31)),  # an IPv6 address: the perms are after the last colon
+        ("digest:%s:rwcda" % BOB, ("digest", BOB, 31)),
+        ("auth::cdrwa", ("auth", "", 31)),
+        ("WORLD:anyone:read,write", ("world", "anyone", 3)),
+    ],
+)
+def test_spec(spec, triple):
+    assert acl.parse_spec(spec) == triple
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("world:anyone", "expected SCHEME:ID:PERMS"),
+        ("sasl:x:r", "unknown scheme 'sasl'"),
+        ("auth:bob:r", "takes no id"),
+        ("world:anyone:fly", "unknown ACL permission"),
+        ("ip::r", "needs an id"),
+    ],
+)
+def test_bad_specs(spec, message):
+    with pytest.raises(acl.AclError, match=message):
+        acl.parse_spec(spec)
+
+
+def test_a_password_given_as_digest_id_is_refused_and_not_repeated():
+    with pytest.raises(acl.AclError, match="never the password") as err:
+        acl.parse_spec("digest:bob:my-secret-pw:rwcda")
+    assert "my-secret-pw" not in str(err.value)
+
+
+def test_specs_lists():
+    assert acl.parse_specs(None) is None and acl.parse_specs([]) is None
+    assert acl.parse_specs("world:anyone:r") == [("world", "anyone", 1)]
+    assert acl.parse_specs(["world:anyone:r", {"scheme": "digest", "username": "bob", "password": "pw"},
+                            "world:anyone:r"]) == [("digest", BOB, 31), ("world", "anyone", 1)]
+    with pytest.raises(acl.AclError, match="must be a list"):
+        acl.parse_specs(3)

@@ -1,0 +1,391 @@
+"""Invariant checkers of a chaos run: threads that look every ~50 ms while the run goes on, and
+a final look at the end. Each counts its checks and reports violations to the Report.
+
+| checker   | invariant                                                                          |
+|-----------|------------------------------------------------------------------------------------|
+| slots     | never more children than slots under a lock (the kernel's flock: overlaps.log)     |
+| mirror    | a mirrored file is always one whole version, never a rejected (bad) one; a child  |
+|           | never starts with a partial file or a rejected version                             |
+| export    | export.json is always whole JSON; a live member is in it once the session timeout  |
+|           | + slack has passed since it came up, a dead one is not once the session timeout +  |
+|           | dead_slack has passed since it went down                                           |
+| cron      | each tick of the job ran at most once, and only after a claim of that tick; no     |
+|           | cron run hangs                                                                     |
+| orphans   | the processes of a SIGKILLed runner are gone 2 s later; none is left at the end    |
+| znodes    | (at the end) no ephemeral znode left, nothing but the documented persistent ones  |
+| liveness  | (at the end, faults healed) every lock's slots are taken again, the newest config  |
+|           | runs everywhere, the export equals every member's file, a cron tick runs again     |
+| stop      | (at the end) every service stops on SIGTERM within 20 s                            |
+| logs      | (at the end) no zkherd log holds a Python traceback                                |
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from tests.chaos.cluster import Cluster, config_content, digest, parse_config, processes_marked
+
+
+class Report:
+    """What the checkers found: checks made and violations, by invariant; thread-safe."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.checks: Counter = Counter()
+        self.violations: list[dict] = []
+        self.stats: dict = {}
+        self.started = time.monotonic()
+
+    def checked(self, invariant: str, count: int = 1) -> None:
+        with self.lock:
+            self.checks[invariant] += count
+
+    def violation(self, invariant: str, message: str) -> None:
+        with self.lock:
+            self.violations.append({"invariant": invariant, "at": round(time.monotonic() - self.started, 2),
+                                    "message": message})
+
+    def violated(self, invariant: str) -> int:
+        with self.lock:
+            return sum(1 for v in self.violations if v["invariant"] == invariant)
+
+
+class Checker(threading.Thread):
+    invariant = "?"
+    interval = 0.05
+
+    def __init__(self, cluster: Cluster, report: Report):
+        super().__init__(name="check-" + self.invariant, daemon=True)
+        self.cluster = cluster
+        self.report = report
+        self.halt = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            while not self.halt.wait(self.interval):
+                self.look()
+        except BaseException as exc:  # reported as a harness error, never lost
+            self.error = exc
+            self.report.violation("harness", "checker %s crashed: %r" % (self.invariant, exc))
+
+    def look(self) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Stop the thread and take one last look."""
+        self.halt.set()
+        self.join(10)
+        if self.error is None:
+            self.look()
+
+
+class Tail:
+    """New complete lines of a growing file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = 0
+
+    def lines(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        return data[:end].decode(errors="replace").splitlines()
+
+
+def held_flocks(keys: dict[str, Path]) -> Counter:
+    """How many of the given files (key: "maj:min:inode" as /proc/locks writes it) are flocked."""
+    held: Counter = Counter()
+    with open("/proc/locks") as handle:
+        for line in handle:
+            fields = line.split()
+            if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] in keys:
+                held[fields[5]] += 1
+    return held
+
+
+def lock_key(path: Path) -> str:
+    st = os.stat(path)
+    return "%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+
+
+class SlotChecker(Checker):
+    invariant = "slots"
+
+    def __init__(self, cluster: Cluster, report: Report):
+        super().__init__(cluster, report)
+        self.groups = {group: (len(cluster.slot_files(group)), Tail(cluster.work / group / "overlaps.log"))
+                       for group in ("mutex", "pair")}
+        self.keys: dict[str, str] = {}  # lock key -> group
+        self.samples: dict[str, Counter] = {group: Counter() for group in self.groups}
+
+    def holders(self) -> dict[str, int]:
+        if len(self.keys) < sum(slots for slots, _tail in self.groups.values()):
+            for group in self.groups:
+                for path in self.cluster.slot_files(group):
+                    if path.exists():
+                        self.keys[lock_key(path)] = group
+        held = held_flocks(self.keys)
+        counts = dict.fromkeys(self.groups, 0)
+        for key, number in held.items():
+            counts[self.keys[key]] += number
+        return counts
+
+    def look(self) -> None:
+        counts = self.holders()
+        for group, (slots, tail) in self.groups.items():
+            # figures only: /proc/locks is not one snapshot when it is longer than a page (a
+            # handover between two reads can show both holders); the referee is flock itself
+            self.samples[group][min(counts[group], slots)] += 1
+            for line in tail.lines():
+                self.report.violation(self.invariant, "%s (%d slot%s): a child found every slot taken: %s"
+                                      % (group, slots, "s" if slots > 1 else "", line))
+        self.report.checked(self.invariant)
+
+
+class MirrorChecker(Checker):
+    invariant = "mirror"
+
+    def __init__(self, cluster: Cluster, report: Report, max_version: int):
+        super().__init__(cluster, report)
+        self.digests = {}
+        for version in range(max_version + 1):
+            for good in (True, False):
+                self.digests[digest(config_content(version, good))] = (version, good)
+        self.starts = Tail(cluster.work / "roll" / "starts.log")
+        self.seen: dict[str, set] = {}  # file -> versions seen installed
+        self.started: Counter = Counter()  # versions children started with
+        self.last_bad: dict[str, bytes] = {}
+
+    def look(self) -> None:
+        for service in self.cluster.group("roll"):
+            path = self.cluster.roll_conf(service.name)
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            found = parse_config(data)
+            self.report.checked(self.invariant)
+            if found is None:
+                if self.last_bad.get(service.name) != data:
+                    self.last_bad[service.name] = data
+                    self.report.violation(self.invariant, "%s: the mirrored file is not one whole version (%d bytes, "
+                                          "starts %r)" % (service.name, len(data), data[:40]))
+                continue
+            version, good = found
+            if not good and version not in self.seen.get(service.name + ":bad", set()):
+                self.seen.setdefault(service.name + ":bad", set()).add(version)
+                self.report.violation(self.invariant, "%s: rejected version %d was installed" % (service.name, version))
+            self.seen.setdefault(service.name, set()).add(version)
+        for line in self.starts.lines():
+            self.report.checked(self.invariant)
+            name, _sep, sha = line.partition(" ")
+            found = self.digests.get(sha.strip())
+            if found is None:
+                self.report.violation(self.invariant, "%s: child started with a file that is no whole version "
+                                      "(digest %s)" % (name, sha))
+            elif not found[1]:
+                self.report.violation(self.invariant, "%s: child started with rejected version %d" % (name, found[0]))
+            else:
+                self.started[found[0]] += 1
+
+    def last_started(self) -> dict[str, int]:
+        """The version each roll service's newest child started with."""
+        newest: dict[str, int] = {}
+        path = self.cluster.work / "roll" / "starts.log"
+        if path.exists():
+            for line in path.read_text().splitlines():
+                name, _sep, sha = line.partition(" ")
+                found = self.digests.get(sha.strip())
+                if found:
+                    newest[name] = found[0]
+        return newest
+
+
+class ZkHealth(threading.Thread):
+    """Watches the ensemble: `quiet_since` is the last moment it was not serving with a leader or
+    a ZooKeeper fault was applied; deadlines of the export checker count from then at the earliest."""
+
+    def __init__(self, cluster: Cluster):
+        super().__init__(name="zk-health", daemon=True)
+        self.cluster = cluster
+        self.halt = threading.Event()
+        self.quiet_since = time.monotonic()
+        self.healthy = False
+
+    def touch(self) -> None:
+        self.quiet_since = time.monotonic()
+
+    def run(self) -> None:
+        while not self.halt.wait(0.25):
+            modes = [s.mode() if s.running else None for s in self.cluster.ensemble.servers]
+            self.healthy = modes.count("leader") == 1 and modes.count("follower") >= 1
+            if not self.healthy:
+                self.touch()
+
+
+class ExportChecker(Checker):
+    invariant = "export"
+
+    def __init__(self, cluster: Cluster, report: Report, zk_health: ZkHealth, slack: float, dead_slack: float):
+        super().__init__(cluster, report)
+        self.zk_health = zk_health
+        # a live member needs its process started and connected: session timeout + slack; a dead
+        # one is gone once the server expires its session (at most a session timeout after the
+        # server last heard from it) and the export rewrote the file: session timeout + dead_slack
+        self.limits = {"up": cluster.timeout + slack, "down": cluster.timeout + dead_slack}
+        self.flagged: set = set()  # (member, since) already reported
+        self.writes = 0
+        self.last_text = None
+        self.asserted: Counter = Counter()  # "up": must be in it, "down": must not
+
+    def read(self) -> dict | None:
+        try:
+            text = self.cluster.export_path.read_text()
+        except FileNotFoundError:
+            return None
+        if text != self.last_text:
+            self.writes += 1
+            self.last_text = text
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            self.report.violation(self.invariant, "export.json is not whole JSON: %r" % text[:60])
+            return None
+        if not isinstance(doc, dict):
+            self.report.violation(self.invariant, "export.json is not a JSON object")
+            return None
+        return doc
+
+    def look(self) -> None:
+        doc = self.read()
+        if doc is None:
+            return
+        now = time.monotonic()
+        with self.cluster.lock:
+            states = [(name, self.cluster.services[name].state, self.cluster.services[name].since)
+                      for name in self.cluster.members]
+        self.report.checked(self.invariant)  # whole JSON
+        for name, state, since in states:
+            if state == "unknown" or now - max(since, self.zk_health.quiet_since) <= self.limits[state]:
+                continue
+            self.report.checked(self.invariant)
+            self.asserted[state] += 1
+            present = name in doc
+            if state == "up" and not present and (name, since) not in self.flagged:
+                self.flagged.add((name, since))
+                self.report.violation(self.invariant, "%s has been up for %.1f s but is not in the export"
+                                      % (name, now - since))
+            if state == "down" and present and (name, since) not in self.flagged:
+                self.flagged.add((name, since))
+                self.report.violation(self.invariant, "%s has been down (killed or cut off) for %.1f s but is still in "
+                                      "the export" % (name, now - since))
+
+
+class CronChecker(Checker):
+    invariant = "cron"
+    interval = 1.0
+    CLAIM = re.compile(r"this host leads the pool; running the job .*tick=(\d+)")
+
+    def __init__(self, cluster: Cluster, report: Report):
+        super().__init__(cluster, report)
+        self.reported: set = set()
+        self.ticks: dict[int, list[str]] = {}  # tick -> fire ids that ran the job in it
+        self.claimed: dict[str, int | None] = {}
+        self.evaluated: set = set()  # runs counted as checked
+
+    def claims(self, fire_ids) -> dict[str, int | None]:
+        """The tick each finished firing claimed (None: it claimed none); logs are read once."""
+        for fire_id in fire_ids:
+            if fire_id not in self.claimed:
+                path = self.cluster.work / "cron" / "fires" / ("%s.log" % fire_id)
+                try:
+                    match = self.CLAIM.search(path.read_text(errors="replace"))
+                except FileNotFoundError:
+                    match = None
+                self.claimed[fire_id] = int(match.group(1)) if match else None
+        return self.claimed
+
+    def look(self) -> None:
+        done = [fire_id for _host, fire_id, _code, _took in list(self.cluster.finished_fires)]
+        claims = self.claims(done)
+        runs = []
+        path = self.cluster.work / "cron" / "runs.log"
+        if path.exists():
+            runs = [line.split() for line in path.read_text().splitlines() if len(line.split()) == 2]
+        finished = set(done)
+        ticks: dict[int, list[str]] = {}
+        for host, fire_id in runs:
+            if fire_id not in finished:
+                continue
+            if fire_id not in self.evaluated:
+                self.evaluated.add(fire_id)
+                self.report.checked(self.invariant)
+            tick = claims.get(fire_id)
+            if tick is None:
+                if ("unclaimed", fire_id) not in self.reported:
+                    self.reported.add(("unclaimed", fire_id))
+                    self.report.violation(self.invariant, "%s ran the job (firing %s) without claiming a tick"
+                                          % (host, fire_id))
+                continue
+            ticks.setdefault(tick, []).append(fire_id)
+        for tick, fire_ids in ticks.items():
+            if ("tick", tick) not in self.evaluated:
+                self.evaluated.add(("tick", tick))
+                self.report.checked(self.invariant)
+            if len(fire_ids) > 1 and ("twice", tick) not in self.reported:
+                self.reported.add(("twice", tick))
+                self.report.violation(self.invariant, "tick %d ran %d times: %s" % (tick, len(fire_ids),
+                                                                                    ", ".join(fire_ids)))
+        self.ticks = ticks
+
+
+class OrphanChecker(Checker):
+    """After a SIGKILL of a runner, every process of that incarnation must be gone soon."""
+
+    invariant = "orphans"
+    interval = 0.25
+    GRACE = 2.0
+
+    def __init__(self, cluster: Cluster, report: Report):
+        super().__init__(cluster, report)
+        self.pending: list[tuple[float, str]] = []
+        self.pending_lock = threading.Lock()
+
+    def expect_gone(self, mark: str) -> None:
+        with self.pending_lock:
+            self.pending.append((time.monotonic() + self.GRACE, mark))
+
+    def look(self) -> None:
+        now = time.monotonic()
+        with self.pending_lock:
+            due = [mark for when, mark in self.pending if when <= now]
+            self.pending = [(when, mark) for when, mark in self.pending if when > now]
+        if not due:
+            return
+        alive = processes_marked(self.cluster.run_id)
+        for mark in due:
+            self.report.checked(self.invariant)
+            left = [(pid, cmd) for pid, found, cmd in alive if found == mark]
+            if left:
+                self.report.violation(self.invariant, "%s was SIGKILLed %.0f s ago but its processes live on: %s"
+                                      % (mark.split(":", 1)[1], self.GRACE, left))
+
+    def finish(self) -> None:
+        self.halt.set()
+        self.join(10)
+        with self.pending_lock:
+            self.pending = [(0.0, mark) for _when, mark in self.pending]
+        self.look()

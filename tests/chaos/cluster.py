@@ -1,0 +1,333 @@
+"""What a chaos run starts: a 3-server ensemble and the zkherd services around it, each service
+behind links of its own (one fault proxy per ZooKeeper server) so that it can be cut off alone.
+
+Services (names are what the fault schedule targets):
+
+- mutex-0..2   `zkherd run --lock /chaos/mutex` (one slot) around exclusive_child
+- pair-0..3    `zkherd run --lock /chaos/pair --slots 2` around exclusive_child with 2 slot files
+- roll-0..2    `zkherd run --mirror ... --rolling-lock ... --check-cmd` (rejects kind=bad); the child
+               records a digest of the file it starts with
+- member-0..3  `zkherd farm join /chaos/farm/web member-N.json`
+- host-0..2    `zkherd elect --election /chaos/cron`; the harness fires `zkherd cron` from each
+               host's links every tick, and the job records (host, firing), then takes a second
+- export       `zkherd farm export` of the farm to export.json (the observer: never faulted)
+
+Every process gets ZKHERD_CHAOS_MARK=RUN:SERVICE:INCARNATION in its environment, which everything
+it starts inherits: /proc tells which processes a run left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tests.support import procs
+from tests.support.faultproxy import FaultProxy
+from tests.support.runner import REPO, Zkherd, exclusive_child
+from tests.support.zkserver import ZooKeeperEnsemble
+
+MARK = "ZKHERD_CHAOS_MARK"
+ROOT = "/chaos"
+MUTEX, PAIR = ROOT + "/mutex", ROOT + "/pair"
+CONFIG, ROLLING = ROOT + "/config/app", ROOT + "/config/roll"
+FARM, ELECTION = ROOT + "/farm/web", ROOT + "/cron"
+JOB = "job"
+CHECK_CMD = 'grep -qx kind=good "$ZKHERD_STAGED_FILE"'
+
+
+def config_content(version: int, good: bool) -> bytes:
+    """Version *version* of the mirrored file: about 8 kB, every line naming the version, so that
+    a partial or mixed file cannot pass for a whole one."""
+    kind = "good" if good else "bad"
+    lines = ["version=%d" % version, "kind=%s" % kind]
+    lines += ["line %03d of version %d %s" % (i, version, hashlib.sha1(b"%d:%s:%d" % (version, kind.encode(), i))
+                                              .hexdigest()) for i in range(100)]
+    lines.append("end of version %d" % version)
+    return ("\n".join(lines) + "\n").encode()
+
+
+def parse_config(data: bytes) -> tuple[int, bool] | None:
+    """(version, good) if *data* is exactly one whole version, else None."""
+    match = re.match(rb"version=(\d+)\nkind=(good|bad)\n", data)
+    if not match:
+        return None
+    version, good = int(match.group(1)), match.group(2) == b"good"
+    return (version, good) if data == config_content(version, good) else None
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+class Link:
+    """A service's way to the ensemble: one FaultProxy per server, all faulted together."""
+
+    def __init__(self, ensemble: ZooKeeperEnsemble):
+        self.proxies = [FaultProxy(server.hosts) for server in ensemble.servers]
+
+    @property
+    def hosts(self) -> str:
+        return ",".join(proxy.hosts for proxy in self.proxies)
+
+    def partition(self) -> None:
+        for proxy in self.proxies:
+            proxy.blackhole()
+
+    def delay(self, seconds: float) -> None:
+        for proxy in self.proxies:
+            proxy.delay(seconds)
+
+    def heal(self, reset: bool = False) -> None:
+        for proxy in self.proxies:
+            if reset:
+                proxy.reset_all()
+            proxy.heal()
+
+    def close(self) -> None:
+        for proxy in self.proxies:
+            proxy.close()
+
+
+class Service:
+    """One long-running zkherd process, restarted when it dies, as systemd would."""
+
+    def __init__(self, cluster: Cluster, name: str, group: str, args: list[str], link: Link, env=None):
+        self.cluster = cluster
+        self.name = name
+        self.group = group
+        self.args = args
+        self.link = link
+        self.env = dict(env or {})
+        self.log_path = cluster.work / "logs" / ("%s.log" % name)
+        self.proc: Zkherd | None = None
+        self.incarnation = 0
+        self.fault: str | None = None  # the fault in force on it
+        # what the harness knows: "up" (running, links fine), "down" (killed or cut off) or
+        # "unknown" (slow links), and since when (monotonic)
+        self.state, self.since = "down", time.monotonic()
+        self.exits: list[int] = []  # exit codes of incarnations that ended on their own
+
+    @property
+    def mark(self) -> str:
+        return "%s:%s:%d" % (self.cluster.run_id, self.name, self.incarnation)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.proc.poll() is None
+
+    def set_state(self, state: str) -> None:
+        with self.cluster.lock:
+            self.state, self.since = state, time.monotonic()
+
+    def start(self) -> None:
+        """Spawn a new incarnation (from the main thread: see tests/support/procs.py)."""
+        self.incarnation += 1
+        self.proc = Zkherd(self.args, self.log_path, env=dict(self.env, **{MARK: self.mark}))
+        self.set_state("unknown" if self.fault == "delay" else "down" if self.fault == "partition" else "up")
+
+    def kill(self) -> str:
+        """SIGKILL the zkherd process alone; returns the mark of the incarnation killed."""
+        mark = self.mark
+        if self.proc is not None:
+            self.proc.kill()
+            procs.terminate(self.proc.proc)  # reaped: forget it
+            self.proc = None
+        self.set_state("down")
+        return mark
+
+    def reap(self) -> int | None:
+        """The exit code if the process ended on its own since the last look."""
+        if self.proc is None or self.proc.proc.poll() is None:
+            return None
+        code = self.proc.proc.returncode
+        procs.terminate(self.proc.proc)
+        self.proc = None
+        self.exits.append(code)
+        self.set_state("down")
+        return code
+
+    def child_pids(self) -> list[int]:
+        if self.proc is None:
+            return []
+        return [int(p) for p in re.findall(r"started child pid=(\d+)", self.proc.log())]
+
+
+class Cluster:
+    def __init__(self, work: Path, run_id: str, session_timeout: float, tick: float):
+        self.work = work
+        self.run_id = run_id
+        self.timeout = session_timeout
+        self.tick = tick
+        self.lock = threading.RLock()
+        for sub in ("logs", "mutex", "pair", "roll", "farm", "cron/fires"):
+            (work / sub).mkdir(parents=True, exist_ok=True)
+        self.ensemble = ZooKeeperEnsemble(3, work / "zk")
+        self.services: dict[str, Service] = {}
+        self.links: list[Link] = []
+        self.export: Service | None = None
+        self.members: list[str] = []
+        self.fires: list[tuple[str, str, Zkherd, float]] = []  # (host, fire id, process, started)
+        self.finished_fires: list[tuple[str, str, int, float]] = []  # (host, fire id, exit code, took)
+
+    # -- layout ---------------------------------------------------------------------------------
+
+    def link(self) -> Link:
+        link = Link(self.ensemble)
+        self.links.append(link)
+        return link
+
+    def add(self, name: str, group: str, args: list[str], link: Link | None = None, env=None) -> Service:
+        link = link or self.link()
+        service = Service(self, name, group, args, link, env)
+        self.services[name] = service
+        return service
+
+    def common(self, link: Link) -> list[str]:
+        return ["--zk", link.hosts, "--session-timeout", str(self.timeout)]
+
+    def build(self, mutex: int = 3, pair: int = 4, roll: int = 3, members: int = 4, hosts: int = 3) -> None:
+        for group, count, slots, path in (("mutex", mutex, 1, MUTEX), ("pair", pair, 2, PAIR)):
+            for i in range(count):
+                link = self.link()
+                child = exclusive_child(self.work / group, slots=slots, name="%s-%d" % (group, i), interval=0.2)
+                self.add("%s-%d" % (group, i), group, ["run", *self.common(link), "--stop-timeout", "1",
+                                                       "--lock", path, "--slots", str(slots), "--", *child], link)
+        for i in range(roll):
+            link = self.link()
+            conf = self.work / "roll" / ("roll-%d" % i) / "app.conf"
+            conf.parent.mkdir(parents=True, exist_ok=True)
+            # one read of the file: its digest says which whole version it was (or none)
+            record = ('echo "$2 $(sha256sum < "$1" | cut -c1-16)" >> %s; exec sleep 1000000'
+                      % (self.work / "roll" / "starts.log"))
+            self.add("roll-%d" % i, "roll", [
+                "run", *self.common(link), "--stop-timeout", "1", "--change-delay", "0.1",
+                "--mirror", "%s=%s" % (conf, CONFIG), "--rolling-lock", ROLLING, "--check-cmd", CHECK_CMD,
+                "--", "sh", "-c", record, "roll-child", str(conf), "roll-%d" % i], link)
+        for i in range(members):
+            name = "member-%d" % i
+            conf = self.work / "farm" / ("%s.json" % name)
+            conf.write_text(json.dumps({"name": name, "enabled": "1", "weight": "0", "tag": "t0"}, indent=2) + "\n")
+            link = self.link()
+            self.add(name, "member", ["farm", "join", FARM, str(conf), *self.common(link), "--name", name,
+                                      "--poll", "0.2"], link)
+            self.members.append(name)
+        for i in range(hosts):
+            link = self.link()
+            host = "host-%d" % i
+            (self.work / "cron" / host).mkdir(exist_ok=True)
+            self.add(host, "host", ["elect", *self.common(link), "--election", ELECTION, "--id", host], link)
+        link = self.link()
+        self.export = Service(self, "export", "export", [
+            "farm", "export", FARM, str(self.export_path), *self.common(link)], link)
+
+    @property
+    def export_path(self) -> Path:
+        return self.work / "farm" / "export.json"
+
+    def member_conf(self, name: str) -> Path:
+        return self.work / "farm" / ("%s.json" % name)
+
+    def roll_conf(self, name: str) -> Path:
+        return self.work / "roll" / name / "app.conf"
+
+    def group(self, group: str) -> list[Service]:
+        return [s for s in self.services.values() if s.group == group]
+
+    def slot_files(self, group: str) -> list[Path]:
+        slots = 1 if group == "mutex" else 2
+        return [self.work / group / ("slot%d" % i) for i in range(slots)]
+
+    # -- cron -----------------------------------------------------------------------------------
+
+    def fire(self, host: str, fire_id: str) -> None:
+        """What a timer on *host* does once a tick: `zkherd cron` through the host's links."""
+        service = self.services[host]
+        runs = self.work / "cron" / "runs.log"
+        args = ["cron", *self.common(service.link), "--election", ELECTION, "--id", host, "--tick", str(self.tick),
+                "--timeout", "2", "--name", JOB, "--stop-timeout", "0.5",
+                "--", "sh", "-c", 'echo "$1 $2" >> %s; exec sleep 1' % runs, "job", host, fire_id]
+        env = {MARK: "%s:cron:%s" % (self.run_id, fire_id), "ZKHERD_RUN_DIR": str(self.work / "cron" / host)}
+        proc = Zkherd(args, self.work / "cron" / "fires" / ("%s.log" % fire_id), env=env)
+        self.fires.append((host, fire_id, proc, time.monotonic()))
+
+    def reap_fires(self, hung_after: float) -> list[str]:
+        """Collect finished cron runs; returns the fire ids of runs that hung (killed)."""
+        hung, left = [], []
+        now = time.monotonic()
+        for host, fire_id, proc, started in self.fires:
+            code = proc.proc.poll()
+            if code is None and now - started > hung_after:
+                procs.kill(proc.proc)
+                hung.append(fire_id)
+                code = proc.proc.returncode
+            if code is None:
+                left.append((host, fire_id, proc, started))
+            else:
+                procs.terminate(proc.proc)
+                self.finished_fires.append((host, fire_id, code, now - started))
+        self.fires = left
+        return hung
+
+    # -- the harness's own zkherd calls -----------------------------------------------------------
+
+    def farm_set(self, member: str, field: str, value: str) -> int:
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **{MARK: "%s:farm-set:%s" % (self.run_id, member)})
+        try:
+            result = subprocess.run([sys.executable, "-m", "zkherd", "farm", "set", "%s/%s" % (FARM, member), field,
+                                     value, "--zk", self.ensemble.hosts, "--connect-timeout", "5"],
+                                    cwd=REPO, env=env, capture_output=True, timeout=30, check=False)
+        except subprocess.TimeoutExpired:
+            return -1
+        return result.returncode
+
+    # -- the end --------------------------------------------------------------------------------
+
+    def stop_all(self, timeout: float = 20.0) -> dict[str, int | None]:
+        """SIGTERM every service at once, then wait; returns exit codes (None: had to be killed)."""
+        services = list(self.services.values()) + ([self.export] if self.export else [])
+        for service in services:
+            if service.running:
+                service.proc.signal(signal.SIGTERM)
+        codes: dict[str, int | None] = {}
+        deadline = time.monotonic() + timeout
+        for service in services:
+            if service.proc is None:
+                continue
+            try:
+                codes[service.name] = service.proc.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                codes[service.name] = None
+                procs.kill(service.proc.proc)
+            procs.terminate(service.proc.proc)
+        return codes
+
+    def close(self) -> None:
+        for link in self.links:
+            link.close()
+        self.ensemble.close()
+
+
+def processes_marked(run_id: str) -> list[tuple[int, str, str]]:
+    """(pid, mark, command line) of every live process carrying this run's mark."""
+    needle = ("%s=%s:" % (MARK, run_id)).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            environ = Path("/proc/%s/environ" % entry).read_bytes()
+        except OSError:
+            continue
+        for item in environ.split(b"\0"):
+            if item.startswith(needle) and procs.pid_alive(int(entry)):
+                found.append((int(entry), item.split(b"=", 1)[1].decode(), " ".join(procs.pid_cmdline(int(entry)))))
+                break
+    return found

@@ -1,0 +1,584 @@
+"""One chaos run: start everything, wait until it works, apply the fault schedule for the duration
+while the checkers look, heal everything, check that the services recover, stop them all, check
+what is left behind, and return the report.
+
+All processes are spawned from the calling (main) thread: their parent-death signal is tied to it
+(tests/support/procs.py). A worker thread does what may block on ZooKeeper (config pushes,
+`zkherd farm set`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import logging
+import os
+import queue
+import re
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+
+from tests.chaos import checks, report
+from tests.chaos.cluster import CONFIG, ELECTION, FARM, JOB, ROLLING, ROOT, Cluster, config_content, processes_marked
+from tests.chaos.schedule import Fault, make_plan
+from tests.support import procs, zkutil
+
+KEEP_TICKS = 20  # zkherd cron keeps the 20 newest tick znodes of a job
+ROLLING_FAILED = ROLLING + "/failed"  # where a rollout records a failed version
+
+
+@dataclass
+class Options:
+    seed: int
+    duration: float
+    work: Path | None = None  # default: a temporary directory, removed after a clean run
+    keep: bool = False
+    session_timeout: float = 3.0
+    tick: float = 4.0  # cron tick length
+    slack: float = 5.0  # a live member is in the export within session timeout + slack
+    dead_slack: float = 2.5  # a dead member is out of it within session timeout + dead_slack
+    settle: float = 60.0  # time allowed to recover once the faults stop
+    verbose: bool = False
+
+    def command(self) -> str:
+        """How to run this again: `make chaos`, or the module with the options that differ."""
+        extra = ["--%s %g" % (name.replace("_", "-"), getattr(self, name))
+                 for name in ("session_timeout", "tick", "slack", "dead_slack")
+                 if getattr(self, name) != getattr(Options, name)]
+        if extra:
+            return ".venv/bin/python -m tests.chaos --seed %d --duration %g %s" % (
+                self.seed, self.duration, " ".join(extra))
+        return "make chaos SEED=%d DURATION=%g" % (self.seed, self.duration)
+
+
+class Worker(threading.Thread):
+    """Runs blocking jobs one after the other."""
+
+    def __init__(self):
+        super().__init__(name="chaos-worker", daemon=True)
+        self.jobs: queue.Queue = queue.Queue()
+
+    def run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            job()
+
+    def submit(self, job) -> None:
+        self.jobs.put(job)
+
+    def finish(self) -> None:
+        self.jobs.put(None)
+        self.join(60)
+
+
+class Chaos:
+    def __init__(self, options: Options, out=None):
+        self.opts = options
+        self.out = out
+        self.report = checks.Report()
+        self.plan = make_plan(options.seed, options.duration, self.service_names(), self.member_names(),
+                              options.session_timeout)
+        self.max_version = max([f.params["version"] for f in self.plan if f.kind == "push"], default=0) + 1
+        self.applied: list[dict] = []  # what was done, when (for the report)
+        self.counts = {"applied": {}, "skipped": {}}
+        self.record_lock = threading.Lock()
+        self.pushes: list[tuple[int, bool, bool]] = []  # (version, good, written)
+        self.edits: list[tuple[str, str, int]] = []  # (member, via, exit code)
+        self.actions: list = []
+        self.seq = itertools.count()
+        self.client: KazooClient | None = None
+        self.cluster: Cluster | None = None
+        self.t0 = 0.0
+        self.next_fire: dict[str, int] = {}  # host -> the last tick its timer fired
+
+    @staticmethod
+    def service_names() -> list[str]:
+        return (["mutex-%d" % i for i in range(3)] + ["pair-%d" % i for i in range(4)]
+                + ["roll-%d" % i for i in range(3)] + ["member-%d" % i for i in range(4)]
+                + ["host-%d" % i for i in range(3)])
+
+    @staticmethod
+    def member_names() -> list[str]:
+        return ["member-%d" % i for i in range(4)]
+
+    def say(self, text: str) -> None:
+        if self.out is not None:
+            self.out.write("[chaos %6.1fs] %s\n" % (time.monotonic() - self.report.started, text))
+            self.out.flush()
+
+    # -- the run ------------------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        opts = self.opts
+        work = Path(opts.work) if opts.work else Path(tempfile.mkdtemp(prefix="zkherd-chaos-%d-" % opts.seed))
+        work.mkdir(parents=True, exist_ok=True)
+        run_id = os.urandom(4).hex()
+        self.cluster = cluster = Cluster(work, run_id, opts.session_timeout, opts.tick)
+        (work / "plan.txt").write_text("".join(f.describe() + "\n" for f in self.plan))
+        result = None
+        try:
+            result = self._run(cluster)
+        finally:
+            if self.client is not None:
+                self.client.stop()
+                self.client.close()
+            cluster.stop_all(timeout=5)
+            cluster.close()
+        if not opts.keep and not result["violations"] and not opts.work:
+            shutil.rmtree(work, ignore_errors=True)
+            result["work"] = None
+        return result
+
+    def _run(self, cluster: Cluster) -> dict:
+        opts = self.opts
+        self.say("seed %d, duration %gs, work %s; %d faults planned"
+                 % (opts.seed, opts.duration, cluster.work, len(self.plan)))
+        cluster.ensemble.start(timeout=90)
+        quiet = logging.getLogger("zkherd.chaos.kazoo")  # failovers are expected: not on stderr
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
+        self.client = KazooClient(hosts=cluster.ensemble.hosts, timeout=10, logger=quiet)
+        self.client.start(timeout=30)
+        self.client.create(CONFIG, config_content(0, True), makepath=True)
+        self.client.ensure_path(FARM)
+        baseline = zkutil.list_tree(self.client)
+        cluster.build()
+        for service in cluster.services.values():
+            service.start()
+        cluster.export.start()
+        zk_health = checks.ZkHealth(cluster)
+        zk_health.start()
+        self.zk_health = zk_health
+        setup = time.monotonic()
+        self.wait_ready(timeout=90)
+        self.say("all services ready after %.1fs" % (time.monotonic() - setup))
+        self.report.stats["setup_seconds"] = round(time.monotonic() - setup, 1)
+
+        self.orphans = checks.OrphanChecker(cluster, self.report)
+        self.mirror = checks.MirrorChecker(cluster, self.report, self.max_version + 1)
+        self.slots = checks.SlotChecker(cluster, self.report)
+        self.export = checks.ExportChecker(cluster, self.report, zk_health, opts.slack, opts.dead_slack)
+        self.cron = checks.CronChecker(cluster, self.report)
+        for checker in (self.slots, self.mirror, self.export, self.cron, self.orphans):
+            checker.start()
+        worker = Worker()
+        worker.start()
+        self.worker = worker
+
+        # the chaos phase
+        self.t0 = time.monotonic()
+        for fault in self.plan:
+            self.at(self.t0 + fault.at, self.apply, fault)
+        self.loop(self.t0 + opts.duration)
+        self.say("faults stop; healing everything")
+
+        # recovery: heal, restart, and the services must come back by themselves
+        self.actions = []
+        self.recover()
+        recovered = time.monotonic()
+        self.converge(recovered)
+        self.report.stats["recovery_seconds"] = round(time.monotonic() - recovered, 1)
+
+        # stop everything, then what is left behind
+        worker.finish()
+        self.export.finish()  # members leave the farm now
+        self.say("stopping every service")
+        codes = cluster.stop_all()
+        for checker in (self.slots, self.mirror, self.orphans):
+            checker.finish()
+        for name, code in codes.items():
+            if code is None:
+                self.report.violation("stop", "%s did not stop within 20 s of SIGTERM" % name)
+        self.report.checked("stop", len(codes))
+        deadline = time.monotonic() + 20
+        while cluster.fires and time.monotonic() < deadline:
+            cluster.reap_fires(hung_after=20)
+            time.sleep(0.1)
+        for fire_id in cluster.reap_fires(hung_after=0):
+            self.report.violation("cron", "cron run %s still running at the end" % fire_id)
+        self.cron.finish()
+        zk_health.halt.set()
+        self.check_logs()
+        self.check_leftovers(baseline)
+        return self.result()
+
+    def wait_ready(self, timeout: float) -> None:
+        cluster = self.cluster
+        missing = ["nothing looked at yet"]
+
+        def ready():
+            holders = checks.SlotChecker(cluster, self.report).holders()
+            starts = cluster.work / "roll" / "starts.log"
+            try:
+                exported = sorted(json.loads(cluster.export_path.read_text()))
+            except (OSError, ValueError):
+                exported = None
+            missing[:] = [what for what, fine in (
+                ("lock slots held %s" % holders, holders == {"mutex": 1, "pair": 2}),
+                ("config children started", starts.exists()
+                 and len(starts.read_text().splitlines()) >= len(cluster.group("roll"))),
+                ("export %s" % exported, exported == sorted(cluster.members)),
+                ("pool members", all(s.proc is not None and s.proc.has("joined the pool")
+                                     for s in cluster.group("host"))),
+            ) if not fine]
+            return not missing
+
+        zkutil.wait_for(ready, timeout, interval=0.2,
+                        message=lambda: "every service to be up and running; missing: %s" % "; ".join(missing))
+
+    # -- scheduling -----------------------------------------------------------------------------
+
+    def at(self, when: float, func, *args) -> None:
+        heapq.heappush(self.actions, (when, next(self.seq), func, args))
+
+    def loop(self, until: float) -> None:
+        while time.monotonic() < until:
+            self.step()
+            wait = 0.05
+            if self.actions:
+                wait = min(wait, max(0.0, self.actions[0][0] - time.monotonic()))
+            time.sleep(wait)
+
+    def step(self) -> None:
+        """Due actions, restarts of services that died, the hosts' cron timers."""
+        now = time.monotonic()
+        while self.actions and self.actions[0][0] <= now:
+            _when, _seq, func, args = heapq.heappop(self.actions)
+            func(*args)
+        self.supervise()
+        self.timers()
+        for fire_id in self.cluster.reap_fires(hung_after=20):
+            self.report.violation("cron", "cron run %s hung for 20 s (killed)" % fire_id)
+
+    def timers(self) -> None:
+        """Each host's timer fires `zkherd cron` once a tick, the hosts 0.6 s apart."""
+        now = time.time()
+        tick = self.opts.tick
+        for i, host in enumerate(s.name for s in self.cluster.group("host")):
+            number = int(now // tick)
+            due = number * tick + 0.4 + 0.6 * i
+            if now >= due and self.next_fire.get(host, -1) < number:
+                self.next_fire[host] = number
+                self.cluster.fire(host, "%s-%d" % (host, number))
+
+    def supervise(self) -> None:
+        """A service that exited by itself is started again a second later (Restart=always)."""
+        for service in list(self.cluster.services.values()) + [self.cluster.export]:
+            code = service.reap()
+            if code is not None:
+                self.say("%s exited by itself with code %d; restarting it in 1 s" % (service.name, code))
+                self.report.stats.setdefault("unexpected_exits", []).append(
+                    {"service": service.name, "code": code, "at": round(time.monotonic() - self.t0, 1)})
+                self.at(time.monotonic() + 1.0, self.restart, service, None)
+
+    # -- faults ---------------------------------------------------------------------------------
+
+    def record(self, fault: Fault, applied: bool, detail: str = "") -> None:
+        entry = {"at": round(time.monotonic() - self.t0, 2), "planned": round(fault.at, 2), "kind": fault.kind,
+                 "target": fault.target, "params": fault.params, "applied": applied}
+        if detail:
+            entry["detail"] = detail
+        with self.record_lock:  # the worker records too
+            bucket = self.counts["applied" if applied else "skipped"]
+            bucket[fault.kind] = bucket.get(fault.kind, 0) + 1
+            self.applied.append(entry)
+        if self.opts.verbose:
+            self.say("%s %s%s" % ("fault" if applied else "skipped", fault.describe().strip(),
+                                  " (%s)" % detail if detail else ""))
+
+    def resolve(self, target: str):
+        """A service by name, or the holder of a lock slot for mutex:holder / pair:holder: the
+        newest start in a slot (exclusive_child logs "time name pid slot") whose child lives."""
+        cluster = self.cluster
+        if ":" not in target:
+            return cluster.services[target]
+        group = target.split(":")[0]
+        newest = {}
+        for line in (cluster.work / group / "starts.log").read_text().splitlines():
+            fields = line.split()
+            if len(fields) == 4:
+                newest[fields[3]] = (fields[1], int(fields[2]))
+        holders = [cluster.services[name] for name, pid in newest.values() if procs.pid_alive(pid)]
+        for service in sorted(holders, key=lambda s: s.name):
+            if service.fault is None and service.running:
+                return service
+        return None
+
+    def apply(self, fault: Fault) -> None:
+        kind = fault.kind
+        if kind in ("partition", "kill", "delay"):
+            service = self.resolve(fault.target)
+            if service is None or service.fault is not None or not service.running:
+                self.record(fault, False, "target busy, down or no holder")
+                return
+            detail = service.name if service.name != fault.target else ""
+            if kind == "partition":
+                service.fault = "partition"
+                service.link.partition()
+                service.set_state("down")
+                self.at(time.monotonic() + fault.params["for"], self.heal, service, fault.params["heal"] == "reset")
+            elif kind == "kill":
+                service.fault = "kill"
+                self.orphans.expect_gone(service.kill())
+                self.at(time.monotonic() + fault.params["restart_after"], self.restart, service, "kill")
+            else:
+                service.fault = "delay"
+                service.link.delay(fault.params["seconds"])
+                service.set_state("unknown")
+                self.at(time.monotonic() + fault.params["for"], self.heal, service, False)
+            self.record(fault, True, detail)
+        elif kind == "zk":
+            self.zk_fault(fault)
+        elif kind == "push":
+            self.worker.submit(lambda: self.push(fault.params["version"], fault.params["good"]))
+            self.record(fault, True)
+        elif kind == "edit":
+            self.edit(fault)
+        elif kind == "unlock":
+            self.worker.submit(lambda: self.unlock(fault))
+
+    def unlock(self, fault: Fault) -> None:
+        """Delete a holder's lock- or run- znode by hand (worker thread)."""
+        path = ROOT + "/" + fault.target
+        line, place = fault.params["line"], fault.params["place"]
+        try:
+            names = sorted((n for n in self.client.get_children(path) if n.startswith(line)), key=lambda n: n[-10:])
+            node = "%s/%s" % (path, names[place])
+            self.client.delete(node)
+        except (IndexError, NoNodeError) as exc:
+            self.record(fault, False, "no such node: %r" % exc)
+            return
+        except Exception as exc:  # ZooKeeper failing over
+            self.record(fault, False, repr(exc))
+            return
+        self.record(fault, True, node)
+
+    def heal(self, service, reset: bool) -> None:
+        if service.fault not in ("partition", "delay"):
+            return
+        service.link.heal(reset=reset)
+        service.fault = None
+        service.set_state("up" if service.running else "down")
+
+    def restart(self, service, reason) -> None:
+        """Start *service* again: after its kill fault (reason "kill"), or after it exited by
+        itself (reason None; then a pending kill fault restarts it in its own time)."""
+        if reason == "kill":
+            if service.fault != "kill":
+                return
+            service.fault = None
+        elif service.fault == "kill":
+            return
+        if not service.running:
+            service.start()
+
+    def zk_fault(self, fault: Fault) -> None:
+        ensemble = self.cluster.ensemble
+        running = [s for s in ensemble.servers if s.running]
+        if len(running) < len(ensemble.servers) or not self.zk_health.healthy:
+            if fault.tries < 10:  # the ensemble is still recovering: a second later
+                fault.tries += 1
+                self.at(time.monotonic() + 1.0, self.zk_fault, fault)
+            else:
+                self.record(fault, False, "ensemble not whole yet")
+            return
+        modes = {ensemble.index(s): s.mode() for s in running}
+        wanted = [i for i, mode in modes.items() if mode == fault.target]
+        if not wanted:
+            self.record(fault, False, "no %s found" % fault.target)
+            return
+        index = wanted[0]
+        server = ensemble.servers[index]
+        self.zk_health.touch()
+        if fault.params["how"] == "crash":
+            server.kill()
+        else:
+            server.stop(timeout=10)
+        self.record(fault, True, "zk%d" % (index + 1))
+        self.at(time.monotonic() + fault.params["down_for"], self.zk_start, index)
+
+    def zk_start(self, index: int) -> None:
+        server = self.cluster.ensemble.servers[index]
+        if not server.running:
+            server.launch()
+        self.zk_health.touch()
+
+    def push(self, version: int, good: bool) -> None:
+        """A new version of the mirrored configuration (worker thread); retried across failovers."""
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                self.client.set_async(CONFIG, config_content(version, good)).get(timeout=5)
+                self.pushes.append((version, good, True))
+                return
+            except Exception as exc:  # connection loss or timeout during a failover: try again
+                if time.monotonic() > deadline:
+                    self.pushes.append((version, good, False))
+                    self.say("push of version %d failed: %r" % (version, exc))
+                    return
+                time.sleep(0.2)
+
+    def edit(self, fault: Fault) -> None:
+        member, params = fault.target, fault.params
+        if params["via"] == "file":
+            conf = self.cluster.member_conf(member)
+            try:
+                doc = json.loads(conf.read_text())
+            except (OSError, ValueError) as exc:
+                self.record(fault, False, "cannot read %s: %s" % (conf.name, exc))
+                return
+            doc[params["field"]] = params["value"]
+            temp = conf.with_name(".%s.edit" % conf.name)
+            temp.write_text(json.dumps(doc, indent=2) + "\n")
+            os.rename(temp, conf)
+            self.edits.append((member, "file", 0))
+            self.record(fault, True)
+        else:
+            def farm_set():
+                code = self.cluster.farm_set(member, params["field"], params["value"])
+                self.edits.append((member, "set", code))
+
+            self.worker.submit(farm_set)
+            self.record(fault, True)
+
+    # -- recovery and liveness ------------------------------------------------------------------
+
+    def recover(self) -> None:
+        cluster = self.cluster
+        for service in cluster.services.values():
+            if service.fault in ("partition", "delay"):
+                self.heal(service, reset=False)
+            elif service.fault == "kill" or not service.running:
+                service.fault = "kill"
+                self.restart(service, "kill")
+        if not cluster.export.running:
+            cluster.export.start()
+        for index, server in enumerate(cluster.ensemble.servers):
+            if not server.running:
+                self.zk_start(index)
+        cluster.ensemble.wait_healthy(timeout=60, members=range(len(cluster.ensemble.servers)))
+        self.zk_health.touch()
+
+    def converge(self, since: float) -> None:
+        """Liveness once the faults have stopped: everything recovers without help."""
+        cluster, opts = self.cluster, self.opts
+        final = self.max_version
+        self.worker.submit(lambda: self.push(final, True))
+        wanted = config_content(final, True)
+        tick_now = int(time.time() // opts.tick)
+        conditions = {
+            "every lock slot is taken again": lambda: self.slots.holders() == {"mutex": 1, "pair": 2},
+            "the newest configuration (version %d) is installed and running everywhere" % final: lambda: all(
+                cluster.roll_conf(s.name).exists() and cluster.roll_conf(s.name).read_bytes() == wanted
+                and self.mirror.last_started().get(s.name) == final for s in cluster.group("roll")),
+            "the export equals every member's file and znode": self.farm_agrees,
+            "a cron tick runs again": lambda: any(t > tick_now for t in self.cron.ticks),
+        }
+        left = dict(conditions)
+        deadline = time.monotonic() + opts.settle
+        while left and time.monotonic() < deadline:
+            self.step()
+            for name, condition in list(left.items()):
+                if condition():
+                    self.report.checked("liveness")
+                    self.say("recovered in %.1fs: %s" % (time.monotonic() - since, name))
+                    del left[name]
+            time.sleep(0.2)
+        for name in left:
+            self.report.checked("liveness")
+            self.report.violation("liveness", "not within %.0f s of the faults' end: %s" % (opts.settle, name))
+
+    def farm_agrees(self) -> bool:
+        cluster = self.cluster
+        try:
+            exported = json.loads(cluster.export_path.read_text())
+            for member in cluster.members:
+                local = json.loads(cluster.member_conf(member).read_text())
+                znode = json.loads(self.client.get("%s/%s" % (FARM, member))[0])
+                if not exported.get(member) == local == znode:
+                    return False
+        except (OSError, ValueError, NoNodeError):
+            return False
+        return sorted(exported) == sorted(cluster.members)
+
+    # -- what is left behind --------------------------------------------------------------------
+
+    def check_logs(self) -> None:
+        """No zkherd process wrote a Python traceback: every error is a clean message."""
+        work = self.cluster.work
+        for path in sorted((work / "logs").glob("*.log")) + sorted((work / "cron" / "fires").glob("*.log")):
+            self.report.checked("logs")
+            text = path.read_text(errors="replace")
+            if "Traceback (most recent call last)" in text:
+                last = text[text.index("Traceback (most recent call last)"):].splitlines()
+                error = next((line for line in last[1:] if not line.startswith(" ")), "?")
+                self.report.violation("logs", "%s: %d traceback(s), the first: %s"
+                                      % (path.relative_to(work), text.count("Traceback (most recent"), error))
+
+    def check_leftovers(self, baseline: list[str]) -> None:
+        cluster, client = self.cluster, self.client
+        alive = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            alive = processes_marked(cluster.run_id)
+            if not alive:
+                break
+            time.sleep(0.2)
+        self.report.checked("orphans")
+        for pid, mark, cmd in alive:
+            self.report.violation("orphans", "process left after every service stopped: pid %d (%s) %s"
+                                  % (pid, mark.split(":", 1)[1], cmd[:200]))
+
+        def ephemerals():
+            found = []
+            for path in zkutil.list_tree(client, ROOT):
+                stat = client.exists(path)
+                if stat is not None and stat.ephemeralOwner:
+                    found.append(path)
+            return found
+
+        left = ephemerals()
+        deadline = time.monotonic() + self.opts.session_timeout + 5
+        while left and time.monotonic() < deadline:
+            time.sleep(0.2)
+            left = ephemerals()
+        self.report.checked("znodes")
+        for path in left:
+            self.report.violation("znodes", "ephemeral znode still there %.0f s after every service stopped: %s"
+                                  % (self.opts.session_timeout + 5, path))
+        leftover = zkutil.leftover_znodes(client, baseline)
+        ticks = [p for p in leftover if re.match(r"^%s/ticks/%s/\d+$" % (ELECTION, JOB), p)]
+        self.report.checked("znodes", len(leftover) + 1)
+        for path in leftover:
+            if not self.allowed(path) and path not in left:
+                self.report.violation("znodes", "znode left by zkherd: %s" % path)
+        if len(ticks) > KEEP_TICKS:
+            self.report.violation("znodes", "%d tick znodes kept, more than %d" % (len(ticks), KEEP_TICKS))
+        self.report.stats["znodes_left_by_design"] = len(leftover)
+        self.report.stats["failed_version_recorded"] = ROLLING_FAILED in leftover
+
+    @staticmethod
+    def allowed(path: str) -> bool:
+        """The persistent znodes zkherd leaves by design: lock and pool parents, cron tick markers."""
+        documented = (ROOT + "/mutex", ROOT + "/pair", ROOT + "/config/roll", ROLLING_FAILED, ELECTION,
+                      ELECTION + "/ticks", "%s/ticks/%s" % (ELECTION, JOB))
+        return path in documented or re.match(r"^%s/ticks/%s/\d+$" % (ELECTION, JOB), path) is not None
+
+    # -- the report -----------------------------------------------------------------------------
+
+    def result(self) -> dict:
+        return report.build(self)
+
+
+def run(options: Options, out=None) -> dict:
+    return Chaos(options, out).run()
