@@ -9,15 +9,28 @@ short_description: Farms in ZooKeeper as inventory groups, their members as host
 version_added: 0.1.0
 description:
   - Each farm of O(farms) becomes a group; each member of a farm (a znode holding a JSON object,
-    as C(zkherd farm join) keeps it) becomes a host in that group, with the member's top-level
-    fields as host variables (prefixed with O(vars_prefix)).
+    as C(zkherd farm join) keeps it) becomes a host in that group. Each top-level field of the
+    member becomes a host variable named O(vars_prefix) followed by the field (C(farm_enabled) for
+    the field C(enabled)), and the whole member is C(zkherd_member_data).
   - Every host also gets C(zkherd_farm) (the farm path), C(zkherd_farms) (all the farms it is a
     member of), C(zkherd_member) (the member name) and C(zkherd_member_path), so tasks can change
-    the member with M(zkherd.ops.farm).
+    the member with M(zkherd.ops.farm). A host in several farms gets the C(zkherd_member) and
+    C(zkherd_member_data) of the last one.
+  - Farm data never steers Ansible - whoever can write a farm in ZooKeeper must not be able to run
+    commands on the controller. A field is refused, with a warning that names the member and the
+    field, when its variable name (after the prefix) starts with C(ansible_) (connection, become,
+    interpreter... variables), is a name Ansible reserves (C(port), C(environment), C(vars)...) or
+    sets itself (C(inventory_hostname), C(hostvars), C(groups)...), or starts with C(zkherd_). The
+    field stays readable in C(zkherd_member_data). See O(trusted_vars) for the exception.
+  - A member whose name (or O(hostname_field) value) is not a plain host name or IP address - an
+    ssh option such as C(-oProxyCommand=...), spaces, quotes, shell characters - is left out with
+    a warning.
   - Constructable - O(compose), O(groups) and O(keyed_groups) work on those variables.
   - The inventory file must be named C(zkherd_farm.yml) or end with C(.zkherd_farm.yml) (or C(.yaml)).
   - A member that is not a JSON object is left out with a warning; a farm that does not exist is an error.
   - Member data is marked unsafe, so a field holding C({{ ... }}) is never templated.
+  - With the inventory cache, what was read is kept per connection string (with its chroot), farms
+    and user of O(auth); changing any of them reads ZooKeeper again.
 options:
   plugin:
     description: Marks this file as one for this plugin.
@@ -36,14 +49,28 @@ options:
     type: str
     default: ""
   vars_prefix:
-    description: Put before the name of each host variable made from a member field.
+    description:
+      - Put before the name of each host variable made from a member field.
+      - With V(""), fields become variables of their own name; refused names stay refused.
     type: str
-    default: ""
+    default: farm_
+  trusted_vars:
+    description:
+      - Member fields of these exact names become host variables of the same name (without
+        O(vars_prefix)), even names that are otherwise refused, such as V(ansible_host),
+        V(ansible_port) or V(ansible_user). An C(ansible_host) must still be a host name or address.
+      - Only for farms that no one can write who may not also run commands as you on the
+        controller - a field such as C(ansible_ssh_common_args) can run any command.
+      - C(zkherd_*) names and Ansible's magic variables can never be listed.
+    type: list
+    elements: str
+    default: []
   hostname_field:
     description:
       - A dotted field whose value names the host, instead of the member name (by default the
         IPv4 address the member joined with). The member name then becomes C(ansible_host),
-        unless the member has an C(ansible_host) field. Members without the field keep their name.
+        unless an C(ansible_host) comes from the member through O(trusted_vars). Members without
+        the field keep their name.
     type: str
 extends_documentation_fragment:
   - zkherd.ops.farm
@@ -68,11 +95,11 @@ farms:
   - /services/web
 hostname_field: hostname
 compose:
-  mysql_delay: mysql.replication_delay | int
+  mysql_delay: farm_mysql.replication_delay | int
 groups:
-  lagging: (mysql.replication_delay | default(0) | int) > 10
+  lagging: (farm_mysql.replication_delay | default(0) | int) > 10
 keyed_groups:
-  - key: enabled
+  - key: farm_enabled
     prefix: enabled
 # ansible-inventory -i inventory/prod.zkherd_farm.yml --graph
 #   @all:
@@ -80,12 +107,21 @@ keyed_groups:
 #     |  |--db-01.example.com
 #     |--@enabled_1:
 #     ...
+# Hosts get farm_hostname, farm_enabled, farm_mysql... and zkherd_member_data (the whole member).
 # Add these to keep what was read for five minutes (ansible-inventory --flush-cache reads again):
 #   cache: true
 #   cache_plugin: ansible.builtin.jsonfile
 #   cache_connection: /var/cache/ansible/zkherd
 #   cache_timeout: 300
+
+# Members that say how to reach them, from a farm only trusted writers can change (its ACL):
+# plugin: zkherd.ops.farm
+# farms: [/services/db]
+# trusted_vars: [ansible_host, ansible_port]
 """
+
+import hashlib
+import json
 
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
@@ -93,7 +129,15 @@ from ansible.utils.unsafe_proxy import wrap_var
 
 from ansible_collections.zkherd.ops.plugins.module_utils.common import farm, paths
 from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import UserError
-from ansible_collections.zkherd.ops.plugins.plugin_utils.zk_plugin import plugin_session
+from ansible_collections.zkherd.ops.plugins.plugin_utils.farm_hostvars import (
+    MEMBER_DATA_VAR,
+    HostVarRules,
+    host_name_problem,
+)
+from ansible_collections.zkherd.ops.plugins.plugin_utils.zk_plugin import (
+    plugin_session,
+    settings_from_plugin,
+)
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -111,24 +155,34 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             terms = farm.parse_filter(self.get_option("filter"))
             if self.get_option("hostname_field"):
                 farm.check_field(self.get_option("hostname_field"))
+            settings = settings_from_plugin(self)
+            rules = HostVarRules(self.get_option("vars_prefix"), self.get_option("trusted_vars"))
         except UserError as exc:
             raise AnsibleParserError("zkherd.ops.farm: %s" % exc.message) from None
+        except ValueError as exc:
+            raise AnsibleParserError("zkherd.ops.farm: %s" % exc) from None
 
-        cache_key = self.get_cache_key(path)
-        use_cache = self.get_option("cache") and cache
-        update_cache = self.get_option("cache") and not cache
-        farm_data = None
-        if use_cache:
-            try:
-                farm_data = self._cache[cache_key]
-            except KeyError:
-                update_cache = True
-        if farm_data is None:
-            farm_data = self._read_farms(farms)
-        if update_cache:
-            self._cache[cache_key] = farm_data
+        farm_data = self._cached_or_read(path, cache, settings, farms)
         for farm_path in farms:
-            self._populate(farm_path, farm_data[farm_path], terms)
+            self._populate(farm_path, farm_data[farm_path], terms, rules)
+
+    def _cached_or_read(self, path, cache, settings, farms):
+        """{farm path: {member name: data}}: from the cache if it has this source's cluster and
+        farms (the key says which), else read from ZooKeeper (and cached, with the cache on)."""
+        user = settings.auth.split(":", 1)[0] if settings.auth else ""
+        source = json.dumps([settings.hosts, sorted(set(farms)), user])
+        cache_key = "%s_%s" % (self.get_cache_key(path), hashlib.sha256(source.encode("utf-8")).hexdigest()[:16])
+        if self.get_option("cache") and cache:
+            try:
+                cached = self._cache[cache_key]
+            except KeyError:
+                cached = None
+            if isinstance(cached, dict) and all(isinstance(cached.get(f), dict) for f in farms):
+                return cached
+        farm_data = self._read_farms(farms)
+        if self.get_option("cache"):
+            self._cache[cache_key] = farm_data
+        return farm_data
 
     def _read_farms(self, farms):
         """{farm path: {member name: data}}, plain JSON for the cache."""
@@ -141,30 +195,43 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 found[farm_path] = members
         return found
 
-    def _populate(self, farm_path, members, terms):
+    def _host_name(self, name, data):
+        """(host, None), or (None, why the member cannot be a host)."""
+        host = name
+        if self.get_option("hostname_field"):
+            try:
+                host = farm.text(farm.get_field(data, self.get_option("hostname_field")))
+            except KeyError:
+                pass
+        problem = host_name_problem(host) or host_name_problem(name)
+        return (None, problem) if problem else (host, None)
+
+    def _populate(self, farm_path, members, terms, rules):
         group = self.inventory.add_group(self._sanitize_group_name(
             self.get_option("group_prefix") + farm_path.rstrip("/").rsplit("/", 1)[-1]))
-        prefix, hostname_field = self.get_option("vars_prefix"), self.get_option("hostname_field")
         strict = self.get_option("strict")
         for name, data in members.items():
             if not farm.matches(data, terms):
                 continue
-            host = name
-            if hostname_field:
-                try:
-                    host = farm.text(farm.get_field(data, hostname_field))
-                except KeyError:
-                    pass
+            where = "zkherd.ops.farm: member %s" % paths.join(farm_path, name)
+            host, problem = self._host_name(name, data)
+            if problem:
+                self.display.warning("%s: %s; the member is left out of the inventory" % (where, problem))
+                continue
+            variables, problems = rules.variables(data)
+            for problem in problems:
+                self.display.warning("%s: %s" % (where, problem))
             host = self.inventory.add_host(host, group=group)
             # Data from ZooKeeper is never templated: a member holding "{{ ... }}" stays text.
-            for key, value in data.items():
-                self.inventory.set_variable(host, prefix + key, wrap_var(value))
-            if host != name and "ansible_host" not in data:
+            for key, value in variables.items():
+                self.inventory.set_variable(host, key, wrap_var(value))
+            if host != name and "ansible_host" not in variables:
                 self.inventory.set_variable(host, "ansible_host", wrap_var(name))
             hostvars = self.inventory.get_host(host).get_vars()
             farms = list(hostvars.get("zkherd_farms", [])) + [farm_path]
             for key, value in (("zkherd_farm", farm_path), ("zkherd_farms", farms), ("zkherd_member", wrap_var(name)),
-                               ("zkherd_member_path", paths.join(farm_path, name))):
+                               ("zkherd_member_path", paths.join(farm_path, name)),
+                               (MEMBER_DATA_VAR, wrap_var(data))):
                 self.inventory.set_variable(host, key, value)
             hostvars = self.inventory.get_host(host).get_vars()
             try:

@@ -152,19 +152,20 @@ def test_inventory_plugin(zk_server, zk, db_farm, zk_base, tmp_path):
     zk.create(web + "/10.0.0.1", json.dumps({"hostname": "web-1", "enabled": "1"}).encode(), makepath=True)
     listed, stderr = inventory(tmp_path, {
         "hosts": zk_server.hosts, "farms": [db_farm, web], "group_prefix": "farm_",
-        "compose": {"delay": "mysql.replication_delay | default(0) | int"},
-        "groups": {"lagging": "(mysql.replication_delay | default(0) | int) > 0"},
-        "keyed_groups": [{"key": "enabled", "prefix": "enabled"}],
+        "compose": {"delay": "farm_mysql.replication_delay | default(0) | int"},
+        "groups": {"lagging": "(zkherd_member_data.mysql.replication_delay | default(0) | int) > 0"},
+        "keyed_groups": [{"key": "farm_enabled", "prefix": "enabled"}],
     })
     assert sorted(listed["farm_db"]["hosts"]) == ["1.2.3.4", "1.2.3.5"]
     assert listed["farm_web_eu"]["hosts"] == ["10.0.0.1"]
     assert listed["lagging"]["hosts"] == ["1.2.3.5"]
     assert listed["enabled_0"]["hosts"] == ["1.2.3.4"]
     assert sorted(listed["enabled_1"]["hosts"]) == ["1.2.3.5", "10.0.0.1"]
-    assert listed["_meta"]["hostvars"]["1.2.3.5"]["hostname"] == {"__ansible_unsafe": "db-02.example.com"}
+    assert listed["_meta"]["hostvars"]["1.2.3.5"]["farm_hostname"] == {"__ansible_unsafe": "db-02.example.com"}
     hostvars = plain(listed["_meta"]["hostvars"])
-    assert hostvars["1.2.3.5"] == dict(DB2, delay=1, zkherd_farm=db_farm, zkherd_farms=[db_farm],
-                                       zkherd_member="1.2.3.5", zkherd_member_path=db_farm + "/1.2.3.5")
+    assert hostvars["1.2.3.5"] == dict({"farm_" + k: v for k, v in DB2.items()}, delay=1, zkherd_farm=db_farm,
+                                       zkherd_farms=[db_farm], zkherd_member="1.2.3.5",
+                                       zkherd_member_path=db_farm + "/1.2.3.5", zkherd_member_data=DB2)
     assert "broken" in stderr and "broken" not in hostvars
 
     named = inventory(tmp_path, {"hosts": zk_server.hosts, "farms": [db_farm], "hostname_field": "hostname",
@@ -175,8 +176,9 @@ def test_inventory_plugin(zk_server, zk, db_farm, zk_base, tmp_path):
     assert hostvars["db-02.example.com"]["db_enabled"] == "1" and "enabled" not in hostvars["db-02.example.com"]
 
 
-def test_inventory_cache_and_errors(zk_server, zk, db_farm, tmp_path):
-    cached = {"hosts": zk_server.hosts, "farms": [db_farm], "cache": True,
+def test_inventory_cache_and_errors(zk_server, zk, db_farm, tmp_path, fault_proxy):
+    proxy = fault_proxy()  # the same connection string, then unreachable
+    cached = {"hosts": proxy.hosts, "farms": [db_farm], "cache": True, "connect_timeout": 1,
               "cache_plugin": "ansible.builtin.jsonfile", "cache_connection": str(tmp_path / "cache")}
     first = inventory(tmp_path, cached)[0]
     zk.delete(db_farm + "/1.2.3.5")
@@ -184,7 +186,8 @@ def test_inventory_cache_and_errors(zk_server, zk, db_farm, tmp_path):
     assert sorted(again["db"]["hosts"]) == sorted(first["db"]["hosts"]) == ["1.2.3.4", "1.2.3.5"]
     flushed = inventory(tmp_path, cached, "--flush-cache")[0]
     assert flushed["db"]["hosts"] == ["1.2.3.4"]
-    down = inventory(tmp_path, dict(cached, hosts="127.0.0.1:1", connect_timeout=1))[0]  # ZooKeeper down
+    proxy.close()  # ZooKeeper down
+    down = inventory(tmp_path, cached)[0]
     assert down["db"]["hosts"] == ["1.2.3.4"]  # the cache still serves
 
     source = tmp_path / "bad.zkherd_farm.yml"
