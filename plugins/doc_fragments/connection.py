@@ -42,14 +42,23 @@ options:
   tls:
     description:
       - Connect with TLS (to the server's C(secureClientPort)). Implied when O(tls_ca),
-        O(tls_cert) or O(tls_key) is given.
+        O(tls_system_ca), O(tls_cert) or O(tls_key) is given.
     type: bool
     default: false
   tls_ca:
     description:
-      - PEM file with the certificate authorities that sign the server certificates.
+      - PEM file with the certificate authorities that sign the server certificates. These are
+        the only CAs trusted, unless O(tls_system_ca) is set as well.
       - Falls back to the environment variable E(ZKHERD_TLS_CA).
     type: path
+  tls_system_ca:
+    description:
+      - Also trust the certificate authorities of the system's store (as OpenSSL finds it, for
+        example C(/etc/ssl/certs)). Implies O(tls).
+      - With TLS, O(tls_ca) or O(tls_system_ca) is needed - TLS that trusts no CA is refused.
+      - Falls back to the environment variable E(ZKHERD_TLS_SYSTEM_CA).
+    type: bool
+    default: false
   tls_cert:
     description:
       - PEM client certificate, for servers that require client authentication. Needs O(tls_key).
@@ -137,6 +146,9 @@ options:
   tls_key:
     env:
       - name: ZKHERD_TLS_KEY
+  tls_system_ca:
+    env:
+      - name: ZKHERD_TLS_SYSTEM_CA
 """
 
     # Lookups also take every option from a variable (in group_vars, say).
@@ -169,4 +181,7 @@ options:
   tls_check_hostname:
     vars:
       - name: zkherd_tls_check_hostname
+  tls_system_ca:
+    vars:
+      - name: zkherd_tls_system_ca
 """

@@ -41,6 +41,7 @@ def connection_argument_spec():
         tls_cert=dict(type="path", fallback=(env_fallback, ["ZKHERD_TLS_CERT"])),
         tls_key=dict(type="path", no_log=False, fallback=(env_fallback, ["ZKHERD_TLS_KEY"])),
         tls_check_hostname=dict(type="bool", default=True),
+        tls_system_ca=dict(type="bool", default=False, fallback=(env_fallback, ["ZKHERD_TLS_SYSTEM_CA"])),
     )
 
 

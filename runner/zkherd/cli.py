@@ -23,7 +23,7 @@ EX_USAGE = 64
 
 DEFAULTS = dict(
     zk=None, session_timeout=None, connect_timeout=None, auth=None, auth_file=None, acl=None, tls_ca=None,
-    tls_cert=None, tls_key=None, verbose=0, quiet=0, log_format="text", config=None,
+    tls_cert=None, tls_key=None, tls_system_ca=False, verbose=0, quiet=0, log_format="text", config=None,
     lock=None, slots=1, no_wait=False, wait_timeout=None, register=None, data="", id=None,
     stop_signal="TERM", stop_timeout=10.0, command=None,
     mirror=None, mirror_dir=None, check_cmd=None, check_timeout=30.0, on_change="restart", reload_signal="HUP",
@@ -70,7 +70,11 @@ def common_options():
                     help="ACL of every znode this command creates, repeatable: auth::rwcda (the credentials "
                          "given), digest:USER:BASE64-SHA1:rwcda, ip:10.0.0.0/8:r, world:anyone:r "
                          "(default: open to all)")
-    zk.add_argument("--tls-ca", metavar="PEM", help="CA certificates for TLS to ZooKeeper's secureClientPort")
+    zk.add_argument("--tls-ca", metavar="PEM",
+                    help="TLS to ZooKeeper's secureClientPort: the CA certificates that sign the server's, the only "
+                         "ones trusted")
+    zk.add_argument("--tls-system-ca", action="store_true",
+                    help="trust the system's CA store for TLS as well (env ZKHERD_TLS_SYSTEM_CA=1)")
     zk.add_argument("--tls-cert", metavar="PEM", help="client certificate for TLS")
     zk.add_argument("--tls-key", metavar="PEM", help="client key for TLS")
     out = common.add_argument_group("logging")

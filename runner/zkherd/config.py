@@ -72,6 +72,15 @@ def read_secret_file(path):
         raise ConfigError("cannot read credentials file %r: %s" % (path, exc)) from None
 
 
+def env_flag(name):
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError("environment variable %s must be 1 or 0 (true or false), got %r" % (name, value))
+
+
 def connection_settings(values):
     """The shared connection settings (zkherd.common.connection) from runner options; the
     credentials come from --auth, --auth-file or ZKHERD_AUTH, never from a log. --acl (the file's
@@ -93,6 +102,7 @@ def connection_settings(values):
         "tls_ca": values.get("tls_ca") or os.environ.get("ZKHERD_TLS_CA"),
         "tls_cert": values.get("tls_cert") or os.environ.get("ZKHERD_TLS_CERT"),
         "tls_key": values.get("tls_key") or os.environ.get("ZKHERD_TLS_KEY"),
+        "tls_system_ca": values.get("tls_system_ca") or env_flag("ZKHERD_TLS_SYSTEM_CA"),
     })
     settings.default_acl = default_acl
     return settings

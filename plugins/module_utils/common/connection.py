@@ -15,6 +15,7 @@ import os
 import time
 
 from . import paths
+from . import tls as tls_module
 from .errors import AUTH, CONNECT, EXISTS, NO_NODE, NOT_EMPTY, OTHER, USAGE, VERSION, UserError
 
 DEFAULT_HOSTS = "127.0.0.1:2181"
@@ -23,7 +24,7 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 
 # The connection options of every module, lookup and plugin (zkherd.ops.connection fragment).
 OPTION_NAMES = ("hosts", "session_timeout", "connect_timeout", "auth", "tls", "tls_ca", "tls_cert", "tls_key",
-                "tls_check_hostname")
+                "tls_check_hostname", "tls_system_ca")
 
 
 class ZkError(UserError):
@@ -37,7 +38,7 @@ class Settings:
 
     def __init__(self, hosts=DEFAULT_HOSTS, session_timeout=DEFAULT_SESSION_TIMEOUT,
                  connect_timeout=DEFAULT_CONNECT_TIMEOUT, auth=None, tls=False, tls_ca=None,
-                 tls_cert=None, tls_key=None, tls_check_hostname=True, default_acl=None):
+                 tls_cert=None, tls_key=None, tls_check_hostname=True, tls_system_ca=False, default_acl=None):
         self.hosts = hosts
         self.session_timeout = session_timeout
         self.connect_timeout = connect_timeout
@@ -47,6 +48,9 @@ class Settings:
         self.tls_cert = tls_cert
         self.tls_key = tls_key
         self.tls_check_hostname = tls_check_hostname
+        # The server certificate must be signed by tls_ca; by a CA of the system store only if
+        # this is set (common.tls: kazoo alone would always trust the system store).
+        self.tls_system_ca = tls_system_ca
         # ACL triples (common.acl) of every znode created without an explicit ACL (the runner's
         # --acl); None: ZooKeeper's open default. Applied by the client itself (make_client), so
         # no create call has to remember it.
@@ -78,9 +82,18 @@ class Settings:
                 raise ZkError("%s %r: no such file" % (name, path), USAGE)
         if bool(tls_files["tls_cert"]) != bool(tls_files["tls_key"]):
             raise ZkError("tls_cert and tls_key go together: give both or neither", USAGE)
-        tls = bool(opt("tls", False)) or any(tls_files.values())
-        return cls(hosts=hosts, session_timeout=session_timeout, connect_timeout=connect_timeout,
-                   auth=auth, tls=tls, tls_check_hostname=bool(opt("tls_check_hostname", True)), **tls_files)
+        tls_system_ca = bool(opt("tls_system_ca", False))
+        tls = bool(opt("tls", False)) or tls_system_ca or any(tls_files.values())
+        if tls and not (tls_files["tls_ca"] or tls_system_ca):
+            raise ZkError("TLS needs the CA that signs the server's certificate: give tls_ca (--tls-ca), or "
+                          "tls_system_ca (--tls-system-ca) to trust the system's CA store", USAGE)
+        settings = cls(hosts=hosts, session_timeout=session_timeout, connect_timeout=connect_timeout,
+                       auth=auth, tls=tls, tls_check_hostname=bool(opt("tls_check_hostname", True)),
+                       tls_system_ca=tls_system_ca, **tls_files)
+        problem = tls and tls_module.file_problem(settings)
+        if problem:
+            raise ZkError(problem, USAGE)
+        return settings
 
 
 def _positive(value, name):
@@ -148,8 +161,7 @@ def make_client(settings, logger=None):
         logger.addHandler(logging.NullHandler())
     kwargs = {}
     if settings.tls:
-        kwargs = dict(use_ssl=True, verify_certs=True, ca=settings.tls_ca, certfile=settings.tls_cert,
-                      keyfile=settings.tls_key, check_hostname=settings.tls_check_hostname)
+        kwargs = dict(use_ssl=True, handler=tls_module.PinnedTLSHandler(settings))  # our SSL context, not kazoo's
     if settings.default_acl:
         kwargs["default_acl"] = to_kazoo_acls(settings.default_acl)  # create, makepath, transactions
     return KazooClient(hosts=settings.hosts, timeout=settings.session_timeout, logger=logger,

@@ -43,7 +43,14 @@ def test_auth_must_be_user_password_and_is_never_shown():
 def test_tls(tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
-    assert Settings.from_options({"tls_ca": str(ca)}).tls
+    with pytest.raises(ZkError, match=r"cannot use the TLS files \(tls_ca .*ca.pem\): NO_CERTIFICATE"):
+        Settings.from_options({"tls_ca": str(ca)})
+    settings = Settings.from_options({"tls_system_ca": True})
+    assert settings.tls and settings.tls_system_ca and settings.tls_ca is None
+    for options in ({"tls": True}, {"tls": True, "tls_system_ca": False}):
+        with pytest.raises(ZkError, match="give tls_ca .* or tls_system_ca") as refused:
+            Settings.from_options(options)
+        assert refused.value.kind == USAGE
     with pytest.raises(ZkError, match="no such file"):
         Settings.from_options({"tls_ca": str(tmp_path / "missing.pem")})
     with pytest.raises(ZkError, match="go together"):
