@@ -101,7 +101,8 @@ options:
       id:
         description:
           - For V(ip) the address or network; for V(digest) a hashed C(user:HASH), HASH being the
-            base64 of the SHA-1 of C(user:password).
+            base64 of the SHA-1 of C(user:password). A digest id that is not of this form is refused
+            (and not repeated, since it may be a password given in the wrong place).
         type: str
       username:
         description: For V(digest), the user name.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import sys
@@ -20,6 +21,7 @@ from zkherd.config import ConfigError, connection_settings, load_file, merge
 from zkherd.logs import Log
 
 EX_USAGE = 64
+SECRET_KEYS = ("auth",)  # config file keys whose values no message may repeat
 
 DEFAULTS = dict(
     zk=None, session_timeout=None, connect_timeout=None, auth=None, auth_file=None, acl=None, tls_ca=None,
@@ -49,10 +51,36 @@ def seconds(text):
     return value
 
 
+# Values of the secret options found in argv before parsing (parse()), so that no argparse error
+# can repeat them - argparse quotes whole `--opt=VALUE` words in some of its messages.
+_ARGV_SECRETS = set()
+_OPT_VALUE = re.compile(r"(--?[A-Za-z][\w-]*)=\S+")
+
+
+def argv_secrets(argv):
+    """The values given to --auth (also abbreviated, or as --auth=VALUE) in *argv*, and their
+    password parts; too short to be told from other text (under 4 characters), they are left."""
+    found = set()
+    for i, word in enumerate(argv):
+        name, eq, value = str(word).partition("=")
+        if len(name) > 3 and "--auth".startswith(name):
+            value = value if eq else (str(argv[i + 1]) if i + 1 < len(argv) else "")
+            found.update((value, value.partition(":")[2]))
+    return {value for value in found if len(value) >= 4}
+
+
+def redact(text):
+    """*text* without a secret from argv."""
+    for secret in sorted(_ARGV_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message):
+        """argparse's messages, with `--opt=VALUE` words (a misspelt --auth=...) as `--opt=...`."""
         self.print_usage(sys.stderr)
-        self.exit(EX_USAGE, "%s: error: %s\n" % (self.prog, message))
+        self.exit(EX_USAGE, "%s: error: %s\n" % (self.prog, _OPT_VALUE.sub(r"\1=...", redact(message))))
 
 
 def common_options():
@@ -260,6 +288,8 @@ def file_value(action, key, value, path):
     """A config file value checked and converted as argparse does the command line's (type,
     choices, flags), so that `slots: many` or `data: 5` is a usage error, not a crash later."""
     def bad(what):
+        if key in SECRET_KEYS:
+            return ConfigError("config file %s: %s %s, got a %s" % (path, key, what, type(value).__name__))
         return ConfigError("config file %s: %s %s, got %r" % (path, key, what, value))
 
     if action is None:  # command: a list of words, or one
@@ -294,6 +324,7 @@ def file_value(action, key, value, path):
 def parse(argv):
     """argv -> (merged option dict, command list). Everything after the first `--` is the command."""
     argv = list(argv)
+    _ARGV_SECRETS.update(argv_secrets(argv[:argv.index("--")] if "--" in argv else argv))
     command = None
     if "--" in argv:
         split = argv.index("--")
@@ -489,7 +520,7 @@ def main(argv=None):
             return farmcmd.main(values, settings)
         return run_election_command(values, settings, log)
     except (ConfigError, UserError) as exc:
-        sys.stderr.write("zkherd: %s\n" % getattr(exc, "message", exc))
+        sys.stderr.write("zkherd: %s\n" % redact(str(getattr(exc, "message", exc))))
         return EX_USAGE
     except KeyboardInterrupt:  # Ctrl-C before there was anything to stop
         return 128 + signal.SIGINT

@@ -14,6 +14,7 @@ The file's keys are the long option names (dashes or underscores), e.g.
 from __future__ import annotations
 
 import os
+import stat
 
 import yaml
 
@@ -39,14 +40,24 @@ def load_file(path):
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError("config file %s is not valid YAML: %s" % (path, str(exc).replace("\n", " "))) from None
-    except YAML_VALUE_ERRORS as exc:  # PyYAML lets these escape for `!!int 0x`, `2001-02-30`...
-        raise ConfigError("config file %s is not valid YAML: %s" % (path, exc)) from None
+        raise ConfigError("config file %s is not valid YAML: %s" % (path, yaml_problem(exc))) from None
+    except YAML_VALUE_ERRORS:  # PyYAML lets these escape for `!!int 0x`, `2001-02-30`...; its text quotes the value
+        raise ConfigError("config file %s is not valid YAML: a value does not fit its tag (!!int, !!float, a date...)"
+                          % path) from None
     except RecursionError:
         raise ConfigError("config file %s is not usable YAML: nested too deeply" % path) from None
     if not isinstance(data, dict):
         raise ConfigError("config file %s must hold a mapping of option names to values" % path)
     return {str(key).replace("-", "_"): value for key, value in data.items()}
+
+
+def yaml_problem(exc):
+    """What is wrong and where, without PyYAML's quote of the line: it may hold a password."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = " ".join(str(part) for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part)
+    if mark is None:
+        return problem or type(exc).__name__
+    return "%s (line %d, column %d)" % (problem or "syntax error", mark.line + 1, mark.column + 1)
 
 
 def merge(cli, file_values, known):
@@ -61,15 +72,37 @@ def merge(cli, file_values, known):
 
 
 def read_secret_file(path):
+    """The credentials of --auth-file: refused when others may read or write the file (checked on
+    the file opened, so a swap between check and read changes nothing), as ssh refuses a loose key."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read().strip()
+        with open(path, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if stat.S_ISREG(mode) and mode & 0o077:
+                raise ConfigError("credentials file %s is open to others (mode %04o): it must be readable by its owner "
+                                  "only - run chmod 600 %s" % (path, stat.S_IMODE(mode), path))
+            data = handle.read(65536)
     except OSError as exc:
         raise ConfigError("cannot read credentials file %s: %s" % (path, exc.strerror)) from None
-    except UnicodeDecodeError:
-        raise ConfigError("credentials file %s is not UTF-8 text" % path) from None
     except ValueError as exc:  # a NUL in the name
         raise ConfigError("cannot read credentials file %r: %s" % (path, exc)) from None
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError("credentials file %s is not UTF-8 text" % path) from None
+
+
+def check_credentials(auth, source):
+    """USER:PASSWORD on one line; the message says where it came from, never what it holds."""
+    if not isinstance(auth, str):
+        raise ConfigError("%s must be USER:PASSWORD text, not a %s" % (source, type(auth).__name__))
+    user, colon, _password = auth.partition(":")
+    if not colon or not user or "\n" in auth or "\r" in auth:
+        raise ConfigError("%s must hold USER:PASSWORD on one line (digest credentials)" % source)
+    try:
+        auth.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError("%s must be UTF-8 text" % source) from None
+    return auth
 
 
 def env_flag(name):
@@ -86,10 +119,12 @@ def connection_settings(values):
     credentials come from --auth, --auth-file or ZKHERD_AUTH, never from a log. --acl (the file's
     `acl:` list) becomes the ACL of every znode the command creates."""
     auth = values.get("auth")
+    if auth is not None:
+        auth = check_credentials(auth, "--auth (or auth: in the config file)")
     if values.get("auth_file"):
-        auth = read_secret_file(values["auth_file"])
-    if auth is None:
-        auth = os.environ.get("ZKHERD_AUTH") or None
+        auth = check_credentials(read_secret_file(values["auth_file"]), "credentials file %s" % values["auth_file"])
+    if auth is None and os.environ.get("ZKHERD_AUTH"):
+        auth = check_credentials(os.environ["ZKHERD_AUTH"], "environment variable ZKHERD_AUTH")
     default_acl = acl.parse_specs(values.get("acl"))
     if default_acl and not auth and any(entry[0] == "auth" for entry in default_acl):
         raise ConfigError("--acl auth::PERMS gives the znodes to the runner's own credentials: "

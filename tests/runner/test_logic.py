@@ -88,6 +88,7 @@ def test_data_from_file_and_credentials_file(tmp_path, monkeypatch):
     assert cli.read_data("@" + str(data)) == b"\x00bin"
     secret = tmp_path / "cred"
     secret.write_text("user:pw\n")
+    secret.chmod(0o600)
     monkeypatch.delenv("ZKHERD_AUTH", raising=False)
     assert config.connection_settings({"auth_file": str(secret)}).auth == "user:pw"
     monkeypatch.setenv("ZKHERD_AUTH", "env:pw")

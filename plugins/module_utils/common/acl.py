@@ -66,9 +66,9 @@ def perm_names(mask):
 
 def parse_entry(entry):
     """One user ACL spec (dict) -> (scheme, id, perms)."""
-    if not isinstance(entry, dict):
-        raise AclError("an ACL entry must be a dict with scheme, id/username/password and perms, got %r"
-                       % (entry,))
+    if not isinstance(entry, dict):  # not shown: it may hold a password
+        raise AclError("an ACL entry must be a dict with scheme, id/username/password and perms, got a %s"
+                       % type(entry).__name__)
     scheme = str(entry.get("scheme") or "").lower()
     perms = parse_perms(entry.get("perms"))
     ident = entry.get("id")
@@ -87,10 +87,11 @@ def parse_entry(entry):
             if not isinstance(username, str) or not username or password is None or ":" in username:
                 raise AclError("a digest ACL needs a username (without ':') and a password")
             ident = digest_id(username, password)
-        elif not ident or ":" not in str(ident):
-            raise AclError("a digest ACL needs username and password, or an id of the form user:base64-sha1")
+        elif not is_digest_id(ident):  # not shown: a password given as the id must not be repeated
+            raise AclError("a digest ACL needs username and password, or an id of the form user:base64-sha1 "
+                           "(USER:BASE64(SHA1(USER:PASSWORD)), 28 characters after the user, never the password)")
     else:
-        raise AclError("unknown ACL scheme %r (use %s)" % (entry.get("scheme"), ", ".join(SCHEMES)))
+        raise AclError("unknown ACL scheme %s (use %s)" % (_word(entry.get("scheme")), ", ".join(SCHEMES)))
     return (scheme, str(ident), perms)
 
 
@@ -99,8 +100,43 @@ def parse(entries):
     if not entries:
         raise AclError("an ACL list must not be empty (ZooKeeper refuses a node nobody may access)")
     if not isinstance(entries, (list, tuple)):
-        raise AclError("ACLs must be a list of entries, got %r" % (entries,))
+        raise AclError("ACLs must be a list of entries, got a %s" % type(entries).__name__)
     return sorted(set(parse_entry(e) for e in entries))
+
+
+def is_digest_id(ident):
+    """USER:BASE64(SHA1(USER:PASSWORD)), as ZooKeeper stores a digest identity."""
+    user, colon, digest = str(ident or "").partition(":")
+    try:
+        return bool(user and colon) and len(base64.b64decode(digest.encode("ascii"), validate=True)) == 20
+    except (ValueError, UnicodeEncodeError):
+        return False
+
+
+def _word(value):
+    """*value* quoted if it is a short plain word (a scheme, say), else a placeholder: messages
+    never repeat what may be a password typed in the wrong place."""
+    text = str(value)
+    return repr(text) if text.isascii() and text.isalnum() and len(text) <= 20 else "(not shown)"
+
+
+def shown_spec(text):
+    """A 'SCHEME:ID:PERMS' spec as an error message may show it: world, ip and auth entries whole,
+    a digest entry as digest:USER:*** (its user only when a hash or password follows it), any other
+    as its scheme only - a password may have been typed anywhere in it."""
+    scheme, colon, rest = text.partition(":")
+    if scheme.lower() in ("world", "ip", "auth"):
+        return repr(text)
+    if not colon or _word(scheme) == "(not shown)":
+        return "(not shown)"
+    user, colon2, secret = rest.partition(":")
+    if scheme.lower() == "digest" and colon2 and ":" in secret and _word(user) != "(not shown)":
+        return "'digest:%s:***'" % user
+    return "'%s:***'" % scheme
+
+
+_FORM = ("expected SCHEME:ID:PERMS, e.g. world:anyone:r, ip:10.0.0.0/8:r, auth::rwcda or "
+         "digest:USER:BASE64-SHA1:rwcda (PERMS: letters of rwcda, or all)")
 
 
 def parse_spec(text):
@@ -109,31 +145,33 @@ def parse_spec(text):
     world:anyone:r, ip:10.0.0.0/8:rwcda, digest:USER:BASE64-SHA1:rwcda (the id as ZooKeeper stores
     it, never a password), and auth::rwcda: ZooKeeper's "auth" scheme, which the server replaces by
     the digest identity of the session that creates the znode (the client's own credentials).
+    Errors show the spec only as shown_spec() does.
     """
-    scheme, colon, rest = str(text).partition(":")
+    text = str(text)
+    shown = shown_spec(text)
+    scheme, colon, rest = text.partition(":")
     ident, colon2, perms = rest.rpartition(":")
     if not colon or not colon2:
-        raise AclError("ACL %r: expected SCHEME:ID:PERMS, e.g. world:anyone:r, auth::rwcda or "
-                       "digest:USER:BASE64-SHA1:rwcda" % (text,))
+        raise AclError("ACL %s: %s" % (shown, _FORM))
     scheme = scheme.lower()
     if scheme not in SCHEMES + ("auth",):
-        raise AclError("ACL %r: unknown scheme %r (use world, ip, digest or auth)" % (text, scheme))
+        raise AclError("ACL %s: unknown scheme (use world, ip, digest or auth)" % shown)
     if scheme == "auth":
         if ident:
-            raise AclError("ACL %r: the auth scheme takes no id (auth::PERMS)" % (text,))
+            raise AclError("ACL %s: the auth scheme takes no id (auth::PERMS)" % (shown,))
         return ("auth", "", parse_perms(perms))
-    triple = parse_entry({"scheme": scheme, "id": ident, "perms": perms})
     if scheme == "digest":
-        digest = ident.split(":", 1)[1]
-        try:
-            ok = len(base64.b64decode(digest.encode("ascii"), validate=True)) == 20
-        except (ValueError, UnicodeEncodeError):
-            ok = False
-        if not ok:
-            raise AclError("ACL %r: a digest id is USER:BASE64(SHA1(USER:PASSWORD)), 28 characters after the "
+        # Checked first: with a colon too few (digest:USER:PASSWORD) the password stands where
+        # PERMS should be, and a perms error would repeat it.
+        if not is_digest_id(ident):
+            raise AclError("ACL %s: a digest id is USER:BASE64(SHA1(USER:PASSWORD)), 28 characters after the "
                            "user, never the password itself (or use auth::PERMS for the client's own "
-                           "credentials)" % ("digest:%s:***" % ident.split(":", 1)[0],))
-    return triple
+                           "credentials)" % shown)
+        try:
+            perms = parse_perms(perms)
+        except AclError:
+            raise AclError("ACL %s: %s" % (shown, _FORM)) from None
+    return parse_entry({"scheme": scheme, "id": ident, "perms": perms})
 
 
 def parse_specs(items):
@@ -144,7 +182,11 @@ def parse_specs(items):
     if isinstance(items, (str, dict)):
         items = [items]
     if not isinstance(items, (list, tuple)):
-        raise AclError("ACLs must be a list of SCHEME:ID:PERMS strings, got %r" % (items,))
+        raise AclError("ACLs must be a list of SCHEME:ID:PERMS strings, got a %s" % type(items).__name__)
+    for item in items:
+        if not isinstance(item, (str, dict)):
+            raise AclError("an ACL entry must be a SCHEME:ID:PERMS string or a mapping, got a %s"
+                           % type(item).__name__)
     triples = sorted(set(parse_entry(i) if isinstance(i, dict) else parse_spec(i) for i in items))
     return triples or None
 

@@ -75,6 +75,10 @@ class Settings:
             user = auth.split(":", 1)[0]
             if ":" not in auth or not user:
                 raise ZkError("auth must be 'user:password' for the digest scheme", USAGE)
+            try:
+                auth.encode("utf-8")  # else kazoo's connection thread dies on it, the session unauthenticated
+            except UnicodeEncodeError:
+                raise ZkError("auth must be UTF-8 text", USAGE) from None
         tls_files = {name: opt(name) for name in ("tls_ca", "tls_cert", "tls_key")}
         tls_files = {name: None if path is None else str(path) for name, path in tls_files.items()}  # never an fd
         for name, path in tls_files.items():

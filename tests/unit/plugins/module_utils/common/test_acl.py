@@ -30,7 +30,7 @@ def test_entries():
     assert acl.parse_entry({"scheme": "ip", "id": "10.0.0.0/8", "perms": "r"}) == ("ip", "10.0.0.0/8", 1)
     assert acl.parse_entry({"scheme": "digest", "username": "super", "password": "admin"}) == (
         "digest", "super:xQJmxLMiHGwaqBvst5y6rkB6HQs=", 31)
-    assert acl.parse_entry({"scheme": "digest", "id": "u:hash", "perms": ["read"]}) == ("digest", "u:hash", 1)
+    assert acl.parse_entry({"scheme": "digest", "id": BOB, "perms": ["read"]}) == ("digest", BOB, 1)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +41,7 @@ def test_entries():
         ({"scheme": "world", "id": "bob"}, "only has the id 'anyone'"),
         ({"scheme": "digest", "username": "u"}, "needs a username"),
         ({"scheme": "digest", "id": "nohash"}, "user:base64-sha1"),
+        ({"scheme": "digest", "id": "u:not-a-hash"}, "user:base64-sha1"),
         ({"scheme": "digest", "id": "u:h", "username": "u", "password": "p"}, "not both"),
         ("world:anyone", "must be a dict"),
     ],
@@ -81,7 +82,7 @@ def test_spec(spec, triple):
     "spec, message",
     [
         ("world:anyone", "expected SCHEME:ID:PERMS"),
-        ("sasl:x:r", "unknown scheme 'sasl'"),
+        ("sasl:x:r", "ACL 'sasl:\\*\\*\\*': unknown scheme"),
         ("auth:bob:r", "takes no id"),
         ("world:anyone:fly", "unknown ACL permission"),
         ("ip::r", "needs an id"),
@@ -105,3 +106,20 @@ def test_specs_lists():
                             "world:anyone:r"]) == [("digest", BOB, 31), ("world", "anyone", 1)]
     with pytest.raises(acl.AclError, match="must be a list"):
         acl.parse_specs(3)
+
+
+@pytest.mark.parametrize("spec", ["digest:alice:my-secret-pw", "digest:my-secret-pw", "digest:alice:my-secret-pw:rwcda",
+                                  "diegst:alice:my-secret-pw:rwcda", "[digest, alice, my-secret-pw]",
+                                  "digest:%s:my-secret-pw" % BOB, "my-secret-pw"])
+def test_spec_errors_never_repeat_what_may_be_a_password(spec):
+    with pytest.raises(acl.AclError) as err:
+        acl.parse_spec(spec)
+    assert "my-secret-pw" not in str(err.value)
+
+
+@pytest.mark.parametrize("entry", ["digest:alice:my-secret-pw", {"scheme": "digest:alice:my-secret-pw"},
+                                   {"scheme": "digest", "id": "alice:my-secret-pw"}])
+def test_entry_errors_never_repeat_what_may_be_a_password(entry):
+    with pytest.raises(acl.AclError) as err:
+        acl.parse_entry(entry)
+    assert "my-secret-pw" not in str(err.value)
