@@ -80,11 +80,13 @@ def read_secret_file(path):
             if stat.S_ISREG(mode) and mode & 0o077:
                 raise ConfigError("credentials file %s is open to others (mode %04o): it must be readable by its owner "
                                   "only - run chmod 600 %s" % (path, stat.S_IMODE(mode), path))
-            data = handle.read(65536)
+            data = handle.read(4097)
     except OSError as exc:
         raise ConfigError("cannot read credentials file %s: %s" % (path, exc.strerror)) from None
     except ValueError as exc:  # a NUL in the name
         raise ConfigError("cannot read credentials file %r: %s" % (path, exc)) from None
+    if len(data) > 4096:
+        raise ConfigError("credentials file %s is larger than 4 KiB: not a USER:PASSWORD file" % path)
     try:
         return data.decode("utf-8").strip()
     except UnicodeDecodeError:
