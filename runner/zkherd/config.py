@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import os
 
-import yaml
-
-from zkherd.common import acl
-from zkherd.common.codec import YAML_VALUE_ERRORS
+from zkherd.common import acl, codec
 from zkherd.common.connection import Settings
 
 
@@ -37,13 +34,9 @@ def load_file(path):
     except ValueError as exc:  # a NUL in the name
         raise ConfigError("cannot read config file %r: %s" % (path, exc)) from None
     try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError("config file %s is not valid YAML: %s" % (path, str(exc).replace("\n", " "))) from None
-    except YAML_VALUE_ERRORS as exc:  # PyYAML lets these escape for `!!int 0x`, `2001-02-30`...
-        raise ConfigError("config file %s is not valid YAML: %s" % (path, exc)) from None
-    except RecursionError:
-        raise ConfigError("config file %s is not usable YAML: nested too deeply" % path) from None
+        data = codec.load_yaml(text, "config file %s" % path) or {}
+    except codec.CodecError as exc:  # not YAML, `!!int 0x`, nested too deeply, a "billion laughs"...
+        raise ConfigError(exc.message) from None
     if not isinstance(data, dict):
         raise ConfigError("config file %s must hold a mapping of option names to values" % path)
     return {str(key).replace("-", "_"): value for key, value in data.items()}
