@@ -15,6 +15,7 @@ need_apt=()
 [ -f /usr/share/java/zookeeper.jar ] || need_apt+=(zookeeper)
 command -v java >/dev/null || need_apt+=(default-jre-headless)
 command -v shellcheck >/dev/null || need_apt+=(shellcheck)  # used by ansible-test sanity
+command -v php >/dev/null || need_apt+=(php-cli)  # the tests include `farm export --format php` output
 if [ ${#need_apt[@]} -gt 0 ]; then
     say "installing Debian packages: ${need_apt[*]}"
     as_root apt-get update -qq

@@ -94,10 +94,12 @@ options:
     elements: dict
     suboptions:
       scheme:
-        description: V(world), V(ip) or V(digest).
+        description:
+          - V(world), V(ip), V(digest), or V(auth) - ZooKeeper's C(auth) scheme - for the digest user
+            of the task's own O(auth) credentials (needed, else C(error_kind=usage)).
         type: str
         required: true
-        choices: [world, ip, digest]
+        choices: [world, ip, digest, auth]
       id:
         description:
           - For V(ip) the address or network; for V(digest) a hashed C(user:HASH), HASH being the

@@ -23,6 +23,8 @@ options:
     description:
       - How to decode the data. V(raw) is UTF-8 text, V(base64) any bytes; with V(json) and V(yaml)
         an empty znode is null. Data that does not decode is an error naming the znode.
+      - YAML that expands, through aliases or merge keys, to more than 4,000,000 nodes and
+        characters (a "billion laughs") is an error, not a value that exhausts the controller's memory.
     type: str
     choices: [raw, json, yaml, base64]
     default: raw

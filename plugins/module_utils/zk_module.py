@@ -47,7 +47,7 @@ def connection_argument_spec():
 
 # Suboptions of an `acl` list option (zkherd.ops.znode, zkherd.ops.znode_tree); parsed by common.acl.
 ACL_OPTIONS = dict(
-    scheme=dict(type="str", required=True, choices=["world", "ip", "digest"]),
+    scheme=dict(type="str", required=True, choices=["world", "ip", "digest", "auth"]),
     id=dict(type="str"),
     username=dict(type="str"),
     password=dict(type="str", no_log=True),

@@ -28,13 +28,16 @@ options:
   member:
     description:
       - Name of the member, by default the IPv4 address it joined with.
+      - A valid znode name; an empty name is refused (C(error_kind=usage)) since it would be the farm itself.
     type: str
     required: true
   set:
     description:
       - Fields to set, by dotted path, with their values. Missing dicts on the way are made.
-      - Values are stored as given. Members joined from a DJB directory hold strings, so quote
-        numbers (V("1")) to keep their type; C(1) and C("1") are different values.
+      - Values are stored as given and compared with their types. C(true), C(1), C(1.0) and C("1")
+        are four values, so setting V(true) over C(1) is a change, and RV(member) is what
+        ZooKeeper holds. Members joined from a DJB directory hold strings, so quote numbers
+        (V("1")) to keep their type.
     type: dict
     default: {}
   unset:
@@ -124,7 +127,7 @@ error_kind:
 import json
 
 from ansible_collections.zkherd.ops.plugins.module_utils.common import acl as acls
-from ansible_collections.zkherd.ops.plugins.module_utils.common import farm, paths
+from ansible_collections.zkherd.ops.plugins.module_utils.common import codec, farm, paths
 from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import to_kazoo_acls
 from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import UserError
 from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import ACL_OPTIONS, ZkModule
@@ -172,11 +175,11 @@ def main():
     farm_path = zm.guard(paths.validate, p["farm"], what="farm path")
     node = paths.join(farm_path, zm.guard(paths.validate_name, p["member"]))
     apply = zm.guard(changes, p)
-    acl = to_kazoo_acls(zm.guard(acls.parse, p["acl"])) if p["acl"] else None
+    acl = to_kazoo_acls(zm.guard(acls.parse, p["acl"], p["auth"])) if p["acl"] else None
     with zm.session() as client:
         before, after = farm.update_member(client, node, apply, dry_run=module.check_mode, create=p["create"],
                                            acl=acl)
-    result = dict(changed=before != after, path=node, member=after, created=before is None)
+    result = dict(changed=not codec.equal(before, after), path=node, member=after, created=before is None)
     if module._diff and result["changed"]:
         result["diff"] = dict(before_header=node, after_header=node, before=pretty(before), after=pretty(after))
     module.exit_json(**result)

@@ -11,7 +11,9 @@ version_added: 0.1.0
 description:
   - Makes one znode present with a value and an ACL, or absent (with its subtree if asked).
   - Idempotent. Values of type V(json) and V(yaml) compare structurally, so a different key order
-    or layout of the same data is no change. Binary values go through O(value_type=base64).
+    or layout of the same data is no change; they compare with their types, so V(true), V(1) and
+    V(1.0) are three different values (storing V(true) over V(1) is a change). Binary values go
+    through O(value_type=base64).
   - Writes are compare-and-set against the version read at the start of the task, so a concurrent
     change by someone else makes the task fail instead of being overwritten silently; O(version)
     pins the version the znode must have.
@@ -39,11 +41,17 @@ options:
       - With O(value_type=json) or O(value_type=yaml) a dict, list or scalar, or a string holding JSON
         or YAML. A string is validated and stored as written; structured data is serialized with
         sorted keys.
+      - To store JSON C(null), give the string V(null) with O(value_type=json); an omitted or null
+        O(value) means "no value". An empty znode holds no document, so V(null) over it is a change.
       - With O(value_type=base64) the base64 encoding of the bytes to store.
     type: raw
   value_type:
     description:
       - How O(value) is encoded, how it is compared with the stored data, and how RV(value) is returned.
+      - Data is untrusted input. YAML (in ZooKeeper or in O(value)) that expands, through aliases or
+        merge keys, to more than 4,000,000 nodes and characters is not usable (a "billion laughs"
+        of a few hundred bytes would need gigabytes). In O(value) it fails the task
+        (C(error_kind=usage)); stored in the znode it counts as data that cannot be decoded.
     type: str
     choices: [raw, json, yaml, base64]
     default: raw
@@ -69,10 +77,13 @@ options:
     suboptions:
       scheme:
         description:
-          - V(world) (everyone), V(ip) (a client address or CIDR network) or V(digest) (a user).
+          - V(world) (everyone), V(ip) (a client address or CIDR network), V(digest) (a user), or
+            V(auth) - ZooKeeper's C(auth) scheme, the task's own credentials - which stands for the
+            digest user of O(auth) (needed, else C(error_kind=usage)) and is compared and returned as
+            that C(digest) entry, so reruns stay idempotent.
         type: str
         required: true
-        choices: [world, ip, digest]
+        choices: [world, ip, digest, auth]
       id:
         description:
           - For V(ip) the address or network. For V(digest) an already hashed id
@@ -107,6 +118,10 @@ attributes:
     support: full
   diff_mode:
     support: full
+    details:
+      - JSON and YAML data is shown laid out with sorted keys; other data as it is, with diff's line
+        C(\ No newline at end of file) where it applies; binary and long values with their SHA-256.
+      - A recursive delete lists the descendants it deletes.
 seealso:
   - module: zkherd.ops.znode_info
   - module: zkherd.ops.znode_tree
@@ -187,7 +202,8 @@ exists:
 value:
   description:
     - The znode's value after the task, decoded as O(value_type); null when the znode is absent
-      or its data cannot be decoded that way.
+      or its data cannot be decoded that way (including YAML that expands beyond the bound of
+      O(value_type)).
   returned: always
   type: raw
   sample: {"host": "db1.example.com", "port": 5432}
@@ -302,11 +318,15 @@ def diff_text(node, value_type, show_acl):
     if node is None:
         return ""
     data, triples = node[0], node[2]
-    text = codec.pretty(data, value_type, limit=20000)
+    text = codec.diff_text(data, value_type)
     if show_acl:
-        text += "\n" + "".join("# acl %s:%s:%s\n" % (s, i, "".join(n[0] for n in acls.perm_names(p)))
-                               for s, i, p in triples)
-    return text if text.endswith("\n") else text + "\n"
+        text += "".join("# acl %s:%s:%s\n" % (s, i, "".join(n[0] for n in acls.perm_names(p))) for s, i, p in triples)
+    return text
+
+
+def subtree_text(path, deleted):
+    """What a recursive delete takes with the znode, for the diff."""
+    return "".join("# descendant %s\n" % q for q in sorted(deleted) if q != path)
 
 
 def ensure_present(module, client, path, desired, want_acl, before):
@@ -375,7 +395,7 @@ def prepare(params):
     if params["value"] is not None and params["state"] == "present":
         desired = codec.encode(params["value"], params["value_type"])
         tree.check_value_size(path, desired[0], "the value")
-    want_acl = acls.parse(params["acl"]) if params["acl"] is not None else None
+    want_acl = acls.parse(params["acl"], params["auth"]) if params["acl"] is not None else None
     return path, desired, want_acl
 
 
@@ -409,8 +429,8 @@ def run(module, client, path, desired, want_acl):
         result["acl"] = acls.report(after[2])
     if module._diff:
         show_acl = want_acl is not None
-        result["diff"] = dict(before_header=path, after_header=path,
-                              before=diff_text(before, p["value_type"], show_acl),
+        before_text = diff_text(before, p["value_type"], show_acl) + subtree_text(path, result["deleted"])
+        result["diff"] = dict(before_header=path, after_header=path, before=before_text,
                               after=diff_text(after, p["value_type"], show_acl))
     return result
 

@@ -25,6 +25,9 @@ options:
       - How to decode the data into RV(value). V(raw) is UTF-8 text, V(base64) any bytes.
         Data that does not decode is an error (C(error_kind=usage)) naming the znode.
       - With V(json) and V(yaml), an empty znode decodes to null.
+      - YAML that expands, through aliases or merge keys, to more than 4,000,000 nodes and
+        characters (a "billion laughs") does not decode. It is an error naming the znode, instead
+        of gigabytes of task result.
     type: str
     choices: [raw, json, yaml, base64]
     default: raw

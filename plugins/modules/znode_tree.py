@@ -152,7 +152,7 @@ def prepare(params):
         desired = tree.desired_from_dir(params["src"], root, params["data_name"], params["exclude"])
     else:
         desired = tree.desired_from_dict(params["tree"], root, params["data_name"])
-    want_acl = acls.parse(params["acl"]) if params["acl"] is not None else None
+    want_acl = acls.parse(params["acl"], params["auth"]) if params["acl"] is not None else None
     return root, desired, want_acl
 
 

@@ -449,6 +449,8 @@ def run_election_command(values, settings, log):
 
         opts = argparse.Namespace(**values)
         opts.id = ident
+        if opts.name is not None:  # the job's tick markers are named after it
+            paths.validate_name(opts.name)
         if not opts.command:
             raise ConfigError("no command to run: give it after `--`")
         opts.stop_signal = parse_signal(opts.stop_signal)
@@ -509,6 +511,8 @@ def main(argv=None):
                 opts = argparse.Namespace(**values)
                 opts.farm, opts.on_change, opts.format = opts.farm_path, opts.on_change_cmd, opts.conf_format
                 paths.validate(opts.farm, what="farm path")
+                if opts.name is not None:  # '' is refused, not taken for "the default"
+                    paths.validate_name(opts.name)
                 return join.run(opts, settings, log)
             if values["farm_cmd"] == "export":
                 from zkherd import export

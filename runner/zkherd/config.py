@@ -16,10 +16,7 @@ from __future__ import annotations
 import os
 import stat
 
-import yaml
-
-from zkherd.common import acl
-from zkherd.common.codec import YAML_VALUE_ERRORS
+from zkherd.common import acl, codec
 from zkherd.common.connection import Settings
 
 
@@ -38,26 +35,12 @@ def load_file(path):
     except ValueError as exc:  # a NUL in the name
         raise ConfigError("cannot read config file %r: %s" % (path, exc)) from None
     try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError("config file %s is not valid YAML: %s" % (path, yaml_problem(exc))) from None
-    except YAML_VALUE_ERRORS:  # PyYAML lets these escape for `!!int 0x`, `2001-02-30`...; its text quotes the value
-        raise ConfigError("config file %s is not valid YAML: a value does not fit its tag (!!int, !!float, a date...)"
-                          % path) from None
-    except RecursionError:
-        raise ConfigError("config file %s is not usable YAML: nested too deeply" % path) from None
+        data = codec.load_yaml(text, "config file %s" % path) or {}
+    except codec.CodecError as exc:  # not YAML, `!!int 0x`, nested too deeply, a "billion laughs"...
+        raise ConfigError(exc.message) from None
     if not isinstance(data, dict):
         raise ConfigError("config file %s must hold a mapping of option names to values" % path)
     return {str(key).replace("-", "_"): value for key, value in data.items()}
-
-
-def yaml_problem(exc):
-    """What is wrong and where, without PyYAML's quote of the line: it may hold a password."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = " ".join(str(part) for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part)
-    if mark is None:
-        return problem or type(exc).__name__
-    return "%s (line %d, column %d)" % (problem or "syntax error", mark.line + 1, mark.column + 1)
 
 
 def merge(cli, file_values, known):

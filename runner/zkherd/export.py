@@ -7,11 +7,17 @@ the farm is rendered (json, yaml, php in zkfarmer's `return array(...)` shape, o
 template), filtered (--filter), and DEST is replaced atomically if the text differs, after
 --check-cmd accepted the staged file. With fewer than --min-members members the last file stays.
 A member that is not a JSON object is reported and left out; it never stops the export.
+
+The export holds only what its format allows: a NaN or infinite number (JSON members may hold
+NaN, Infinity or 1e999) is PHP's NAN/INF and YAML's .nan/.inf, but JSON has no such value: it is
+exported as null, with a warning that names the member and the field; a template's `tojson`
+refuses it (the last file stays).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import time
@@ -43,6 +49,8 @@ def php(value, depth=0):
         return "true" if value else "false"
     if value is None:
         return "null"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NAN" if math.isnan(value) else "INF" if value > 0 else "-INF"  # PHP's constants, not inf/nan
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, list):
@@ -54,9 +62,39 @@ def _php_escape(text):
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
 
 
+def nonfinite(doc, field=""):
+    """(field, value) of every NaN or infinite number in a member: dotted fields, [i] for lists."""
+    if isinstance(doc, float) and not math.isfinite(doc):
+        return [(field, doc)]
+    if isinstance(doc, dict):
+        items = (((field + "." if field else "") + str(key), value) for key, value in doc.items())
+    elif isinstance(doc, list):
+        items = (("%s[%d]" % (field, i), value) for i, value in enumerate(doc))
+    else:
+        return []
+    return [found for name, value in items for found in nonfinite(value, name)]
+
+
+def json_name(number):
+    """How JSON-ish text spells a non-finite number (Python's json reads and writes these)."""
+    return "NaN" if math.isnan(number) else "Infinity" if number > 0 else "-Infinity"
+
+
+def finite(value):
+    """*value* with every NaN or infinite number replaced by None (JSON's null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite(item) for item in value]
+    return value
+
+
 def render(members, fmt, template=None, farm_path=None):
+    """The export's text. JSON is strict (RFC 8259): no NaN or Infinity, see finite()."""
     if fmt == "json":
-        return json.dumps(members, indent=4) + "\n"
+        return json.dumps(finite(members), indent=4, allow_nan=False) + "\n"
     if fmt == "yaml":
         import yaml
 
@@ -71,8 +109,9 @@ def load_template(path):
 
     try:
         with open(path, encoding="utf-8") as handle:
-            return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True).from_string(
-                handle.read())
+            env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+            env.policies["json.dumps_kwargs"] = {"sort_keys": True, "allow_nan": False}  # `tojson` is strict JSON
+            return env.from_string(handle.read())
     except OSError as exc:
         raise ZkError("cannot read template %s: %s" % (path, exc.strerror), "usage") from None
     except jinja2.TemplateSyntaxError as exc:
@@ -179,6 +218,8 @@ class Export:
                 except farm.FarmError as exc:
                     self.log.warning("skipping " + exc.message)
                     self.members[name] = None
+                    continue
+                self.report_nonfinite(name, self.members[name])
         except NoNodeError:
             raise ZkError("farm %s does not exist" % farm_path) from None
         except ZkError:
@@ -187,6 +228,13 @@ class Export:
             if isinstance(exc, self.session.client.handler.timeout_exception):
                 raise ZkError("ZooKeeper did not answer") from None
             raise translate(exc, "read the farm", farm_path) from None
+
+    def report_nonfinite(self, name, doc):
+        """Say what the JSON export does with numbers it cannot hold (PHP and YAML have them)."""
+        if self.opts.format == "json":
+            for field, number in nonfinite(doc):
+                self.log.warning("member %s field %s holds %s, which JSON cannot hold: exported as null"
+                                 % (name, field, json_name(number)))
 
     def write(self):
         opts = self.opts

@@ -20,8 +20,14 @@ EX_NOFIELD, EX_DATAERR, EX_UNAVAILABLE, EX_TEMPFAIL = 1, 65, 69, 75
 def main(values, settings, out=sys.stdout, err=sys.stderr):
     cmd = values["farm_cmd"]
     target = values["farm_path"]
-    try:
+    try:  # bad usage is told before connecting, with exit 64 (not 65, which is about the data)
         paths.validate(target, what="farm path" if cmd == "ls" else "member path")
+        if cmd != "ls":
+            farm.check_field(values["field"])  # never empty: '' is no field of the member
+    except (paths.PathError, farm.FarmError) as exc:
+        err.write("zkherd: %s\n" % exc.message)
+        return 64
+    try:
         with connected(settings) as client:
             if cmd == "ls":
                 fields = [f for f in (values.get("fields") or "").split(",") if f]
@@ -35,9 +41,6 @@ def main(values, settings, out=sys.stdout, err=sys.stderr):
     except ZkError as exc:
         err.write("zkherd: %s\n" % exc.message)
         return {NO_NODE: EX_NOFIELD, USAGE: 64, AUTH: 77, VERSION: EX_TEMPFAIL}.get(exc.kind, EX_UNAVAILABLE)
-    except paths.PathError as exc:
-        err.write("zkherd: %s\n" % exc.message)
-        return 64
 
 
 def ls(client, path, fields, out, err):

@@ -64,16 +64,18 @@ def flatten(doc, prefix=""):
 
 
 def merge(base, local, remote):
-    """Three-way merge of dotted fields; returns (merged, fields where both sides differ)."""
+    """Three-way merge of dotted fields; returns (merged, fields where both sides differ).
+    Values compare with their types (codec.equal): 1 -> true on one side is a change."""
     b, lo, re_ = flatten(base), flatten(local), flatten(remote)
     merged, conflicts = {}, []
     for key in sorted(set(b) | set(lo) | set(re_)):
         mine, theirs, was = lo.get(key, _GONE), re_.get(key, _GONE), b.get(key, _GONE)
-        if mine != was and theirs != was and mine != theirs:
+        mine_changed = not codec.equal(mine, was)
+        if mine_changed and not codec.equal(theirs, was) and not codec.equal(mine, theirs):
             conflicts.append(key)
             value = mine
         else:
-            value = mine if mine != was else theirs
+            value = mine if mine_changed else theirs
         if value is not _GONE:
             merged[key] = value
     doc = {}
@@ -111,12 +113,10 @@ class Conf:
         with open(self.path, "rb") as handle:
             raw = handle.read()
         if self.fmt == "yaml":
-            import yaml
-
             try:
-                doc = yaml.safe_load(raw) or {}
-            except (yaml.YAMLError, RecursionError) + codec.YAML_VALUE_ERRORS as exc:  # `!!int 0x`, 2001-02-30
-                raise farm.FarmError("%s is not valid YAML: %s" % (self.path, exc)) from None
+                doc = codec.load_yaml(raw, self.path) or {}
+            except codec.CodecError as exc:  # not YAML, `!!int 0x`, a "billion laughs"...
+                raise farm.FarmError(exc.message) from None
             if not isinstance(doc, dict):
                 raise farm.FarmError("%s must hold a mapping" % self.path)
             return doc
@@ -217,10 +217,10 @@ class Member:
         merged, conflicts = merge(base, local, remote)
         for field in conflicts:
             self.log.warning("field changed here and in ZooKeeper; keeping the local value", field=field)
-        if merged != remote:
+        if not codec.equal(merged, remote):
             client.set(self.node, farm.encode_member(merged), version=stat.version)  # BadVersion: merged again
             self.log.info("member updated from the local configuration", node=self.node)
-        if merged != local:
+        if not codec.equal(merged, local):
             self.conf.write(merged)
             self.stamp = self.conf.stamp()
             self.log.info("local configuration updated from ZooKeeper", conf=self.conf.path)

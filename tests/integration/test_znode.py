@@ -27,7 +27,9 @@ def test_create_check_mode_apply_rerun(zk_server, zk, zk_base):
     assert check["changed"] and check["created_parents"] == [zk_base + "/a", zk_base + "/a/b"]
     assert apply["changed"] and apply["value"] == "hello" and apply["stat"]["version"] == 0
     assert not rerun["changed"]
-    assert diff["changed"] and diff["diff"]["before"] == "hello\n" and diff["diff"]["after"] == "bye\n"
+    no_newline = "\n\\ No newline at end of file\n"  # as diff says it: "a" and "a\n" are two values
+    assert diff["changed"] and diff["diff"]["before"] == "hello" + no_newline
+    assert diff["diff"]["after"] == "bye" + no_newline
     assert zk.get(path)[0] == b"hello"  # the check-mode runs wrote nothing
 
 

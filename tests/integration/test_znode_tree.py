@@ -61,7 +61,7 @@ def test_directory_check_apply_rerun_change_prune(zk_server, zk, zk_base, tmp_pa
     assert no_prune["diff"]["before"] == "%s/log_level: info\n" % root
     assert no_prune["diff"]["after"] == "%s/log_level: debug\n%s/new: n\n" % (root, root)
     check = second["prune check"]
-    assert check["deleted"] == [root + "/bin"] and "<binary, 256 bytes>" in check["diff"]["before"]
+    assert check["deleted"] == [root + "/bin"] and "<binary, 256 bytes, sha256 " in check["diff"]["before"]
     assert check["kept"][0]["path"] == root + "/db/lock"
     assert "ephemeral" in check["kept"][0]["reason"]
     assert second["prune"]["deleted"] == [root + "/bin"] and not second["prune again"]["changed"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import tempfile
 
@@ -22,7 +23,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from zkherd import cli, config, join
+from zkherd import cli, config, export, join
 from zkherd.common import acl, codec, connection, farm, paths
 from zkherd.common.errors import UserError
 from zkherd.logs import Log
@@ -218,10 +219,42 @@ YAML_TAGGED = st.tuples(st.sampled_from(YAML_TAGS), st.sampled_from(["", "0x", "
                         | YAMLISH).map(" ".join)
 
 
+def alias_chain(widths, merge):
+    """YAML where each level repeats the one before *width* times through aliases (or merge keys):
+    the shape of a "billion laughs"."""
+    lines = ["l0: &l0 {k: lol}" if merge else "l0: &l0 [lol]"]
+    for i, width in enumerate(widths, 1):
+        aliases = ", ".join(["*l%d" % (i - 1)] * width)
+        level = "l%d: &l%d {<<: [%s], k%d: 1}" % (i, i, aliases, i) if merge else "l%d: &l%d [%s]" % (i, i, aliases)
+        lines.append(level)
+    return ("\n".join(lines) + "\n").encode()
+
+
+ALIAS_DOCS = st.builds(alias_chain, st.lists(st.integers(1, 12), min_size=1, max_size=10), st.booleans())
+BOMB = alias_chain([9] * 8, False)
+
+
+def expanded(value, limit):
+    """How many values and characters *value* holds with shared parts counted each time, up to limit."""
+    total, pending = 0, [value]
+    while pending and total <= limit:
+        item = pending.pop()
+        total += 1 + (len(item) if isinstance(item, str) else 0)
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return total
+
+
 @FUZZ
 @given(st.one_of(st.binary(max_size=60), YAMLISH.map(str.encode), YAML_TAGGED.map(str.encode),
-                 st.integers(1, 400).map(lambda n: nested(b"[", b"]", n))),
+                 st.integers(1, 400).map(lambda n: nested(b"[", b"]", n)), ALIAS_DOCS),
        st.sampled_from(codec.VALUE_TYPES + ("xml", "")))
+@example(BOMB, "yaml")  # 387 million strings from 342 bytes: 2.8 GB once serialized
+@example(b"a: &a [*a]", "yaml")  # an alias inside what it names
+@example(alias_chain([2] * 40, True), "yaml")  # merge keys that double 40 times
 @example(b"2001-02-30", "yaml")  # PyYAML raises ValueError for a date that does not exist
 @example(b"!!int 0x", "yaml")  # ValueError
 @example(b"!!bool x", "yaml")  # KeyError
@@ -231,11 +264,101 @@ YAML_TAGGED = st.tuples(st.sampled_from(YAML_TAGS), st.sampled_from(["", "0x", "
 @example(nested(b"[", b"]", 1000), "yaml")  # RecursionError
 def test_codec_decode(data, value_type):
     try:
-        codec.decode(data, value_type)
+        value = codec.decode(data, value_type)
     except codec.CodecError:
         pass
-    for shown in (codec.preview(data), codec.pretty(data, value_type)):
+    else:
+        assert expanded(value, 2 * codec.MAX_EXPANDED) <= 2 * codec.MAX_EXPANDED  # nothing explodes later
+    for shown in (codec.preview(data), codec.diff_text(data, value_type)):
         assert isinstance(shown, str)
+    assert codec.diff_text(data, value_type).endswith("\n") or not data.strip()
+
+
+ANY_FLOATS = st.floats()  # NaN, infinities and -0.0 included
+TYPED_VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-3, 3), ANY_FLOATS, ANY_TEXT),
+                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ANY_TEXT, inner, max_size=4),
+                            max_leaves=12)
+
+
+def loosen(value):
+    """*value* with numbers swapped for another type that Python's == finds equal: true -> 1 -> 1.0."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: loosen(item) for key, item in reversed(list(value.items()))}  # other key order too
+    if isinstance(value, list):
+        return [loosen(item) for item in value]
+    return value
+
+
+def canonical(value):
+    return json.dumps(value, sort_keys=True)
+
+
+@FUZZ
+@given(TYPED_VALUES, TYPED_VALUES)
+@example({"a": 1}, {"a": True})  # Python: equal
+@example(0.0, -0.0)
+@example(float("nan"), float("nan"))  # Python: not equal
+def test_codec_equal_is_equality_of_the_document(a, b):
+    """equal() says what comparing the canonical JSON texts says: types count, key order does not."""
+    for x, y in ((a, b), (a, loosen(a)), (a, json.loads(json.dumps(a))), (loosen(a), loosen(b))):
+        assert codec.equal(x, y) is (canonical(x) == canonical(y)), (x, y)
+        assert codec.equal(y, x) is codec.equal(x, y)
+    assert codec.equal(a, a)
+
+
+MERGE_DOCS = st.dictionaries(st.sampled_from(["a", "b", "c"]),
+                             st.one_of(st.booleans(), st.integers(0, 2), st.sampled_from([0.0, 1.0, 2.0]),
+                                       st.sampled_from(["1", "true"]),
+                                       st.dictionaries(st.sampled_from(["x", "y"]), st.one_of(st.booleans(),
+                                                                                              st.integers(0, 1)),
+                                                       min_size=1, max_size=2)),
+                             max_size=3)
+
+
+@FUZZ
+@given(MERGE_DOCS, MERGE_DOCS, MERGE_DOCS)
+@example({"a": 1}, {"a": 1}, {"a": True})
+@example({"a": 1}, {"a": 1.0}, {"a": 1})
+@example({}, {"a": False}, {"a": {"x": False}})
+@example({"a": False}, {}, {"a": True})
+def test_farm_join_merge_keeps_types(base, local, remote):
+    """A side that did not change takes the other side's document, types included."""
+    merged, conflicts = join.merge(base, base, remote)
+    assert codec.equal(merged, remote) and conflicts == []
+    merged, conflicts = join.merge(base, local, base)
+    assert codec.equal(merged, local) and conflicts == []
+    try:
+        merged, conflicts = join.merge(base, local, remote)
+    except farm.FarmError:  # a field one side made a dict of, and the other a value: reported, nothing written
+        return
+    for field in conflicts:  # both changed it, differently: the local value (or its removal) wins
+        assert codec.equal(join.flatten(merged).get(field, "GONE"), join.flatten(local).get(field, "GONE"))
+
+
+@FUZZ
+@given(st.dictionaries(ANY_TEXT, TYPED_VALUES, max_size=4), ANY_FLOATS)
+@example({"m": {"w": float("inf"), "n": [float("nan")]}}, float("-inf"))
+def test_export_is_what_the_format_allows(members, number):
+    """JSON exports read back with a strict parser; PHP gets its own INF and NAN, never inf/nan."""
+    def refuse(name):
+        raise ValueError(name)
+
+    text = export.render(members, "json")
+    assert codec.equal(json.loads(text, parse_constant=refuse), export.finite(members))
+    assert all(not math.isfinite(value) for field, value in export.nonfinite(members))
+    literal = export.php(number)
+    if math.isnan(number):
+        assert literal == "NAN"
+    elif number in (float("inf"), float("-inf")):
+        assert literal == ("INF" if number > 0 else "-INF")
+    else:
+        assert float(literal) == number
 
 
 @FUZZ

@@ -107,3 +107,15 @@ def test_farm_join_merge_keeps_both_sides():
     merged, conflicts = merge(base, dict(local, role="web"), dict(remote, role="cache"))
     assert merged["role"] == "web" and conflicts == ["role"]  # both changed it: local wins, and says so
     assert flatten({"a": {"b": {"c": 1}}, "d": {}}) == {"a.b.c": 1, "d": {}}
+
+
+def test_farm_join_merge_compares_with_types():
+    from zkherd.join import merge
+
+    base = {"enabled": 1, "weight": 2}
+    merged, conflicts = merge(base, base, {"enabled": True, "weight": 2})  # farm set enabled true
+    assert merged == {"enabled": True, "weight": 2} and merged["enabled"] is True and conflicts == []
+    merged, conflicts = merge(base, {"enabled": 1, "weight": 2.0}, base)  # a local edit of the type only
+    assert isinstance(merged["weight"], float) and conflicts == []
+    merged, conflicts = merge(base, {"enabled": 1.0, "weight": 2}, {"enabled": True, "weight": 2})
+    assert conflicts == ["enabled"] and isinstance(merged["enabled"], float)  # both changed it, differently

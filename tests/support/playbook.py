@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -32,9 +33,12 @@ class PlaybookRun:
         return next(r["status"] for r in reversed(self.records) if r["task"] == name)
 
 
-def run_playbook(tasks, hosts=None, play_vars=None, extra_args=(), env=None, defaults=None, timeout=300):
+def run_playbook(tasks, hosts=None, play_vars=None, extra_args=(), env=None, defaults=None, timeout=300,
+                 memory_limit=None):
     """Run *tasks* (a list of dicts, each with a unique `name`) in one play on localhost.
-    Connection options default to *hosts* for every zkherd.ops module (module_defaults)."""
+    Connection options default to *hosts* for every zkherd.ops module (module_defaults).
+    *memory_limit* (bytes): the address space ansible-playbook and every process it starts may
+    use (RLIMIT_AS), so that a test of a memory blow-up fails instead of taking the machine down."""
     module_defaults = dict(defaults or {})
     if hosts is not None:
         module_defaults.setdefault("hosts", hosts)
@@ -64,6 +68,14 @@ def run_playbook(tasks, hosts=None, play_vars=None, extra_args=(), env=None, def
         proc = subprocess.run(
             [str(Path(sys.executable).parent / "ansible-playbook"), str(book), *extra_args],
             cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout, check=False,
+            preexec_fn=_limit_memory(memory_limit) if memory_limit else None,
         )
         records = json.loads(record.read_text()) if record.exists() else []
     return PlaybookRun(proc, records)
+
+
+def _limit_memory(limit):
+    def preexec():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return preexec

@@ -79,6 +79,11 @@ def parse_entry(entry):
     elif scheme == "ip":
         if not ident:
             raise AclError("an ip ACL needs an id: an address or a CIDR network, e.g. 10.0.0.0/8")
+    elif scheme == "auth":
+        if ident or entry.get("username") is not None or entry.get("password") is not None:
+            raise AclError("the auth scheme takes no id, username or password: it stands for the credentials "
+                           "the connection authenticates with")
+        ident = ""
     elif scheme == "digest":
         username, password = entry.get("username"), entry.get("password")
         if username is not None or password is not None:
@@ -91,17 +96,32 @@ def parse_entry(entry):
             raise AclError("a digest ACL needs username and password, or an id of the form user:base64-sha1 "
                            "(USER:BASE64(SHA1(USER:PASSWORD)), 28 characters after the user, never the password)")
     else:
-        raise AclError("unknown ACL scheme %s (use %s)" % (_word(entry.get("scheme")), ", ".join(SCHEMES)))
+        raise AclError("unknown ACL scheme %s (use %s or auth)" % (_word(entry.get("scheme")), ", ".join(SCHEMES)))
     return (scheme, str(ident), perms)
 
 
-def parse(entries):
-    """A list of user ACL specs -> a sorted list of unique triples."""
+def parse(entries, credentials=None):
+    """A list of user ACL specs (the modules' `acl`) -> a sorted list of unique triples. An entry of
+    the `auth` scheme becomes the digest identity of *credentials* (the task's `auth`), which is
+    what ZooKeeper stores for it: so the ACL compares with what the server reports, and reruns
+    stay idempotent."""
     if not entries:
         raise AclError("an ACL list must not be empty (ZooKeeper refuses a node nobody may access)")
     if not isinstance(entries, (list, tuple)):
         raise AclError("ACLs must be a list of entries, got a %s" % type(entries).__name__)
-    return sorted(set(parse_entry(e) for e in entries))
+    return sorted(set(own_identity(parse_entry(e), credentials) for e in entries))
+
+
+def own_identity(triple, credentials):
+    """An `auth` triple -> the digest triple of *credentials* ('user:password'); others unchanged."""
+    scheme, _ident, perms = triple
+    if scheme != "auth":
+        return triple
+    if not credentials or ":" not in str(credentials):
+        raise AclError("an ACL entry of the auth scheme stands for the credentials of the connection: give "
+                       "auth (user:password) too")
+    user, _colon, password = str(credentials).partition(":")
+    return ("digest", digest_id(user, password), perms)
 
 
 def is_digest_id(ident):

@@ -16,7 +16,7 @@ import json
 import os
 import re
 
-from . import paths
+from . import codec, paths
 from .connection import ZkError, translate
 from .errors import NO_NODE, USAGE, VERSION, UserError
 
@@ -297,7 +297,7 @@ def update_member(client, node, change, dry_run=False, create=False, acl=None):
             raise translate(exc, "read", node) from None
         doc = decode_member(data, "member %s" % node)
         new = change(doc)
-        if new == doc or dry_run:
+        if codec.equal(new, doc) or dry_run:  # typed: setting true over 1 is a change
             return doc, new
         try:
             client.set(node, encode_member(new), version=stat.version)

@@ -50,9 +50,12 @@ def validate(path, what="znode path"):
 
 
 def validate_name(name):
-    """A single child name (as from a file name or a dict key)."""
+    """A single child name (as from a file name, a dict key or a member name). Never empty:
+    '/' + '' is the parent itself, and a write meant for a child would land on it."""
     if not isinstance(name, str):
         raise PathError("invalid znode name %r: it must be a string" % (name,))
+    if not name:
+        raise PathError("invalid znode name '': a name must not be empty")
     if "/" in name:
         raise PathError("invalid znode name %r: it must not contain '/'" % (name,))
     validate("/" + name, what="znode name")

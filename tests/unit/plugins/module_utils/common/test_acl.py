@@ -123,3 +123,14 @@ def test_entry_errors_never_repeat_what_may_be_a_password(entry):
     with pytest.raises(acl.AclError) as err:
         acl.parse_entry(entry)
     assert "my-secret-pw" not in str(err.value)
+
+
+def test_auth_scheme_is_the_tasks_own_identity():
+    entries = [{"scheme": "auth", "perms": "rwcda"}, {"scheme": "world", "perms": "r"}]
+    assert acl.parse(entries, "super:admin") == [("digest", "super:xQJmxLMiHGwaqBvst5y6rkB6HQs=", 31),
+                                                 ("world", "anyone", 1)]
+    with pytest.raises(acl.AclError, match="give auth"):
+        acl.parse(entries)
+    with pytest.raises(acl.AclError, match="takes no id"):
+        acl.parse([{"scheme": "auth", "id": "bob"}], "super:admin")
+    assert acl.parse_specs([{"scheme": "auth"}]) == [("auth", "", 31)]  # the runner: the server resolves it

@@ -44,3 +44,5 @@ def test_helpers():
         paths.validate_name("a/b")
     with pytest.raises(paths.PathError):
         paths.validate_name("..")
+    with pytest.raises(paths.PathError, match="must not be empty"):
+        paths.validate_name("")  # '/' + '' would be the parent itself
