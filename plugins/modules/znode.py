@@ -265,7 +265,7 @@ error_kind:
 """
 
 from ansible_collections.zkherd.ops.plugins.module_utils.common import acl as acls
-from ansible_collections.zkherd.ops.plugins.module_utils.common import codec, paths, tree, txn
+from ansible_collections.zkherd.ops.plugins.module_utils.common import codec, outcome, paths, tree, txn
 from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import (
     ZkError,
     from_kazoo_acls,
@@ -273,7 +273,13 @@ from ansible_collections.zkherd.ops.plugins.module_utils.common.connection impor
     to_kazoo_acls,
     translate,
 )
-from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import NO_NODE, NOT_EMPTY, USAGE, VERSION
+from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import (
+    AUTH,
+    NO_NODE,
+    NOT_EMPTY,
+    USAGE,
+    VERSION,
+)
 from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import ACL_OPTIONS, ZkModule
 
 
@@ -325,7 +331,7 @@ def ensure_present(module, client, path, desired, want_acl, before):
             kazoo_acl = to_kazoo_acls(want_acl) if want_acl else None
             ops = [txn.Op("create", parent, acl=kazoo_acl) for parent in parents]
             ops.append(txn.Op("create", path, desired[0] if desired else b"", acl=kazoo_acl))
-            txn.apply(client, ops)
+            txn.apply(client, ops, wait=p["connect_timeout"])  # one transaction: all or nothing
         return result
     data, stat, current_acl = before
     data_changes = desired is not None and not codec.same(data, desired[0], desired[1], p["value_type"])
@@ -335,14 +341,29 @@ def ensure_present(module, client, path, desired, want_acl, before):
         check_version(path, p["version"], stat)  # only a write needs the pinned version: reruns stay ok
     if module.check_mode:
         return result
-    try:
-        if data_changes:
-            client.set(path, desired[0], version=stat.version)
-        if acl_changes:
-            client.set_acls(path, to_kazoo_acls(want_acl), version=stat.aversion)
-    except Exception as exc:
-        raise translate(exc, "update", path) from None
+    if data_changes:
+        txn.apply(client, [txn.Op("set", path, desired[0], version=stat.version, old=data, czxid=stat.czxid)],
+                  wait=p["connect_timeout"])
+    if acl_changes:
+        set_acl(client, path, want_acl, stat.aversion, data_changes, result)
     return result
+
+
+def set_acl(client, path, want_acl, aversion, data_written, result):
+    """The second write of an update (an ACL cannot be part of a transaction): if it fails, the
+    error still says that the value was written."""
+    try:
+        client.set_acls(path, to_kazoo_acls(want_acl), version=aversion)
+    except Exception as exc:
+        error = translate(exc, "set the ACL of", path)
+        unknown = outcome.lost_connection(exc, client)
+        if not (data_written or unknown):
+            raise error from None
+        acl_state = "it is not known whether its ACL was changed" if unknown else "its ACL was not changed"
+        value_state = "the value of %s was written" % path if data_written else "the value of %s was left alone" % path
+        failure = ZkError("%s, but %s: %s" % (value_state, acl_state, error.message), error.kind)
+        failure.result = dict(result, changed=True)
+        raise failure from None
 
 
 def ensure_absent(module, client, path, before):
@@ -362,8 +383,30 @@ def ensure_absent(module, client, path, before):
         plan = tree.Plan()
         # the root's version is the one read (or pinned) at the start: compare-and-set
         plan.deletes = [(q, nodes[q].data, stat.version if q == path else nodes[q].stat.version) for q in doomed]
-        txn.apply(client, txn.plan_ops(plan, client))
+        # several transactions: each one also checks the root's version (common.txn.Guard)
+        guard = txn.Guard(path, before[0], stat.version, stat.czxid) if len(doomed) > 1 else None
+        try:
+            txn.apply(client, txn.plan_ops(plan, client, nodes), guard, wait=p["connect_timeout"])
+        except txn.ApplyError as exc:
+            exc.result = dict(result, changed=exc.written, uncertain=[op.path for op in exc.uncertain],
+                              deleted=[op.path for op in exc.done if op.kind == "delete"])
+            raise
     return result
+
+
+def read_back(client, path, before):
+    """The znode after a write; if it cannot be read, the error still says what was written."""
+    try:
+        return read(client, path)
+    except ZkError as exc:
+        hint = ""
+        if exc.kind == AUTH:
+            hint = (" (the ACL of the znode does not let these credentials read it, so a rerun of this task "
+                    "will fail the same way: give them read permission in acl)")
+        failure = ZkError("%s was %s, but reading it back failed%s: %s"
+                          % (path, "created" if before is None else "updated", hint, exc.message), exc.kind)
+        failure.result = dict(changed=True, path=path, exists=True, value=None, stat=None)
+        raise failure from None
 
 
 def prepare(params):
@@ -398,7 +441,7 @@ def run(module, client, path, desired, want_acl):
     elif module.check_mode:
         after = predict(before, desired, want_acl) if p["state"] == "present" else None
     else:
-        after = read(client, path)
+        after = read_back(client, path, before)
     result.update(path=path, exists=after is not None, value=None, stat=None)
     if after is not None:
         try:

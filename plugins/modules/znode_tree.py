@@ -160,15 +160,18 @@ def diff_lines(entries):
     return "".join("%s: %s\n" % (path, codec.preview(data).replace("\n", "\\n")) for path, data in sorted(entries))
 
 
+def done_lists(ops):
+    """created/updated/deleted of the result from ops that were committed."""
+    return dict(created=[op.path for op in ops if op.kind == "create"],
+                updated=[op.path for op in ops if op.kind == "set"],
+                deleted=[op.path for op in ops if op.kind == "delete"])
+
+
 def run(module, client, root, desired, want_acl):
     current = tree.read_tree(client, root)
     plan = tree.plan(current, desired, root, prune=module.params["prune"])
     if root not in current:
         plan.creates[:0] = [(parent, b"") for parent in tree.missing_ancestors(client, root)]
-    transactions = 0
-    if plan.changed and not module.check_mode:
-        create_acl = to_kazoo_acls(want_acl) if want_acl else None
-        transactions = txn.apply(client, txn.plan_ops(plan, client, create_acl))
     result = dict(
         changed=plan.changed,
         path=root,
@@ -176,8 +179,20 @@ def run(module, client, root, desired, want_acl):
         updated=[u[0] for u in plan.updates],
         deleted=[d[0] for d in plan.deletes],
         kept=[dict(path=p, reason=r) for p, r in plan.kept],
-        transactions=transactions,
+        transactions=0,
     )
+    if plan.changed and not module.check_mode:
+        create_acl = to_kazoo_acls(want_acl) if want_acl else None
+        ops = txn.plan_ops(plan, client, current, create_acl)
+        try:
+            result["transactions"] = txn.apply(client, ops, txn.Guard.of(root, current),
+                                               wait=module.params["connect_timeout"])
+        except txn.ApplyError as exc:
+            # what the tree holds now: what stayed committed, and what may have been
+            exc.result = dict(result, changed=exc.written, uncertain=[op.path for op in exc.uncertain],
+                              **done_lists(exc.done))
+            del exc.result["transactions"]
+            raise
     if module._diff:
         result["diff"] = dict(
             before_header=root, after_header=root,

@@ -16,13 +16,14 @@ from tests.support.playbook import run_playbook
 FOLDERS, LEAVES = 11, 100  # 1,100 leaves: two transactions of at most 1,000 operations
 
 
-def source(name):
-    return {"d%02d" % d: {"k%03d" % i: "%s-%02d-%03d" % (name, d, i) for i in range(LEAVES)} for d in range(FOLDERS)}
+def source(name, version=0):
+    return {"d%02d" % d: {"k%03d" % i: "%s%d-%02d-%03d" % (name, version, d, i) for i in range(LEAVES)}
+            for d in range(FOLDERS)}
 
 
-def expected(root, name):
+def expected(root, name, version=0):
     tree = {root: b""}
-    for folder, leaves in source(name).items():
+    for folder, leaves in source(name, version).items():
         tree["%s/%s" % (root, folder)] = b""
         tree.update({"%s/%s/%s" % (root, folder, key): value.encode() for key, value in leaves.items()})
     return tree
@@ -32,19 +33,19 @@ def snapshot(zk, root):
     return {path: zk.get(path)[0] for path in [root, *zkutil.list_tree(zk, root)]}
 
 
-def run(name, root, hosts):
+def run(name, root, hosts, version=0):
     # a long session: a run may be held by its proxy while the other one works
     task = {"name": name, "ignore_errors": True, "zkherd.ops.znode_tree": dict(
-        path=root, tree=source(name), session_timeout=40, connect_timeout=60)}
+        path=root, tree=source(name, version), session_timeout=40, connect_timeout=60)}
     result = run_playbook([task], hosts=hosts)
     return result[name], result.output
 
 
-def both_read_then_commit(pool, proxies, root):
+def both_read_then_commit(pool, proxies, root, version):
     """Both runs read the tree, are held before their first transaction, then go on together."""
     for proxy in proxies.values():
         proxy.before_request("multi", then="blackhole")
-    futures = {name: pool.submit(run, name, root, proxy.hosts) for name, proxy in proxies.items()}
+    futures = {name: pool.submit(run, name, root, proxy.hosts, version) for name, proxy in proxies.items()}
     for proxy in proxies.values():
         assert proxy.wait_fired(1, timeout=240), "a run never reached its first transaction"
     for proxy in proxies.values():
@@ -52,7 +53,7 @@ def both_read_then_commit(pool, proxies, root):
     return {name: future.result(timeout=300) for name, future in futures.items()}
 
 
-def assert_one_winner(results, tree, root):
+def assert_one_winner(results, tree, root, version=0):
     failed = [name for name, (result, _out) in results.items() if result["failed"]]
     assert len(failed) == 1, {name: (r.get("msg"), r.get("changed")) for name, (r, _o) in results.items()}
     loser = results[failed[0]][0]
@@ -60,7 +61,7 @@ def assert_one_winner(results, tree, root):
     assert results[winner][0]["changed"], results[winner][1]
     assert loser["error_kind"] == "version", loser
     assert "another writer" in loser["msg"], loser["msg"]
-    assert tree == expected(root, winner), "the tree is not wholly %s's" % winner
+    assert tree == expected(root, winner, version), "the tree is not wholly %s's" % winner
     return winner, loser
 
 
@@ -68,11 +69,11 @@ def test_runs_that_read_the_same_tree(zk_server, zk, zk_base, fault_proxy):
     """Created, then updated, by two runs that read the same tree: the first transaction to
     commit wins, the other run changes nothing."""
     root = zk_base + "/race"
-    proxies = {"A": fault_proxy(), "B": fault_proxy()}
     with ThreadPoolExecutor(2) as pool:
-        for _round in range(3):
-            results = both_read_then_commit(pool, proxies, root)
-            _winner, loser = assert_one_winner(results, snapshot(zk, root), root)
+        for version in range(3):  # new values each round: both runs have all to write
+            proxies = {"A": fault_proxy(), "B": fault_proxy()}
+            results = both_read_then_commit(pool, proxies, root, version)
+            _winner, loser = assert_one_winner(results, snapshot(zk, root), root, version)
             assert not loser["changed"] and "nothing was changed" in loser["msg"], loser
             assert loser["created"] == loser["updated"] == loser["deleted"] == []
 
