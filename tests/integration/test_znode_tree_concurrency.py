@@ -115,3 +115,25 @@ def test_a_run_that_reads_a_half_written_tree(zk_server, zk, zk_base, fault_prox
         assert result_b["failed"] and result_b["error_kind"] == "version", result_b
         assert not result_b["changed"] and "nothing was changed" in result_b["msg"], result_b
         assert snapshot(zk, root) == expected(root, "A")
+
+
+def test_the_read_is_one_snapshot(zk_server, zk, zk_base, fault_proxy, make_zk):
+    """read_tree is held right after it read the root's data; meanwhile the root and a leaf not
+    read yet change. Keeping the old root with the new leaf would be a tree that never existed:
+    the read starts again and returns the new state."""
+    from zkherd.common import tree
+
+    root = zk_base + "/snap"
+    zk.create(root, b"r1")
+    zk.create(root + "/leaf", b"l1")
+    proxy = fault_proxy()
+    client = make_zk(proxy.hosts)
+    proxy.after_reply("get_data", then="blackhole")
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(tree.read_tree, client, root)
+        assert proxy.wait_fired(1, timeout=30)
+        zk.set(root, b"r2")
+        zk.set(root + "/leaf", b"l2")
+        proxy.heal()
+        nodes = future.result(timeout=30)
+    assert (nodes[root].data, nodes[root + "/leaf"].data) == (b"r2", b"l2")

@@ -42,9 +42,16 @@ def find_out(client, ops, zxid_before, wait):
     try:
         reads = [(op, client.exists_async(op.path) if op.kind == "delete" else client.get_async(op.path))
                  for op in ops]
-        seen = [_look(op, _answer(result, deadline), zxid_before) for op, result in reads]
+        answers = [(op, _answer(result, deadline)) for op, result in reads]
     except Exception as exc:  # the connection went again, or a read was refused
         return UNKNOWN, "could not read the transaction's znodes back (%s)" % (type(exc).__name__,)
+    return decide(answers, zxid_before)
+
+
+def decide(answers, zxid_before):
+    """(outcome, reason) from [(op, what reading its znode gave)]: (data, stat) for a create or
+    set, the stat for a delete, None for a missing znode."""
+    seen = [_look(op, answer, zxid_before) for op, answer in answers]
     states = [state for state, _zxid in seen]
     zxids = {zxid for _state, zxid in seen if zxid is not None}
     if _NOT in states:
