@@ -16,7 +16,15 @@ description:
     change by someone else makes the task fail instead of being overwritten silently; O(version)
     pins the version the znode must have.
   - Missing parents are created in the same transaction as the znode (O(makepath)); a recursive delete
-    runs as multi-op transactions that are undone if a later one fails.
+    runs as multi-op transactions that are undone if a later one fails, each also checking the
+    version of O(path) (as M(zkherd.ops.znode_tree) does), so that it cannot interleave with
+    another writer's transactions on the same tree.
+  - A transaction whose reply is lost with the connection is read back once the connection is
+    back, to find out whether ZooKeeper applied it, before anything is sent again or undone.
+  - A value and an ACL cannot be changed in one transaction; if the value was written and the ACL
+    change is then refused, the task fails with RV(changed=true) and says so. So does a znode
+    made with an ACL that does not let these credentials read it back (a rerun of such a task
+    fails with C(error_kind=auth), so give the credentials read permission in O(acl)).
   - A faster, idempotent replacement for C(community.general.znode), which keeps its O(path) alias
     O(name), its O(value) and O(state) options.
 options:
@@ -253,8 +261,23 @@ created_parents:
   type: list
   elements: str
 deleted:
-  description: Znodes that were (or would be) deleted, deepest first.
+  description:
+    - Znodes that were (or would be) deleted, deepest first. On a failed recursive delete, those
+      that stay deleted.
   returned: always
+  type: list
+  elements: str
+changed:
+  description:
+    - Whether anything was written; on failure too (a value written before the ACL change was
+      refused, a znode created but not readable, transactions undone or maybe applied).
+  returned: always
+  type: bool
+uncertain:
+  description:
+    - On a recursive delete that failed after a lost connection, the znodes of the transaction
+      whose outcome could not be found out (all deleted, or none).
+  returned: failure
   type: list
   elements: str
 error_kind:
