@@ -71,7 +71,14 @@ class ZkModule:
         return self.module.params
 
     def fail(self, exc, **result):
-        self.module.fail_json(msg=exc.message, error_kind=exc.kind, **result)
+        """fail_json with the error; a failed task still says what it did: the error's `result`
+        (set by a module that wrote before failing), and changed when the error says something
+        was (or may have been) written (common.txn.ApplyError.written)."""
+        did = dict(getattr(exc, "result", None) or {})
+        if getattr(exc, "written", False):
+            did.setdefault("changed", True)
+        did.update(result)
+        self.module.fail_json(msg=exc.message, error_kind=exc.kind, **did)
 
     @contextlib.contextmanager
     def session(self):

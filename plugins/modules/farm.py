@@ -52,6 +52,8 @@ options:
         holding the fields of O(set), with the ACL O(acl). Without it, a missing member fails the
         task with C(error_kind=no_node), since members are normally the ephemeral znodes of a
         running join.
+      - The member and its missing parents are made in one transaction; if the ACL does not let
+        the member be made under a new parent, nothing is made.
     type: bool
     default: false
 extends_documentation_fragment:

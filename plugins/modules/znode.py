@@ -18,7 +18,15 @@ description:
     change by someone else makes the task fail instead of being overwritten silently; O(version)
     pins the version the znode must have.
   - Missing parents are created in the same transaction as the znode (O(makepath)); a recursive delete
-    runs as multi-op transactions that are undone if a later one fails.
+    runs as multi-op transactions that are undone if a later one fails, each also checking the
+    version of O(path) (as M(zkherd.ops.znode_tree) does), so that it cannot interleave with
+    another writer's transactions on the same tree.
+  - A transaction whose reply is lost with the connection is read back once the connection is
+    back, to find out whether ZooKeeper applied it, before anything is sent again or undone.
+  - A value and an ACL cannot be changed in one transaction; if the value was written and the ACL
+    change is then refused, the task fails with RV(changed=true) and says so. So does a znode
+    made with an ACL that does not let these credentials read it back (a rerun of such a task
+    fails with C(error_kind=auth), so give the credentials read permission in O(acl)).
   - A faster, idempotent replacement for C(community.general.znode), which keeps its O(path) alias
     O(name), its O(value) and O(state) options.
 options:
@@ -269,8 +277,23 @@ created_parents:
   type: list
   elements: str
 deleted:
-  description: Znodes that were (or would be) deleted, deepest first.
+  description:
+    - Znodes that were (or would be) deleted, deepest first. On a failed recursive delete, those
+      that stay deleted.
   returned: always
+  type: list
+  elements: str
+changed:
+  description:
+    - Whether anything was written; on failure too (a value written before the ACL change was
+      refused, a znode created but not readable, transactions undone or maybe applied).
+  returned: always
+  type: bool
+uncertain:
+  description:
+    - On a recursive delete that failed after a lost connection, the znodes of the transaction
+      whose outcome could not be found out (all deleted, or none).
+  returned: failure
   type: list
   elements: str
 error_kind:
@@ -281,7 +304,7 @@ error_kind:
 """
 
 from ansible_collections.zkherd.ops.plugins.module_utils.common import acl as acls
-from ansible_collections.zkherd.ops.plugins.module_utils.common import codec, paths, tree, txn
+from ansible_collections.zkherd.ops.plugins.module_utils.common import codec, outcome, paths, tree, txn
 from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import (
     ZkError,
     from_kazoo_acls,
@@ -289,7 +312,13 @@ from ansible_collections.zkherd.ops.plugins.module_utils.common.connection impor
     to_kazoo_acls,
     translate,
 )
-from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import NO_NODE, NOT_EMPTY, USAGE, VERSION
+from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import (
+    AUTH,
+    NO_NODE,
+    NOT_EMPTY,
+    USAGE,
+    VERSION,
+)
 from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import ACL_OPTIONS, ZkModule
 
 
@@ -345,7 +374,7 @@ def ensure_present(module, client, path, desired, want_acl, before):
             kazoo_acl = to_kazoo_acls(want_acl) if want_acl else None
             ops = [txn.Op("create", parent, acl=kazoo_acl) for parent in parents]
             ops.append(txn.Op("create", path, desired[0] if desired else b"", acl=kazoo_acl))
-            txn.apply(client, ops)
+            txn.apply(client, ops, wait=p["connect_timeout"])  # one transaction: all or nothing
         return result
     data, stat, current_acl = before
     data_changes = desired is not None and not codec.same(data, desired[0], desired[1], p["value_type"])
@@ -355,14 +384,29 @@ def ensure_present(module, client, path, desired, want_acl, before):
         check_version(path, p["version"], stat)  # only a write needs the pinned version: reruns stay ok
     if module.check_mode:
         return result
-    try:
-        if data_changes:
-            client.set(path, desired[0], version=stat.version)
-        if acl_changes:
-            client.set_acls(path, to_kazoo_acls(want_acl), version=stat.aversion)
-    except Exception as exc:
-        raise translate(exc, "update", path) from None
+    if data_changes:
+        txn.apply(client, [txn.Op("set", path, desired[0], version=stat.version, old=data, czxid=stat.czxid)],
+                  wait=p["connect_timeout"])
+    if acl_changes:
+        set_acl(client, path, want_acl, stat.aversion, data_changes, result)
     return result
+
+
+def set_acl(client, path, want_acl, aversion, data_written, result):
+    """The second write of an update (an ACL cannot be part of a transaction): if it fails, the
+    error still says that the value was written."""
+    try:
+        client.set_acls(path, to_kazoo_acls(want_acl), version=aversion)
+    except Exception as exc:
+        error = translate(exc, "set the ACL of", path)
+        unknown = outcome.lost_connection(exc, client)
+        if not (data_written or unknown):
+            raise error from None
+        acl_state = "it is not known whether its ACL was changed" if unknown else "its ACL was not changed"
+        value_state = "the value of %s was written" % path if data_written else "the value of %s was left alone" % path
+        failure = ZkError("%s, but %s: %s" % (value_state, acl_state, error.message), error.kind)
+        failure.result = dict(result, changed=True)
+        raise failure from None
 
 
 def ensure_absent(module, client, path, before):
@@ -382,8 +426,30 @@ def ensure_absent(module, client, path, before):
         plan = tree.Plan()
         # the root's version is the one read (or pinned) at the start: compare-and-set
         plan.deletes = [(q, nodes[q].data, stat.version if q == path else nodes[q].stat.version) for q in doomed]
-        txn.apply(client, txn.plan_ops(plan, client))
+        # several transactions: each one also checks the root's version (common.txn.Guard)
+        guard = txn.Guard(path, before[0], stat.version, stat.czxid) if len(doomed) > 1 else None
+        try:
+            txn.apply(client, txn.plan_ops(plan, client, nodes), guard, wait=p["connect_timeout"])
+        except txn.ApplyError as exc:
+            exc.result = dict(result, changed=exc.written, uncertain=[op.path for op in exc.uncertain],
+                              deleted=[op.path for op in exc.done if op.kind == "delete"])
+            raise
     return result
+
+
+def read_back(client, path, before):
+    """The znode after a write; if it cannot be read, the error still says what was written."""
+    try:
+        return read(client, path)
+    except ZkError as exc:
+        hint = ""
+        if exc.kind == AUTH:
+            hint = (" (the ACL of the znode does not let these credentials read it, so a rerun of this task "
+                    "will fail the same way: give them read permission in acl)")
+        failure = ZkError("%s was %s, but reading it back failed%s: %s"
+                          % (path, "created" if before is None else "updated", hint, exc.message), exc.kind)
+        failure.result = dict(changed=True, path=path, exists=True, value=None, stat=None)
+        raise failure from None
 
 
 def prepare(params):
@@ -418,7 +484,7 @@ def run(module, client, path, desired, want_acl):
     elif module.check_mode:
         after = predict(before, desired, want_acl) if p["state"] == "present" else None
     else:
-        after = read(client, path)
+        after = read_back(client, path, before)
     result.update(path=path, exists=after is not None, value=None, stat=None)
     if after is not None:
         try:

@@ -11,11 +11,28 @@ version_added: 0.1.0
 description:
   - Loads a whole tree of znodes in one task, from a directory (a folder is a znode, a file is a
     znode holding the file's bytes) or from a nested dict given in the task.
-  - Reads the current subtree with pipelined requests, then applies only the differences as
+  - Reads the current subtree with pipelined requests, as one consistent snapshot (read again if
+    anything under O(path) changed while it was read), then applies only the differences as
     multi-op transactions, each kept under ZooKeeper's request size limit. If one transaction
     fails, those already committed are undone, so a failure leaves the tree as it was.
-  - Every update and delete is compare-and-set against the version read, so concurrent changes
-    make the task fail instead of being overwritten.
+  - Concurrent writers. Every update and delete is compare-and-set against the version read, and
+    every transaction also sets the data of O(path) (same data) with the data version read, so
+    the root's data version grows by one per transaction. Two runs on one tree at the same time
+    cannot interleave their transactions; one of them fails with C(error_kind=version) and the
+    tree is wholly the other's. The one that fails changes nothing if it read the tree before the
+    other's first transaction; if it had already committed some of its own (and the other run
+    then wrote on top of them), they are not undone, so as not to overwrite the other run. This
+    holds between C(znode_tree) runs and recursive deletes by M(zkherd.ops.znode); another
+    program that changes a znode the task writes also makes it fail, one that changes a znode
+    the task only read does not.
+  - A lost connection during a transaction leaves it unknown whether ZooKeeper applied it. The
+    module waits for the connection to come back (up to O(connect_timeout) seconds, in the same
+    session), reads the transaction's znodes and so finds out - applied, it goes on; not applied,
+    it sends it again. If it cannot tell, the task fails with C(error_kind=connect) and the
+    transaction's znodes in RV(uncertain); nothing is undone then.
+  - A failed task still reports what the tree holds; RV(created), RV(updated) and RV(deleted) list
+    what stayed written, and RV(changed) is true whenever something was written, also when it was
+    undone afterwards.
   - Ephemeral znodes (registrations, locks, farm members) belong to other sessions and are never
     updated or pruned; they are listed in RV(kept).
   - Replaces Enclosure and a loop of C(community.general.znode) tasks.
@@ -103,20 +120,37 @@ path:
   returned: always
   type: str
   sample: /app/config
+changed:
+  description:
+    - Whether anything was written. On failure too - true when the task wrote a transaction, even
+      if it was undone then, or may have (RV(uncertain)).
+  returned: always
+  type: bool
 created:
-  description: Znodes created (or to create in check mode), parents first.
+  description:
+    - Znodes created (or to create in check mode), parents first.
+    - On failure, the znodes this task created that still exist (those of undone transactions are
+      not listed).
   returned: always
   type: list
   elements: str
   sample: [/app/config, /app/config/db]
 updated:
-  description: Znodes whose data changed.
+  description: Znodes whose data changed (on failure, as for RV(created)).
   returned: always
   type: list
   elements: str
 deleted:
-  description: Znodes deleted by O(prune), deepest first.
+  description: Znodes deleted by O(prune), deepest first (on failure, as for RV(created)).
   returned: always
+  type: list
+  elements: str
+uncertain:
+  description:
+    - On failure after a lost connection, the znodes of the transaction whose outcome could not be
+      found out; each was created, updated or deleted as the source asked, or left alone - all of
+      them alike, since a transaction is applied whole or not at all.
+  returned: failure
   type: list
   elements: str
 kept:
@@ -133,7 +167,10 @@ transactions:
   type: int
   sample: 2
 error_kind:
-  description: On failure, the kind of error.
+  description:
+    - On failure, the kind of error. V(version) when another writer changed the tree while the task
+      read or wrote it (the message says whether the task changed nothing, or what it left);
+      V(connect) when the connection was lost and the outcome of a transaction is unknown.
   returned: failure
   type: str
   sample: version
@@ -160,15 +197,18 @@ def diff_lines(entries):
     return "".join("%s: %s\n" % (path, codec.preview(data).replace("\n", "\\n")) for path, data in sorted(entries))
 
 
+def done_lists(ops):
+    """created/updated/deleted of the result from ops that were committed."""
+    return dict(created=[op.path for op in ops if op.kind == "create"],
+                updated=[op.path for op in ops if op.kind == "set"],
+                deleted=[op.path for op in ops if op.kind == "delete"])
+
+
 def run(module, client, root, desired, want_acl):
     current = tree.read_tree(client, root)
     plan = tree.plan(current, desired, root, prune=module.params["prune"])
     if root not in current:
         plan.creates[:0] = [(parent, b"") for parent in tree.missing_ancestors(client, root)]
-    transactions = 0
-    if plan.changed and not module.check_mode:
-        create_acl = to_kazoo_acls(want_acl) if want_acl else None
-        transactions = txn.apply(client, txn.plan_ops(plan, client, create_acl))
     result = dict(
         changed=plan.changed,
         path=root,
@@ -176,8 +216,20 @@ def run(module, client, root, desired, want_acl):
         updated=[u[0] for u in plan.updates],
         deleted=[d[0] for d in plan.deletes],
         kept=[dict(path=p, reason=r) for p, r in plan.kept],
-        transactions=transactions,
+        transactions=0,
     )
+    if plan.changed and not module.check_mode:
+        create_acl = to_kazoo_acls(want_acl) if want_acl else None
+        ops = txn.plan_ops(plan, client, current, create_acl)
+        try:
+            result["transactions"] = txn.apply(client, ops, txn.Guard.of(root, current),
+                                               wait=module.params["connect_timeout"])
+        except txn.ApplyError as exc:
+            # what the tree holds now: what stayed committed, and what may have been
+            exc.result = dict(result, changed=exc.written, uncertain=[op.path for op in exc.uncertain],
+                              **done_lists(exc.done))
+            del exc.result["transactions"]
+            raise
     if module._diff:
         result["diff"] = dict(
             before_header=root, after_header=root,

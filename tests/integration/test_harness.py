@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoAuthError
+from kazoo.exceptions import ConnectionLoss, NoAuthError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 from kazoo.retry import KazooRetry
@@ -205,6 +205,69 @@ def test_proxy_reset_all_keeps_session(fault_proxy, make_zk, zk_base):
     states.wait_for(KazooState.CONNECTED, timeout=5)
     assert client.client_id == session
     assert client.exists(zk_base)
+
+
+def test_proxy_lose_reply_of_a_write_it_forwarded(fault_proxy, make_zk, zk, zk_base):
+    """The request reaches the server and is applied; its reply never reaches the client, whose
+    connection is reset; the client reconnects to the same session. Replies before it (a
+    pipelined read) are delivered; the nth request of a type is the one chosen."""
+    proxy = fault_proxy()
+    client = make_zk(proxy.hosts)
+    session = client.client_id
+    states = StateLog(client)
+    proxy.lose_reply("create", nth=2)
+    client.create(f"{zk_base}/first", b"1")  # the 1st create: answered
+    read = client.get_async(zk_base)
+    lost = client.create_async(f"{zk_base}/second", b"2")
+    assert read.get(timeout=10)[0] == b""
+    with pytest.raises(ConnectionLoss):
+        lost.get(timeout=10)
+    assert proxy.wait_fired(1, timeout=10) and proxy.fired == 1
+    assert zk.get(f"{zk_base}/second")[0] == b"2"  # applied by the server all the same
+    states.wait_for(KazooState.CONNECTED, timeout=10)
+    assert client.client_id == session
+    client.create(f"{zk_base}/third")  # fires once: the rule is spent
+    assert proxy.fired == 1 and client.exists(f"{zk_base}/third")
+
+
+def test_proxy_lose_reply_then_no_reconnect(fault_proxy, make_zk, zk, zk_base):
+    proxy = fault_proxy()
+    client = make_zk(proxy.hosts)
+    states = StateLog(client)
+    proxy.lose_reply("multi", then="drop_new")
+    txn = client.transaction()
+    txn.create(f"{zk_base}/a", b"a")
+    txn.set_data(zk_base, b"root")
+    with pytest.raises(ConnectionLoss):
+        txn.commit()
+    assert proxy.mode == "drop_new"
+    states.wait_for(KazooState.SUSPENDED, timeout=10)
+    assert zk.get(f"{zk_base}/a")[0] == b"a" and zk.get(zk_base)[0] == b"root"
+    time.sleep(0.5)  # kazoo keeps trying; every try is refused
+    assert not client.connected
+    proxy.heal()
+    states.wait_for(KazooState.CONNECTED, timeout=15)
+
+
+def test_proxy_hold_after_a_reply_and_before_a_request(fault_proxy, make_zk, zk, zk_base):
+    proxy = fault_proxy()
+    client = make_zk(proxy.hosts)
+    proxy.after_reply("set_data", then="blackhole")
+    client.set(zk_base, b"1")  # answered; then the proxy holds everything
+    assert proxy.mode == "blackhole"
+    held = client.set_async(zk_base, b"2")
+    time.sleep(0.3)
+    assert not held.ready() and zk.get(zk_base)[0] == b"1"
+    proxy.heal()
+    assert held.get(timeout=10).version == 2
+    proxy.before_request("delete", then="blackhole")
+    pending = client.delete_async(zk_base + "/nope")
+    assert proxy.wait_fired(2, timeout=10)
+    time.sleep(0.3)
+    assert not pending.ready()
+    proxy.heal()
+    with pytest.raises(NoNodeError):
+        pending.get(timeout=10)
 
 
 def test_proxy_close_releases_sockets_and_thread(zk_server):

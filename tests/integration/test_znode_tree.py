@@ -91,7 +91,8 @@ def test_failed_transaction_is_undone(zk_server, zk, zk_base):
     result = run["apply"]
     assert result["failed"] and result["error_kind"] == "usage"
     assert "ephemeral znode cannot have children" in result["msg"]
-    assert "1000 operations already committed were undone" in result["msg"]
+    assert "the 999 operations already committed were undone" in result["msg"]  # 1 op a transaction: the guard
+    assert result["changed"] and result["created"] == [], "written, then undone: changed, nothing left"
     assert snapshot(zk, root) == before
 
 

@@ -19,6 +19,30 @@ Semantics:
   the server expiring a session) are delivered after the held bytes. Call
   reset_all() before heal() to drop the partitioned connections instead.
 * reset_all(): abort every open connection with an RST on both ends.
+* lose_reply(opcode, nth=1, then="pass"): lose the reply of a request. The
+  nth request of that type from now on (over any connection; "multi" is a
+  transaction, see OPCODES) is forwarded to the server as usual; when the
+  server's reply to it arrives, the reply is dropped, the bytes before it
+  are delivered, and the connection is reset (RST) on both ends. So the
+  server did process the request (and committed it, for a write that it
+  accepted), but the client only sees a lost connection: the ambiguous
+  outcome every "retry after a lost reply" has to handle. The client then
+  reconnects (same session, if it does so within the session timeout).
+  `then` is the mode the proxy switches to at that moment: "pass" (the
+  client reconnects at once), "drop_new" or "blackhole" (it cannot).
+* after_reply(opcode, nth=1, then="blackhole"): the same request's reply is
+  delivered, and then the proxy switches to mode `then`: with "blackhole",
+  the client is held right after that request (say, between the two
+  transactions of a task) until heal().
+* before_request(opcode, nth=1, then="blackhole"): switch to mode `then` as
+  that request arrives, before it is forwarded: with "blackhole", it is held
+  (with everything after it) until heal() delivers it.
+  One rule is armed at a time (arming replaces it) and it fires once;
+  `fired` counts the rules fired so far, wait_fired(n) waits for the nth.
+  Rules need ZooKeeper's own framing (not TLS): the proxy follows the
+  packets of each connection (a 4-byte length, then xid and type; the
+  first packet each way is the handshake) and leaves anything else
+  (four-letter words) alone.
 
 One selector thread does all socket work; the public methods hand it a
 function and wait until it has run, so a fault is in force when they return.
@@ -40,6 +64,70 @@ _MAX_QUEUED = 1 << 20
 _RECV_SIZE = 65536
 
 
+# ZooKeeper request types (OpCode in the server's source), for lose_reply().
+OPCODES = {
+    "create": 1, "delete": 2, "exists": 3, "get_data": 4, "set_data": 5, "get_acl": 6, "set_acl": 7,
+    "get_children": 8, "sync": 9, "get_children2": 12, "check": 13, "multi": 14, "create2": 15,
+    "create_container": 19, "create_ttl": 21, "multi_read": 22, "close_session": -11,
+}
+_HOUSEKEEPING = {11, 100, 101, 105}  # ping, auth, set watches: never "the nth request of any type"
+_MAX_PACKET = 64 << 20  # larger "lengths" mean the stream is not ZooKeeper's framing
+
+
+class _Packets:
+    """Follows the packets of one direction of a ZooKeeper connection: a 4-byte big-endian
+    length, then the packet, whose first bytes are the xid (and, from the client, the type).
+    The first packet each way is the session handshake, which has neither."""
+
+    def __init__(self, head_size: int):
+        self.head_size = head_size  # length + xid (+ type): what identifies a packet
+        self.number = 0  # packets started so far; 1 is the handshake
+        self.got = 0  # bytes of the current packet seen so far (0: at a boundary)
+        self.total = 0  # 4 + length of the current packet, once known
+        self.head = bytearray()
+        self.broken = False
+
+    def feed(self, data: bytes) -> list:
+        """Split data at packet boundaries: [(piece, number, head)], head being the packet's
+        first head_size bytes once all are known (else None). Not ZooKeeper's framing: one
+        piece with number 0."""
+        if self.broken:
+            return [(data, 0, None)]
+        pieces, pos = [], 0
+        while pos < len(data):
+            if self.got == 0:
+                self.number += 1
+                self.total = 0
+                self.head = bytearray()
+            start = pos
+            if not self.total:  # the length first
+                take = data[pos:pos + 4 - len(self.head)]
+                self.head += take
+                self.got += len(take)
+                pos += len(take)
+                if len(self.head) == 4:
+                    length = struct.unpack(">i", self.head)[0]
+                    if not 0 <= length <= _MAX_PACKET:
+                        self.broken = True
+                        return pieces + [(data[start:], 0, None)]
+                    self.total = 4 + length
+            want = min(self.head_size, self.total) - len(self.head) if self.total else 0
+            if want > 0:
+                take = data[pos:pos + want]
+                self.head += take
+                self.got += len(take)
+                pos += len(take)
+            complete = bool(self.total) and len(self.head) >= min(self.head_size, self.total)
+            if complete:
+                take = min(len(data) - pos, self.total - self.got)
+                self.got += take
+                pos += take
+            pieces.append((data[start:pos], self.number, bytes(self.head) if complete else None))
+            if complete and self.got >= self.total:
+                self.got = 0
+        return pieces
+
+
 class _Conn:
     """A proxied connection; index 0 is the client side, 1 the upstream side."""
 
@@ -52,6 +140,15 @@ class _Conn:
         self.eof = [False, False]
         self.events = [0, 0]
         self.closed = False
+        self.packets = (_Packets(12), _Packets(8))  # client: length, xid, type; server: length, xid
+        self.reply_xid: int | None = None  # the reply a rule waits for (lose_reply, after_reply)
+        self.gate_from = 0  # server packets from this number on wait for their xid to be known
+        self.held = bytearray()  # start of a server packet whose xid is not known yet
+        self.reply_action = ""  # what to do at that reply: "cut" or "switch"
+        self.then = "pass"  # the mode to switch to then
+        self.after_reply = ""  # the reply came: "cut" (lost: reset once what came before it is
+        # delivered) or "switch" (switch modes once it is delivered)
+        self.requests_seen = 0  # client packets whose head was looked at
 
 
 def _parse_target(target: str | tuple[str, int]) -> tuple[str, int]:
@@ -66,6 +163,9 @@ class FaultProxy:
         self.target = _parse_target(target)
         self._mode = "pass"  # pass | drop_new | blackhole
         self._delay = 0.0
+        self._rule = None  # the armed rule: [opcode or None, requests left to skip, action, then-mode]
+        self._fired = 0
+        self._fired_cond = threading.Condition()
         self._conns: set[_Conn] = set()
         self._calls: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
@@ -108,6 +208,39 @@ class FaultProxy:
                 self._close_conn(conn, rst=True)
 
         self._call(reset)
+
+    def lose_reply(self, opcode: str | int | None = "multi", nth: int = 1, then: str = "pass") -> None:
+        """Lose the reply to the nth request of type *opcode* from now on (a name in OPCODES, a
+        number, or None for any request but pings, auth and set-watches): it is forwarded, its
+        reply dropped, the connection reset, and the proxy switches to mode *then*."""
+        self._arm("cut", opcode, nth, then)
+
+    def after_reply(self, opcode: str | int | None = "multi", nth: int = 1, then: str = "blackhole") -> None:
+        """Switch to mode *then* once the reply to the nth request of type *opcode* is delivered."""
+        self._arm("switch", opcode, nth, then)
+
+    def before_request(self, opcode: str | int | None = "multi", nth: int = 1, then: str = "blackhole") -> None:
+        """Switch to mode *then* as the nth request of type *opcode* arrives, before it is forwarded."""
+        self._arm("before", opcode, nth, then)
+
+    def _arm(self, action: str, opcode, nth: int, then: str) -> None:
+        code = OPCODES[opcode] if isinstance(opcode, str) else opcode
+        if then not in ("pass", "drop_new", "blackhole") or nth < 1:
+            raise ValueError("nth >= 1, and then one of pass, drop_new, blackhole")
+
+        def arm() -> None:
+            self._rule = [code, nth - 1, action, then]
+
+        self._call(arm)
+
+    @property
+    def fired(self) -> int:
+        """Rules (lose_reply, after_reply, before_request) fired so far."""
+        return self._fired
+
+    def wait_fired(self, count: int = 1, timeout: float = 30.0) -> bool:
+        with self._fired_cond:
+            return self._fired_cond.wait_for(lambda: self._fired >= count, timeout)
 
     @property
     def mode(self) -> str:
@@ -223,8 +356,71 @@ class FaultProxy:
             data = b""
         if not data:
             conn.eof[side] = True
+        elif side == 0:
+            self._watch_requests(conn, data)
+        elif conn.after_reply == "cut":
+            return  # the reply is lost, and everything after it
+        elif conn.reply_xid is not None:
+            data = self._gate_replies(conn, data)
+        else:
+            conn.packets[1].feed(data)  # only to know where packets start
+        if data or conn.eof[side]:
+            self._queue(conn, side, data)
+
+    def _queue(self, conn: _Conn, side: int, data: bytes) -> None:
         conn.queues[side].append((time.monotonic() + self._delay, data or None))
         conn.queued[side] += len(data)
+
+    def _watch_requests(self, conn: _Conn, data: bytes) -> None:
+        """Find the request the armed rule is about."""
+        for _piece, number, head in conn.packets[0].feed(data):
+            if self._rule is None or head is None or number < 2 or len(head) < 12:
+                continue
+            if number <= conn.requests_seen:
+                continue  # its head was known in an earlier piece
+            conn.requests_seen = number
+            xid, kind = struct.unpack(">ii", head[4:12])
+            code, skip, action, then = self._rule
+            if skip < 0 or ((kind in _HOUSEKEEPING) if code is None else (kind != code)):
+                continue  # taken already, or another kind of request
+            self._rule[1] -= 1
+            if skip:
+                continue
+            if action == "before":  # before _flush forwards it
+                self._fire(then)
+            else:
+                conn.reply_xid, conn.then = xid, then
+                conn.reply_action = action
+                conn.gate_from = conn.packets[1].number + 1
+
+    def _gate_replies(self, conn: _Conn, data: bytes) -> bytes:
+        """Pass the server's packets on until the reply to conn.reply_xid; returns what may be
+        delivered (for lose_reply, not that reply nor anything after it)."""
+        out = bytearray()
+        for piece, number, head in conn.packets[1].feed(data):
+            if 0 < number < conn.gate_from or number == 0:
+                out += piece
+            elif head is None:
+                conn.held += piece
+            elif struct.unpack(">i", head[4:8])[0] == conn.reply_xid:
+                conn.reply_xid = None
+                conn.after_reply = conn.reply_action
+                if conn.after_reply == "cut":
+                    conn.held.clear()
+                    break
+                out += conn.held + piece
+                conn.held.clear()
+            else:
+                out += conn.held + piece
+                conn.held.clear()
+        return bytes(out)
+
+    def _fire(self, then: str) -> None:
+        self._rule = None
+        self._mode = then
+        with self._fired_cond:
+            self._fired += 1
+            self._fired_cond.notify_all()
 
     def _flush(self, conn: _Conn) -> None:
         if self._mode == "blackhole":
@@ -249,6 +445,11 @@ class FaultProxy:
                     pending[0] = (due, data[sent:])
                     break
                 pending.popleft()
+        if conn.after_reply and not conn.queues[1]:  # what came before it is delivered
+            if conn.after_reply == "cut":
+                self._close_conn(conn, rst=True)
+            conn.after_reply = ""
+            self._fire(conn.then)
 
     def _update_events(self, conn: _Conn) -> None:
         if conn.closed:

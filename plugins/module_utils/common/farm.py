@@ -16,7 +16,7 @@ import json
 import os
 import re
 
-from . import codec, paths
+from . import codec, paths, tree, txn
 from .connection import ZkError, translate
 from .errors import NO_NODE, USAGE, VERSION, UserError
 
@@ -268,6 +268,13 @@ def read_members(client, farm_path):
     return members, problems
 
 
+def create_with_parents(client, node, data, acl=None):
+    """*node* and its missing parents (with the same ACL) in one transaction: all or nothing,
+    also when the ACL does not let us create the member under a parent we just made."""
+    ops = [txn.Op("create", parent, acl=acl) for parent in tree.missing_ancestors(client, node)]
+    txn.apply(client, ops + [txn.Op("create", node, data, acl=acl)])
+
+
 def update_member(client, node, change, dry_run=False, create=False, acl=None):
     """Compare-and-set of one member: read it, new = change(doc), write with the version read.
     A write that raced another writer reads again and applies the change on top of theirs, at
@@ -275,7 +282,7 @@ def update_member(client, node, change, dry_run=False, create=False, acl=None):
     and gave up silently). With *create*, a missing member is made from change({}), persistent,
     with missing parents and the kazoo *acl* (None: the client's default). Returns (before, after);
     before is None for a member that was made."""
-    from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+    from kazoo.exceptions import BadVersionError, NoNodeError
 
     for _attempt in range(RETRIES):
         try:
@@ -287,12 +294,12 @@ def update_member(client, node, change, dry_run=False, create=False, acl=None):
             if dry_run:
                 return None, new
             try:
-                client.create(node, encode_member(new), acl=acl, makepath=True)
+                create_with_parents(client, node, encode_member(new), acl)
                 return None, new
-            except NodeExistsError:
-                continue  # joined meanwhile: update it instead
-            except Exception as exc:
-                raise translate(exc, "create", node) from None
+            except txn.ApplyError as exc:
+                if exc.kind == VERSION and not exc.written:
+                    continue  # joined meanwhile (or a parent was made): update it instead
+                raise
         except Exception as exc:
             raise translate(exc, "read", node) from None
         doc = decode_member(data, "member %s" % node)

@@ -13,16 +13,18 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import time
 
 from . import paths
 from .connection import ZkError, translate
-from .errors import USAGE
+from .errors import USAGE, VERSION
 
 DEFAULT_DATA_NAME = ".znode"
 DEFAULT_EXCLUDE = (".*",)
 # ZooKeeper refuses requests over jute.maxbuffer (1 MiB by default); a value must leave room
 # for the path and the request header, so values are held under a round megabyte.
 MAX_VALUE_BYTES = 1000 * 1000
+READ_ATTEMPTS = 5  # reads of a tree that changed while it was read, before giving up
 
 
 class Node:
@@ -41,37 +43,75 @@ class Node:
         return bool(self.stat.ephemeralOwner)
 
 
-def read_tree(client, root, watch=None):
-    """All znodes under *root* (included) as {path: Node}; {} when root does not exist.
+def read_tree(client, root, watch=None, attempts=READ_ATTEMPTS):
+    """All znodes under *root* (included) as {path: Node}, as they were at one moment; {} when
+    root does not exist.
 
     Reads level by level with pipelined async requests: a thousand znodes cost a few round
     trips, not a thousand. Children are listed only for znodes whose stat says they have some,
     which halves the requests for a tree of leaves - unless a *watch* is given (the runner's
     --mirror-dir): then every znode gets a data and a child watch, so that a new child of a leaf
     is seen too. ZooKeeper's own /zookeeper is left out.
+
+    One snapshot: before reading, the client's last zxid Z is taken (a zxid the server had
+    reached; every later read sees at least that state). A read whose znode was changed after Z
+    (its mzxid, or the pzxid of its children, is greater) or that vanished since its parent was
+    listed means the tree changed while being read: it is read again, up to *attempts* times.
+    Otherwise every znode read is as it was at Z, and so is the tree.
     """
+    for attempt in range(attempts):
+        nodes = _read_once(client, root, watch)
+        if nodes is not None:
+            return nodes
+        time.sleep(0.05 * (attempt + 1))
+    raise ZkError("the tree under %s kept changing while it was read (%d times): another writer is at work; "
+                  "nothing was changed" % (root, attempts), VERSION)
+
+
+class _Changed(Exception):
+    """The tree changed while it was read."""
+
+
+def _read_once(client, root, watch):
+    """{path: Node} as of one zxid, or None when the tree changed while it was read."""
     from kazoo.exceptions import NoNodeError
 
-    def answers(requests):
+    def answers(requests, listed=True):
         for path, result in requests:
             try:
-                yield path, result.get()
+                answer = result.get()
             except NoNodeError:
-                continue  # deleted while we were reading: it is simply not there
+                if listed:
+                    raise _Changed() from None  # listed by its parent, gone since
+                continue
             except Exception as exc:
                 raise translate(exc, "read", path) from None
+            if answer[1].mzxid > start or answer[1].pzxid > start:
+                raise _Changed()
+            yield path, answer
 
+    try:
+        client.exists_async(root).get()  # a reply, so that the client's last zxid is recent
+    except Exception as exc:
+        raise translate(exc, "read", root) from None
+    start = getattr(client, "last_zxid", None)
+    if start is None:  # not a kazoo client that tracks it: no check possible
+        start = float("inf")
     nodes = {}
-    level = [root]
-    while level:
-        read = dict(answers([(p, client.get_async(p, watch=watch)) for p in level]))
-        parents = [p for p, answer in read.items() if answer[1].numChildren or watch]
-        children = dict(answers([(p, client.get_children_async(p, watch=watch)) for p in parents]))
-        level = []
-        for path, (data, stat) in read.items():
-            names = sorted(children.get(path, ()))
-            nodes[path] = Node(path, data, stat, names)
-            level.extend(c for c in (paths.join(path, name) for name in names) if not paths.is_system(c))
+    level, listed = [root], False
+    try:
+        while level:
+            read = dict(answers([(p, client.get_async(p, watch=watch)) for p in level], listed))
+            parents = [p for p, answer in read.items() if answer[1].numChildren or watch]
+            children = dict(answers([(p, client.get_children_async(p, watch=watch, include_data=True))
+                                     for p in parents]))
+            level, listed = [], True
+            for path, (data, stat) in read.items():
+                names = sorted(children[path][0]) if path in children else []
+                nodes[path] = Node(path, data, stat, names)
+                level.extend(c for c in (paths.join(path, name) for name in names) if not paths.is_system(c))
+    except _Changed:
+        return None
     return nodes
 
 
