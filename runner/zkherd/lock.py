@@ -165,7 +165,8 @@ class Lock:
         self.log.warning("foreign node in the lock, ignored: no session owns it, so no runner holds it; " + action,
                          lock=self.path, node=node)
         if self.on_foreign is not None:
-            self.on_foreign("foreign node %s in the lock %s (persistent, ignored): %s" % (node, self.path, action))
+            self.on_foreign("foreign node %s in the lock %s (owned by no session, ignored): %s"
+                            % (node, self.path, action))
 
     def still_held(self, client):
         """After a watch fired while holding: are our lock- and run- nodes both still there, and
