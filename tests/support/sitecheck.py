@@ -201,8 +201,8 @@ class Site:
                 if any(path in what for what in allowed):
                     self.zk.delete(path)
             raise CheckFailed("an anonymous client could %s" % ", ".join(allowed))
-        yield "acls: an anonymous client may not %s, %s, ... (%d tries, all denied)" % (tries[0][0], tries[-1][0],
-                                                                                       len(tries))
+        yield "acls: an anonymous client may not %s, %s, ... (%d tries, all denied)" % (
+            tries[0][0], tries[-1][0], len(tries))
 
     def ports(self):
         """Each server's client ports from its zoo.cfg: bound to one address, and with TLS on, no
