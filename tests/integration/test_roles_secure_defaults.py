@@ -91,8 +91,8 @@ def test_an_auth_acl_without_credentials_fails_the_role(tmp_path):
     for role, (task, entries) in checks.items():
         refused = run_playbook([role_task(role, task)], play_vars=role_vars(role, zkherd_auth="", **entries))
         assert refused.rc != 0 and "open ACL deliberately" in refused.output, (role, refused.output[-2000:])
-        opened = run_playbook([role_task(role, task)], play_vars=role_vars(role, zkherd_auth="", zkherd_acl=[],
-                                                                              **entries))
+        opened_vars = role_vars(role, zkherd_auth="", zkherd_acl=[], **entries)
+        opened = run_playbook([role_task(role, task)], play_vars=opened_vars)
         assert opened.rc == 0, (role, opened.output[-2000:])
         default = run_playbook([role_task(role, task)], play_vars=role_vars(role, **entries))
         assert default.rc == 0, (role, default.output[-2000:])
