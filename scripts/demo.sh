@@ -3,7 +3,9 @@
 # systemd-nspawn boxes (tests/support/boxes.py; the Debian root is built once, then cached),
 # deploys with the roles (playbooks/site.yml: a ZooKeeper ensemble across the boxes - the embedded
 # default - the runner, a singleton service, a rolling-config service, a farm with exports, a
-# leader-only timer), then shows each capability working (tests/support/sitecheck.py).
+# leader-only timer), then shows each capability working (tests/support/sitecheck.py). Secure by
+# default: every znode belongs to the deployment's credentials, which the runner role generated on
+# the first run (playbooks/credentials/, see docs/security.md); the commands below use a copy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LANG=C.UTF-8 LC_ALL=C.UTF-8 ANSIBLE_CONFIG=$PWD/ansible.cfg PATH=$PWD/.venv/bin:$PATH
@@ -25,13 +27,16 @@ sed -n '/PLAY RECAP/,$p' "$log"
 echo "[demo] what runs now:"
 python -m tests.support.sitecheck --state "$state" --zk "$zk"
 pid1=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["box1"]["pid"])' "$state/boxes.json")
+auth=$PWD/.cache/demo-auth  # the credentials the boxes use, for the commands below
+(umask 077; nsenter -t "$pid1" -a cat /etc/zkherd/auth >"$auth")
 cat <<TXT
 
 Poke at it (the boxes share this machine's network; ZooKeeper is at $zk):
   box1:         nsenter -t $pid1 -a systemctl status 'zkherd-*'     (other boxes: $state/boxes.json)
   its logs:     nsenter -t $pid1 -a journalctl -u zkherd-hello -u zkherd-web -f
-  the farm:     .venv/bin/zkherd farm ls /services/db --fields hostname,enabled --zk $zk
-  set a field:  .venv/bin/zkherd farm set /services/db/box2 enabled 0 --zk $zk   (box2's /var/service/db/enabled follows; the haproxy backends drop box2)
-  a new config: .venv/bin/ansible localhost -m zkherd.ops.znode -a 'path=/config/web/web.conf value="greeting = hi" hosts=$zk'
+  the farm:     .venv/bin/zkherd farm ls /services/db --fields hostname,enabled --zk $zk --auth-file $auth
+  set a field:  .venv/bin/zkherd farm set /services/db/box2 enabled 0 --zk $zk --auth-file $auth   (box2's /var/service/db/enabled follows; the haproxy backends drop box2)
+  a new config: ZKHERD_AUTH=\$(cat $auth) .venv/bin/ansible localhost -m zkherd.ops.znode -a 'path=/config/web/web.conf value="greeting = hi" hosts=$zk'
+  without credentials everything above is denied (exit 77): the znodes belong to the deployment
   run again:    make demo        tear down: make demo-stop
 TXT

@@ -14,6 +14,14 @@ A holder whose lock- node is deleted by hand stops its child and deletes its run
 the next in line is first in the lock- line at once, but not in the run- line until the old child
 is dead. The same holds the other way round when a run- node is deleted by hand. The fencing
 token is the czxid of the run- node: it grows with every new holder.
+
+A persistent (or container) node in either line is foreign: runners only make ephemeral nodes,
+so no runner holds it and it would never go away (a client that may write the lock can squat it
+that way). It is left out of the line, logged at WARNING once and reported to *on_foreign* (the
+alert command). We learn it from the stats of the nodes we wait on, which we fetch anyway to watch
+them: a foreign node costs one more look, a lock without one costs nothing more. Skipping it keeps
+mutual exclusion: every contender sees the same stat for a node, and a node that no session owns
+runs no child.
 """
 
 from __future__ import annotations
@@ -24,6 +32,9 @@ from zkherd.common import paths
 from zkherd.common.connection import translate
 
 QUEUE, RUN = "lock-", "run-"
+# ephemeralOwner of the nodes that no session owns: 0 (persistent) and Long.MIN_VALUE (a container,
+# which the server never deletes while it has had no children). TTL nodes go when their TTL ends.
+NO_SESSION = (0, -(2 ** 63))
 
 
 def _sequence(name):
@@ -45,7 +56,7 @@ class LockLost(Exception):
 
 
 class Lock:
-    def __init__(self, path, slots, ident, wakeup, log, op_timeout, event="lock"):
+    def __init__(self, path, slots, ident, wakeup, log, op_timeout, event="lock", on_foreign=None):
         self.path = path
         self.event = event  # what our watches post to the main loop
         self.slots = slots
@@ -57,6 +68,9 @@ class Lock:
         self.place = None  # our lock- node name
         self.run = None  # our run- node name
         self.token = None
+        self.lost = False  # one of our nodes went: release deletes only what is still ours
+        self.on_foreign = on_foreign  # called with a message for each foreign node seen
+        self.foreign = set()  # (name, czxid) of the foreign nodes already reported
 
     def _watch(self, event):
         self.wakeup.post(self.event, event.path)
@@ -93,6 +107,7 @@ class Lock:
         pending = [client.exists_async(paths.join(self.path, n), watch=self._watch) for n in (self.run, self.place)]
         stat, held = [self._get(p) for p in pending]
         if stat is None or held is None:
+            self.lost = True
             raise LockLost("our lock nodes were deleted as soon as they were made")
         self.token = stat.czxid
         self.log.info("queued for lock", lock=self.path, node=self.node)
@@ -103,9 +118,12 @@ class Lock:
         children = self._get(self.client.get_children_async(self.path))
         line, runs = in_order(children, QUEUE), in_order(children, RUN)
         if self.place not in line or self.run not in runs:
+            self.lost = True
             raise LockLost("one of our lock nodes (%s, %s) is gone" % (self.place, self.run))
         self.log.debug("lock: looked at the line", lock=self.path, contenders=len(line))
-        waiting_for = _ahead(line, self.place, self.slots) + _ahead(runs, self.run, self.slots)
+        waiting_for = self._waiting_for(line, runs)
+        if waiting_for is None:
+            return self._step()  # one of them went meanwhile: look again
         if not waiting_for:
             # We hold it: watch our own nodes (again) before the child may start. A connection
             # loss clears every watch - kazoo does not set them again on the new connection - and
@@ -113,23 +131,57 @@ class Lock:
             if not self.still_held(self.client):
                 raise LockLost("one of our lock nodes (%s, %s) is gone" % (self.place, self.run))
             return True
-        if not _ahead(line, self.place, self.slots):
+        if not set(waiting_for) & set(line):
             self.log.info("first in line, waiting for an earlier holder's child to end", lock=self.path,
                           waiting_for=",".join(waiting_for))
-        pending = [self.client.exists_async(paths.join(self.path, n), watch=self._watch) for n in waiting_for]
-        if any(self._get(p) is None for p in pending):
-            return self._step()  # one of them went meanwhile: look again
         return False
 
+    def _waiting_for(self, line, runs):
+        """The nodes ahead of us that we wait for, each watched, foreign ones left out; None if
+        one of them is gone already."""
+        stats, foreign = {}, set()
+        while True:
+            wanted = (_ahead([n for n in line if n not in foreign], self.place, self.slots)
+                      + _ahead([n for n in runs if n not in foreign], self.run, self.slots))
+            new = [n for n in wanted if n not in stats]
+            pending = [self.client.exists_async(paths.join(self.path, n), watch=self._watch) for n in new]
+            stats.update(zip(new, (self._get(p) for p in pending)))
+            if any(stats[n] is None for n in wanted):
+                return None
+            persistent = [n for n in wanted if stats[n].ephemeralOwner in NO_SESSION]
+            if not persistent:
+                return wanted
+            for name in persistent:
+                self._report_foreign(name, stats[name])
+            foreign.update(persistent)
+
+    def _report_foreign(self, name, stat):
+        if (name, stat.czxid) in self.foreign:
+            return
+        self.foreign.add((name, stat.czxid))
+        node = paths.join(self.path, name)
+        action = ("delete it, and give the lock an ACL that only the deployment's credentials may write "
+                  "(--acl auth::rwcda)")
+        self.log.warning("foreign node in the lock, ignored: no session owns it, so no runner holds it; " + action,
+                         lock=self.path, node=node)
+        if self.on_foreign is not None:
+            self.on_foreign("foreign node %s in the lock %s (owned by no session, ignored): %s"
+                            % (node, self.path, action))
+
     def still_held(self, client):
-        """After a watch fired while holding: are our lock- and run- nodes both still there?"""
+        """After a watch fired while holding: are our lock- and run- nodes both still there, and
+        still ours (not a node of the same name made by someone else after deleting ours)?"""
         pending = [client.exists_async(paths.join(self.path, n), watch=self._watch) for n in (self.place, self.run)]
-        return all(self._get(p) is not None for p in pending)
+        held = all(self._owned(client, self._get(p)) for p in pending)
+        self.lost = self.lost or not held
+        return held
 
     def release(self, client):
         """Delete what is left of our nodes, in one transaction (one wake-up for the next in
         line); called only once our child is dead."""
         names = [n for n in (self.run, self.place) if n]
+        if self.lost:  # someone deleted one of them and may have made a node of the same name
+            names = [n for n in names if self._ours(client, n)]
         if names:
             txn = client.transaction()
             for name in names:
@@ -141,7 +193,16 @@ class Lock:
                     except NoNodeError:
                         pass
         self.place = self.run = self.token = None
+        self.lost = False
+
+    def _ours(self, client, name):
+        return self._owned(client, self._get(client.exists_async(paths.join(self.path, name))))
+
+    @staticmethod
+    def _owned(client, stat):
+        return stat is not None and stat.ephemeralOwner == client.client_id[0]
 
     def forget_session(self):
         """The session expired: the server deleted our ephemeral nodes."""
         self.place = self.run = self.token = None
+        self.lost = False

@@ -12,15 +12,14 @@ rollback the previous files are put back and the lock released, and other hosts 
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 
-from kazoo.exceptions import ConnectionLoss, NoNodeError, SessionExpiredError
+from kazoo.exceptions import ConnectionLoss, SessionExpiredError
 
-from zkherd.common import paths
 from zkherd.common.connection import ZkError
 from zkherd.configsync import ConfigSync
+from zkherd.failedversion import FailedVersions
 from zkherd.health import HEALTHY, UNHEALTHY, Health
 from zkherd.lock import Lock, LockLost
 from zkherd.tasks import Task, command_env
@@ -40,7 +39,9 @@ class Rollout:
         self.health = (Health(opts.health, opts.health_delay, opts.health_interval, opts.health_timeout,
                               opts.health_rise, opts.health_fall, command_env(), self.log) if opts.health else None)
         self.rolling = (Lock(opts.rolling_lock, opts.rolling_slots, opts.id, runner.wakeup, self.log, timeout,
-                             event="rolling") if opts.rolling_lock else None)
+                             event="rolling", on_foreign=lambda message: self.alert("foreign-lock-node", message))
+                        if opts.rolling_lock else None)
+        self.failed_versions = FailedVersions(opts.rolling_lock, opts.id, self.log) if opts.rolling_lock else None
         self.phase = IDLE
         self.rolling_held = False
         self.rolling_dirty = False
@@ -267,29 +268,13 @@ class Rollout:
             self.phase = IDLE
 
     def record_failed(self, version, why):
-        if self.rolling is None or not self.runner.connected:
-            return
-        node = paths.join(self.opts.rolling_lock, "failed")
-        data = json.dumps({"version": version, "host": socket.gethostname(), "id": self.opts.id,
-                           "reason": why, "time": time.time()}).encode()
-        client = self.runner.session.client
-        timeout = self.runner.op_timeout
-        try:
-            try:
-                client.set_async(node, data).get(timeout=timeout)
-            except NoNodeError:
-                client.create_async(node, data, makepath=True).get(timeout=timeout)
-        except Exception as exc:  # the alert and the log still say it
-            self.log.warning("could not record the failed version", node=node, error=str(exc))
+        if self.failed_versions is not None and self.runner.connected:
+            self.failed_versions.record(self.runner.session.client, version, why, self.runner.op_timeout)
 
     def learn_failed(self, client):
         """Another host may have failed (and rolled back) the version we are about to apply."""
-        try:
-            data = client.get_async(paths.join(self.opts.rolling_lock, "failed")).get(timeout=self.runner.op_timeout)[0]
-            version = json.loads(data.decode("utf-8")).get("version")
-        except (NoNodeError, ValueError, AttributeError):
-            return
-        if isinstance(version, int) and (self.sync.failed_version or 0) < version:
+        version = self.failed_versions.newest(client, self.runner.op_timeout)
+        if version is not None and (self.sync.failed_version or 0) < version:
             self.sync.failed_version = version
 
     def alert(self, kind, message):

@@ -76,7 +76,8 @@ class Runner:
         opts = self.opts
         self.op_timeout = max(0.2, min(2.0, self.session.timeout / 3.0))
         if opts.lock:
-            self.lock = Lock(opts.lock, opts.slots, opts.id, self.wakeup, self.log, self.op_timeout)
+            self.lock = Lock(opts.lock, opts.slots, opts.id, self.wakeup, self.log, self.op_timeout,
+                             on_foreign=self.foreign_lock_node)
             if opts.wait_timeout is not None:
                 self.wait_deadline = time.monotonic() + opts.wait_timeout
         if opts.register:
@@ -161,6 +162,8 @@ class Runner:
                 self.lose_lock(str(exc))
             else:
                 self.lock.release(client)
+                self.retry_at = time.monotonic() + 0.1  # queue again soon, without waiting for an event
+                return 0.1
         except ZkError as exc:
             self.log.error(exc.message)
             if exc.kind in (AUTH, USAGE):  # will not get better by trying again
@@ -176,6 +179,10 @@ class Runner:
             self.retry_at = time.monotonic() + 0.2
             return 0.2
         return None
+
+    def foreign_lock_node(self, message):
+        if self.rollout is not None:  # it runs the --alert command
+            self.rollout.alert("foreign-lock-node", message)
 
     def step_lock(self, client):
         held = self.lock.step(client)

@@ -3,6 +3,7 @@ arithmetic, exit codes. Behaviour is tested against real servers in tests/integr
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -119,3 +120,20 @@ def test_farm_join_merge_compares_with_types():
     assert isinstance(merged["weight"], float) and conflicts == []
     merged, conflicts = merge(base, {"enabled": 1.0, "weight": 2}, {"enabled": True, "weight": 2})
     assert conflicts == ["enabled"] and isinstance(merged["enabled"], float)  # both changed it, differently
+
+
+def test_a_failed_version_record_must_name_a_version_older_than_itself():
+    from zkherd.failedversion import recorded_version
+
+    def record(version):
+        return json.dumps({"version": version, "reason": "x"}).encode()
+
+    assert recorded_version(record(41), 42) == (41, None)
+    assert recorded_version(record(0), 42) == (0, None)
+    for bad, why in ((42, "newer than the record"), (2 ** 62, "newer than the record"), (-1, "negative"),
+                     ("41", "not a number"), (True, "not a number"), (None, "not a number"), (4.5, "not a number")):
+        version, reason = recorded_version(record(bad), 42)
+        assert version is None and why in reason, (bad, reason)
+    assert recorded_version(b"[1]", 42)[1] == "it is not a JSON object"
+    assert recorded_version(b"\xff", 42)[1] == "it is not JSON"
+    assert recorded_version(b"{", 42)[1] == "it is not JSON"

@@ -2,9 +2,13 @@
 converged: each capability, seen from outside with systemctl, journalctl and ZooKeeper reads.
 
     python -m tests.support.sitecheck --state DIR --zk HOSTS [--strict]
+        [--tls-ca PEM --tls-cert PEM --tls-key PEM --anonymous-cert PEM --anonymous-key PEM]
+        [--closed HOST:PORT,...]
 
 prints a few readable lines per capability; with --strict (molecule verify) any check that does
-not hold makes the exit code 1. The names below are the ones playbooks/site.yml deploys.
+not hold makes the exit code 1. The names below are the ones playbooks/site.yml deploys. It reads
+ZooKeeper with the deployment's credentials, the ones the runner role wrote to /etc/zkherd/auth;
+an anonymous client (over TLS: one with another certificate) must be denied what the services made.
 """
 
 from __future__ import annotations
@@ -12,17 +16,21 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
 
 SINGLETON_UNIT, SINGLETON_REGISTRY = "zkherd-hello.service", "/services/hello"
 ROLLING_UNIT, ROLLING_ZNODE, ROLLING_FILE = "zkherd-web.service", "/config/web/web.conf", "/etc/demo/web.conf"
 FARM, EXPORTS = "/services/db", ("/etc/haproxy/db-backend.cfg", "/srv/www/database.php")
 CRON_UNIT, CRON_TICKS = "zkherd-cron-tick.service", "/cron/demo/ticks/tick"
+LOCK, ROLLING_LOCK, CONFIG = "/locks/hello", "/rolling/web", "/config"
+AUTH_FILE, ZOO_CFG = "/etc/zkherd/auth", "/etc/zookeeper/conf_zookeeper/zoo.cfg"
 
 
 class CheckFailed(Exception):
@@ -30,10 +38,24 @@ class CheckFailed(Exception):
 
 
 class Site:
-    def __init__(self, state, hosts):
+    def __init__(self, state, hosts, tls=None, anonymous_tls=None, closed=()):
         self.boxes = {name: box["pid"] for name, box in json.loads((Path(state) / "boxes.json").read_text()).items()}
-        self.zk = KazooClient(hosts=hosts, timeout=10)
-        self.zk.start(timeout=30)
+        self.hosts, self.tls, self.closed = hosts, tls, closed
+        credentials = self.sh(sorted(self.boxes)[0], "cat", AUTH_FILE).stdout.strip()  # none: an open site
+        self.zk = self.client(tls, auth_data=[("digest", credentials)] if credentials else None)
+        self.anonymous = self.client(anonymous_tls)
+
+    def client(self, tls, **kwargs):
+        if tls:
+            kwargs.update(use_ssl=True, ca=tls[0], certfile=tls[1], keyfile=tls[2])
+        client = KazooClient(hosts=self.hosts, timeout=10, **kwargs)
+        client.start(timeout=30)
+        return client
+
+    def close(self):
+        for client in (self.zk, self.anonymous):
+            client.stop()
+            client.close()
 
     def sh(self, box, *cmd, check=False, timeout=60):
         done = subprocess.run(["nsenter", "-t", str(self.boxes[box]), "-a", *cmd], capture_output=True, text=True,
@@ -148,6 +170,66 @@ class Site:
         yield "cron: leader-only timer, one box per tick: %s" % ", ".join(
             "%s on %s" % (tick, boxes[0]) for tick, boxes in sorted(ran.items())[-4:])
 
+    def denied(self):
+        """What the services made belongs to the deployment's credentials: an anonymous client may
+        neither read, list, delete nor squat it (docs/security.md, "Secure by default")."""
+        def first(path):
+            children = sorted(self.zk.get_children(path)) if self.zk.exists(path) else []
+            if not children:
+                raise CheckFailed("nothing under %s to try" % path)
+            return path + "/" + children[0]
+
+        members = [first(LOCK), first(SINGLETON_REGISTRY), first(FARM),
+                   self.wait("a cron tick marker", lambda: self.zk.exists(CRON_TICKS) and first(CRON_TICKS), 60)]
+        tries = [("read %s" % node, lambda node=node: self.anonymous.get(node)) for node in members + [ROLLING_ZNODE]]
+        tries += [("list %s" % path, lambda path=path: self.anonymous.get_children(path))
+                  for path in (LOCK, SINGLETON_REGISTRY, FARM, ROLLING_LOCK, CONFIG)]
+        squat, record = LOCK + "/lock-0000000000", ROLLING_LOCK + "/failed"
+        tries += [("delete %s" % members[0], lambda: self.anonymous.delete(members[0])),
+                  ("squat %s" % LOCK, lambda: self.anonymous.create(squat)),
+                  ("write %s" % record, lambda: self.anonymous.create(record, b'{"version": 1}')),
+                  ("change %s" % ROLLING_ZNODE, lambda: self.anonymous.set(ROLLING_ZNODE, b"greeting = x\n"))]
+        allowed = []
+        for what, attempt in tries:
+            try:
+                attempt()
+                allowed.append(what)
+            except NoAuthError:
+                pass
+        if allowed:
+            for path in (squat, record):  # undo what an open ACL let through
+                if any(path in what for what in allowed):
+                    self.zk.delete(path)
+            raise CheckFailed("an anonymous client could %s" % ", ".join(allowed))
+        yield "acls: an anonymous client may not %s, %s, ... (%d tries, all denied)" % (
+            tries[0][0], tries[-1][0], len(tries))
+
+    def ports(self):
+        """Each server's client ports from its zoo.cfg: bound to one address, and with TLS on, no
+        plain port; the plain ports given with --closed refuse connections."""
+        seen = []
+        for box in sorted(self.boxes):
+            cfg = dict(line.split("=", 1) for line in self.sh(box, "cat", ZOO_CFG, check=True).stdout.splitlines()
+                       if "=" in line and not line.startswith("#"))
+            if "clientPort" in cfg and "clientPortAddress" not in cfg:
+                raise CheckFailed("%s: the client port %s listens on every address" % (box, cfg["clientPort"]))
+            if "secureClientPort" in cfg and "clientPort" in cfg:
+                raise CheckFailed("%s: TLS is on, and the plain port %s is open too" % (box, cfg["clientPort"]))
+            if "secureClientPort" in cfg and "secureClientPortAddress" not in cfg:
+                raise CheckFailed("%s: the TLS port %s listens on every address" % (box, cfg["secureClientPort"]))
+            seen.append("%s %s" % (box, "TLS only on %s:%s" % (cfg["secureClientPortAddress"], cfg["secureClientPort"])
+                                   if "secureClientPort" in cfg else
+                                   "plain on %s:%s" % (cfg["clientPortAddress"], cfg["clientPort"])))
+        for address in self.closed:
+            host, port = address.rsplit(":", 1)
+            try:
+                socket.create_connection((host, int(port)), timeout=3).close()
+            except OSError:
+                continue
+            raise CheckFailed("the plain client port %s accepts connections" % address)
+        closed = " (plain ports %s refuse connections)" % ", ".join(self.closed) if self.closed else ""
+        yield "ports: %s%s" % ("; ".join(seen), closed)
+
     def units(self):
         for box in self.boxes:
             units = "ls /etc/systemd/system/zkherd-*.service /etc/systemd/system/zkherd-*.timer " \
@@ -168,17 +250,26 @@ def main(argv=None):
     parser.add_argument("--state", required=True, help="the boxes' state folder (tests/support/boxes.py)")
     parser.add_argument("--zk", required=True, help="the ensemble, host:port,...")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any check fails")
+    parser.add_argument("--tls-ca", help="TLS to ZooKeeper: the CA (PEM file)")
+    parser.add_argument("--tls-cert", help="the deployment's client certificate (PEM file)")
+    parser.add_argument("--tls-key", help="its key (PEM file)")
+    parser.add_argument("--anonymous-cert", help="another client certificate, for the anonymous client over TLS")
+    parser.add_argument("--anonymous-key", help="its key")
+    parser.add_argument("--closed", default="", help="plain client ports (HOST:PORT,...) that must refuse connections")
     args = parser.parse_args(argv)
-    site = Site(args.state, args.zk)
+    tls = (args.tls_ca, args.tls_cert, args.tls_key) if args.tls_ca else None
+    anonymous = (args.tls_ca, args.anonymous_cert, args.anonymous_key) if args.tls_ca else None
+    site = Site(args.state, args.zk, tls, anonymous, [a for a in args.closed.split(",") if a])
     failed = 0
-    for check in (site.singleton, site.takeover, site.roll, site.export, site.cron, site.units):
+    for check in (site.singleton, site.takeover, site.roll, site.export, site.cron, site.denied, site.ports,
+                  site.units):
         try:
             for line in check():
                 print(line, flush=True)
         except CheckFailed as exc:
             failed += 1
             print("FAILED %s: %s" % (check.__name__, exc), flush=True)
-    site.zk.stop()
+    site.close()
     return 1 if failed and args.strict else 0
 
 

@@ -1,24 +1,39 @@
 """The mode of a ZooKeeper server (standalone, leader, follower, observer), from its `srvr` answer.
 
-    zk_mode.py HOST PORT [TIMEOUT]
+    zk_mode.py HOST PORT [TIMEOUT] [--tls KEYSTORE]
 
 Without TIMEOUT: asks once and prints the mode, or `down` (no answer) or `not-serving` (running
 but not in a quorum); exit status 0. With TIMEOUT (seconds): asks until the server serves (a mode
 above) and prints it, exit status 0; or exit status 1 after TIMEOUT with the last answer.
+With --tls, PORT is the secureClientPort and the question goes over TLS, with the server's own key
+store (key and certificate, PEM) as client certificate: the plain port may be closed. The server's
+certificate is not checked - this asks the server on this very host for its mode, nothing more.
 Needs `srvr` in 4lw.commands.whitelist. Standard library only: it runs on the managed host.
 """
 
 import re
 import socket
+import ssl
 import sys
 import time
 
 SERVING = ("standalone", "leader", "follower", "observer")
 
 
-def mode(host, port):
+def _connect(host, port, keystore):
+    sock = socket.create_connection((host, port), timeout=3)
+    if keystore is None:
+        return sock
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.load_cert_chain(keystore)
+    return context.wrap_socket(sock)
+
+
+def mode(host, port, keystore=None):
     try:
-        with socket.create_connection((host, port), timeout=3) as sock:
+        with _connect(host, port, keystore) as sock:
             sock.sendall(b"srvr")
             chunks = []
             while True:
@@ -33,13 +48,17 @@ def mode(host, port):
 
 
 def main(argv):
+    keystore = None
+    if "--tls" in argv:
+        at = argv.index("--tls")
+        keystore, argv = argv[at + 1], argv[:at] + argv[at + 2:]
     host, port = argv[1], int(argv[2])
     if len(argv) < 4:
-        print(mode(host, port))
+        print(mode(host, port, keystore))
         return 0
     deadline = time.monotonic() + float(argv[3])
     while True:
-        now = mode(host, port)
+        now = mode(host, port, keystore)
         if now in SERVING:
             print(now)
             return 0
