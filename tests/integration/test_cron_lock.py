@@ -83,8 +83,10 @@ def test_a_flock_held_by_a_user_in_the_old_place_does_not_stop_the_job(zk_server
     planted = Path(tempfile.gettempdir()) / lock_name(leader)
     holder = user.popen(["flock", str(planted), "sleep", "600"], tmp_path / "holder.log")
     try:
-        wait_for(lambda: planted.exists() and subprocess.run(["flock", "-n", str(planted), "true"]).returncode != 0,
-                 15, message="the user's flock on %s" % planted)
+        def held():
+            return planted.exists() and subprocess.run(["flock", "-n", str(planted), "true"], check=False).returncode
+
+        wait_for(held, 15, message="the user's flock on %s" % planted)
         run = cron(zk_server.hosts, leader, "touch", str(tmp_path / "ran"))
         assert run.returncode == 0 and (tmp_path / "ran").exists(), "the user's flock stopped the job: %d %s" % (
             run.returncode, run.stderr)

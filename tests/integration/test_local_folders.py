@@ -122,8 +122,7 @@ def race_pushes(push, racer, process, outside, done_pattern, replant):
 
 
 @pytest.mark.parametrize("how", ["mirror", "mirror-dir"])
-def test_runner_temp_file_swapped_for_a_symlink_cannot_take_over_a_root_file(zk_server, zk, zk_base, site, user,
-                                                                              tmp_path, how):
+def test_run_temp_swap_cannot_take_over_a_root_file(zk_server, zk, zk_base, site, user, tmp_path, how):
     """The user owns app.conf (they can always put a file of theirs there), so root gives the new
     file to them; swapping the temp file (or folder) for a symlink to a root file must not give
     them that file, nor change anything else outside. A symlink in place of the file is refused."""
@@ -161,8 +160,7 @@ def test_runner_temp_file_swapped_for_a_symlink_cannot_take_over_a_root_file(zk_
     runner.stop()
 
 
-def test_mirror_dir_stale_file_under_a_swapped_folder_is_not_deleted_outside(zk_server, zk, zk_base, site, user,
-                                                                            tmp_path):
+def test_mirror_dir_stale_file_under_a_swapped_folder(zk_server, zk, zk_base, site, user, tmp_path):
     """A file of a subfolder whose znode is gone is deleted with the next install; the user swaps
     that subfolder for a symlink to a root folder between the listing and the deletion."""
     shared, outside = site
@@ -214,7 +212,7 @@ def test_farm_join_djb_directory_temp_swap_and_stale_swap(zk_server, zk, zk_base
 
     # a stale field's file below a folder the user swaps for a symlink to a root folder
     zk.set(node, json.dumps({"enabled": "1", "big": "small", "sub": {"victim": "x"}}).encode())  # no dot: a field
-    wait_for(lambda: (shared / "sub" / "victim").exists(), 30, message=lambda: joined.log()[-2000:])
+    wait_for((shared / "sub" / "victim").exists, 30, message=lambda: joined.log()[-2000:])
     user.give(shared / "sub")
     before = snapshot(outside)
     racer = Racer(user, tmp_path / "racer2.log", "swap-dir", shared, "sub", outside)
