@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+from zkherd.install import FileSet, LocalFileError
 from zkherd.mirror import Mirror
 from zkherd.tasks import Task, command_env
 
@@ -28,12 +29,11 @@ class ConfigSync:
         self.dirty = True
         self.first_change = self.last_change = time.monotonic() - quiet
         self.check = None  # the running --check-cmd Task
-        self.staged = None  # [(local, tmp)] waiting for the check
-        self.stale = []  # files of mirrored directories to delete with the install
+        self.staged = None  # the FileSet waiting for the check: files to write, stale files to delete
         self.staged_version = None
         self.version = None  # installed (or found already in place)
         self.failed_version = None
-        self.last_good = None  # {local: bytes} before the last install, for --on-failure rollback
+        self.last_good = None  # {Target: bytes} before the last install, for --on-failure rollback
         self.waiting = None  # why the first files cannot be installed yet (for the service manager's status)
 
     def changed(self):
@@ -68,20 +68,31 @@ class ConfigSync:
                           version=version)
             self.waiting = "waiting for a configuration newer than failed version %d" % version
             return "failed"
-        changes, stale = self.mirror.changes(snap), self.mirror.stale(snap)
+        files = FileSet()
+        try:
+            changes, stale = self.mirror.changes(snap, files), self.mirror.stale(snap, files)
+            if changes or stale:
+                self.discard()
+                for target in stale:  # their folders are opened (and pinned) before anything is staged
+                    files.remove(target)
+                for target, data in changes:
+                    files.stage(target, data)
+        except BaseException:
+            files.discard()
+            raise
         if not changes and not stale:
+            files.discard()
             self.version = version
             return "same"
-        self.discard()
-        self.staged = Mirror.stage(changes)
-        self.stale = stale
+        self.staged = files
         self.staged_version = version
-        self.log.info("configuration changed", version=version, files=",".join(pair[0] for pair in changes),
-                      removed=",".join(stale) or "-")
+        self.log.info("configuration changed", version=version, files=",".join(t.path for t, _d in changes),
+                      removed=",".join(t.path for t in stale) or "-")
         if not self.check_cmd:
             return "staged"
-        env = command_env(ZKHERD_CONFIG_VERSION=str(version), ZKHERD_STAGED_FILE=self.staged[0][1],
-                          ZKHERD_STAGED_FILES="\n".join("%s=%s" % pair for pair in self.staged))
+        staged = files.staged_paths()
+        env = command_env(ZKHERD_CONFIG_VERSION=str(version), ZKHERD_STAGED_FILE=staged[0][1] if staged else "",
+                          ZKHERD_STAGED_FILES="\n".join("%s=%s" % pair for pair in staged))
         self.check = Task("check command", self.check_cmd, env, self.check_timeout, self.log)
         return "checking"
 
@@ -99,30 +110,44 @@ class ConfigSync:
         return None, ok
 
     def install(self):
-        """Rename the staged files into place; returns the version installed."""
-        self.last_good = {}
-        for local in [pair[0] for pair in self.staged] + self.stale:
-            try:
-                with open(local, "rb") as handle:
-                    self.last_good[local] = handle.read()
-            except FileNotFoundError:
-                pass
-        Mirror.install(self.staged, self.stale)
-        self.log.info("configuration installed", version=self.staged_version,
-                      files=",".join(pair[0] for pair in self.staged))
-        self.staged = None
+        """Rename the staged files into place; returns the version installed. LocalFileError if
+        a file or folder was swapped meanwhile: nothing is installed then."""
+        files, self.staged = self.staged, None
+        try:
+            last_good = {}
+            for target in files.staged + files.removed:
+                data = files.read(target)
+                if data is not None:
+                    last_good[target] = data
+            written = ",".join(path for path, _tmp in files.staged_paths())
+            files.install()
+        except BaseException:
+            files.discard()
+            raise
+        self.last_good = last_good
+        self.log.info("configuration installed", version=self.staged_version, files=written)
         self.version = self.staged_version
         return self.version
 
     def roll_back(self):
         """Put back the files the last install replaced."""
-        if self.last_good:
-            Mirror.install(Mirror.stage(sorted(self.last_good.items())))
-            self.log.warning("rolled back to the last good configuration", files=",".join(sorted(self.last_good)))
+        if not self.last_good:
+            return
+        files = FileSet()
+        try:
+            for target, data in sorted(self.last_good.items()):
+                files.stage(target, data)
+            files.install()
+        except LocalFileError as exc:
+            files.discard()
+            self.log.error("cannot roll back to the last good configuration: " + exc.message)
+            return
+        self.log.warning("rolled back to the last good configuration",
+                         files=",".join(sorted(t.path for t in self.last_good)))
 
     def discard(self):
-        if self.staged:
-            Mirror.discard(self.staged)
+        if self.staged is not None:
+            self.staged.discard()
         self.staged = None
         if self.check is not None:
             self.check.kill()

@@ -28,12 +28,12 @@ from kazoo.protocol.states import KazooState
 from zkherd.common import farm, paths
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH
-from zkherd.mirror import Mirror
+from zkherd.install import FileSet, LocalFileError, Target
 from zkherd.session import Session
 from zkherd.tasks import Task, command_env
 from zkherd.wakeup import Wakeup
 
-EX_DATAERR, EX_UNAVAILABLE, EX_TEMPFAIL, EX_NOPERM = 65, 69, 75, 77
+EX_DATAERR, EX_UNAVAILABLE, EX_CANTCREAT, EX_TEMPFAIL, EX_NOPERM = 65, 69, 73, 75, 77
 SETTLE = 0.05
 
 
@@ -188,6 +188,8 @@ class Export:
                     code = self.write()
                     if self.opts.once:
                         return code
+                    if self.due is not None:  # the write asked to be tried again
+                        wait = max(0.0, self.due - time.monotonic())
                 else:
                     wait = left
             self.wakeup.wait(wait)
@@ -248,30 +250,41 @@ class Export:
         except Exception as exc:  # a template error names the line; the last file stays
             self.log.error("cannot render %s: %s" % (opts.dest, exc))
             return EX_DATAERR
-        data = text.encode("utf-8")
+        files = FileSet()
         try:
-            with open(opts.dest, "rb") as handle:
-                if handle.read() == data:
-                    return 0
-        except FileNotFoundError:
-            pass
-        staged = Mirror.stage([(opts.dest, data)])
-        if opts.check_cmd:
-            env = command_env(ZKHERD_STAGED_FILE=staged[0][1])
-            try:
-                ok = subprocess.run(["/bin/sh", "-c", opts.check_cmd], env=env, timeout=60, check=False).returncode == 0
-            except subprocess.TimeoutExpired:
-                ok = False
-            if not ok:
-                Mirror.discard(staged)
-                self.log.warning("check command rejected the new export; keeping the last file", dest=opts.dest)
-                return EX_DATAERR
-        Mirror.install(staged)
+            code = self.install(files, text.encode("utf-8"))
+        except LocalFileError as exc:  # a link or a swap in DEST's folder: the last file stays
+            self.log.error(exc.message)
+            self.due = time.monotonic() + 1.0  # try again in a second
+            return EX_CANTCREAT
+        finally:
+            files.discard()
+        if code is not None:
+            return code
         self.log.info("export written", dest=opts.dest, members=len(chosen), reads=self.reads)
         if opts.on_change:
             self.tasks.append(Task("on-change command", opts.on_change, command_env(ZKHERD_EXPORT=opts.dest), 300.0,
                                    self.log))
         return 0
+
+    def install(self, files, data):
+        """Replace DEST with *data* through install.FileSet, after --check-cmd; an exit code if
+        that is all (unchanged: 0, rejected: 65), None once written."""
+        opts, target = self.opts, Target.file(self.opts.dest)
+        if files.read(target) == data:
+            return 0
+        files.stage(target, data)
+        if opts.check_cmd:
+            env = command_env(ZKHERD_STAGED_FILE=files.staged_paths()[0][1])
+            try:
+                ok = subprocess.run(["/bin/sh", "-c", opts.check_cmd], env=env, timeout=60, check=False).returncode == 0
+            except subprocess.TimeoutExpired:
+                ok = False
+            if not ok:
+                self.log.warning("check command rejected the new export; keeping the last file", dest=opts.dest)
+                return EX_DATAERR
+        files.install()
+        return None
 
 
 def run(opts, settings, log):

@@ -29,7 +29,7 @@ from kazoo.protocol.states import KazooState
 from zkherd.common import codec, farm, paths
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH
-from zkherd.mirror import Mirror, safe_join
+from zkherd.install import FileSet, LocalFileError, Target
 from zkherd.session import Session
 from zkherd.tasks import Task, command_env
 from zkherd.wakeup import Wakeup
@@ -95,23 +95,36 @@ class Conf:
         self.fmt = fmt or ("dir" if os.path.isdir(path) else "yaml" if path.endswith((".yml", ".yaml")) else "json")
 
     def stamp(self):
-        """Something that changes when the local side changes (mtimes and sizes)."""
+        """Something that changes when the local side changes (mtimes and sizes; links not followed)."""
         if self.fmt != "dir":
-            st = os.stat(self.path)
-            return (st.st_mtime_ns, st.st_size)
+            try:
+                st = os.lstat(self.path)
+            except OSError:
+                return None
+            return (st.st_mtime_ns, st.st_size, st.st_ino)
         marks = []
         for directory, dirs, files in os.walk(self.path):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(f for f in files if not f.startswith(".")):
-                st = os.stat(os.path.join(directory, name))
-                marks.append((directory, name, st.st_mtime_ns, st.st_size))
+                try:
+                    st = os.lstat(os.path.join(directory, name))
+                except OSError:
+                    continue  # gone meanwhile: the next look sees it
+                marks.append((directory, name, st.st_mtime_ns, st.st_size, st.st_ino))
         return tuple(marks)
 
     def read(self):
         if self.fmt == "dir":
             return farm.read_dir(self.path)
-        with open(self.path, "rb") as handle:
-            raw = handle.read()
+        files = FileSet()
+        try:
+            raw = files.read(Target.file(self.path))  # never through a symlink: CONF's folder may not be root's
+        except LocalFileError as exc:
+            raise farm.FarmError(exc.message) from None
+        finally:
+            files.discard()
+        if raw is None:
+            raise farm.FarmError("%s does not exist" % self.path)
         if self.fmt == "yaml":
             try:
                 doc = codec.load_yaml(raw, self.path) or {}
@@ -123,21 +136,28 @@ class Conf:
         return farm.decode_member(raw, self.path)
 
     def write(self, doc):
-        if self.fmt == "json":
-            Mirror.install(Mirror.stage([(self.path, (json.dumps(doc, indent=2) + "\n").encode())]))
-        elif self.fmt == "yaml":
-            import yaml
+        """Replace CONF (or the DJB directory's changed files) atomically through install.FileSet:
+        no name from ZooKeeper leaves the directory, no symlink inside it is followed."""
+        files = FileSet()
+        try:
+            if self.fmt == "json":
+                files.stage(Target.file(self.path), (json.dumps(doc, indent=2) + "\n").encode())
+            elif self.fmt == "yaml":
+                import yaml
 
-            Mirror.install(Mirror.stage([(self.path, yaml.safe_dump(doc, default_flow_style=False).encode())]))
-        else:
-            current = flatten(farm.read_dir(self.path))
-            wanted = flatten(doc)
-            # every path is checked before anything is written: no name from ZooKeeper may leave the
-            # directory, and no symlink inside it is followed
-            changes = [(safe_join(self.path, k.split(".")), (farm.text(v) + "\n").encode())
-                       for k, v in wanted.items() if current.get(k) != farm.text(v)]
-            stale = [safe_join(self.path, k.split(".")) for k in current if k not in wanted]
-            Mirror.install(Mirror.stage(changes), stale)
+                files.stage(Target.file(self.path), yaml.safe_dump(doc, default_flow_style=False).encode())
+            else:
+                current, wanted = flatten(farm.read_dir(self.path)), flatten(doc)
+                for key in current:
+                    if key not in wanted:  # first: their folders are opened before anything is staged
+                        files.remove(Target.below(self.path, key.split(".")))
+                for key, value in wanted.items():
+                    if current.get(key) != farm.text(value):
+                        files.stage(Target.below(self.path, key.split(".")), (farm.text(value) + "\n").encode())
+            files.install()
+        except BaseException:
+            files.discard()
+            raise
 
 
 class Member:

@@ -1,6 +1,7 @@
 """Security logic of the runner without ZooKeeper: --acl becomes the client's default ACL,
-mirrored directories and DJB directories are written only inside themselves. Against real
-servers: tests/integration/test_security.py."""
+mirrored directories and DJB directories are written only inside themselves, the cron lock's
+folder is private. Against real servers: tests/integration/test_security.py,
+test_local_folders.py and test_cron_lock.py."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import os
 
 import pytest
 
-from zkherd import cli, config
+from zkherd import cli, config, cron
 from zkherd.common import acl
 from zkherd.common.connection import ZkError, make_client
-from zkherd.mirror import safe_join
+from zkherd.install import FileSet, LocalFileError, Target
 
 BOB = acl.digest_id("bob", "pw")
 
@@ -39,28 +40,52 @@ def test_acl_errors_are_usage_errors(capsys, monkeypatch):
     assert "never the password" in err and "plain-password" not in err
 
 
-def test_safe_join_inside(tmp_path):
-    assert safe_join(str(tmp_path), "a/b.conf") == str(tmp_path / "a" / "b.conf")
-    assert safe_join(str(tmp_path), ["x", "y"]) == str(tmp_path / "x" / "y")
+def test_names_from_zookeeper_stay_below_the_folder(tmp_path):
+    assert Target.below(str(tmp_path), "a/b.conf").path == str(tmp_path / "a" / "b.conf")
+    assert Target.below(str(tmp_path), ["x", "y"]).path == str(tmp_path / "x" / "y")
     (tmp_path / "real").mkdir()
     os.symlink(tmp_path / "real", tmp_path / "dir")  # LOCAL_DIR itself may be a link (the operator's choice)
-    assert safe_join(str(tmp_path / "dir"), "f") == str(tmp_path / "dir" / "f")
+    files = FileSet()
+    files.stage(Target.below(str(tmp_path / "dir"), "f"), b"x")
+    files.install()
+    assert (tmp_path / "real" / "f").read_bytes() == b"x"
 
 
 @pytest.mark.parametrize("rel", ["..", "../x", "a/../../x", ".", "a//b", "", "/etc/passwd", ["/etc", "passwd"],
                                  ["a/b"], ["nul\0"]])
-def test_safe_join_refuses_names_that_are_not_plain(tmp_path, rel):
+def test_names_that_are_not_plain_are_refused(tmp_path, rel):
     with pytest.raises(ZkError, match="is not a plain file name"):
-        safe_join(str(tmp_path / "d"), rel)
+        Target.below(str(tmp_path / "d"), rel)
 
 
-def test_safe_join_refuses_a_symlinked_folder_inside(tmp_path):
+def test_a_symlinked_folder_inside_is_refused(tmp_path):
     local, elsewhere = tmp_path / "local", tmp_path / "elsewhere"
     local.mkdir()
     elsewhere.mkdir()
     os.symlink(elsewhere, local / "conf.d")
-    with pytest.raises(ZkError, match="a folder on the way is a symlink"):
-        safe_join(str(local), "conf.d/app.conf")
     os.symlink(local, local / "self")  # even one that stays inside
-    with pytest.raises(ZkError, match="a folder on the way is a symlink"):
-        safe_join(str(local), "self/app.conf")
+    for rel in ("conf.d/app.conf", "self/app.conf"):
+        files = FileSet()
+        with pytest.raises(LocalFileError, match="refusing to write %s/%s: .* is a symlink" % (local, rel)):
+            files.stage(Target.below(str(local), rel), b"x")
+        files.discard()
+    assert list(elsewhere.iterdir()) == [] and sorted(p.name for p in local.iterdir()) == ["conf.d", "self"]
+
+
+def test_the_cron_lock_folder_is_private():
+    assert cron.run_dir({"ZKHERD_RUN_DIR": "/srv/locks"}, euid=0) == "/srv/locks"
+    assert cron.run_dir({}, euid=0) == "/run/zkherd"
+    assert cron.run_dir({"XDG_RUNTIME_DIR": "/run/user/1000"}, euid=1000) == "/run/user/1000/zkherd"
+    with pytest.raises(ZkError, match="set ZKHERD_RUN_DIR") as refused:  # never /tmp
+        cron.run_dir({"TMPDIR": "/tmp"}, euid=1000)
+    assert refused.value.kind == "usage"
+
+
+def test_a_cron_lock_folder_that_others_can_write_is_refused(tmp_path):
+    private = tmp_path / "private"
+    os.close(cron.open_run_dir(str(private)))  # made 0700
+    assert oct(private.stat().st_mode & 0o7777) == "0o700"
+    for mode in (0o770, 0o1777):
+        private.chmod(mode)
+        with pytest.raises(ZkError, match="writable by others"):
+            cron.open_run_dir(str(private))

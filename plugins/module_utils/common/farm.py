@@ -15,6 +15,7 @@ import copy
 import json
 import os
 import re
+import stat
 
 from . import codec, paths, tree, txn
 from .connection import ZkError, translate
@@ -181,37 +182,74 @@ def matches(doc, terms):
 def read_dir(path, depth=1):
     """A DJB directory -> dict: folders are dicts, files keys with their text (one trailing
     newline trimmed, as zkfarmer did). Hidden entries are left out. A name or content that is
-    not UTF-8, folders nested deeper than MAX_DEPTH, a read that fails or a symlink inside (it
-    would read - and a write from ZooKeeper would land - somewhere else) is a FarmError."""
+    not UTF-8, folders nested deeper than MAX_DEPTH, a read that fails, a file that is no longer a
+    regular file when opened, or a symlink inside (it would read - and a write from ZooKeeper would land -
+    somewhere else) is a FarmError. PATH is opened as given; everything below it relative to its
+    folder's descriptor without following a link, so that one swapped in meanwhile is refused too."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise FarmError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+    try:
+        return _read_dir_fd(fd, path, depth)
+    finally:
+        os.close(fd)
+
+
+_BELOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # a FIFO must not block the read
+
+
+def _read_dir_fd(fd, path, depth):
     if depth > MAX_DEPTH:
         raise FarmError("%s: folders nested deeper than %d levels" % (path, MAX_DEPTH))
     doc = {}
     try:
-        with os.scandir(path) as entries:
+        with os.scandir(fd) as entries:
             entries = sorted(entries, key=lambda e: e.name)
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            try:
-                entry.name.encode("utf-8")
-            except UnicodeEncodeError:  # undecodable bytes, kept by Python as lone surrogates
-                raise FarmError("%r in %s: the name is not UTF-8" % (entry.name, path)) from None
-            if entry.is_symlink():
+    except OSError as exc:
+        raise FarmError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+    for entry in entries:
+        name, where = entry.name, os.path.join(path, entry.name)
+        if name.startswith("."):
+            continue
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes, kept by Python as lone surrogates
+            raise FarmError("%r in %s: the name is not UTF-8" % (name, path)) from None
+        folder = entry.is_dir(follow_symlinks=False)
+        if not (folder or entry.is_file(follow_symlinks=False) or entry.is_symlink()):
+            continue  # a FIFO, a socket...: not a field
+        try:
+            handle = os.open(name, _BELOW | (os.O_DIRECTORY if folder else 0), dir_fd=fd)
+        except OSError as exc:  # a symlink (also one swapped in since the listing), vanished, unreadable
+            if entry.is_symlink() or _is_link(fd, name):
                 raise FarmError("%s is a symlink: a DJB directory is read and written without following "
-                                "symlinks (replace it by a file or a folder)" % entry.path)
-            if entry.is_dir():
-                doc[entry.name] = read_dir(entry.path, depth + 1)
-            elif entry.is_file():
-                with open(entry.path, "rb") as handle:
-                    raw = handle.read()
-                try:
-                    value = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise FarmError("%s is not UTF-8 text" % entry.path) from None
-                doc[entry.name] = value[:-1] if value.endswith("\n") else value
-    except OSError as exc:  # unreadable, vanished meanwhile, a symlink loop...
-        raise FarmError("cannot read %s: %s" % (exc.filename or path, exc.strerror or exc)) from None
+                                "symlinks (replace it by a file or a folder)" % where) from None
+            raise FarmError("cannot read %s: %s" % (where, exc.strerror or exc)) from None
+        try:
+            if folder:
+                doc[name] = _read_dir_fd(handle, where, depth + 1)
+                continue
+            if not stat.S_ISREG(os.fstat(handle).st_mode):
+                raise FarmError("%s is not a regular file" % where)
+            raw = b"".join(iter(lambda h=handle: os.read(h, 1 << 20), b""))
+        except OSError as exc:
+            raise FarmError("cannot read %s: %s" % (where, exc.strerror or exc)) from None
+        finally:
+            os.close(handle)
+        try:
+            value = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FarmError("%s is not UTF-8 text" % where) from None
+        doc[name] = value[:-1] if value.endswith("\n") else value
     return doc
+
+
+def _is_link(fd, name):
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def check_dir_names(doc, where="member"):
