@@ -446,10 +446,10 @@ class FaultProxy:
                     break
                 pending.popleft()
         if conn.after_reply and not conn.queues[1]:  # what came before it is delivered
-            if conn.after_reply == "cut":
+            cut, conn.after_reply = conn.after_reply == "cut", ""
+            self._fire(conn.then)  # first: the mode is in force once the client sees the reset
+            if cut:
                 self._close_conn(conn, rst=True)
-            conn.after_reply = ""
-            self._fire(conn.then)
 
     def _update_events(self, conn: _Conn) -> None:
         if conn.closed:
