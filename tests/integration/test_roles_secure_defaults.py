@@ -5,17 +5,24 @@ denying an anonymous client: molecule (scripts/molecule.sh, tests/support/sitech
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import yaml
+from kazoo.exceptions import NoAuthError
 
-from tests.support.playbook import REPO, run_playbook
+from tests.support.playbook import CALLBACKS, REPO, run_playbook
 from tests.support.zkserver import ZooKeeperServer, four_letter_word, free_port
+from zkherd.common import acl
+from zkherd.common.connection import from_kazoo_acls, to_kazoo_acls
 
 BIN = Path(sys.executable).parent
 
@@ -213,3 +220,69 @@ def test_runners_connect_to_the_zookeeper_of_their_own_inventory(tmp_path):
         assert ran.returncode == 0 and "started child" in ran.stderr, ran.stderr  # connected, ran `true`
     finally:
         server.stop()
+
+
+def run_site_playbook(name, extra_vars, *args):
+    """A playbook of playbooks/ as an operator runs it, with every task's result recorded."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
+               ANSIBLE_CALLBACKS_ENABLED="zkherd_record", ANSIBLE_NOCOLOR="1", LANG="C.UTF-8")
+    with tempfile.TemporaryDirectory(prefix="zkherd-site-") as tmp:
+        (Path(tmp) / "vars.json").write_text(json.dumps(extra_vars))
+        env["ZKHERD_RECORD"] = str(Path(tmp) / "record.json")
+        proc = subprocess.run([str(BIN / "ansible-playbook"), str(REPO / "playbooks" / name),
+                               "-e", "@%s/vars.json" % tmp, *args], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
+        records = json.loads((Path(tmp) / "record.json").read_text())
+    return proc, {record["task"]: record for record in records}
+
+
+def test_existing_open_znodes_get_the_deployments_acl(zk_server, zk, zk_admin, make_zk, zk_base, tmp_path):
+    """R6: the runners give new znodes the deployment's ACL, but a lock node or a registration folder
+    made before (ZooKeeper's open ACL) stays open: anyone can still create in it - squat the lock.
+    The migration playbook gives the listed znodes that exist and are open the deployment's ACL,
+    with --check changing nothing, leaves the others alone, and a rerun changes nothing."""
+    user, password = "zkherd", "Migrate-pw-4242"
+    owner = [("digest", acl.digest_id(user, password), 31)]
+    opened = [zk_base + "/locks", zk_base + "/locks/web", zk_base + "/services/hello"]
+    for path in opened:
+        zk.ensure_path(path)  # the open ACL, as made by an earlier release
+    owned = zk_base + "/farm"
+    zk_admin.create(owned, acl=to_kazoo_acls(owner))
+    readers = zk_base + "/readers"
+    readers_acl = owner + [("world", "anyone", 1)]  # read-only for others: not open
+    zk_admin.create(readers, acl=to_kazoo_acls(readers_acl))
+    anonymous = make_zk()
+    anonymous.create(zk_base + "/locks/web/lock-squatter")  # the hole: anyone creates in the lock node
+    anonymous.delete(zk_base + "/locks/web/lock-squatter")
+
+    listed = opened + [owned, readers, zk_base + "/missing"]
+    extra = {"zkherd_hosts": zk_server.hosts, "zkherd_auth": "%s:%s" % (user, password),
+             "zkherd_secure_znodes": listed}
+    checked, results = run_site_playbook("secure-existing-znodes.yml", extra, "--check", "--diff")
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-2000:]
+    changes = results["Give the open ones the deployment's ACL"]["result"]["results"]
+    assert sorted(r["item"]["item"] for r in changes if r.get("changed")) == sorted(opened)
+    for path in opened:  # --check changed nothing
+        assert from_kazoo_acls(zk_admin.get_acls(path)[0]) == [("world", "anyone", 31)]
+
+    ran, results = run_site_playbook("secure-existing-znodes.yml", extra)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
+    for path in opened:
+        assert from_kazoo_acls(zk_admin.get_acls(path)[0]) == owner, path
+    assert from_kazoo_acls(zk_admin.get_acls(owned)[0]) == owner
+    assert sorted(from_kazoo_acls(zk_admin.get_acls(readers)[0])) == sorted(readers_acl)
+    assert not zk_admin.exists(zk_base + "/missing")
+    with pytest.raises(NoAuthError):
+        anonymous.create(zk_base + "/locks/web/lock-squatter")
+    with pytest.raises(NoAuthError):
+        anonymous.delete(zk_base + "/locks/web")  # the parent is locked too: no delete-and-make-again
+    auth_file = tmp_path / "auth"
+    auth_file.write_text("%s:%s\n" % (user, password))
+    auth_file.chmod(0o600)
+    runner = subprocess.run([str(BIN / "zkherd"), "run", "--zk", zk_server.hosts, "--auth-file", str(auth_file),
+                             "--acl", "auth::rwcda", "--lock", zk_base + "/locks/web", "--", "true"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert runner.returncode == 0 and "lock acquired" in runner.stderr, runner.stderr  # the deployment still can
+
+    again, results = run_site_playbook("secure-existing-znodes.yml", extra)
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-3000:]
