@@ -243,7 +243,7 @@ def test_farm_data_never_changes_the_connection_of_a_host_it_did_not_make(zk_ser
         assert "member %s/%s: %s" % (farm, member, text) in warnings, (member, warnings)
 
     # the farm source alone: nothing else defines db1, so the member's address is used as before
-    alone, _ = list_sources(source, host="db1")
+    alone = list_sources(source, host="db1")[0]
     assert alone["ansible_host"] == "198.51.100.66"
 
 
@@ -256,8 +256,8 @@ def test_warnings_never_print_raw_names_from_farm_data(zk_server, zk, zk_base, t
     zk.create(farm + "/10.0.0.1", json.dumps(data).encode(), makepath=True)
     zk.create(farm + "/10.0.0.2", json.dumps({"hostname": "web" + escape + "x" * 5000}).encode())
     zk.create(farm + "/b\u202eexe.txt", b"not json")
-    _, stderr = list_inventory(write_source(tmp_path, {"hosts": zk_server.hosts, "farms": [farm], "vars_prefix": "",
-                                                       "hostname_field": "hostname"}))
+    stderr = list_inventory(write_source(tmp_path, {"hosts": zk_server.hosts, "farms": [farm], "vars_prefix": "",
+                                                    "hostname_field": "hostname"}))[1]
     assert "\x1b" not in stderr and "\x07" not in stderr and "\u202e" not in stderr, repr(stderr)[:3000]
     assert "A" * 500 not in stderr and "x" * 500 not in stderr, repr(stderr)[:3000]
     warnings = one_line(stderr)

@@ -157,8 +157,8 @@ def test_the_root_needs_write_permission(zk_server, make_zk, zk_base):
         for i in range(start, min(start + 500, 1100)):
             batch.create("%s/n%04d" % (big, i))
         assert batch.commit() and owner.get_children(big)
-    delete = {"name": "delete", "zkherd.ops.znode": {"path": big, "state": "absent", "recursive": True,
-                                                      "auth": "tree:pw"}, "ignore_errors": True}
+    delete = {"name": "delete", "ignore_errors": True,
+              "zkherd.ops.znode": {"path": big, "state": "absent", "recursive": True, "auth": "tree:pw"}}
     failed = run_playbook([delete], hosts=zk_server.hosts)["delete"]
     assert failed["failed"] and failed["error_kind"] == "auth" and "write permission on it" in failed["msg"], failed
     assert len(owner.get_children(big)) == 1100
