@@ -471,7 +471,7 @@ def parse_signal(value):
     text = str(value).upper()
     name = text if text.startswith("SIG") else "SIG" + text
     try:
-        return signal.Signals(int(text)) if text.isdigit() else signal.Signals[name]
+        return signal.Signals(int(text)) if text.isascii() and text.isdigit() else signal.Signals[name]
     except (KeyError, ValueError):
         raise ConfigError("unknown signal %r" % value) from None
 

@@ -5,7 +5,8 @@
 
 A burst of changes within the quiet period gives one pass with the newest content (promise 5).
 A rejected set is discarded, logged and reported; the old files stay. A version (the newest
-mzxid of the snapshot) that failed is remembered and not applied again; a newer one is.
+mzxid of the snapshot) that failed - here, or on another host as its failed-version record says -
+is not applied again: exactly that version, whatever is pushed after it is.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class ConfigSync:
         self.staged = None  # the FileSet waiting for the check: files to write, stale files to delete
         self.staged_version = None
         self.version = None  # installed (or found already in place)
-        self.failed_version = None
+        self.failed_version = None  # the one version not to apply: it failed here or elsewhere
+        self.newest_read = 0  # the newest version of a snapshot read so far
         self.last_good = None  # {Target: bytes} before the last install, for --on-failure rollback
         self.waiting = None  # why the first files cannot be installed yet (for the service manager's status)
 
@@ -51,11 +53,19 @@ class ConfigSync:
         now = time.monotonic()
         return max(0.0, min(self.last_change + self.quiet, self.first_change + MAX_DELAY) - now)
 
-    def read(self, client):
+    def read(self, client, failed_record=None):
         """Read and stage. Returns 'same' (nothing to install), 'missing' (a file cannot be made
-        yet), 'failed' (the newest version already failed), 'checking' or 'staged'."""
+        yet), 'failed' (the newest version already failed), 'checking' or 'staged'.
+        *failed_record* (failedversion.FailedVersions): another host's failed version to learn,
+        read before the snapshot, so that a genuine one is never newer than it."""
+        recorded = failed_record.read(client, self.mirror.op_timeout) if failed_record else None
         self.dirty = False
         snap, version = self.mirror.snapshot(client)
+        self.newest_read = max(self.newest_read, version)
+        if failed_record is not None:
+            recorded = failed_record.check(recorded, self.newest_read)
+            if recorded is not None and recorded > (self.failed_version or -1):
+                self.failed_version = recorded
         missing = self.mirror.missing(snap)
         self.waiting = None
         if missing:
@@ -63,7 +73,7 @@ class ConfigSync:
             self.log.warning("waiting for mirrored znodes that do not exist yet", znodes=znodes)
             self.waiting = "waiting for mirrored znodes " + znodes
             return "missing"
-        if self.failed_version is not None and version <= self.failed_version:
+        if version == self.failed_version:
             self.log.info("the newest configuration is the version that failed; waiting for a newer one",
                           version=version)
             self.waiting = "waiting for a configuration newer than failed version %d" % version

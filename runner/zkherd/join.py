@@ -30,7 +30,7 @@ from zkherd.common import codec, farm, paths
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH
 from zkherd.install import FileSet, LocalFileError, Target
-from zkherd.session import Session
+from zkherd.session import Session, session_id
 from zkherd.tasks import Task, command_env
 from zkherd.wakeup import Wakeup
 
@@ -223,7 +223,10 @@ class Member:
             data = stat = None
         except Exception as exc:
             raise translate(exc, "read", self.node) from None
-        if stat is None or not self.joined and stat.ephemeralOwner != client.client_id[0]:
+        ours = session_id(client)
+        if ours is None:
+            raise ZkError("lost contact with ZooKeeper")  # tried again once it is back
+        if stat is None or not self.joined and stat.ephemeralOwner != ours:
             if stat is not None:  # a node of an old session of ours, or of another host: replace it
                 client.delete(self.node)
             client.create(self.node, farm.encode_member(local), ephemeral=True, makepath=True)
