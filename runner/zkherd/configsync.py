@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from zkherd.install import FileSet, LocalFileError
+from zkherd.install import DEFAULT_FILE_MODE, FileSet, LocalFileError
 from zkherd.mirror import Mirror
 from zkherd.tasks import Task, command_env
 
@@ -21,8 +21,10 @@ MAX_DELAY = 2.0  # a steady stream of changes still gets applied this often
 
 
 class ConfigSync:
-    def __init__(self, pairs, dir_pairs, check_cmd, check_timeout, quiet, wakeup, log, op_timeout):
+    def __init__(self, pairs, dir_pairs, check_cmd, check_timeout, quiet, wakeup, log, op_timeout,
+                 file_mode=DEFAULT_FILE_MODE):
         self.mirror = Mirror(pairs, wakeup, log, op_timeout, dir_pairs)
+        self.file_mode = file_mode
         self.check_cmd = check_cmd
         self.check_timeout = check_timeout
         self.quiet = quiet
@@ -78,7 +80,7 @@ class ConfigSync:
                           version=version)
             self.waiting = "waiting for a configuration newer than failed version %d" % version
             return "failed"
-        files = FileSet()
+        files = FileSet(self.file_mode)
         try:
             changes, stale = self.mirror.changes(snap, files), self.mirror.stale(snap, files)
             if changes or stale:
@@ -100,7 +102,7 @@ class ConfigSync:
                       removed=",".join(t.path for t in stale) or "-")
         if not self.check_cmd:
             return "staged"
-        staged = files.staged_paths()
+        staged = files.staged_paths()  # through the private folders' descriptors: see staging.py
         env = command_env(ZKHERD_CONFIG_VERSION=str(version), ZKHERD_STAGED_FILE=staged[0][1] if staged else "",
                           ZKHERD_STAGED_FILES="\n".join("%s=%s" % pair for pair in staged))
         self.check = Task("check command", self.check_cmd, env, self.check_timeout, self.log)
@@ -124,11 +126,7 @@ class ConfigSync:
         a file or folder was swapped meanwhile: nothing is installed then."""
         files, self.staged = self.staged, None
         try:
-            last_good = {}
-            for target in files.staged + files.removed:
-                data = files.read(target)
-                if data is not None:
-                    last_good[target] = data
+            last_good = self.copies(files)
             written = ",".join(path for path, _tmp in files.staged_paths())
             files.install()
         except BaseException:
@@ -139,11 +137,25 @@ class ConfigSync:
         self.version = self.staged_version
         return self.version
 
+    def copies(self, files):
+        """{Target: bytes} of the regular files the install replaces or removes, to roll back to.
+        Links, FIFOs and sockets are removed without being read; a file too big to keep is not kept."""
+        last_good = {}
+        for target in files.staged + files.removed:
+            try:
+                data = files.copy(target)
+            except LocalFileError as exc:
+                self.log.warning("not kept for --on-failure rollback: " + exc.message, file=target.path)
+                continue
+            if data is not None:
+                last_good[target] = data
+        return last_good
+
     def roll_back(self):
         """Put back the files the last install replaced."""
         if not self.last_good:
             return
-        files = FileSet()
+        files = FileSet(self.file_mode)
         try:
             for target, data in sorted(self.last_good.items()):
                 files.stage(target, data)

@@ -37,7 +37,8 @@ class Rollout:
         self.log = runner.log
         timeout = runner.op_timeout
         self.sync = (ConfigSync(opts.mirror, opts.mirror_dir, opts.check_cmd, opts.check_timeout, opts.change_delay,
-                                runner.wakeup, self.log, timeout) if opts.mirror or opts.mirror_dir else None)
+                                runner.wakeup, self.log, timeout, opts.file_mode)
+                     if opts.mirror or opts.mirror_dir else None)
         self.health = (Health(opts.health, opts.health_delay, opts.health_interval, opts.health_timeout,
                               opts.health_rise, opts.health_fall, command_env(), self.log) if opts.health else None)
         self.rolling = (Lock(opts.rolling_lock, opts.rolling_slots, opts.id, runner.wakeup, self.log, timeout,
