@@ -10,12 +10,13 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.support.localuser import PYTHON, RACER, LocalUser
-from tests.support.runner import Zkherd
+from tests.support.runner import REPO, Zkherd
 from tests.support.zkutil import wait_for
 
 SERVE = "trap 'exit 0' TERM; while :; do sleep 0.05; done"
@@ -351,3 +352,33 @@ def test_the_check_command_reads_the_staged_file_wherever_the_user_moves_its_fol
     assert marks["seen_all"].read_bytes() == expected
     assert conf.read_bytes() == expected and not process.has("Traceback")
     process.stop()
+
+
+STAGE_AND_CHECK = """
+import os, subprocess, sys
+from zkherd import staging
+folder = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+name, private = staging.make(folder)
+handle = os.open("app.conf", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=private)
+os.write(handle, b"staged by a runner that is not root")
+os.close(handle)
+os.rename(name, ".moved", src_dir_fd=folder, dst_dir_fd=folder)  # wherever the folder goes
+check = subprocess.run(["/bin/sh", "-c", 'cat "$ZKHERD_STAGED_FILE"'], capture_output=True, text=True,
+                       env={"ZKHERD_STAGED_FILE": staging.check_path(private, "app.conf")})
+print(check.returncode, check.stdout, check.stderr)
+"""
+
+
+def test_the_staged_file_path_works_for_a_runner_of_another_user_under_protect_proc(user):
+    """The check command's path (/proc/PID/fd/N/NAME) for a runner that runs as a service user
+    (`User=` in the service role), with /proc mounted as systemd's ProtectProc=invisible mounts it
+    (hidepid=invisible: other users' processes are hidden): the runner's own check command opens
+    it. The real user runs the runner's staging code (standard library only) with the system Python."""
+    area = user.area()
+    user.give(area)
+    script = ("mount -t proc -o hidepid=invisible proc /proc && exec setpriv --reuid %d --regid %d --clear-groups "
+              "env PYTHONPATH=%s %s -c \"$0\" %s") % (user.uid, user.gid, REPO / "runner", PYTHON, area)
+    done = subprocess.run(["unshare", "--mount", "--pid", "--fork", "sh", "-c", script, STAGE_AND_CHECK],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0 staged by a runner that is not root", (done.stdout, done.stderr)
