@@ -17,7 +17,8 @@ import sys
 from zkherd import __version__
 from zkherd.common import paths
 from zkherd.common.errors import UserError
-from zkherd.config import ConfigError, connection_settings, load_file, merge
+from zkherd.common.tree import MAX_VALUE_BYTES
+from zkherd.config import ConfigError, connection_settings, load_file, merge, read_bounded
 from zkherd.logs import Log
 
 EX_USAGE = 64
@@ -499,8 +500,7 @@ def parse_signal(value):
 def read_data(value):
     if value.startswith("@"):
         try:
-            with open(value[1:], "rb") as handle:
-                return handle.read()
+            return read_bounded(value[1:], MAX_VALUE_BYTES, "--data file")  # it becomes a znode's data
         except OSError as exc:
             raise ConfigError("cannot read --data file %s: %s" % (value[1:], exc.strerror)) from None
         except ValueError as exc:  # a NUL in the name

@@ -87,6 +87,14 @@ def test_data_from_file_and_credentials_file(tmp_path, monkeypatch):
     data = tmp_path / "d"
     data.write_bytes(b"\x00bin")
     assert cli.read_data("@" + str(data)) == b"\x00bin"
+    data.write_bytes(b"x" * 1_000_001)  # more than a znode holds: refused, not read whole
+    with pytest.raises(config.ConfigError, match="--data file .* is bigger than 1000000 bytes"):
+        cli.read_data("@" + str(data))
+    big = tmp_path / "big.yml"
+    with open(big, "wb") as handle:
+        handle.truncate(8 << 30)  # sparse: 8 GiB without disk
+    with pytest.raises(config.ConfigError, match="config file .* is bigger than 8000000 bytes"):
+        config.load_file(str(big))
     secret = tmp_path / "cred"
     secret.write_text("user:pw\n")
     secret.chmod(0o600)
