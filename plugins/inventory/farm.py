@@ -25,6 +25,15 @@ description:
   - A member whose name (or O(hostname_field) value) is not a plain host name or IP address - an
     ssh option such as C(-oProxyCommand=...), spaces, quotes, shell characters - is left out with
     a warning.
+  - Farm data says how to reach a host (C(ansible_host), O(trusted_vars)) only for a host that this
+    source makes for one member. A host that an inventory source parsed before this one defines,
+    or that members of different names claim, joins the farm's group with the C(farm_*) and
+    C(zkherd_*) variables only, and keeps the connection its own source gave it (or its name); a
+    warning says what was not set. A member naming C(localhost) (or C(127.0.0.1), C(::1)) that no
+    other source defines is left out, so the implicit localhost stays the controller. Give farm
+    sources after the others (in an inventory folder, names that sort last).
+  - Names and values from farm data appear in warnings escaped (no terminal escape sequence or
+    bidi override gets through) and cut after 100 characters.
   - Constructable - O(compose), O(groups) and O(keyed_groups) work on those variables.
   - The inventory file must be named C(zkherd_farm.yml) or end with C(.zkherd_farm.yml) (or C(.yaml)).
   - A member that is not a JSON object is left out with a warning; a farm that does not exist is an error.
@@ -59,6 +68,8 @@ options:
       - Member fields of these exact names become host variables of the same name (without
         O(vars_prefix)), even names that are otherwise refused, such as V(ansible_host),
         V(ansible_port) or V(ansible_user). An C(ansible_host) must still be a host name or address.
+      - They apply only to a host that this source makes for that member alone, never to a host of
+        another inventory source or one that several members name.
       - Only for farms that no one can write who may not also run commands as you on the
         controller - a field such as C(ansible_ssh_common_args) can run any command.
       - C(zkherd_*) names and Ansible's magic variables can never be listed.
@@ -71,6 +82,9 @@ options:
         IPv4 address the member joined with). The member name then becomes C(ansible_host),
         unless an C(ansible_host) comes from the member through O(trusted_vars). Members without
         the field keep their name.
+      - Only on a host that this source makes for that member alone. A value naming a host of
+        another inventory source, or one that another member names too, never sets its
+        C(ansible_host) (see the description).
     type: str
 extends_documentation_fragment:
   - zkherd.ops.farm
@@ -129,8 +143,10 @@ from ansible.utils.unsafe_proxy import wrap_var
 
 from ansible_collections.zkherd.ops.plugins.module_utils.common import farm, paths
 from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import UserError
+from ansible_collections.zkherd.ops.plugins.module_utils.shown import printable, shown, shown_repr
 from ansible_collections.zkherd.ops.plugins.plugin_utils.farm_hostvars import (
     MEMBER_DATA_VAR,
+    Claims,
     HostVarRules,
     host_name_problem,
 )
@@ -162,9 +178,17 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         except ValueError as exc:
             raise AnsibleParserError("zkherd.ops.farm: %s" % exc) from None
 
+        claims = Claims(self.inventory.hosts)  # before this source adds any
         farm_data = self._cached_or_read(path, cache, settings, farms)
-        for farm_path in farms:
-            self._populate(farm_path, farm_data[farm_path], terms, rules)
+        chosen = [(farm_path, self._members(farm_path, farm_data[farm_path], terms)) for farm_path in farms]
+        for _farm_path, members in chosen:
+            for name, _data, host in members:
+                claims.add(host, name)
+        for farm_path, members in chosen:
+            self._populate(farm_path, members, rules, claims)
+
+    def _warn(self, message):
+        self.display.warning(printable(message))
 
     def _cached_or_read(self, path, cache, settings, farms):
         """{farm path: {member name: data}}: from the cache if it has this source's cluster and
@@ -191,7 +215,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             for farm_path in farms:
                 members, problems = farm.read_members(client, farm_path)
                 for problem in problems:
-                    self.display.warning("zkherd.ops.farm: skipping %s" % problem)
+                    self._warn("zkherd.ops.farm: skipping %s" % problem)
                 found[farm_path] = members
         return found
 
@@ -206,27 +230,48 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         problem = host_name_problem(host) or host_name_problem(name)
         return (None, problem) if problem else (host, None)
 
-    def _populate(self, farm_path, members, terms, rules):
-        group = self.inventory.add_group(self._sanitize_group_name(
-            self.get_option("group_prefix") + farm_path.rstrip("/").rsplit("/", 1)[-1]))
-        strict = self.get_option("strict")
+    def _members(self, farm_path, members, terms):
+        """[(member name, data, host name)] of the members that pass the filter and name a host."""
+        chosen = []
         for name, data in members.items():
             if not farm.matches(data, terms):
                 continue
-            where = "zkherd.ops.farm: member %s" % paths.join(farm_path, name)
             host, problem = self._host_name(name, data)
             if problem:
-                self.display.warning("%s: %s; the member is left out of the inventory" % (where, problem))
+                self._warn("%s: %s; the member is left out of the inventory" % (_where(farm_path, name), problem))
+                continue
+            chosen.append((name, data, host))
+        return chosen
+
+    def _populate(self, farm_path, members, rules, claims):
+        group = self.inventory.add_group(self._sanitize_group_name(
+            self.get_option("group_prefix") + farm_path.rstrip("/").rsplit("/", 1)[-1]))
+        strict = self.get_option("strict")
+        for name, data, host in members:
+            where = _where(farm_path, name)
+            problem = claims.left_out(host)
+            if problem:
+                self._warn("%s: %s" % (where, problem))
                 continue
             variables, problems = rules.variables(data)
             for problem in problems:
-                self.display.warning("%s: %s" % (where, problem))
+                self._warn("%s: %s" % (where, problem))
+            connection = {key: value for key, value in variables.items() if key in rules.trusted}
+            if host != name and "ansible_host" not in connection:
+                connection["ansible_host"] = name
+            not_owned = claims.not_owned(host) if connection else None
+            if not_owned:
+                self._warn("%s: %s, so farm data does not say how Ansible reaches it: %s from this member %s not "
+                           "set; the host joins group %s with the member's other variables" % (
+                               where, not_owned, ", ".join("%s=%s" % (k, shown_repr(v)) for k, v in connection.items()),
+                               "is" if len(connection) == 1 else "are", group))
+                variables = {key: value for key, value in variables.items() if key not in connection}
+            else:
+                variables.update(connection)
             host = self.inventory.add_host(host, group=group)
             # Data from ZooKeeper is never templated: a member holding "{{ ... }}" stays text.
             for key, value in variables.items():
                 self.inventory.set_variable(host, key, wrap_var(value))
-            if host != name and "ansible_host" not in variables:
-                self.inventory.set_variable(host, "ansible_host", wrap_var(name))
             hostvars = self.inventory.get_host(host).get_vars()
             farms = list(hostvars.get("zkherd_farms", [])) + [farm_path]
             for key, value in (("zkherd_farm", farm_path), ("zkherd_farms", farms), ("zkherd_member", wrap_var(name)),
@@ -240,3 +285,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self._add_host_to_keyed_groups(self.get_option("keyed_groups"), hostvars, host, strict=strict)
             except Exception as exc:  # only reached with strict: the expression's own error
                 raise AnsibleError("zkherd.ops.farm: host %s: %s" % (host, exc)) from None
+
+
+def _where(farm_path, name):
+    return "zkherd.ops.farm: member %s" % paths.join(farm_path, shown(name))

@@ -78,6 +78,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.zkherd.ops.plugins.module_utils.common import farm, paths
 from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import UserError
+from ansible_collections.zkherd.ops.plugins.module_utils.shown import printable
 from ansible_collections.zkherd.ops.plugins.plugin_utils.zk_plugin import plugin_session
 
 display = Display()
@@ -97,7 +98,7 @@ class LookupModule(LookupBase):
             for farm_path in farms:
                 members, problems = farm.read_members(client, farm_path)
                 for problem in problems:
-                    display.warning("zkherd.ops.farm: skipping %s" % problem)
+                    display.warning(printable("zkherd.ops.farm: skipping %s" % problem))
                 entries.extend(dict(farm=farm_path, name=name, data=doc)
                                for name, doc in members.items() if farm.matches(doc, filter_terms))
         return entries

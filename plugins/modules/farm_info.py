@@ -80,6 +80,7 @@ error_kind:
 """
 
 from ansible_collections.zkherd.ops.plugins.module_utils.common import farm, paths
+from ansible_collections.zkherd.ops.plugins.module_utils.shown import printable
 from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import ZkModule
 
 
@@ -96,7 +97,7 @@ def main():
     with zm.session() as client:
         members, problems = farm.read_members(client, farm_path)
     for problem in problems:
-        zm.module.warn(problem)
+        zm.module.warn(printable(problem))
     chosen = {name: doc for name, doc in members.items() if farm.matches(doc, terms)}
     zm.module.exit_json(changed=False, farm=farm_path, members=chosen, problems=problems)
 

@@ -115,6 +115,11 @@ options:
     description:
       - With O(state=absent), delete the znode with all its descendants. Without it a znode that
         has children is not deleted and the task fails with C(error_kind=not_empty).
+      - The subtree is read as one snapshot, read again when it changed meanwhile; one that keeps
+        changing through 5 reads fails the task with C(error_kind=version), nothing deleted.
+      - A subtree deleted in several transactions (more than 1,000 znodes or 1 MB) also sets the
+        data of O(path) (unchanged) in every transaction but the last, to keep other writers out,
+        so the credentials then need write permission on O(path) as well as delete permission.
     type: bool
     default: false
 extends_documentation_fragment:
@@ -431,6 +436,10 @@ def ensure_absent(module, client, path, before):
         try:
             txn.apply(client, txn.plan_ops(plan, client, nodes), guard, wait=p["connect_timeout"])
         except txn.ApplyError as exc:
+            if exc.kind == AUTH and ("update %s:" % path) in exc.message:  # the guard's write on the root
+                exc.message += (" (a subtree deleted in several transactions also sets the data of %s, unchanged, "
+                                "in each one to keep other writers out: the credentials need write permission "
+                                "on it)" % path)
             exc.result = dict(result, changed=exc.written, uncertain=[op.path for op in exc.uncertain],
                               deleted=[op.path for op in exc.done if op.kind == "delete"])
             raise

@@ -38,7 +38,10 @@ options:
     default: false
   recursive:
     description:
-      - Also return every znode below O(path) in RV(tree).
+      - Also return every znode below O(path) in RV(tree), as one snapshot - the subtree is read
+        again when it changed while it was read.
+      - A subtree that keeps changing through 5 reads (a writer that never pauses) fails the task
+        with C(error_kind=version); retry it (C(retries) and C(until)) or read a smaller subtree.
     type: bool
     default: false
   acl:

@@ -25,6 +25,15 @@ description:
     holds between C(znode_tree) runs and recursive deletes by M(zkherd.ops.znode); another
     program that changes a znode the task writes also makes it fail, one that changes a znode
     the task only read does not.
+  - Permissions. Because every transaction sets the data of O(path), the credentials need write
+    permission on O(path) itself (as well as create and delete where the task creates and deletes),
+    also when the task only changes znodes below it. Without it the task fails with
+    C(error_kind=auth) and changes nothing. Watchers of the data of O(path) see one change (with
+    the same data) per transaction.
+  - A tree that changes while it is read is read again, up to 5 times. A tree that keeps changing
+    (a writer that never pauses, members that come and go all the time) makes the task fail with
+    C(error_kind=version), nothing changed - retry the task (C(retries) and C(until)), at a quieter
+    moment, or load a smaller subtree.
   - A lost connection during a transaction leaves it unknown whether ZooKeeper applied it. The
     module waits for the connection to come back (up to O(connect_timeout) seconds, in the same
     session), reads the transaction's znodes and so finds out - applied, it goes on; not applied,
@@ -179,6 +188,7 @@ error_kind:
 from ansible_collections.zkherd.ops.plugins.module_utils.common import acl as acls
 from ansible_collections.zkherd.ops.plugins.module_utils.common import codec, paths, tree, txn
 from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import to_kazoo_acls
+from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import AUTH
 from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import ACL_OPTIONS, ZkModule
 
 
@@ -225,6 +235,10 @@ def run(module, client, root, desired, want_acl):
             result["transactions"] = txn.apply(client, ops, txn.Guard.of(root, current),
                                                wait=module.params["connect_timeout"])
         except txn.ApplyError as exc:
+            if exc.kind == AUTH:  # the guard's write on the root is the surprising one
+                exc.message += (" (every transaction of znode_tree also sets the data of %s, unchanged, to keep "
+                                "other writers out: the credentials need write permission on it, also to create "
+                                "or delete below it)" % root)
             # what the tree holds now: what stayed committed, and what may have been
             exc.result = dict(result, changed=exc.written, uncertain=[op.path for op in exc.uncertain],
                               **done_lists(exc.done))

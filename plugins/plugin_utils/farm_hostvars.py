@@ -6,6 +6,8 @@ Farm members are written by whoever may write the farm in ZooKeeper; the invento
 operator. So a member never chooses how Ansible connects or behaves: no ansible_* variable (ssh
 options, connection, become, interpreter...), no name Ansible reserves or sets itself, none of the
 plugin's own zkherd_* variables, and host names that are names or addresses, not ssh options.
+Nor does a member choose how Ansible reaches a host that the farm does not alone define: see
+Claims. Names from farm data reach warnings only through module_utils/shown.py.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import functools
 import ipaddress
 import re
 
+from ansible import constants as C
 from ansible.utils.vars import isidentifier
 from ansible.vars.reserved import get_reserved_names
+
+from ansible_collections.zkherd.ops.plugins.module_utils.shown import shown, shown_repr
 
 # Variables Ansible defines itself (besides ansible_* and the reserved play keywords).
 MAGIC_VARIABLES = frozenset((
@@ -25,6 +30,9 @@ MAGIC_VARIABLES = frozenset((
 ))
 OWN_PREFIX = "zkherd_"  # zkherd_farm, zkherd_member, zkherd_member_data... set by the plugin only
 MEMBER_DATA_VAR = "zkherd_member_data"
+# Ansible's names of the controller: with none of them in the inventory, `hosts: localhost` and
+# `delegate_to: localhost` use the implicit localhost (a local connection).
+CONTROLLER_NAMES = frozenset(C.LOCALHOST)
 
 # A DNS name (underscores tolerated) that cannot be read as an option: no leading '-' or '.'.
 _HOST_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
@@ -33,7 +41,7 @@ _HOST_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
 def host_name_problem(name):
     """None if *name* is a plain host name or IP address, else why not."""
     if not isinstance(name, str):
-        return "%r is not a host name (not text)" % (name,)
+        return "%s is not a host name (not text)" % shown_repr(name)
     try:
         ipaddress.ip_address(name)
         return None
@@ -41,8 +49,8 @@ def host_name_problem(name):
         pass
     if _HOST_NAME.match(name):
         return None
-    return "%r is not a host name or address (letters, digits, '.', '-' and '_', not starting with '-' or '.')" % (
-        name,)
+    return "%s is not a host name or address (letters, digits, '.', '-' and '_', not starting with '-' or '.')" % (
+        shown_repr(name))
 
 
 def _refusal(name):
@@ -83,7 +91,7 @@ class HostVarRules:
         """-> ({variable: value}, [problem...]) for one member's top-level fields."""
         found, problems = {}, []
         for field, value in data.items():
-            readable = "it stays readable as %s[%r]" % (MEMBER_DATA_VAR, field)
+            readable = "it stays readable as %s[%s]" % (MEMBER_DATA_VAR, shown_repr(field))
             if field in self.trusted:
                 reason = host_name_problem(value) if field == "ansible_host" else None
                 if reason:
@@ -96,8 +104,46 @@ class HostVarRules:
             if reason is None:
                 found[name] = value
                 continue
-            shown = "field %s" % field if name == field else "field %s (variable %s)" % (field, name)
+            which = "field %s" % shown(field)
+            if name != field:
+                which += " (variable %s)" % shown(name)
             advice = ("; list %s in trusted_vars only if whoever can write this farm may also run commands as you"
-                      % field) if can_trust else ""
-            problems.append("%s refused: %s %s; %s%s" % (shown, name, reason, readable, advice))
+                      % shown(field)) if can_trust else ""
+            problems.append("%s refused: %s %s; %s%s" % (which, shown(name), reason, readable, advice))
         return found, problems
+
+
+class Claims:
+    """Which hosts a member may say how to reach (ansible_host, trusted_vars): only a host that this
+    inventory source makes, for one member. A host that another source parsed before defines, or
+    that members of different names claim, keeps the connection its own source gave it (or its
+    name), whatever order the farm lists them in; the controller's own names are never made."""
+
+    MAX_LISTED = 5
+
+    def __init__(self, existing_hosts):
+        self.existing = frozenset(existing_hosts)
+        self.members = {}
+
+    def add(self, host, member):
+        self.members.setdefault(host, set()).add(member)
+
+    def left_out(self, host):
+        """Why a member naming *host* must not become a host at all, or None."""
+        if host in CONTROLLER_NAMES and host not in self.existing:
+            return ("names %s, the controller itself: Ansible's implicit localhost is never replaced by farm data; "
+                    "the member is left out of the inventory" % shown(host))
+        return None
+
+    def not_owned(self, host):
+        """Why farm data must not set how Ansible reaches *host*, or None."""
+        if host in self.existing:
+            return "names %s, a host that another inventory source defines" % shown(host)
+        names = sorted(self.members.get(host, ()))
+        if len(names) > 1:
+            listed = [shown(n) for n in names[:self.MAX_LISTED]]
+            if len(names) > self.MAX_LISTED:
+                listed.append("%d more" % (len(names) - self.MAX_LISTED))
+            return "names %s, which members %s and %s %s name" % (
+                shown(host), ", ".join(listed[:-1]), listed[-1], "both" if len(names) == 2 else "all")
+        return None

@@ -17,7 +17,8 @@ import sys
 from zkherd import __version__
 from zkherd.common import paths
 from zkherd.common.errors import UserError
-from zkherd.config import ConfigError, connection_settings, load_file, merge
+from zkherd.common.tree import MAX_VALUE_BYTES
+from zkherd.config import ConfigError, connection_settings, load_file, merge, read_bounded
 from zkherd.logs import Log
 
 EX_USAGE = 64
@@ -36,7 +37,7 @@ DEFAULTS = dict(
     election=None, timeout=None, pool_cmd=None, name=None, tick=60.0, if_running="skip",
     barrier_path=None, count=None, farm_cmd=None, farm_path=None, fields=None, field=None, value=None,
     dest=None, format="json", template=None, filter=None, on_change_cmd=None, min_members=0, once=False,
-    conf=None, conf_format=None, poll=None,
+    conf=None, conf_format=None, poll=None, file_mode=0o644,
 )
 
 
@@ -49,6 +50,21 @@ def seconds(text):
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError("%r: seconds must be a finite number, 0 or more" % (text,))
     return value
+
+
+def file_mode(text):
+    """--file-mode: permission bits in octal (0640, 640 or 0o640), at most 0777 - no set-id or sticky bit."""
+    digits = str(text).strip().lower()
+    digits = digits[2:] if digits.startswith("0o") else digits
+    if not digits or len(digits) > 4 or any(c not in "01234567" for c in digits):
+        raise argparse.ArgumentTypeError("%r is not an octal file mode such as 0644 or 0600" % (text,))
+    mode = int(digits, 8)
+    if mode > 0o777:
+        raise argparse.ArgumentTypeError("%r: only permission bits (at most 0777), no set-id or sticky bits" % (text,))
+    return mode
+
+
+FILE_MODE_HELP = "mode of the files zkherd creates, in octal (default 0644; a file in place keeps its own)"
 
 
 # Values of the secret options found in argv before parsing (parse()), so that no argparse error
@@ -150,6 +166,7 @@ def build_parser():
     cfg.add_argument("--reload-signal", metavar="SIG", help="signal for --on-change reload (default HUP)")
     cfg.add_argument("--change-delay", type=seconds, metavar="S",
                      help="wait until changes stop for S (default 0.2, at most 2 s) and apply the newest once")
+    cfg.add_argument("--file-mode", type=file_mode, metavar="MODE", help=FILE_MODE_HELP)
     cfg.add_argument("--rolling-lock", metavar="PATH", help="restart for new files only while holding this lock")
     cfg.add_argument("--rolling-slots", type=int, metavar="N", help="hosts restarting at once (default 1)")
     cfg.add_argument("--on-failure", choices=["pause", "rollback"],
@@ -225,6 +242,7 @@ def build_parser():
     export.add_argument("--check-cmd", metavar="CMD", help="shell command that validates $ZKHERD_STAGED_FILE first")
     export.add_argument("--min-members", type=int, metavar="N", help="keep the last file with fewer members")
     export.add_argument("--once", action="store_true", help="write once and exit")
+    export.add_argument("--file-mode", type=file_mode, metavar="MODE", help=FILE_MODE_HELP)
     join = farm_commands.add_parser("join", parents=[common], argument_default=argparse.SUPPRESS,
                                     help="be a member of a farm: CONF (JSON/YAML file or DJB directory) <-> znode")
     join.add_argument("farm_path", metavar="FARM")
@@ -234,6 +252,7 @@ def build_parser():
     join.add_argument("--name", metavar="ID", help="member name (default: the default route's IPv4 address)")
     join.add_argument("--on-change", dest="on_change_cmd", metavar="CMD", help="run after CONF changed from ZooKeeper")
     join.add_argument("--poll", type=seconds, metavar="S", help="look for local edits every S (default 0.5)")
+    join.add_argument("--file-mode", type=file_mode, metavar="MODE", help=FILE_MODE_HELP)
     for name, what in (("get", "print a member's field"), ("set", "set a member's field (compare-and-set)"),
                        ("unset", "remove a member's field (compare-and-set)")):
         sub = farm_commands.add_parser(name, parents=[common], argument_default=argparse.SUPPRESS, help=what)
@@ -310,6 +329,8 @@ def file_value(action, key, value, path):
         return value if isinstance(value, (list, dict)) else [value]  # the command reads the items
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise bad("must be a single value")
+    if action.type is file_mode and not isinstance(value, str):  # YAML reads 0640 as 416, 640 as 640
+        raise bad("must be quoted, such as '0640' (YAML reads an unquoted 0640 as the number 416)")
     value = str(value)
     if action.type is not None:
         try:
@@ -471,7 +492,7 @@ def parse_signal(value):
     text = str(value).upper()
     name = text if text.startswith("SIG") else "SIG" + text
     try:
-        return signal.Signals(int(text)) if text.isdigit() else signal.Signals[name]
+        return signal.Signals(int(text)) if text.isascii() and text.isdigit() else signal.Signals[name]
     except (KeyError, ValueError):
         raise ConfigError("unknown signal %r" % value) from None
 
@@ -479,8 +500,7 @@ def parse_signal(value):
 def read_data(value):
     if value.startswith("@"):
         try:
-            with open(value[1:], "rb") as handle:
-                return handle.read()
+            return read_bounded(value[1:], MAX_VALUE_BYTES, "--data file")  # it becomes a znode's data
         except OSError as exc:
             raise ConfigError("cannot read --data file %s: %s" % (value[1:], exc.strerror)) from None
         except ValueError as exc:  # a NUL in the name

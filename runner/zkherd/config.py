@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import stat
 
-from zkherd.common import acl, codec
+from zkherd.common import acl, codec, tree
 from zkherd.common.connection import Settings
 
 
@@ -24,10 +24,19 @@ class ConfigError(Exception):
     """Bad usage or configuration: exit code 64."""
 
 
+def read_bounded(path, limit, what):
+    """The bytes of the operator's file *path* (a config file, --data @FILE), at most *limit*:
+    ConfigError beyond (no local file is ever read unbounded)."""
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ConfigError("%s %s is bigger than %d bytes" % (what, path, limit))
+    return data
+
+
 def load_file(path):
     try:
-        with open(path, "rb") as handle:
-            text = handle.read().decode("utf-8")
+        text = read_bounded(path, tree.MAX_FILE_BYTES, "config file").decode("utf-8")
     except OSError as exc:
         raise ConfigError("cannot read config file %s: %s" % (path, exc.strerror)) from None
     except UnicodeDecodeError:

@@ -5,14 +5,15 @@
 
 A burst of changes within the quiet period gives one pass with the newest content (promise 5).
 A rejected set is discarded, logged and reported; the old files stay. A version (the newest
-mzxid of the snapshot) that failed is remembered and not applied again; a newer one is.
+mzxid of the snapshot) that failed - here, or on another host as its failed-version record says -
+is not applied again: exactly that version, whatever is pushed after it is.
 """
 
 from __future__ import annotations
 
 import time
 
-from zkherd.install import FileSet, LocalFileError
+from zkherd.install import DEFAULT_FILE_MODE, FileSet, LocalFileError
 from zkherd.mirror import Mirror
 from zkherd.tasks import Task, command_env
 
@@ -20,8 +21,10 @@ MAX_DELAY = 2.0  # a steady stream of changes still gets applied this often
 
 
 class ConfigSync:
-    def __init__(self, pairs, dir_pairs, check_cmd, check_timeout, quiet, wakeup, log, op_timeout):
+    def __init__(self, pairs, dir_pairs, check_cmd, check_timeout, quiet, wakeup, log, op_timeout,
+                 file_mode=DEFAULT_FILE_MODE):
         self.mirror = Mirror(pairs, wakeup, log, op_timeout, dir_pairs)
+        self.file_mode = file_mode
         self.check_cmd = check_cmd
         self.check_timeout = check_timeout
         self.quiet = quiet
@@ -32,7 +35,8 @@ class ConfigSync:
         self.staged = None  # the FileSet waiting for the check: files to write, stale files to delete
         self.staged_version = None
         self.version = None  # installed (or found already in place)
-        self.failed_version = None
+        self.failed_version = None  # the one version not to apply: it failed here or elsewhere
+        self.newest_read = 0  # the newest version of a snapshot read so far
         self.last_good = None  # {Target: bytes} before the last install, for --on-failure rollback
         self.waiting = None  # why the first files cannot be installed yet (for the service manager's status)
 
@@ -51,11 +55,19 @@ class ConfigSync:
         now = time.monotonic()
         return max(0.0, min(self.last_change + self.quiet, self.first_change + MAX_DELAY) - now)
 
-    def read(self, client):
+    def read(self, client, failed_record=None):
         """Read and stage. Returns 'same' (nothing to install), 'missing' (a file cannot be made
-        yet), 'failed' (the newest version already failed), 'checking' or 'staged'."""
+        yet), 'failed' (the newest version already failed), 'checking' or 'staged'.
+        *failed_record* (failedversion.FailedVersions): another host's failed version to learn,
+        read before the snapshot, so that a genuine one is never newer than it."""
+        recorded = failed_record.read(client, self.mirror.op_timeout) if failed_record else None
         self.dirty = False
         snap, version = self.mirror.snapshot(client)
+        self.newest_read = max(self.newest_read, version)
+        if failed_record is not None:
+            recorded = failed_record.check(recorded, self.newest_read)
+            if recorded is not None and recorded > (self.failed_version or -1):
+                self.failed_version = recorded
         missing = self.mirror.missing(snap)
         self.waiting = None
         if missing:
@@ -63,12 +75,12 @@ class ConfigSync:
             self.log.warning("waiting for mirrored znodes that do not exist yet", znodes=znodes)
             self.waiting = "waiting for mirrored znodes " + znodes
             return "missing"
-        if self.failed_version is not None and version <= self.failed_version:
+        if version == self.failed_version:
             self.log.info("the newest configuration is the version that failed; waiting for a newer one",
                           version=version)
             self.waiting = "waiting for a configuration newer than failed version %d" % version
             return "failed"
-        files = FileSet()
+        files = FileSet(self.file_mode)
         try:
             changes, stale = self.mirror.changes(snap, files), self.mirror.stale(snap, files)
             if changes or stale:
@@ -90,7 +102,7 @@ class ConfigSync:
                       removed=",".join(t.path for t in stale) or "-")
         if not self.check_cmd:
             return "staged"
-        staged = files.staged_paths()
+        staged = files.staged_paths()  # through the private folders' descriptors: see staging.py
         env = command_env(ZKHERD_CONFIG_VERSION=str(version), ZKHERD_STAGED_FILE=staged[0][1] if staged else "",
                           ZKHERD_STAGED_FILES="\n".join("%s=%s" % pair for pair in staged))
         self.check = Task("check command", self.check_cmd, env, self.check_timeout, self.log)
@@ -114,11 +126,7 @@ class ConfigSync:
         a file or folder was swapped meanwhile: nothing is installed then."""
         files, self.staged = self.staged, None
         try:
-            last_good = {}
-            for target in files.staged + files.removed:
-                data = files.read(target)
-                if data is not None:
-                    last_good[target] = data
+            last_good = self.copies(files)
             written = ",".join(path for path, _tmp in files.staged_paths())
             files.install()
         except BaseException:
@@ -129,11 +137,25 @@ class ConfigSync:
         self.version = self.staged_version
         return self.version
 
+    def copies(self, files):
+        """{Target: bytes} of the regular files the install replaces or removes, to roll back to.
+        Links, FIFOs and sockets are removed without being read; a file too big to keep is not kept."""
+        last_good = {}
+        for target in files.staged + files.removed:
+            try:
+                data = files.copy(target)
+            except LocalFileError as exc:
+                self.log.warning("not kept for --on-failure rollback: " + exc.message, file=target.path)
+                continue
+            if data is not None:
+                last_good[target] = data
+        return last_good
+
     def roll_back(self):
         """Put back the files the last install replaced."""
         if not self.last_good:
             return
-        files = FileSet()
+        files = FileSet(self.file_mode)
         try:
             for target, data in sorted(self.last_good.items()):
                 files.stage(target, data)

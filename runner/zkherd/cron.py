@@ -207,9 +207,10 @@ class Cron:
             if isinstance(exc, self.client.handler.timeout_exception):
                 raise
             raise translate(exc, "mark the tick at", node) from None
-        old = sorted(int(t) for t in self.client.get_children(base) if t.isdigit())[:-KEEP_TICKS]
+        ticks = self.client.get_children(base)
+        old = sorted((t for t in ticks if t.isascii() and t.isdigit()), key=int)[:-KEEP_TICKS]  # not '²'
         for stale in old:
-            self.client.delete_async(paths.join(base, str(stale)))
+            self.client.delete_async(paths.join(base, stale))
         self.log.info("this host leads the pool; running the job", job=self.name, tick=tick)
         return True
 

@@ -250,7 +250,7 @@ class Export:
         except Exception as exc:  # a template error names the line; the last file stays
             self.log.error("cannot render %s: %s" % (opts.dest, exc))
             return EX_DATAERR
-        files = FileSet()
+        files = FileSet(opts.file_mode)
         try:
             code = self.install(files, text.encode("utf-8"))
         except LocalFileError as exc:  # a link or a swap in DEST's folder: the last file stays
@@ -271,11 +271,12 @@ class Export:
         """Replace DEST with *data* through install.FileSet, after --check-cmd; an exit code if
         that is all (unchanged: 0, rejected: 65), None once written."""
         opts, target = self.opts, Target.file(self.opts.dest)
-        if files.read(target) == data:
+        if not files.differs(target, data):  # sizes first: DEST is never read whole
             return 0
         files.stage(target, data)
         if opts.check_cmd:
-            env = command_env(ZKHERD_STAGED_FILE=files.staged_paths()[0][1])
+            (dest, staged), = files.staged_paths()  # through the private folder's descriptor: see staging.py
+            env = command_env(ZKHERD_STAGED_FILE=staged, ZKHERD_STAGED_FILES="%s=%s" % (dest, staged))
             try:
                 ok = subprocess.run(["/bin/sh", "-c", opts.check_cmd], env=env, timeout=60, check=False).returncode == 0
             except subprocess.TimeoutExpired:

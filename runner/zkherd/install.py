@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 from typing import NamedTuple
 
+from zkherd import staging
 from zkherd.common.connection import ZkError
+from zkherd.common.tree import MAX_FILE_BYTES, read_up_to
+from zkherd.staging import is_temp  # noqa: F401 (the name callers know)
 
-TEMP_SUFFIX = ".zkherd"  # private staging folders are "." + 12 hex digits + this: 20 characters
+DEFAULT_FILE_MODE = 0o644  # --file-mode: the mode of the files zkherd creates (a file in place keeps its own)
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO must not block us
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -74,9 +76,9 @@ class Target(NamedTuple):
         return cls(root, names)
 
 
-def is_temp(name):
-    """A private staging folder of ours (or a temp file of an older zkherd)."""
-    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+def folder_mode(file_mode):
+    """The mode of folders made for files of *file_mode*: x wherever r is (0644 -> 0755, 0600 -> 0700)."""
+    return file_mode | (file_mode & 0o444) >> 2
 
 
 def _symlink(link, root, target=None, verb="write"):
@@ -102,8 +104,9 @@ class Folders:
     """Folders below an operator's folder, each opened once relative to its parent without
     following a link, and kept open: what is done in them happens there, wherever they go."""
 
-    def __init__(self):
+    def __init__(self, mode=0o755):
         self.fds = {}  # (root, names) -> fd
+        self.mode = mode  # of the folders made below an operator's folder
 
     def open(self, root, names, create=False, purpose=None):
         """The fd of ROOT/names..., None if it does not exist (and create is False). *purpose*:
@@ -122,7 +125,8 @@ class Folders:
                 raise LocalFileError("cannot open the folder %s: %s" % (root, exc.strerror)) from None
         else:
             parent = self.open(root, names[:-1], create, purpose)
-            fd = None if parent is None else self._open_below(parent, root, names, create, purpose)
+            mode = self.mode if create else None
+            fd = None if parent is None else self._open_below(parent, root, names, mode, purpose)
             if fd is None:
                 return None
         self.fds[key] = fd
@@ -130,15 +134,16 @@ class Folders:
 
     @staticmethod
     def _open_below(parent, root, names, create, purpose):
+        """*create*: the mode of a folder to make if missing, or None."""
         name, path = names[-1], os.path.join(root, *names)
         for _attempt in range(2):
             try:
                 return os.open(name, _DIR, dir_fd=parent)
             except FileNotFoundError:
-                if not create:
+                if create is None:
                     return None
                 try:
-                    os.mkdir(name, 0o755, dir_fd=parent)
+                    os.mkdir(name, create, dir_fd=parent)
                     os.fsync(parent)
                 except FileExistsError:
                     pass  # made meanwhile: open it (and check it) again
@@ -169,16 +174,18 @@ class Folders:
 
 class FileSet:
     """Files to write and remove together: stage() and remove() as many as needed, then
-    install() or discard() (both release everything)."""
+    install() or discard() (both release everything). New files get *file_mode*."""
 
-    def __init__(self):
-        self.folders = Folders()
+    def __init__(self, file_mode=DEFAULT_FILE_MODE):
+        self.file_mode = file_mode
+        self.folders = Folders(folder_mode(file_mode))
         self.staged = []  # [Target]
         self.removed = []  # [Target]
         self._private = {}  # folder key -> (name, fd) of its private staging folder
 
-    def read(self, target):
-        """The bytes of the regular file in place, None if there is none."""
+    def _open(self, target, verb="read"):
+        """An fd of the regular file in place (the caller closes it), None if there is none;
+        LocalFileError for a link, a FIFO, a socket... (never followed, never blocking)."""
         fd = self.folders.open(*target.folder, purpose=target.path)
         if fd is None:
             return None
@@ -187,13 +194,56 @@ class FileSet:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise _refusal(fd, target.names[-1], target.path, target.root, exc, verb="read") from None
+            raise _refusal(fd, target.names[-1], target.path, target.root, exc, verb=verb) from None
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            os.close(handle)
+            raise LocalFileError("refusing to %s %s: it is not a regular file" % (verb, target.path))
+        return handle
+
+    def read(self, target, limit=MAX_FILE_BYTES):
+        """The bytes of the regular file in place, None if there is none; LocalFileError if it
+        is bigger than *limit* (never read whole: a sparse file of terabytes costs nothing)."""
+        handle = self._open(target)
+        if handle is None:
+            return None
         try:
-            if not stat.S_ISREG(os.fstat(handle).st_mode):
-                raise LocalFileError("refusing to read %s: it is not a regular file" % target.path)
-            return b"".join(iter(lambda: os.read(handle, 1 << 20), b""))
+            if os.fstat(handle).st_size > limit:
+                raise _too_big(target.path, limit)
+            data = read_up_to(handle, limit + 1)  # it may have grown since
+            if len(data) > limit:
+                raise _too_big(target.path, limit)
+            return data
         finally:
             os.close(handle)
+
+    def exists(self, target):
+        """Whether a regular file is in place (LocalFileError for anything else)."""
+        handle = self._open(target)
+        if handle is not None:
+            os.close(handle)
+        return handle is not None
+
+    def differs(self, target, data):
+        """Whether the file in place differs from *data* (also: there is none). A size that
+        differs is a change, without reading; else at most len(data) + 1 bytes are read."""
+        handle = self._open(target)
+        if handle is None:
+            return True
+        try:
+            return os.fstat(handle).st_size != len(data) or read_up_to(handle, len(data) + 1) != data
+        finally:
+            os.close(handle)
+
+    def copy(self, target):
+        """The bytes of the file in place, kept to put it back (--on-failure rollback): None if
+        there is none or it is no regular file (a link, a FIFO, a socket: nothing of it is read);
+        LocalFileError if it is bigger than MAX_FILE_BYTES."""
+        fd = self.folders.open(*target.folder, purpose=target.path)
+        try:
+            st = None if fd is None else os.stat(target.names[-1], dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        return self.read(target) if st is not None and stat.S_ISREG(st.st_mode) else None
 
     def files(self, root):
         """Every entry below ROOT that is not a folder (files, links...), as Targets; folders
@@ -216,7 +266,7 @@ class FileSet:
 
     def stage(self, target, data):
         """Write *data* for *target* in the private folder beside it, with the owner and mode of
-        the file it replaces (0644 for a new one)."""
+        the file it replaces (file_mode for a new one)."""
         fd = self.folders.open(*target.folder, create=True, purpose=target.path)
         name = target.names[-1]
         try:
@@ -238,7 +288,7 @@ class FileSet:
             view = memoryview(data)
             while view:
                 view = view[os.write(handle, view):]
-            mode = 0o644 if old is None else stat.S_IMODE(old.st_mode)
+            mode = self.file_mode if old is None else stat.S_IMODE(old.st_mode)
             if old is not None:
                 try:
                     os.fchown(handle, old.st_uid, old.st_gid)  # before fchmod: chown clears set-id bits
@@ -252,20 +302,14 @@ class FileSet:
             os.close(handle)
 
     def _private_folder(self, target, fd):
+        """The fd of the private staging folder in the folder *fd*: made (after sweeping our
+        leftovers there) on first use."""
         if target.folder not in self._private:
-            for _attempt in range(5):
-                name = "." + secrets.token_hex(6) + TEMP_SUFFIX
-                try:
-                    os.mkdir(name, 0o700, dir_fd=fd)
-                    break
-                except FileExistsError:
-                    continue
-            private = os.open(name, _DIR, dir_fd=fd)  # a link or another's folder in its place: refused
-            self._private[target.folder] = (name, private)
-            st = os.fstat(private)
-            if st.st_uid != os.geteuid() or st.st_mode & 0o077:
-                raise LocalFileError("refusing to stage %s: the private folder %s was replaced (is someone else "
-                                     "writing there?)" % (target.path, name))
+            try:
+                staging.sweep(fd)
+                self._private[target.folder] = staging.make(fd)
+            except (staging.StagingError, OSError) as exc:
+                raise LocalFileError("refusing to stage %s: %s" % (target.path, exc)) from None
         return self._private[target.folder][1]
 
     def remove(self, target):
@@ -274,9 +318,9 @@ class FileSet:
             self.removed.append(target)
 
     def staged_paths(self):
-        """[(target path, staged file path)] for --check-cmd."""
-        return [(t.path, os.path.join(t.root, *t.names[:-1], self._private[t.folder][0], t.names[-1]))
-                for t in self.staged]
+        """[(target path, path of the staged file for --check-cmd)]: through the private folder's
+        descriptor (/proc/PID/fd/N/NAME), so that no rename or link in the folder can redirect it."""
+        return [(t.path, staging.check_path(self._private[t.folder][1], t.names[-1])) for t in self.staged]
 
     def install(self):
         """Rename every staged file into place, delete the removed files, fsync the folders;
@@ -310,7 +354,7 @@ class FileSet:
             except OSError:
                 pass
         for key, (name, fd) in self._private.items():
-            os.close(fd)
+            os.close(fd)  # and with it our lock on it
             try:
                 os.rmdir(name, dir_fd=self.folders.fds[key])
             except OSError:
@@ -318,3 +362,8 @@ class FileSet:
         self.staged, self.removed = [], []
         self._private.clear()
         self.folders.close()
+
+
+def _too_big(path, limit):
+    return LocalFileError("%s is bigger than %d bytes, more than zkherd reads of a local file; refusing to read it"
+                          % (path, limit))

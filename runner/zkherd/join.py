@@ -29,8 +29,8 @@ from kazoo.protocol.states import KazooState
 from zkherd.common import codec, farm, paths
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH
-from zkherd.install import FileSet, LocalFileError, Target
-from zkherd.session import Session
+from zkherd.install import DEFAULT_FILE_MODE, FileSet, LocalFileError, Target
+from zkherd.session import Session, session_id
 from zkherd.tasks import Task, command_env
 from zkherd.wakeup import Wakeup
 
@@ -90,8 +90,9 @@ _GONE = object()
 class Conf:
     """The local side: a JSON/YAML file or a DJB directory."""
 
-    def __init__(self, path, fmt):
+    def __init__(self, path, fmt, file_mode=DEFAULT_FILE_MODE):
         self.path = path
+        self.file_mode = file_mode  # of the files (and, made executable, folders) it creates
         self.fmt = fmt or ("dir" if os.path.isdir(path) else "yaml" if path.endswith((".yml", ".yaml")) else "json")
 
     def stamp(self):
@@ -138,7 +139,7 @@ class Conf:
     def write(self, doc):
         """Replace CONF (or the DJB directory's changed files) atomically through install.FileSet:
         no name from ZooKeeper leaves the directory, no symlink inside it is followed."""
-        files = FileSet()
+        files = FileSet(self.file_mode)
         try:
             if self.fmt == "json":
                 files.stage(Target.file(self.path), (json.dumps(doc, indent=2) + "\n").encode())
@@ -164,7 +165,7 @@ class Member:
     def __init__(self, opts, settings, log):
         self.opts = opts
         self.log = log
-        self.conf = Conf(opts.conf, opts.format)
+        self.conf = Conf(opts.conf, opts.format, opts.file_mode)
         self.node = paths.join(opts.farm, opts.name or default_route_address())
         self.wakeup = Wakeup()
         self.session = Session(settings, self.wakeup, log)
@@ -223,7 +224,10 @@ class Member:
             data = stat = None
         except Exception as exc:
             raise translate(exc, "read", self.node) from None
-        if stat is None or not self.joined and stat.ephemeralOwner != client.client_id[0]:
+        ours = session_id(client)
+        if ours is None:
+            raise ZkError("lost contact with ZooKeeper")  # tried again once it is back
+        if stat is None or not self.joined and stat.ephemeralOwner != ours:
             if stat is not None:  # a node of an old session of ours, or of another host: replace it
                 client.delete(self.node)
             client.create(self.node, farm.encode_member(local), ephemeral=True, makepath=True)

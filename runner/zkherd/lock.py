@@ -15,34 +15,38 @@ the next in line is first in the lock- line at once, but not in the run- line un
 is dead. The same holds the other way round when a run- node is deleted by hand. The fencing
 token is the czxid of the run- node: it grows with every new holder.
 
-A persistent (or container) node in either line is foreign: runners only make ephemeral nodes,
-so no runner holds it and it would never go away (a client that may write the lock can squat it
-that way). It is left out of the line, logged at WARNING once and reported to *on_foreign* (the
-alert command). We learn it from the stats of the nodes we wait on, which we fetch anyway to watch
-them: a foreign node costs one more look, a lock without one costs nothing more. Skipping it keeps
-mutual exclusion: every contender sees the same stat for a node, and a node that no session owns
-runs no child.
+A persistent (or container) node in either line is foreign (foreign.py): no runner holds it and
+it would never go away (a client that may write the lock can squat it that way). It is left out of
+the line, logged and alerted (aggregated, rate-limited). We learn it from the stats of the nodes we
+wait on, which we fetch anyway to watch them: a lock without one costs nothing more. When one is
+found, the stats of every node ahead are fetched at once (pipelined, one round trip) and the
+foreign ones remembered, so that no look walks past them one round trip at a time. Skipping them
+keeps mutual exclusion: every contender sees the same stat for a node, and a node that no session
+owns runs no child.
+
+Names are parsed strictly: a sequence suffix is ten ASCII digits ('lock-' + ten superscript twos
+is no node of ours, whatever str.isdigit() says).
 """
 
 from __future__ import annotations
+
+import re
 
 from kazoo.exceptions import ConnectionLoss, KazooException, NoNodeError, SessionExpiredError
 
 from zkherd.common import paths
 from zkherd.common.connection import translate
+from zkherd.foreign import ForeignNodes, is_foreign
+from zkherd.session import session_id
 
 QUEUE, RUN = "lock-", "run-"
-# ephemeralOwner of the nodes that no session owns: 0 (persistent) and Long.MIN_VALUE (a container,
-# which the server never deletes while it has had no children). TTL nodes go when their TTL ends.
-NO_SESSION = (0, -(2 ** 63))
-
-
-def _sequence(name):
-    return int(name[-10:])
+_SEQUENCE = re.compile("[0-9]{10}")  # ASCII digits only: int() refuses '²', str.isdigit() does not
 
 
 def in_order(children, prefix):
-    return sorted((c for c in children if c.startswith(prefix) and c[-10:].isdigit()), key=_sequence)
+    """The children named PREFIX + a sequence number, in order."""
+    return sorted((c for c in children if c.startswith(prefix) and _SEQUENCE.fullmatch(c[-10:])),
+                  key=lambda name: int(name[-10:]))
 
 
 def _ahead(line, name, slots):
@@ -69,8 +73,7 @@ class Lock:
         self.run = None  # our run- node name
         self.token = None
         self.lost = False  # one of our nodes went: release deletes only what is still ours
-        self.on_foreign = on_foreign  # called with a message for each foreign node seen
-        self.foreign = set()  # (name, czxid) of the foreign nodes already reported
+        self.foreign = ForeignNodes(path, log, on_foreign)
 
     def _watch(self, event):
         self.wakeup.post(self.event, event.path)
@@ -115,13 +118,15 @@ class Lock:
     def _step(self):
         if self.place is None:
             self._enqueue()
-        children = self._get(self.client.get_children_async(self.path))
+        children, folder = self._get(self.client.get_children_async(self.path, include_data=True))
+        self.foreign.folder_is(folder.czxid)
         line, runs = in_order(children, QUEUE), in_order(children, RUN)
         if self.place not in line or self.run not in runs:
             self.lost = True
             raise LockLost("one of our lock nodes (%s, %s) is gone" % (self.place, self.run))
-        self.log.debug("lock: looked at the line", lock=self.path, contenders=len(line))
         waiting_for = self._waiting_for(line, runs)
+        self.log.debug("lock: looked at the line", lock=self.path, contenders=len(line),
+                       waiting_for=",".join(waiting_for or ()) or "-")
         if waiting_for is None:
             return self._step()  # one of them went meanwhile: look again
         if not waiting_for:
@@ -139,34 +144,32 @@ class Lock:
     def _waiting_for(self, line, runs):
         """The nodes ahead of us that we wait for, each watched, foreign ones left out; None if
         one of them is gone already."""
-        stats, foreign = {}, set()
-        while True:
-            wanted = (_ahead([n for n in line if n not in foreign], self.place, self.slots)
-                      + _ahead([n for n in runs if n not in foreign], self.run, self.slots))
-            new = [n for n in wanted if n not in stats]
-            pending = [self.client.exists_async(paths.join(self.path, n), watch=self._watch) for n in new]
-            stats.update(zip(new, (self._get(p) for p in pending)))
-            if any(stats[n] is None for n in wanted):
-                return None
-            persistent = [n for n in wanted if stats[n].ephemeralOwner in NO_SESSION]
-            if not persistent:
-                return wanted
-            for name in persistent:
-                self._report_foreign(name, stats[name])
-            foreign.update(persistent)
+        skip, found, stats = set(self.foreign.names), [], {}
+        try:
+            while True:
+                wanted = (_ahead([n for n in line if n not in skip], self.place, self.slots)
+                          + _ahead([n for n in runs if n not in skip], self.run, self.slots))
+                new = [n for n in wanted if n not in stats]
+                stats.update(zip(new, self._stats(new, watch=True)))
+                if any(stats[n] is None for n in wanted):
+                    return None
+                foreign = [n for n in wanted if is_foreign(stats[n])]
+                if not foreign:
+                    return wanted
+                # more may wait further ahead: learn the stats of all the others at once
+                ahead = line[:line.index(self.place)] + runs[:runs.index(self.run)]
+                rest = [n for n in ahead if n not in skip and n not in stats]
+                foreign += [n for n, stat in zip(rest, self._stats(rest)) if stat is not None and is_foreign(stat)]
+                skip.update(foreign)
+                found += foreign
+        finally:
+            self.foreign.report(found)
 
-    def _report_foreign(self, name, stat):
-        if (name, stat.czxid) in self.foreign:
-            return
-        self.foreign.add((name, stat.czxid))
-        node = paths.join(self.path, name)
-        action = ("delete it, and give the lock an ACL that only the deployment's credentials may write "
-                  "(--acl auth::rwcda)")
-        self.log.warning("foreign node in the lock, ignored: no session owns it, so no runner holds it; " + action,
-                         lock=self.path, node=node)
-        if self.on_foreign is not None:
-            self.on_foreign("foreign node %s in the lock %s (owned by no session, ignored): %s"
-                            % (node, self.path, action))
+    def _stats(self, names, watch=False):
+        """The stats of *names* (None: gone), pipelined: one round trip however many."""
+        pending = [self.client.exists_async(paths.join(self.path, n), watch=self._watch if watch else None)
+                   for n in names]
+        return [self._get(p) for p in pending]
 
     def still_held(self, client):
         """After a watch fired while holding: are our lock- and run- nodes both still there, and
@@ -181,7 +184,8 @@ class Lock:
         line); called only once our child is dead."""
         names = [n for n in (self.run, self.place) if n]
         if self.lost:  # someone deleted one of them and may have made a node of the same name
-            names = [n for n in names if self._ours(client, n)]
+            pending = [(n, client.exists_async(paths.join(self.path, n))) for n in names]
+            names = [n for n, result in pending if self._owned(client, self._get(result))]
         if names:
             txn = client.transaction()
             for name in names:
@@ -195,12 +199,23 @@ class Lock:
         self.place = self.run = self.token = None
         self.lost = False
 
-    def _ours(self, client, name):
-        return self._owned(client, self._get(client.exists_async(paths.join(self.path, name))))
+    def leave(self, client):
+        """release() where a failure must not escape (after LockLost): True once done; False if
+        ZooKeeper cannot be asked now - our nodes are kept track of, and the next step, finding
+        them lost again, comes back here (they are ephemeral: the session takes them at worst)."""
+        try:
+            self.release(client)
+            return True
+        except (KazooException, client.handler.timeout_exception) as exc:
+            self.log.debug("could not leave the lock yet, trying again", lock=self.path, error=type(exc).__name__)
+            return False
 
     @staticmethod
     def _owned(client, stat):
-        return stat is not None and stat.ephemeralOwner == client.client_id[0]
+        owner = session_id(client)
+        if owner is None:  # no live connection: whose node it is cannot be told now
+            raise ConnectionLoss("no connection to ZooKeeper")
+        return stat is not None and stat.ephemeralOwner == owner
 
     def forget_session(self):
         """The session expired: the server deleted our ephemeral nodes."""

@@ -104,15 +104,14 @@ class Mirror:
         return result
 
     def changes(self, snap, files):
-        """[(Target, data)] for files whose content differs from the snapshot (read through
-        *files*); missing znodes keep their file."""
+        """[(Target, data)] for files whose content differs from the snapshot (compared through
+        *files*: sizes first, never a whole unbounded read); missing znodes keep their file."""
         result = []
         for target, data in self.desired_files(snap):
-            current = files.read(target)
             if data is None:
-                if current is not None:
+                if files.exists(target):
                     self.log.warning("mirrored znode is missing, keeping the last file", file=target.path)
-            elif current != data:
+            elif files.differs(target, data):
                 result.append((target, data))
         return result
 

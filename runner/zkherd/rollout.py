@@ -7,7 +7,9 @@ is healthy (or, without --health, once it started). A version whose restarted ch
 not healthy in time is a failed version: the alert runs, the version is recorded in the znode
 ROLLING_LOCK/failed, and with --on-failure pause (the default) the lock is kept, so the rollout
 stops for everyone until a newer version is pushed, which is then applied; with --on-failure
-rollback the previous files are put back and the lock released, and other hosts skip the version.
+rollback the previous files are put back and the lock released, and other hosts skip the version
+(each host reads the record when it takes the rolling lock, right before it reads the set; see
+failedversion.py for why a record is believed or refused).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class Rollout:
         self.log = runner.log
         timeout = runner.op_timeout
         self.sync = (ConfigSync(opts.mirror, opts.mirror_dir, opts.check_cmd, opts.check_timeout, opts.change_delay,
-                                runner.wakeup, self.log, timeout) if opts.mirror or opts.mirror_dir else None)
+                                runner.wakeup, self.log, timeout, opts.file_mode)
+                     if opts.mirror or opts.mirror_dir else None)
         self.health = (Health(opts.health, opts.health_delay, opts.health_interval, opts.health_timeout,
                               opts.health_rise, opts.health_fall, command_env(), self.log) if opts.health else None)
         self.rolling = (Lock(opts.rolling_lock, opts.rolling_slots, opts.id, runner.wakeup, self.log, timeout,
@@ -45,6 +48,7 @@ class Rollout:
         self.phase = IDLE
         self.rolling_held = False
         self.rolling_dirty = False
+        self.learn_pending = False  # the rolling lock was just taken: read the failed-version record
         self.retry_at = 0.0
         self.release_pending = False  # the rolling lock could not be released yet
         self.restarting = False  # we stopped the child to restart it with new files
@@ -95,9 +99,9 @@ class Rollout:
             self._poll(client, connected, timeouts)
         except LockLost as exc:
             self.log.warning("lost our place in the rolling lock", lock=self.opts.rolling_lock, reason=str(exc))
-            self.rolling.release(client)
             self.rolling_held = False
-            timeouts.append(self.retry(0.0))
+            # what is left of our nodes goes now, or on the next try (the next step finds them lost again)
+            timeouts.append(self.retry(0.0 if self.rolling.leave(client) else 0.2))
         except ZkError as exc:
             self.log.error(exc.message)
             timeouts.append(self.retry(1.0))
@@ -174,12 +178,13 @@ class Rollout:
             self.log.info("rolling lock acquired", lock=self.opts.rolling_lock)
             self.phase = IDLE
             self.rolling_held = True
-            self.learn_failed(client)
+            self.learn_pending = True
             sync.dirty = True  # read the newest set now that it is our turn
         due = sync.due_in
         if due is None or due > 0:
             return due
-        outcome = sync.read(client)
+        outcome = sync.read(client, self.failed_versions if self.learn_pending else None)
+        self.learn_pending = False
         if outcome in ("same", "failed", "missing"):
             if outcome == "same" and not self.runner.child_running:
                 self.runner.dirty = True  # the first files are in place: the child may start
@@ -270,12 +275,6 @@ class Rollout:
     def record_failed(self, version, why):
         if self.failed_versions is not None and self.runner.connected:
             self.failed_versions.record(self.runner.session.client, version, why, self.runner.op_timeout)
-
-    def learn_failed(self, client):
-        """Another host may have failed (and rolled back) the version we are about to apply."""
-        version = self.failed_versions.newest(client, self.runner.op_timeout)
-        if version is not None and (self.sync.failed_version or 0) < version:
-            self.sync.failed_version = version
 
     def alert(self, kind, message):
         if not self.opts.alert:

@@ -31,7 +31,7 @@ from zkherd.lock import Lock, LockLost
 from zkherd.register import Registration
 from zkherd.rollout import Rollout
 from zkherd.sdnotify import Notifier
-from zkherd.session import Session, fence_margin
+from zkherd.session import Session, fence_margin, session_id
 from zkherd.tasks import command_env
 from zkherd.wakeup import Wakeup
 
@@ -72,12 +72,12 @@ class Runner:
             return EX_UNAVAILABLE if exc.kind == CONNECT else EX_USAGE
         self.wakeup.install_signals(STOPPING + FORWARDED)
         self.connected = True
-        self.session_id = self.session.client.client_id[0]
+        self.session_id = session_id(self.session.client)
         opts = self.opts
         self.op_timeout = max(0.2, min(2.0, self.session.timeout / 3.0))
         if opts.lock:
             self.lock = Lock(opts.lock, opts.slots, opts.id, self.wakeup, self.log, self.op_timeout,
-                             on_foreign=self.foreign_lock_node)
+                             on_foreign=self.foreign_lock_nodes)
             if opts.wait_timeout is not None:
                 self.wait_deadline = time.monotonic() + opts.wait_timeout
         if opts.register:
@@ -160,10 +160,10 @@ class Runner:
             self.dirty = True
             if self.child_running:
                 self.lose_lock(str(exc))
-            else:
-                self.lock.release(client)
-                self.retry_at = time.monotonic() + 0.1  # queue again soon, without waiting for an event
-                return 0.1
+            else:  # leave what is left of our place and queue again soon, without waiting for an event
+                delay = 0.1 if self.lock.leave(client) else 0.2  # not left: the next step finds it lost again
+                self.retry_at = time.monotonic() + delay
+                return delay
         except ZkError as exc:
             self.log.error(exc.message)
             if exc.kind in (AUTH, USAGE):  # will not get better by trying again
@@ -180,7 +180,7 @@ class Runner:
             return 0.2
         return None
 
-    def foreign_lock_node(self, message):
+    def foreign_lock_nodes(self, message):
         if self.rollout is not None:  # it runs the --alert command
             self.rollout.alert("foreign-lock-node", message)
 
@@ -306,10 +306,10 @@ class Runner:
         if state == KazooState.CONNECTED:
             self.connected = True
             self.dirty = True
-            session_id = self.session.client.client_id[0]
-            self.log.info("contact with ZooKeeper is back", session="0x%x" % session_id,
-                          same_session=session_id == self.session_id)
-            self.session_id = session_id
+            current = session_id(self.session.client) or self.session_id  # None if gone again already
+            self.log.info("contact with ZooKeeper is back", session="0x%x" % (current or 0),
+                          same_session=current == self.session_id)
+            self.session_id = current
         elif state == KazooState.SUSPENDED:
             self.connected = False
             fenced = self.lock is not None and self.child_running

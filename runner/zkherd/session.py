@@ -23,6 +23,13 @@ BLATHER = 5
 EX_UNAVAILABLE = 69  # kazoo's most verbose level; the negotiated timeout is only logged there
 
 
+def session_id(client):
+    """The id of the client's session, None while kazoo has no live connection (its client_id
+    is None then, even if the session goes on)."""
+    found = client.client_id
+    return found[0] if found else None
+
+
 def fence_margin(session_timeout):
     """Time kept between a fenced child's death and the earliest possible session expiry."""
     return 0.05 + 0.1 * session_timeout
@@ -94,7 +101,7 @@ class Session:
         self.client = open_client(self.settings, logger=self._logger, waiting=waiting)
         self.heard(started)  # in case the connect request was not seen in the log
         self.client.add_listener(lambda state: self.wakeup.post("state", state))
-        say("connected to ZooKeeper", hosts=self.settings.hosts, session="0x%x" % self.client.client_id[0],
+        say("connected to ZooKeeper", hosts=self.settings.hosts, session="0x%x" % (session_id(self.client) or 0),
             session_timeout="%.3fs" % self.timeout)
 
     def heard(self, sent):

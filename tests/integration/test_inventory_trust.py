@@ -186,3 +186,82 @@ def test_inventory_cache_is_keyed_by_cluster_and_farms(zk_server, zk, zk_base, t
 
     zk.delete(zk_base + "/a/services/db/10.0.0.1")  # the cache of the first source still serves it
     assert list_inventory(write_source(tmp_path, on_a))[0]["db"]["hosts"] == ["10.0.0.1"]
+
+
+def list_sources(*sources, host=None):
+    """ansible-inventory over several sources, parsed in the order given (as `-i A -i B`, or the
+    sorted files of an inventory folder): --list, or --host HOST."""
+    args = [str(BIN / "ansible-inventory")]
+    for source in sources:
+        args += ["-i", str(source)]
+    args += ["--host", host] if host else ["--list"]
+    proc = subprocess.run(args, cwd=REPO, env=ansible_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return plain(json.loads(proc.stdout)), proc.stderr
+
+
+def test_farm_data_never_changes_the_connection_of_a_host_it_did_not_make(zk_server, zk, zk_base, tmp_path):
+    """The review's H2: a static inventory defines db1 (ansible_host 192.0.2.10); a farm member named
+    198.51.100.66 holding {"hostname": "db1"} used to set db1's ansible_host to its own name, so every
+    play against db1 went to the member's address. Now a host that another source defines, a host two
+    members claim, and the controller's own names never get a connection from farm data: the member
+    joins the farm's group with farm_* variables only (or is left out, for localhost), and a warning
+    names what was withheld."""
+    farm = zk_base + "/services/web"
+    members = {
+        "198.51.100.66": {"hostname": "db1", "role": "evil"},  # names a host of the static source
+        "198.51.100.67": {"hostname": "db2", "ansible_host": "198.51.100.67", "ansible_port": 2222},
+        "10.0.0.1": {"hostname": "web-1"}, "198.51.100.68": {"hostname": "web-1"},  # two members, one host
+        "10.0.0.2": {"hostname": "web-2"},  # a host of this farm alone: its address is the member name
+        "198.51.100.69": {"hostname": "localhost"},  # Ansible's implicit localhost: the controller
+    }
+    for name, data in members.items():
+        zk.create(farm + "/" + name, json.dumps(data).encode(), makepath=True)
+    static = tmp_path / "01-static.yml"
+    static.write_text(yaml.safe_dump({"all": {"hosts": {"db1": {"ansible_host": "192.0.2.10"}, "db2": None}}}))
+    source = write_source(tmp_path, {"hosts": zk_server.hosts, "farms": [farm], "hostname_field": "hostname",
+                                     "trusted_vars": ["ansible_host", "ansible_port"]},
+                          name="02-web.zkherd_farm.yml")
+
+    db1, stderr = list_sources(static, source, host="db1")
+    assert db1["ansible_host"] == "192.0.2.10", db1  # before the fix: 198.51.100.66
+    assert db1["farm_role"] == "evil" and db1["zkherd_member"] == "198.51.100.66"  # farm data is merged
+    listed, stderr = list_sources(static, source)
+    hostvars = listed["_meta"]["hostvars"]
+    assert hostvars["db1"]["ansible_host"] == "192.0.2.10"
+    assert "ansible_host" not in hostvars["db2"] and "ansible_port" not in hostvars["db2"], hostvars["db2"]
+    assert hostvars["db2"]["zkherd_member_data"]["ansible_port"] == 2222  # still readable as data
+    assert "ansible_host" not in hostvars["web-1"], hostvars["web-1"]  # neither member's address
+    assert hostvars["web-2"]["ansible_host"] == "10.0.0.2"  # unchanged for a host the farm alone defines
+    assert sorted(listed["web"]["hosts"]) == ["db1", "db2", "web-1", "web-2"]
+    assert "localhost" not in hostvars and "localhost" not in json.dumps(listed["web"]), listed
+    warnings = one_line(stderr)
+    for member, text in (("198.51.100.66", "names db1, a host that another inventory source defines"),
+                         ("198.51.100.67", "names db2, a host that another inventory source defines"),
+                         ("198.51.100.68", "names web-1, which members 10.0.0.1 and 198.51.100.68 both name"),
+                         ("198.51.100.69", "names localhost")):
+        assert "member %s/%s: %s" % (farm, member, text) in warnings, (member, warnings)
+
+    # the farm source alone: nothing else defines db1, so the member's address is used as before
+    alone = list_sources(source, host="db1")[0]
+    assert alone["ansible_host"] == "198.51.100.66"
+
+
+def test_warnings_never_print_raw_names_from_farm_data(zk_server, zk, zk_base, tmp_path):
+    """Field names and host names from farm data reach the operator's terminal only escaped (no
+    terminal escape sequence, no bidi override) and bounded in length."""
+    farm = zk_base + "/services/web"
+    escape = "\x1b]0;owned\x07\x1b[2J"
+    data = {"ansible_" + escape: 1, "ansible_\u202etxt.exe": 2, "ansible_" + "A" * 5000: 3}
+    zk.create(farm + "/10.0.0.1", json.dumps(data).encode(), makepath=True)
+    zk.create(farm + "/10.0.0.2", json.dumps({"hostname": "web" + escape + "x" * 5000}).encode())
+    zk.create(farm + "/b\u202eexe.txt", b"not json")
+    stderr = list_inventory(write_source(tmp_path, {"hosts": zk_server.hosts, "farms": [farm], "vars_prefix": "",
+                                                    "hostname_field": "hostname"}))[1]
+    assert "\x1b" not in stderr and "\x07" not in stderr and "\u202e" not in stderr, repr(stderr)[:3000]
+    assert "A" * 500 not in stderr and "x" * 500 not in stderr, repr(stderr)[:3000]
+    warnings = one_line(stderr)
+    assert "field ansible_\\x1b]0;owned\\x07\\x1b[2J refused" in warnings, warnings  # shown, escaped
+    assert "field ansible_\\u202etxt.exe refused" in warnings, warnings
+    assert "member %s/10.0.0.2: 'web\\x1b]0;owned" % farm in warnings, warnings
+    assert "b\\u202eexe.txt" in warnings, warnings

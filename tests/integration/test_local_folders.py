@@ -10,12 +10,13 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.support.localuser import PYTHON, RACER, LocalUser
-from tests.support.runner import Zkherd
+from tests.support.runner import REPO, Zkherd
 from tests.support.zkutil import wait_for
 
 SERVE = "trap 'exit 0' TERM; while :; do sleep 0.05; done"
@@ -306,3 +307,78 @@ def test_names_of_240_characters(zk_server, zk, zk_base, tmp_path):
                        "--once"], tmp_path / "export.log")
     assert exporter.wait() == 0, exporter.log()
     assert json.loads((folder / ("e" * 240)).read_text()) == {"a": {"n": "1"}}
+
+
+def swap_private_folder(user, shared, link_to):
+    """As the user: rename root's private staging folder (the folder is theirs: allowed) and put a
+    folder of theirs at its name, holding a link to *link_to* under the staged file's name."""
+    [private] = [p.name for p in shared.iterdir() if p.name.endswith(".zkherd")]
+    done = user.run(["sh", "-c", 'cd "$1" && mv "$2" .moved && mkdir "$2" && ln -s "$3" "$2/$4"', "-", str(shared),
+                     private, str(link_to), "app.conf"])
+    assert done.returncode == 0, done.stderr
+
+
+CHECK = ('touch {started}; while [ ! -e {go} ]; do sleep 0.05; done; cat "$ZKHERD_STAGED_FILE" > {seen}; '
+         'printf "%s\\n" "$ZKHERD_STAGED_FILES" | sed "s/^[^=]*=//" | xargs cat > {seen_all}')
+
+
+@pytest.mark.parametrize("command", ["run", "farm export"])
+def test_the_check_command_reads_the_staged_file_wherever_the_user_moves_its_folder(
+        zk_server, zk, zk_base, site, user, tmp_path, command):
+    """While --check-cmd runs, the user renames root's private staging folder and puts their own at
+    its name, with a link to a root-only file: the check must still read the bytes root staged (and
+    installs), never the user's file or what their link leads to. Before: the check read the root-only
+    file through the user's link, so a checker could be fed anything (nginx -t with load_module: root)."""
+    shared, outside = site
+    marks = {name: tmp_path / name for name in ("started", "go", "seen", "seen_all")}
+    check = CHECK.format(**marks)
+    conf = shared / "app.conf"
+    if command == "run":
+        znode = zk_base + "/app.conf"
+        zk.create(znode, b"v1 from ZooKeeper\n")
+        process = Zkherd(["run", "--zk", zk_server.hosts, "--check-cmd", check, "--mirror", "%s=%s" % (conf, znode),
+                          "--", "sh", "-c", SERVE], tmp_path / "run.log")
+        expected = b"v1 from ZooKeeper\n"
+    else:
+        zk.create(zk_base + "/farm/a", b'{"n": "1"}', makepath=True)
+        process = Zkherd(["farm", "export", "--zk", zk_server.hosts, "--check-cmd", check, zk_base + "/farm",
+                          str(conf)], tmp_path / "export.log")
+        expected = b'{\n    "a": {\n        "n": "1"\n    }\n}\n'
+    wait_for(marks["started"].exists, 30, message=process.log)
+    swap_private_folder(user, shared, outside / "secret")
+    marks["go"].touch()
+    wait_for(lambda: marks["seen_all"].exists() and conf.exists(), 30, message=process.log)
+    assert marks["seen"].read_bytes() == expected, "the check read %r" % marks["seen"].read_bytes()
+    assert marks["seen_all"].read_bytes() == expected
+    assert conf.read_bytes() == expected and not process.has("Traceback")
+    process.stop()
+
+
+STAGE_AND_CHECK = """
+import os, subprocess, sys
+from zkherd import staging
+folder = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+name, private = staging.make(folder)
+handle = os.open("app.conf", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=private)
+os.write(handle, b"staged by a runner that is not root")
+os.close(handle)
+os.rename(name, ".moved", src_dir_fd=folder, dst_dir_fd=folder)  # wherever the folder goes
+check = subprocess.run(["/bin/sh", "-c", 'cat "$ZKHERD_STAGED_FILE"'], capture_output=True, text=True,
+                       env={"ZKHERD_STAGED_FILE": staging.check_path(private, "app.conf")})
+print(check.returncode, check.stdout, check.stderr)
+"""
+
+
+def test_the_staged_file_path_works_for_a_runner_of_another_user_under_protect_proc(user):
+    """The check command's path (/proc/PID/fd/N/NAME) for a runner that runs as a service user
+    (`User=` in the service role), with /proc mounted as systemd's ProtectProc=invisible mounts it
+    (hidepid=invisible: other users' processes are hidden): the runner's own check command opens
+    it. The real user runs the runner's staging code (standard library only) with the system Python."""
+    area = user.area()
+    user.give(area)
+    script = ("mount -t proc -o hidepid=invisible proc /proc && exec setpriv --reuid %d --regid %d --clear-groups "
+              "env PYTHONPATH=%s %s -c \"$0\" %s") % (user.uid, user.gid, REPO / "runner", PYTHON, area)
+    done = subprocess.run(["unshare", "--mount", "--pid", "--fork", "sh", "-c", script, STAGE_AND_CHECK],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0 staged by a runner that is not root", (done.stdout, done.stderr)

@@ -104,3 +104,31 @@ def test_modules_lookups_and_inventory_trust_only_the_ca_they_are_given(tls_setu
             capture_output=True, text=True, timeout=120, check=False)
     assert listed["pinned"].returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in listed["pinned"].stderr
     assert listed["system"].returncode == 0, listed["system"].stderr
+
+
+def test_a_key_renewed_with_a_passphrase_is_tried_again_not_fatal(make_zk_server, fault_proxy, tmp_path):
+    """The key file is renewed with an encrypted key while the runner is connected, then the
+    connection drops: each reconnect fails on the key (the runner never asks for a passphrase)
+    and is tried again; once a usable key is back, the runner is back in contact. Before: kazoo's
+    connection thread died on the refusal ("Unhandled exception in connection loop") and the runner
+    never reconnected."""
+    from cryptography.hazmat.primitives import serialization
+
+    ca = make_tls_files(tmp_path / "ca")
+    server = make_zk_server(keystore=ca.keystore, truststore=ca.cert, ssl_client_auth="none")
+    proxy = fault_proxy(server.secure_hosts)
+    key = tmp_path / "client-key.pem"
+    key.write_bytes(ca.key.read_bytes())
+    runner = Zkherd(["run", "-v", "--zk", proxy.hosts, "--session-timeout", "30", "--tls-ca", str(ca.cert),
+                     "--tls-cert", str(ca.cert), "--tls-key", str(key), "--", "sh", "-c",
+                     "trap 'exit 0' TERM; while :; do sleep 0.05; done"], tmp_path / "run.log")
+    runner.wait_log("started child", timeout=30)
+    key.write_bytes(serialization.load_pem_private_key(ca.key.read_bytes(), None).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw")))
+    proxy.reset_all()
+    runner.wait_log("lost contact with ZooKeeper")
+    runner.wait_log("(Unhandled exception in connection loop|TLS key .* is encrypted)", timeout=30)
+    key.write_bytes(ca.key.read_bytes())
+    runner.wait_log("contact with ZooKeeper is back", timeout=60)
+    assert runner.proc.poll() is None
+    runner.stop()

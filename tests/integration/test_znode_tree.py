@@ -127,3 +127,72 @@ def test_input_errors_change_nothing(zk_server, zk, zk_base, tmp_path):
         raise AssertionError("nothing should have been created")
     except NoNodeError:
         pass
+
+
+def test_the_root_needs_write_permission(zk_server, make_zk, zk_base):
+    """Every transaction of znode_tree also sets the root's data (unchanged) with the version it read
+    (the guard against concurrent writers): credentials that may create and delete under the root,
+    but not write it, are refused - with a message that says why - and nothing is written."""
+    from zkherd.common import acl
+    from zkherd.common.connection import to_kazoo_acls
+
+    owner = make_zk(auth_data=[("digest", "tree:pw")])
+    root = zk_base + "/cfg"
+    no_write = [("digest", acl.digest_id("tree", "pw"), 31 & ~2)]  # r, c, d, a: everything but w
+    owner.create(root, acl=to_kazoo_acls(no_write))
+    run = run_playbook([tree_task("load", path=root, tree={"a": "1"}, auth="tree:pw")], hosts=zk_server.hosts)
+    failed = run["load"]
+    assert failed["failed"] and failed["error_kind"] == "auth" and not failed["changed"], failed
+    assert "write permission on it" in failed["msg"] and root in failed["msg"], failed["msg"]
+    assert owner.get_children(root) == []
+    owner.set_acls(root, to_kazoo_acls([("digest", acl.digest_id("tree", "pw"), 31)]))
+    run = run_playbook([tree_task("load", path=root, tree={"a": "1"}, auth="tree:pw")], hosts=zk_server.hosts)
+    assert run["load"]["changed"] and owner.get(root + "/a")[0] == b"1", run["load"]
+
+    # so does a recursive delete by zkherd.ops.znode that takes several transactions (1,100 znodes)
+    big = zk_base + "/big"
+    owner.create(big, acl=to_kazoo_acls(no_write))
+    for start in range(0, 1100, 500):
+        batch = owner.transaction()
+        for i in range(start, min(start + 500, 1100)):
+            batch.create("%s/n%04d" % (big, i))
+        assert batch.commit() and owner.get_children(big)
+    delete = {"name": "delete", "ignore_errors": True,
+              "zkherd.ops.znode": {"path": big, "state": "absent", "recursive": True, "auth": "tree:pw"}}
+    failed = run_playbook([delete], hosts=zk_server.hosts)["delete"]
+    assert failed["failed"] and failed["error_kind"] == "auth" and "write permission on it" in failed["msg"], failed
+    assert len(owner.get_children(big)) == 1100
+
+
+def test_a_tree_that_keeps_changing_fails_after_five_reads(zk_server, zk, zk_base):
+    """A read is one snapshot: a tree that changes while it is read is read again, five times at most;
+    under a writer that never stops, znode_info (recursive) and znode_tree fail with
+    error_kind=version and change nothing (docs: retry the task, or read a smaller subtree)."""
+    import threading
+
+    root = zk_base + "/busy"
+    for i in range(300):
+        zk.create("%s/n%03d" % (root, i), b"0", makepath=True)
+    stop = threading.Event()
+
+    def write():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            zk.set(root + "/n%03d" % (i % 300), str(i).encode())
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        run = run_playbook([
+            {"name": "info", "zkherd.ops.znode_info": {"path": root, "recursive": True}, "ignore_errors": True},
+            tree_task("load", path=root, tree={"extra": "1"}),
+        ], hosts=zk_server.hosts)
+    finally:
+        stop.set()
+        writer.join()
+    for task in ("info", "load"):
+        result = run[task]
+        assert result["failed"] and result["error_kind"] == "version", (task, result)
+        assert "kept changing while it was read (5 times)" in result["msg"], result["msg"]
+    assert not zk.exists(root + "/extra")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +45,9 @@ def test_a_name_of_255_characters_is_staged_in_a_short_private_folder(tmp_path):
     files.stage(target, b"long")
     [private] = temp_files(tmp_path)
     assert len(private) == 20 and stat.S_IMODE((tmp_path / private).stat().st_mode) == 0o700
-    assert files.staged_paths() == [(target.path, str(tmp_path / private / ("x" * 255)))]
+    [(path, staged)] = files.staged_paths()  # through the private folder's descriptor
+    assert path == target.path and os.path.samefile(os.path.dirname(staged), tmp_path / private)
+    assert staged.startswith("/proc/%d/fd/" % os.getpid()) and Path(staged).read_bytes() == b"long"
     files.install()
     assert (tmp_path / ("x" * 255)).read_bytes() == b"long" and temp_files(tmp_path) == []
 

@@ -87,6 +87,14 @@ def test_data_from_file_and_credentials_file(tmp_path, monkeypatch):
     data = tmp_path / "d"
     data.write_bytes(b"\x00bin")
     assert cli.read_data("@" + str(data)) == b"\x00bin"
+    data.write_bytes(b"x" * 1_000_001)  # more than a znode holds: refused, not read whole
+    with pytest.raises(config.ConfigError, match="--data file .* is bigger than 1000000 bytes"):
+        cli.read_data("@" + str(data))
+    big = tmp_path / "big.yml"
+    with open(big, "wb") as handle:
+        handle.truncate(8 << 30)  # sparse: 8 GiB without disk
+    with pytest.raises(config.ConfigError, match="config file .* is bigger than 8000000 bytes"):
+        config.load_file(str(big))
     secret = tmp_path / "cred"
     secret.write_text("user:pw\n")
     secret.chmod(0o600)
@@ -135,5 +143,58 @@ def test_a_failed_version_record_must_name_a_version_older_than_itself():
         version, reason = recorded_version(record(bad), 42)
         assert version is None and why in reason, (bad, reason)
     assert recorded_version(b"[1]", 42)[1] == "it is not a JSON object"
-    assert recorded_version(b"\xff", 42)[1] == "it is not JSON"
-    assert recorded_version(b"{", 42)[1] == "it is not JSON"
+    assert recorded_version(b"", 42)[1] == "it is not a JSON object"
+    assert recorded_version(b"\xff", 42)[1] == "it is not UTF-8 text"
+    assert recorded_version(b"{", 42)[1].startswith("it is not valid JSON")
+    assert recorded_version(b"[" * 200000 + b"]" * 200000, 42)[1] == "it is not usable JSON: nested too deeply"
+
+
+def test_a_failed_version_record_newer_than_what_this_host_read_is_refused():
+    from zkherd.failedversion import FailedVersions
+
+    warnings = []
+
+    class Log:
+        def warning(self, message, **fields):
+            warnings.append(message)
+
+    record = FailedVersions("/roll", "me", Log())
+    assert record.check(None, 10) is None and record.check(10, 10) == 10 and record.check(3, 10) == 3
+    assert not warnings
+    assert record.check(11, 10) is None
+    assert len(warnings) == 1 and "newer than any configuration this host read (newest: 10)" in warnings[0]
+    record.check(11, 10)
+    assert len(warnings) == 1  # once per record
+
+
+def test_only_nodes_that_no_session_owns_are_foreign():
+    """0 (persistent) and Long.MIN_VALUE (container) are nobody's; a session of a server with id 255
+    (high byte 0xFF, as TTL nodes have too) is a live session: its nodes are waited for."""
+    from zkherd.foreign import is_foreign
+
+    class Stat:
+        def __init__(self, owner):
+            self.ephemeralOwner = owner
+
+    assert is_foreign(Stat(0)) and is_foreign(Stat(-(2 ** 63)))
+    for owner in (0x100000123456789, -0x00FFFFFFFFFFFFFF, 0x7FF0000000000001, -1):  # 0xFF.. is negative as a long
+        assert not is_foreign(Stat(owner)), hex(owner)
+
+
+def test_lines_take_only_ascii_sequence_numbers():
+    children = ["lock-0000000002", "lock-" + "\u00b2" * 10, "lock-000000000\u0661", "lock-0000000001", "lock-1"]
+    assert lock.in_order(children, "lock-") == ["lock-0000000001", "lock-0000000002"]
+
+
+def test_whose_node_it_is_is_not_told_without_a_connection():
+    """kazoo's client_id is None while it has no live connection: a ConnectionLoss (tried again),
+    not a TypeError."""
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import ConnectionLoss
+
+    class Stat:
+        ephemeralOwner = 0x100000123456789
+
+    client = KazooClient("127.0.0.1:1")  # never started: no live connection
+    with pytest.raises(ConnectionLoss):
+        lock.Lock._owned(client, Stat())

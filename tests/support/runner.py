@@ -28,12 +28,13 @@ OVERLAP_EXIT = 99
 
 
 class Zkherd:
-    def __init__(self, args, log_path, env=None, cwd=None):
+    def __init__(self, args, log_path, env=None, cwd=None, prefix=()):
+        """*prefix*: a command that runs the runner, e.g. ["prlimit", "--as=1073741824"] (it must exec it)."""
         self.args = list(args)
         self.log_path = Path(log_path)
         full_env = dict(os.environ, PYTHONUNBUFFERED="1")
         full_env.update(env or {})
-        self.proc = procs.spawn([sys.executable, "-m", "zkherd", *self.args], self.log_path,
+        self.proc = procs.spawn([*prefix, sys.executable, "-m", "zkherd", *self.args], self.log_path,
                                 cwd=Path(cwd or REPO), env=full_env)
         self.pid = self.proc.pid
 

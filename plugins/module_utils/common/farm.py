@@ -182,16 +182,18 @@ def matches(doc, terms):
 def read_dir(path, depth=1):
     """A DJB directory -> dict: folders are dicts, files keys with their text (one trailing
     newline trimmed, as zkfarmer did). Hidden entries are left out. A name or content that is
-    not UTF-8, folders nested deeper than MAX_DEPTH, a read that fails, a file that is no longer a
-    regular file when opened, or a symlink inside (it would read - and a write from ZooKeeper would land -
-    somewhere else) is a FarmError. PATH is opened as given; everything below it relative to its
-    folder's descriptor without following a link, so that one swapped in meanwhile is refused too."""
+    not UTF-8, folders nested deeper than MAX_DEPTH, files holding more than tree.MAX_FILE_BYTES
+    together (a sparse file of terabytes is refused by its size, not read), a read that fails, a
+    file that is no longer a regular file when opened, or a symlink inside (it would read - and a
+    write from ZooKeeper would land - somewhere else) is a FarmError. PATH is opened as given;
+    everything below it relative to its folder's descriptor without following a link, so that one
+    swapped in meanwhile is refused too."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise FarmError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
     try:
-        return _read_dir_fd(fd, path, depth)
+        return _read_dir_fd(fd, path, depth, [tree.MAX_FILE_BYTES])
     finally:
         os.close(fd)
 
@@ -199,7 +201,8 @@ def read_dir(path, depth=1):
 _BELOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # a FIFO must not block the read
 
 
-def _read_dir_fd(fd, path, depth):
+def _read_dir_fd(fd, path, depth, budget):
+    """*budget*: [bytes the files may still hold], shared by the whole directory."""
     if depth > MAX_DEPTH:
         raise FarmError("%s: folders nested deeper than %d levels" % (path, MAX_DEPTH))
     doc = {}
@@ -228,11 +231,9 @@ def _read_dir_fd(fd, path, depth):
             raise FarmError("cannot read %s: %s" % (where, exc.strerror or exc)) from None
         try:
             if folder:
-                doc[name] = _read_dir_fd(handle, where, depth + 1)
+                doc[name] = _read_dir_fd(handle, where, depth + 1, budget)
                 continue
-            if not stat.S_ISREG(os.fstat(handle).st_mode):
-                raise FarmError("%s is not a regular file" % where)
-            raw = b"".join(iter(lambda h=handle: os.read(h, 1 << 20), b""))
+            raw = _read_bounded(handle, where, budget)
         except OSError as exc:
             raise FarmError("cannot read %s: %s" % (where, exc.strerror or exc)) from None
         finally:
@@ -243,6 +244,19 @@ def _read_dir_fd(fd, path, depth):
             raise FarmError("%s is not UTF-8 text" % where) from None
         doc[name] = value[:-1] if value.endswith("\n") else value
     return doc
+
+
+def _read_bounded(handle, where, budget):
+    """The bytes of the regular file *handle*, taken from *budget*; FarmError if they do not fit."""
+    st = os.fstat(handle)
+    if not stat.S_ISREG(st.st_mode):
+        raise FarmError("%s is not a regular file" % where)
+    raw = tree.read_up_to(handle, budget[0] + 1) if st.st_size <= budget[0] else b""  # it may grow meanwhile
+    if st.st_size > budget[0] or len(raw) > budget[0]:
+        raise FarmError("%s is bigger than %d bytes (with the other files of the directory), more than zkherd "
+                        "reads of a member; refusing to read it" % (where, tree.MAX_FILE_BYTES))
+    budget[0] -= len(raw)
+    return raw
 
 
 def _is_link(fd, name):

@@ -6,10 +6,15 @@ A lost connection during a commit is ambiguous: the server may have applied the 
 or not. Once the client is connected again (kazoo keeps the session if it can), a sync puts this
 session's earlier request and the server's view behind us; then the transaction's znodes tell:
   - a set or delete still finds its znode at the version (and creation zxid) it was planned
-    against, or a create finds its znode made before the commit was sent: not applied, for sure
-    (versions never go back, a re-created znode gets a new creation zxid);
+    against, or a create finds its znode made before the commit was sent: not applied (versions
+    never go back, a re-created znode gets a new creation zxid; a multi applies all or nothing);
   - every op shows its effect, and the creates and sets all carry one zxid: applied (one
     transaction made exactly these changes);
+  - every op finds its znode as before it was sent, with nothing that proves it: taken as not
+    applied. For a transaction of creates only (no set, delete or guard), "as before" is "missing",
+    which is also what it looks like if it applied and someone else deleted those znodes since;
+    sending it again then makes them again. The callers guard their multi-transaction writes
+    (txn.Guard), which turns that case into a set that proves it;
   - anything else (someone else changed those znodes meanwhile), or no connection: unknown.
 
 Shared by the Ansible plugins and the runner: no Ansible imports.

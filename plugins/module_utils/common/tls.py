@@ -10,6 +10,7 @@ tls_ca file only, plus the system store only with tls_system_ca. No Ansible impo
 
 from __future__ import annotations
 
+import errno
 import socket
 import ssl
 
@@ -19,8 +20,12 @@ except ImportError:  # make_client says that kazoo is missing
     SequentialThreadingHandler = object
 
 
-class _EncryptedKey(Exception):
-    pass
+class _EncryptedKey(OSError):
+    """An OSError, as a file that cannot be read is: kazoo's connection loop drops the attempt
+    and tries again (a key renewed with a passphrase, then fixed, must not end the client)."""
+
+    def __init__(self, key=None):
+        super().__init__(errno.EACCES, "TLS key %s is encrypted: give a key without a passphrase" % (key or ""))
 
 
 def _no_passphrase():
@@ -37,7 +42,10 @@ def make_context(settings):
     if settings.tls_ca:
         context.load_verify_locations(cafile=settings.tls_ca)
     if settings.tls_cert:
-        context.load_cert_chain(settings.tls_cert, settings.tls_key, password=_no_passphrase)
+        try:
+            context.load_cert_chain(settings.tls_cert, settings.tls_key, password=_no_passphrase)
+        except _EncryptedKey:
+            raise _EncryptedKey(settings.tls_key or settings.tls_cert) from None
     return context
 
 

@@ -24,6 +24,9 @@ DEFAULT_EXCLUDE = (".*",)
 # ZooKeeper refuses requests over jute.maxbuffer (1 MiB by default); a value must leave room
 # for the path and the request header, so values are held under a round megabyte.
 MAX_VALUE_BYTES = 1000 * 1000
+# The most zkherd reads of a local file it must read whole (a rollback copy, farm join's CONF, the
+# files of a DJB directory together): eight values. Anything bigger is refused, never read.
+MAX_FILE_BYTES = 8 * MAX_VALUE_BYTES
 READ_ATTEMPTS = 5  # reads of a tree that changed while it was read, before giving up
 
 
@@ -126,6 +129,18 @@ def missing_ancestors(client, path):
         except Exception as exc:
             raise translate(exc, "check", parent) from None
     return missing
+
+
+def read_up_to(handle, size):
+    """At most *size* bytes from the open file *handle* (a local file is never read unbounded)."""
+    chunks, left = [], size
+    while left > 0:
+        chunk = os.read(handle, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def check_value_size(path, data, source):
