@@ -18,8 +18,9 @@ from zkherd import __version__
 from zkherd.common import paths
 from zkherd.common.errors import UserError
 from zkherd.common.tree import MAX_VALUE_BYTES
-from zkherd.config import ConfigError, connection_settings, load_file, merge, read_bounded
-from zkherd.logs import Log
+from zkherd.core.logs import Log
+from zkherd.core.loop import Loop
+from zkherd.core.settings import ConfigError, connection_settings, load_file, merge, read_bounded
 
 EX_USAGE = 64
 SECRET_KEYS = ("auth",)  # config file keys whose values no message may repeat
@@ -441,7 +442,7 @@ def mirror_pairs(items, option, form):
 
 
 def run_barrier(values, settings, log):
-    from zkherd import barrier
+    from zkherd.recipes import barrier
 
     try:
         paths.validate(values["barrier_path"], what="barrier path")
@@ -456,7 +457,7 @@ def run_barrier(values, settings, log):
 
 
 def run_election_command(values, settings, log):
-    from zkherd import election
+    from zkherd.recipes import election
 
     if not values["election"]:
         raise ConfigError("--election PATH is required")
@@ -466,7 +467,7 @@ def run_election_command(values, settings, log):
         raise ConfigError(str(exc)) from None
     ident = values["id"] or socket.gethostname()
     if values["cmd"] == "cron":
-        from zkherd import cron
+        from zkherd.recipes import cron
 
         opts = argparse.Namespace(**values)
         opts.id = ident
@@ -481,7 +482,7 @@ def run_election_command(values, settings, log):
         settings.connect_timeout = float(values["timeout"] or 5.0)
         return cron.run(opts, settings, log)
     if values["cmd"] == "elect":
-        return election.Member(values["election"], ident, settings, log).main()
+        return Loop(settings, log).run(election.Member(values["election"], ident, log))
     settings.connect_timeout = float(values["timeout"] or 5.0)
     if values["cmd"] == "is-leader":
         return election.is_leader(values["election"], ident, settings, log)
@@ -515,18 +516,18 @@ def main(argv=None):
         log = Log(values["log_format"], (values["verbose"] or 0) - (values["quiet"] or 0))
         settings = connection_settings(values)
         if values["cmd"] == "run":
-            from zkherd import runcmd
+            from zkherd.run import runner as runcmd
 
             return runcmd.run(check_run(values), settings, log)
         if values["cmd"] == "barrier":
             return run_barrier(values, settings, log)
         if values["cmd"] == "farm":
-            from zkherd import farmcmd
+            from zkherd.farm import fields as farmcmd
 
             if not values["farm_cmd"]:
                 raise ConfigError("farm needs a command: ls, get, set, unset or export")
             if values["farm_cmd"] == "join":
-                from zkherd import join
+                from zkherd.farm import join
 
                 opts = argparse.Namespace(**values)
                 opts.farm, opts.on_change, opts.format = opts.farm_path, opts.on_change_cmd, opts.conf_format
@@ -535,7 +536,7 @@ def main(argv=None):
                     paths.validate_name(opts.name)
                 return join.run(opts, settings, log)
             if values["farm_cmd"] == "export":
-                from zkherd import export
+                from zkherd.farm import export
 
                 opts = argparse.Namespace(**values)
                 opts.farm, opts.on_change, opts.min_members = opts.farm_path, opts.on_change_cmd, int(opts.min_members)

@@ -356,7 +356,7 @@ def test_the_check_command_reads_the_staged_file_wherever_the_user_moves_its_fol
 
 STAGE_AND_CHECK = """
 import os, subprocess, sys
-from zkherd import staging
+from zkherd.configfiles import staging
 folder = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
 name, private = staging.make(folder)
 handle = os.open("app.conf", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=private)

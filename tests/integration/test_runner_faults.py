@@ -163,6 +163,7 @@ def test_registration_is_made_again_after_a_session_expiry(zk_server, zk, zk_bas
     runner = Zkherd(["run", "--zk", proxy.hosts, "--session-timeout", "1", "--register", zk_base + "/svc/web",
                      "--data", "host=a port=80", "--", "sleep", "1000"], tmp_path / "r.log")
     first = runner.wait_log(r"registered node=(\S+)")
+    runner.wait_log("started child")  # registered first, then started
     child = runner.child_pid
     proxy.blackhole()
     wait_for(lambda: zk.exists(first) is None, timeout=10, message="the server to expire the session")

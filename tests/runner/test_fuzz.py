@@ -23,10 +23,12 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from zkherd import cli, config, export, join
+from zkherd import cli
 from zkherd.common import acl, codec, connection, farm, paths
 from zkherd.common.errors import UserError
-from zkherd.logs import Log
+from zkherd.core import settings as config
+from zkherd.core.logs import Log
+from zkherd.farm import export, join
 
 LONG = int(os.environ.get("ZKHERD_FUZZ_EXAMPLES") or 0)
 FUZZ = settings(max_examples=LONG or 100, derandomize=not LONG, deadline=None, database=None, print_blob=True,

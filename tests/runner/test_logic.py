@@ -9,8 +9,11 @@ import signal
 
 import pytest
 
-from zkherd import cli, config, lock, runcmd, session
-from zkherd.child import exit_code
+from zkherd import cli
+from zkherd.core import fence
+from zkherd.core import settings as config
+from zkherd.recipes import lock
+from zkherd.run.child import exit_code
 
 
 def test_lines_and_what_a_waiter_watches():
@@ -28,19 +31,9 @@ def test_exit_codes_of_children():
 
 
 def test_fence_margin_and_stop_cap():
-    assert session.fence_margin(10) == pytest.approx(1.05)
-
-    class Opts:
-        stop_timeout = 10.0
-
-    class FakeSession:
-        timeout = 10.0
-
-    runner = runcmd.Runner.__new__(runcmd.Runner)
-    runner.opts, runner.session = Opts(), FakeSession()
-    assert runner.fence_stop_timeout == pytest.approx(3.95)  # T/2 - margin: never between two pings
-    Opts.stop_timeout = 1.0
-    assert runner.fence_stop_timeout == 1.0
+    assert fence.margin(10) == pytest.approx(1.05)
+    assert fence.stop_time(10.0, 10.0) == pytest.approx(3.95)  # T/2 - margin: never between two pings
+    assert fence.stop_time(1.0, 10.0) == 1.0
 
 
 def test_parse_and_config_precedence(tmp_path):
@@ -106,7 +99,7 @@ def test_data_from_file_and_credentials_file(tmp_path, monkeypatch):
 
 
 def test_farm_join_merge_keeps_both_sides():
-    from zkherd.join import flatten, merge
+    from zkherd.farm.join import flatten, merge
 
     base = {"enabled": "0", "mysql": {"delay": "0"}, "role": "db"}
     local = {"enabled": "1", "mysql": {"delay": "0"}, "role": "db"}  # echo 1 > enabled
@@ -119,7 +112,7 @@ def test_farm_join_merge_keeps_both_sides():
 
 
 def test_farm_join_merge_compares_with_types():
-    from zkherd.join import merge
+    from zkherd.farm.join import merge
 
     base = {"enabled": 1, "weight": 2}
     merged, conflicts = merge(base, base, {"enabled": True, "weight": 2})  # farm set enabled true
@@ -131,7 +124,7 @@ def test_farm_join_merge_compares_with_types():
 
 
 def test_a_failed_version_record_must_name_a_version_older_than_itself():
-    from zkherd.failedversion import recorded_version
+    from zkherd.run.failedversion import recorded_version
 
     def record(version):
         return json.dumps({"version": version, "reason": "x"}).encode()
@@ -150,7 +143,7 @@ def test_a_failed_version_record_must_name_a_version_older_than_itself():
 
 
 def test_a_failed_version_record_newer_than_what_this_host_read_is_refused():
-    from zkherd.failedversion import FailedVersions
+    from zkherd.run.failedversion import FailedVersions
 
     warnings = []
 
@@ -170,7 +163,7 @@ def test_a_failed_version_record_newer_than_what_this_host_read_is_refused():
 def test_only_nodes_that_no_session_owns_are_foreign():
     """0 (persistent) and Long.MIN_VALUE (container) are nobody's; a session of a server with id 255
     (high byte 0xFF, as TTL nodes have too) is a live session: its nodes are waited for."""
-    from zkherd.foreign import is_foreign
+    from zkherd.recipes.foreign import is_foreign
 
     class Stat:
         def __init__(self, owner):

@@ -9,10 +9,12 @@ import os
 
 import pytest
 
-from zkherd import cli, config, cron
+from zkherd import cli
 from zkherd.common import acl
 from zkherd.common.connection import ZkError, make_client
-from zkherd.install import FileSet, LocalFileError, Target
+from zkherd.configfiles.install import FileSet, LocalFileError, Target
+from zkherd.core import settings as config
+from zkherd.recipes import cron
 
 BOB = acl.digest_id("bob", "pw")
 

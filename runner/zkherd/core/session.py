@@ -25,6 +25,13 @@ from zkherd.core.logs import KazooBridge
 BLATHER = 5  # kazoo's most verbose level; the negotiated timeout is only logged there
 
 
+def session_id(client):
+    """The id of the client's session, None while kazoo has no live connection (its client_id
+    is None then, even if the session goes on)."""
+    found = client.client_id
+    return found[0] if found else None
+
+
 class _Traffic(logging.Handler):
     """Reads kazoo's log records for the negotiated session timeout and for the send time of
     every request (by xid) and ping whose answer arrives."""
@@ -94,7 +101,7 @@ class Session:
         self.client = open_client(self.settings, logger=self._logger, waiting=waiting)
         self.heard(started)  # in case the connect request was not seen in the log
         self.connected = True
-        self.session_id = self.client.client_id[0]
+        self.session_id = session_id(self.client)
         self.client.add_listener(lambda state: self.wakeup.post("state", state))
         say("connected to ZooKeeper", hosts=self.settings.hosts, session="0x%x" % self.session_id,
             session_timeout="%.3fs" % self.timeout)
@@ -104,8 +111,7 @@ class Session:
         self.connected = state == KazooState.CONNECTED
         self._overdue_since = None  # kazoo noticed: requests may go again once connected
         if self.connected:
-            client_id = self.client.client_id
-            self.session_id = client_id[0] if client_id else self.session_id
+            self.session_id = session_id(self.client) or self.session_id
 
     def heard(self, sent):
         """A request sent at *sent* (boot clock) was answered: the server heard us then."""

@@ -24,7 +24,7 @@ from kazoo.exceptions import NoNodeError
 
 from zkherd.common import paths, tree
 from zkherd.common.connection import ZkError, translate
-from zkherd.install import Target
+from zkherd.configfiles.install import Target
 
 
 class Mirror:

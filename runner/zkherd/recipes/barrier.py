@@ -22,7 +22,7 @@ from kazoo.exceptions import NodeExistsError, NoNodeError, NotEmptyError
 from zkherd.common import paths
 from zkherd.common.connection import ZkError, close_client, open_client, translate
 from zkherd.common.errors import AUTH
-from zkherd.tasks import command_env
+from zkherd.core.shellcmd import command_env
 
 EX_UNAVAILABLE, EX_TEMPFAIL, EX_NOPERM = 69, 75, 77
 PREFIX, READY = "p-", "ready"

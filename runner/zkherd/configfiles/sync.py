@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import time
 
-from zkherd.install import DEFAULT_FILE_MODE, FileSet, LocalFileError
-from zkherd.mirror import Mirror
-from zkherd.tasks import Task, command_env
+from zkherd.configfiles.install import DEFAULT_FILE_MODE, FileSet, LocalFileError
+from zkherd.configfiles.mirror import Mirror
+from zkherd.core.shellcmd import Task, command_env
 
 MAX_DELAY = 2.0  # a steady stream of changes still gets applied this often
 

@@ -36,8 +36,8 @@ from kazoo.exceptions import ConnectionLoss, KazooException, NoNodeError, Sessio
 
 from zkherd.common import paths
 from zkherd.common.connection import translate
-from zkherd.foreign import ForeignNodes, is_foreign
-from zkherd.session import session_id
+from zkherd.core.session import session_id
+from zkherd.recipes.foreign import ForeignNodes, is_foreign
 
 QUEUE, RUN = "lock-", "run-"
 _SEQUENCE = re.compile("[0-9]{10}")  # ASCII digits only: int() refuses '²', str.isdigit() does not

@@ -18,12 +18,11 @@ from kazoo.protocol.states import KazooState
 from zkherd.common import paths
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH
-from zkherd.lock import in_order
-from zkherd.session import Session
-from zkherd.wakeup import Wakeup
+from zkherd.core.loop import Program
+from zkherd.recipes.lock import in_order
 
 MEMBER = "member-"
-EX_UNAVAILABLE, EX_NOPERM = 69, 77
+EX_UNAVAILABLE = 69
 
 
 def pool(client, election, timeout):
@@ -46,86 +45,82 @@ def pool(client, election, timeout):
         raise translate(exc, "read the pool", election) from None
 
 
-class Member:
-    """`zkherd elect`: hold candidacy until stopped; log every change of leadership."""
+class Member(Program):
+    """`zkherd elect`: hold candidacy until stopped; log every change of leadership.
 
-    def __init__(self, election, ident, settings, log):
+    Looks at the pool whenever something may have changed (a watch, a new connection), with a
+    watch on the member just ahead and on its own node: a member node deleted by hand - its own or
+    the one ahead - is seen at once and the member joins again within a turn."""
+
+    def __init__(self, election, ident, log):
         self.election = election
         self.ident = ident
         self.log = log
-        self.wakeup = Wakeup()
-        self.session = Session(settings, self.wakeup, log)
         self.node = None
         self.dirty = True
-        self.connected = False
         self.leading = None
-        self.stop = None
-        self.exit_code = 0
+        self.stopping = None
 
-    def main(self):
-        return self.session.serve(self.serve)
-
-    def serve(self):
-        self.connected = True
-        while self.stop is None:
-            self.turn()
-        self.leave()
-        return self.exit_code
-
-    def turn(self):
-        while self.wakeup.signals:
-            self.stop = self.wakeup.signals.popleft()
-            self.log.info("received %s, leaving the pool" % signal.Signals(self.stop).name)
-            return
-        for kind, value in self.wakeup.events():
-            if kind == "state":
-                self.on_state(value)
+    def on_event(self, kind, value):
+        if kind == "signal":
+            self.stopping = value
+            self.log.info("received %s, leaving the pool" % signal.Signals(value).name)
+        elif kind == "state":
+            if value == KazooState.LOST:
+                self.log.warning("the ZooKeeper session expired; joining the pool again")
+                self.node = None
+                self.set_leading(False)
+            elif value == KazooState.SUSPENDED:
+                self.log.warning("lost contact with ZooKeeper")
             self.dirty = True
-        retry = None
-        if self.connected and self.dirty:
-            self.dirty = False
-            try:
-                self.look()
-            except ZkError as exc:
-                if exc.kind == AUTH:  # will not get better by trying again
-                    self.log.error(exc.message)
-                    self.stop, self.exit_code = "denied", EX_NOPERM
-                    return
-                self.log.warning("could not look at the pool, trying again", error=exc.message)
-                self.dirty, retry = True, 1.0
-            except (ConnectionLoss, SessionExpiredError, self.session.client.handler.timeout_exception) as exc:
-                self.log.warning("could not look at the pool, trying again", error=getattr(exc, "message", repr(exc)))
-                self.dirty, retry = True, 1.0
-        self.wakeup.wait(retry)
+        else:
+            self.dirty = True
 
-    def on_state(self, state):
-        self.connected = state == KazooState.CONNECTED
-        if state == KazooState.LOST:
-            self.log.warning("the ZooKeeper session expired; joining the pool again")
-            self.node = None
-            self.set_leading(False)
-        elif state == KazooState.SUSPENDED:
-            self.log.warning("lost contact with ZooKeeper")
+    def turn(self, loop):
+        if self.stopping is not None:
+            self.leave(loop)
+            self.exit_code = 0
+            return None
+        if not loop.connected or not self.dirty:
+            return None
+        loop.talk()
+        self.dirty = False
+        try:
+            self.look(loop)
+        except BaseException:
+            self.dirty = True  # look again on the next turn
+            raise
+        return 0.0 if self.dirty else None
+
+    def on_error(self, loop, error):
+        if error.kind == AUTH:  # will not get better by trying again
+            return super().on_error(loop, error)
+        self.log.warning("could not look at the pool, trying again", error=error.message)
+        self.dirty = True
+        return 1.0
 
     def _watch(self, event):
-        self.wakeup.post("pool", event.path)
+        self.post("pool", event.path)
 
-    def look(self):
+    def start(self, loop):
+        self.post = loop.wakeup.post
+
+    def look(self, loop):
         try:
-            self._look()
+            self._look(loop)
         except (ConnectionLoss, SessionExpiredError):
             raise
         except KazooException as exc:
             raise translate(exc, "join the pool", self.election) from None
 
-    def _look(self):
-        client, timeout = self.session.client, self.session.timeout / 3.0
+    def _look(self, loop):
+        client = loop.client
         if self.node is None:
-            self.node = client.create_async(paths.join(self.election, MEMBER), self.ident.encode("utf-8"),
-                                            ephemeral=True, sequence=True, makepath=True).get(timeout=timeout)
+            self.node = loop.get(client.create_async(paths.join(self.election, MEMBER), self.ident.encode("utf-8"),
+                                                     ephemeral=True, sequence=True, makepath=True))
             self.log.info("joined the pool", election=self.election, node=self.node, id=self.ident)
         mine = self.node.rsplit("/", 1)[1]
-        names = in_order(client.get_children_async(self.election).get(timeout=timeout), MEMBER)
+        names = in_order(loop.get(client.get_children_async(self.election)), MEMBER)
         if mine not in names:
             self.log.warning("our member node is gone; joining again", node=self.node)
             self.node, self.dirty = None, True
@@ -133,8 +128,8 @@ class Member:
         index = names.index(mine)
         watched = [mine] if index == 0 else [names[index - 1], mine]  # ahead of us, and our own node
         results = [client.exists_async(paths.join(self.election, n), watch=self._watch) for n in watched]
-        if any(r.get(timeout=timeout) is None for r in results):
-            self.dirty = True
+        if any(loop.get(r) is None for r in results):
+            self.dirty = True  # one of them went meanwhile: look again at once
             return
         self.set_leading(index == 0)
 
@@ -146,12 +141,13 @@ class Member:
             else:
                 self.log.info("this member does not lead the pool", election=self.election, id=self.ident)
 
-    def leave(self):
-        if self.node is not None and self.connected:
+    def leave(self, loop):
+        if self.node is not None and loop.connected:
             try:
-                self.session.client.delete_async(self.node).get(timeout=self.session.timeout / 3.0)
+                loop.get(loop.client.delete_async(self.node))
             except Exception:  # ephemeral: it goes with the session anyway
                 pass
+            self.node = None
 
 
 def is_leader(election, ident, settings, log):

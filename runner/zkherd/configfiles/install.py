@@ -29,10 +29,10 @@ import os
 import stat
 from typing import NamedTuple
 
-from zkherd import staging
 from zkherd.common.connection import ZkError
 from zkherd.common.tree import MAX_FILE_BYTES, read_up_to
-from zkherd.staging import is_temp  # noqa: F401 (the name callers know)
+from zkherd.configfiles import staging
+from zkherd.configfiles.staging import is_temp  # noqa: F401 (the name callers know)
 
 DEFAULT_FILE_MODE = 0o644  # --file-mode: the mode of the files zkherd creates (a file in place keeps its own)
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

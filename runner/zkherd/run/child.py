@@ -1,5 +1,11 @@
-"""The wrapped command: started in its own session and process group, tied to the runner's life,
-signalled as a group, stopped with the stop signal then SIGKILL, reaped by the main loop."""
+"""The wrapped command: started contained (run/containment.py) in its own session and process
+group, tied to the runner's life, stopped as a whole tree - the stop signal to every process of it,
+SIGKILL to all of them after the stop timeout - and reaped by the main loop.
+
+The child is "gone" only when its main process is reaped *and* nothing it started is left: a lock
+is released only then (promise 1), so a daemon that outlives its wrapper script never runs beside
+the next holder's.
+"""
 
 from __future__ import annotations
 
@@ -34,11 +40,17 @@ def exit_code(status):
     return os.WEXITSTATUS(status)
 
 
+class ChildError(Exception):
+    pass
+
+
 class Child:
-    def __init__(self, argv, env, log):
+    def __init__(self, argv, env, log, containment, stop_signal=signal.SIGTERM):
         self.argv = argv
         self.env = env
         self.log = log
+        self.containment = containment
+        self.stop_signal = stop_signal
         self.proc = None
         self.started_at = None
         self.stop_deadline = None  # when SIGKILL follows the stop signal
@@ -46,17 +58,23 @@ class Child:
 
     @property
     def running(self):
+        """The main process has not been reaped yet."""
         return self.proc is not None and self.returncode is None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc is not None else None
 
     def start(self):
         if shutil.which(self.argv[0], path=self.env.get("PATH", os.defpath)) is None:
             raise ChildError("cannot start %s: command not found or not executable" % self.argv[0])
         argv = ([SETPRIV, "--pdeathsig", "KILL", "--"] if SETPRIV else []) + list(self.argv)
         try:
-            self.proc = subprocess.Popen(argv, env=self.env, start_new_session=True, close_fds=True,
-                                         preexec_fn=None if SETPRIV else _die_with_parent())
+            self.proc = subprocess.Popen(self.containment.wrap(argv), env=self.env, start_new_session=True,
+                                         close_fds=True, preexec_fn=None if SETPRIV else _die_with_parent())
         except OSError as exc:
             raise ChildError("cannot start %s: %s" % (self.argv[0], exc.strerror)) from None
+        self.containment.started(self.proc.pid)
         self.started_at = time.monotonic()
         self.returncode = None
         self.stop_deadline = None
@@ -64,17 +82,23 @@ class Child:
         return self.proc.pid
 
     def signal(self, signum):
-        """Send *signum* to the child's whole process group."""
-        if not self.running:
-            return
-        try:
-            os.killpg(self.proc.pid, signum)
-        except ProcessLookupError:
-            pass
+        """Forward *signum* (HUP, USR1, USR2) to the child's process group, as a shell would."""
+        if self.running:
+            try:
+                os.killpg(self.proc.pid, signum)
+            except ProcessLookupError:
+                pass
 
-    def stop(self, stop_signal, timeout, reason, deadline=None):
-        """Begin stopping: the stop signal now, SIGKILL after *timeout* seconds or at *deadline*
-        if that is sooner (see tick()). A later call can only bring SIGKILL closer."""
+    # The fence calls these two from its own thread: they only send signals.
+    def signal_stop(self):
+        self.containment.signal(self.stop_signal)
+
+    def kill(self):
+        self.containment.kill()
+
+    def stop(self, timeout, reason, deadline=None):
+        """Begin stopping: the stop signal to the whole tree now, SIGKILL after *timeout* seconds or
+        at *deadline* (monotonic) if that is sooner (see tick()). A later call only brings SIGKILL closer."""
         if not self.running:
             return
         kill_at = time.monotonic() + timeout
@@ -82,9 +106,9 @@ class Child:
             kill_at = min(kill_at, deadline)
         if self.stop_deadline is None:
             self.log.info("stopping child", pid=self.proc.pid, reason=reason,
-                          signal=signal.Signals(stop_signal).name, kill_in="%.3fs" % (kill_at - time.monotonic()))
+                          signal=signal.Signals(self.stop_signal).name, kill_in="%.3fs" % (kill_at - time.monotonic()))
             self.stop_deadline = kill_at
-            self.signal(stop_signal)
+            self.signal_stop()
         elif kill_at < self.stop_deadline:
             self.stop_deadline = kill_at
 
@@ -94,14 +118,16 @@ class Child:
             left = self.stop_deadline - time.monotonic()
             if left <= 0:
                 self.log.warning("child did not stop in time, sending SIGKILL", pid=self.proc.pid)
-                self.signal(signal.SIGKILL)
+                self.kill()
                 self.stop_deadline = float("inf")
                 return None
             return left
         return None
 
     def reap(self):
-        """Collect the exit status if the child ended; returns the exit code or None."""
+        """Collect the exit status if the main process ended; then what is left of the tree is
+        killed (a daemonized grandchild goes with it). Returns the exit code or None."""
+        self.containment.reap_orphans()
         if not self.running:
             return None
         try:
@@ -112,15 +138,14 @@ class Child:
             return None
         self.returncode = exit_code(status)
         self.proc.returncode = self.returncode  # keep Popen from reaping again
-        # what is left of the group (a daemonized grandchild) goes with it
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        self.containment.kill()
         self.log.info("child exited", pid=self.proc.pid, code=self.returncode,
                       ran_for="%.3fs" % (time.monotonic() - self.started_at))
         return self.returncode
 
-
-class ChildError(Exception):
-    pass
+    def gone(self):
+        """Reaped, and nothing it started is left (the lock may be released)."""
+        if self.running:
+            return False
+        self.containment.reap_orphans()
+        return self.containment.empty()

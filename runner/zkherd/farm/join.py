@@ -23,18 +23,16 @@ import os
 import socket
 import struct
 
-from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, ConnectionLoss, KazooException, NodeExistsError, NoNodeError
 from kazoo.protocol.states import KazooState
 
 from zkherd.common import codec, farm, paths
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH
-from zkherd.install import DEFAULT_FILE_MODE, FileSet, LocalFileError, Target
-from zkherd.session import Session, session_id
-from zkherd.tasks import Task, command_env
-from zkherd.wakeup import Wakeup
-
-EX_NOPERM = 77
+from zkherd.configfiles.install import DEFAULT_FILE_MODE, FileSet, LocalFileError, Target
+from zkherd.core.loop import TRANSIENT, Loop, Program
+from zkherd.core.session import session_id
+from zkherd.core.shellcmd import Task, command_env
 
 
 def default_route_address():
@@ -161,78 +159,81 @@ class Conf:
             raise
 
 
-class Member:
-    def __init__(self, opts, settings, log):
+class Member(Program):
+    def __init__(self, opts, log):
         self.opts = opts
         self.log = log
         self.conf = Conf(opts.conf, opts.format, opts.file_mode)
         self.node = paths.join(opts.farm, opts.name or default_route_address())
-        self.wakeup = Wakeup()
-        self.session = Session(settings, self.wakeup, log)
         self.base = None  # the last state both sides agreed on
         self.joined = False  # our node exists in this session
         self.stamp = None
+        self.dirty = True
         self.tasks = []
+        self.post = None
 
-    def main(self):
-        return self.session.serve(self.loop)
+    def start(self, loop):
+        self.post = loop.wakeup.post
 
     def _changed(self, event):
-        self.wakeup.post("remote", None)
+        self.post("remote", None)
 
-    def loop(self):
-        connected, dirty = True, True
-        while True:
-            if self.wakeup.signals:
-                return 0
-            for kind, value in self.wakeup.events():
-                if kind == "state":
-                    connected = value == KazooState.CONNECTED
-                    if value == KazooState.LOST:
-                        self.joined = False  # our ephemeral node is gone: make it again
-                dirty = True
-            for task in self.tasks:
-                task.poll()
-            self.tasks = [t for t in self.tasks if t.done is None]
-            stamp = self.conf.stamp()
-            if stamp != self.stamp:
-                dirty = True
-            if connected and dirty:
-                try:
-                    self.sync(stamp)
-                    dirty = False
-                except farm.FarmError as exc:  # the local file, or the member's fields for a DJB directory
-                    self.log.warning("cannot sync the member, keeping both sides as they are", error=exc.message)
-                    self.stamp, dirty = stamp, False
-                except (ZkError, NoAuthError) as exc:
-                    error = exc if isinstance(exc, ZkError) else translate(exc, "join the farm as", self.node)
-                    if error.kind == AUTH:  # will not get better by trying again
-                        self.log.error(error.message)
-                        return EX_NOPERM
-                    self.log.warning("could not sync the member yet", error=error.message)
-                except (BadVersionError, NodeExistsError) as exc:
-                    self.log.warning("could not sync the member yet", error=repr(exc))
-            self.wakeup.wait(self.opts.poll)
+    def on_event(self, kind, value):
+        if kind == "signal":
+            self.exit_code = 0
+            return
+        if kind == "state" and value == KazooState.LOST:
+            self.joined = False  # our ephemeral node is gone: make it again
+        self.dirty = True
 
-    def sync(self, stamp):
-        client = self.session.client
+    def turn(self, loop):
+        for task in self.tasks:
+            task.poll()
+        self.tasks = [t for t in self.tasks if t.done is None]
+        stamp = self.conf.stamp()
+        if stamp != self.stamp:
+            self.dirty = True
+        if loop.connected and self.dirty:
+            loop.talk()
+            try:
+                self.sync(loop, stamp)
+            except farm.FarmError as exc:  # the local file, or the member's fields for a DJB directory
+                self.log.warning("cannot sync the member, keeping both sides as they are", error=exc.message)
+                self.stamp = stamp
+            except (BadVersionError, NodeExistsError, NoNodeError) as exc:  # raced a writer: merge again
+                self.log.debug("the member changed meanwhile, syncing again", error=type(exc).__name__)
+                return 0.0
+            self.dirty = False
+        return self.opts.poll
+
+    def on_error(self, loop, error):
+        if error.kind == AUTH:  # will not get better by trying again
+            return super().on_error(loop, error)
+        self.log.warning("could not sync the member yet", error=error.message)
+        return max(self.opts.poll, 1.0)
+
+    def sync(self, loop, stamp):
+        client = loop.client
         local = self.conf.read()
         self.stamp = stamp
         try:
-            data, stat = client.get(self.node, watch=self._changed)
+            data, stat = loop.get(client.get_async(self.node, watch=self._changed))
         except NoNodeError:
             data = stat = None
-        except Exception as exc:
+        except (ZkError,) + TRANSIENT:
+            raise
+        except KazooException as exc:
             raise translate(exc, "read", self.node) from None
         ours = session_id(client)
         if ours is None:
-            raise ZkError("lost contact with ZooKeeper")  # tried again once it is back
+            raise ConnectionLoss("lost contact with ZooKeeper")  # tried again once it is back
         if stat is None or not self.joined and stat.ephemeralOwner != ours:
             if stat is not None:  # a node of an old session of ours, or of another host: replace it
-                client.delete(self.node)
-            client.create(self.node, farm.encode_member(local), ephemeral=True, makepath=True)
+                self.write(loop, client.delete_async(self.node, version=stat.version), "replace")
+            self.write(loop, client.create_async(self.node, farm.encode_member(local), ephemeral=True, makepath=True),
+                       "join the farm as")
             self.log.info("joined the farm", node=self.node)
-            self.remember(local)
+            self.remember(loop, local)
             return
         remote = farm.decode_member(data, "member %s" % self.node)
         if self.conf.fmt == "dir":
@@ -241,8 +242,8 @@ class Member:
         merged, conflicts = merge(base, local, remote)
         for field in conflicts:
             self.log.warning("field changed here and in ZooKeeper; keeping the local value", field=field)
-        if not codec.equal(merged, remote):
-            client.set(self.node, farm.encode_member(merged), version=stat.version)  # BadVersion: merged again
+        if not codec.equal(merged, remote):  # compare-and-set: BadVersion merges again
+            self.write(loop, client.set_async(self.node, farm.encode_member(merged), version=stat.version), "update")
             self.log.info("member updated from the local configuration", node=self.node)
         if not codec.equal(merged, local):
             self.conf.write(merged)
@@ -250,17 +251,27 @@ class Member:
             self.log.info("local configuration updated from ZooKeeper", conf=self.conf.path)
             if self.opts.on_change:
                 self.tasks.append(Task("on-change command", self.opts.on_change, command_env(), 300.0, self.log))
-        self.remember(merged)
+        self.remember(loop, merged)
 
-    def remember(self, doc):
+    def write(self, loop, result, action):
+        """Wait for a write; races (BadVersion, NodeExists, NoNode) and transient errors go up as
+        they are (the loop syncs again), anything else becomes a message."""
+        try:
+            return loop.get(result)
+        except (BadVersionError, NodeExistsError, NoNodeError, ZkError) + TRANSIENT:
+            raise
+        except KazooException as exc:
+            raise translate(exc, action, self.node) from None
+
+    def remember(self, loop, doc):
         self.base = doc
         self.joined = True
         # re-arm the watch on our node (a get without data changes is cheap)
-        self.session.client.exists(self.node, watch=self._changed)
+        self.write(loop, loop.client.exists_async(self.node, watch=self._changed), "watch")
 
 
 def run(opts, settings, log):
     if not os.path.exists(opts.conf):
         raise ZkError("%s does not exist" % opts.conf, "usage")
     opts.poll = float(opts.poll or 0.5)
-    return Member(opts, settings, log).main()
+    return Loop(settings, log).run(Member(opts, log))

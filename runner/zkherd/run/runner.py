@@ -24,16 +24,20 @@ import time
 from kazoo.exceptions import ConnectionLoss, SessionExpiredError
 from kazoo.protocol.states import KazooState
 
-from zkherd.child import Child, ChildError
 from zkherd.common.connection import ZkError
 from zkherd.common.errors import AUTH, CONNECT, USAGE
-from zkherd.lock import Lock, LockLost
-from zkherd.register import Registration
-from zkherd.rollout import Rollout
-from zkherd.sdnotify import Notifier
-from zkherd.session import Session, fence_margin, session_id
-from zkherd.tasks import command_env
-from zkherd.wakeup import Wakeup
+from zkherd.core import clock
+from zkherd.core.fence import margin as fence_margin
+from zkherd.core.fence import stop_time
+from zkherd.core.sdnotify import Notifier
+from zkherd.core.session import Session, session_id
+from zkherd.core.shellcmd import command_env
+from zkherd.core.wakeup import Wakeup
+from zkherd.recipes.lock import Lock, LockLost
+from zkherd.recipes.registration import Registration
+from zkherd.run.child import Child, ChildError
+from zkherd.run.containment import Containment
+from zkherd.run.rollout import Rollout
 
 EX_USAGE, EX_UNAVAILABLE, EX_TEMPFAIL, EX_NOPERM = 64, 69, 75, 77
 FORWARDED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
@@ -61,6 +65,7 @@ class Runner:
         self.rollout = None  # --mirror, --health, --rolling-lock, --alert
         self.lock_waiting = False  # queued for the lock, not holding it
         self.notify = Notifier(log=log)
+        self.containment = None
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -71,6 +76,7 @@ class Runner:
             self.log.error(exc.message)
             return EX_UNAVAILABLE if exc.kind == CONNECT else EX_USAGE
         self.wakeup.install_signals(STOPPING + FORWARDED)
+        self.containment = Containment(self.log, "zkherd-child")
         self.connected = True
         self.session_id = session_id(self.session.client)
         opts = self.opts
@@ -92,6 +98,9 @@ class Runner:
             self.session.close()
             self.wakeup.close()
             self.notify.close()
+            if self.containment is not None:
+                self.containment.sweep(5.0)
+                self.containment.close()
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -223,7 +232,7 @@ class Runner:
                               fencing_token=self.lock.token)
         if self.registration is not None and self.opts.register_when == "started":
             env["ZKHERD_REGISTERED_PATH"] = self.registration.ensure(client, self.op_timeout)
-        self.child = Child(self.opts.command, env, self.log)
+        self.child = Child(self.opts.command, env, self.log, self.containment, self.opts.stop_signal)
         self.wait_deadline = None  # --wait-timeout is about the first wait only
         try:
             self.child.start()
@@ -256,7 +265,7 @@ class Runner:
     def stop_child(self, reason, deadline=None):
         if self.child_running:
             self.stop_reason = reason
-            self.child.stop(self.opts.stop_signal, self.opts.stop_timeout, reason, deadline=deadline)
+            self.child.stop(self.opts.stop_timeout, reason, deadline=deadline)
 
     def fence(self):
         """Stop the child in time if it runs under a lock and the server has not heard from us for
@@ -267,7 +276,9 @@ class Runner:
         margin = fence_margin(self.session.timeout)
         kill_at = self.session.expires_no_earlier_than() - margin
         stop_at = kill_at - self.fence_stop_timeout
-        now = time.monotonic()
+        now = clock.now()
+        kill_at = time.monotonic() + (kill_at - now)  # the child's deadlines are monotonic
+        stop_at, now = time.monotonic() + (stop_at - now), time.monotonic()
         if now >= stop_at:
             if self.stop_reason is None:
                 self.log.warning("no contact with ZooKeeper for too long; stopping the child before the session "
@@ -330,19 +341,21 @@ class Runner:
 
     def _fence_in(self):
         margin = fence_margin(self.session.timeout)
-        return self.session.expires_no_earlier_than() - margin - self.fence_stop_timeout - time.monotonic()
+        return self.session.expires_no_earlier_than() - margin - self.fence_stop_timeout - clock.now()
 
     @property
     def fence_stop_timeout(self):
         """The time a fenced child gets between the stop signal and SIGKILL: --stop-timeout, but
         never so long that the fence would fire between two of kazoo's pings (every timeout/3)."""
-        return max(0.0, min(self.opts.stop_timeout, 0.5 * self.session.timeout - fence_margin(self.session.timeout)))
+        return stop_time(self.opts.stop_timeout, self.session.timeout)
 
     def on_child_exit(self, code):
         reason, self.stop_reason = self.stop_reason, None
         if self.rollout is not None and self.exit_code is None and self.rollout.child_exited(code, reason):
             return  # a restart for new files, or a failed version: the runner goes on
         client = self.session.client
+        if not self.containment.sweep(5.0):  # interim: the state machine waits for it without blocking
+            self.log.warning("processes of the child are still alive after SIGKILL")
         if self.connected:
             self.release(client)
         if self.exit_code is not None:

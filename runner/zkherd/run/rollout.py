@@ -20,11 +20,11 @@ import time
 from kazoo.exceptions import ConnectionLoss, SessionExpiredError
 
 from zkherd.common.connection import ZkError
-from zkherd.configsync import ConfigSync
-from zkherd.failedversion import FailedVersions
-from zkherd.health import HEALTHY, UNHEALTHY, Health
-from zkherd.lock import Lock, LockLost
-from zkherd.tasks import Task, command_env
+from zkherd.configfiles.sync import ConfigSync
+from zkherd.core.shellcmd import Task, command_env
+from zkherd.recipes.lock import Lock, LockLost
+from zkherd.run.failedversion import FailedVersions
+from zkherd.run.health import HEALTHY, UNHEALTHY, Health
 
 IDLE, WAITING, APPLYING, FAILED = "idle", "waiting for the rolling lock", "applying", "failed"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from zkherd.tasks import Task
+from zkherd.core.shellcmd import Task
 
 STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
 

@@ -34,14 +34,17 @@ import time
 from kazoo.exceptions import NodeExistsError
 from kazoo.protocol.states import EventType, KazooState
 
-from zkherd.child import Child, ChildError
 from zkherd.common import paths
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH, USAGE
-from zkherd.election import pool
-from zkherd.session import Session, fence_margin
-from zkherd.tasks import command_env
-from zkherd.wakeup import Wakeup
+from zkherd.core import clock
+from zkherd.core.fence import margin as fence_margin
+from zkherd.core.session import Session
+from zkherd.core.shellcmd import command_env
+from zkherd.core.wakeup import Wakeup
+from zkherd.recipes.election import pool
+from zkherd.run.child import Child, ChildError
+from zkherd.run.containment import Containment
 
 EX_USAGE, EX_UNAVAILABLE, EX_TEMPFAIL, EX_LOST, EX_NOPERM = 64, 69, 75, 76, 77
 KEEP_TICKS = 20  # older tick markers of a job are deleted
@@ -234,9 +237,17 @@ class Cron:
         return found is None
 
     def run_job(self):
-        opts = self.opts
         self.wakeup.install_signals((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))  # state events: Session
-        child = Child(opts.command, command_env(ZKHERD_CRON_JOB=self.name), self.log)
+        containment = Containment(self.log, "zkherd-cron")
+        try:
+            return self._run_job(containment)
+        finally:
+            containment.sweep(5.0)
+            containment.close()
+
+    def _run_job(self, containment):
+        opts = self.opts
+        child = Child(opts.command, command_env(ZKHERD_CRON_JOB=self.name), self.log, containment, opts.stop_signal)
         try:
             child.start()
         except ChildError as exc:
@@ -246,7 +257,7 @@ class Cron:
         while True:
             while self.wakeup.signals:
                 signum = self.wakeup.signals.popleft()
-                child.stop(opts.stop_signal, opts.stop_timeout, "received %s" % signal.Signals(signum).name)
+                child.stop(opts.stop_timeout, "received %s" % signal.Signals(signum).name)
             for kind, value in self.wakeup.events():
                 if kind == "lost" or kind == "state" and value == KazooState.LOST:
                     lost = lost or "the leader's member node is gone"
@@ -265,11 +276,12 @@ class Cron:
                 return code
             margin = fence_margin(self.session.timeout)
             kill_at = self.session.expires_no_earlier_than() - margin
+            kill_at = time.monotonic() + (kill_at - clock.now())  # the child's deadlines are monotonic
             stop = min(opts.stop_timeout, max(0.0, 0.5 * self.session.timeout - margin))
             if time.monotonic() >= kill_at - stop:
                 lost = lost or "no contact with ZooKeeper for too long"
             if lost:
-                child.stop(opts.stop_signal, opts.stop_timeout, "leadership lost: " + lost, deadline=kill_at)
+                child.stop(opts.stop_timeout, "leadership lost: " + lost, deadline=kill_at)
             waits = [t for t in (child.tick(), kill_at - stop - time.monotonic(), 0.2 if rewatch else None)
                      if t is not None]
             self.wakeup.wait(max(0.0, min(waits)) if waits else None)

@@ -22,16 +22,15 @@ import os
 import subprocess
 import time
 
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.protocol.states import KazooState
 
 from zkherd.common import farm, paths
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH
-from zkherd.install import FileSet, LocalFileError, Target
-from zkherd.session import Session
-from zkherd.tasks import Task, command_env
-from zkherd.wakeup import Wakeup
+from zkherd.configfiles.install import FileSet, LocalFileError, Target
+from zkherd.core.loop import TRANSIENT, Loop, Program
+from zkherd.core.shellcmd import Task, command_env
 
 EX_DATAERR, EX_UNAVAILABLE, EX_CANTCREAT, EX_TEMPFAIL, EX_NOPERM = 65, 69, 73, 75, 77
 SETTLE = 0.05
@@ -118,12 +117,10 @@ def load_template(path):
         raise ZkError("template %s line %d: %s" % (path, exc.lineno, exc.message), "usage") from None
 
 
-class Export:
-    def __init__(self, opts, settings, log):
+class Export(Program):
+    def __init__(self, opts, log):
         self.opts = opts
         self.log = log
-        self.wakeup = Wakeup()
-        self.session = Session(settings, self.wakeup, log)
         self.members = {}  # name -> doc (None: malformed, left out)
         self.names_dirty = True
         self.dirty_members = set()
@@ -133,73 +130,77 @@ class Export:
         self.filter = farm.parse_filter(opts.filter)
         self.tasks = []
         self.last_error = None
+        self.post = None
 
-    def main(self):
-        return self.session.serve(self.loop)
+    def start(self, loop):
+        self.post = loop.wakeup.post
 
     def _children_changed(self, event):
-        self.wakeup.post("children", None)
+        self.post("children", None)
 
     def _member_changed(self, event):
         if event.path is None:  # kazoo cleared its watches on a connection loss (an event of type
             return  # NONE): the CONNECTED state that follows has every member read again
-        self.wakeup.post("member", event.path.rsplit("/", 1)[1])
+        self.post("member", event.path.rsplit("/", 1)[1])
 
-    def loop(self):
-        connected = True
-        while True:
-            if self.wakeup.signals:
-                return 0
-            for kind, value in self.wakeup.events():
-                if kind == "children":
-                    self.names_dirty = True
-                elif kind == "member":
-                    self.dirty_members.add(value)
-                elif kind == "state":
-                    connected = value == KazooState.CONNECTED
-                    if connected:  # watches may have been missed: look at everything again
-                        self.names_dirty, self.dirty_members = True, set(self.members)
-                self.due = self.due or time.monotonic() + SETTLE
-            for task in self.tasks:
-                task.poll()
-            self.tasks = [t for t in self.tasks if t.done is None]
-            wait = None
-            if connected and (self.names_dirty or self.dirty_members):
-                try:
-                    self.refresh()
-                except ZkError as exc:
-                    if self.opts.once or exc.kind == AUTH:  # access denied will not get better by trying again
-                        self.log.error(exc.message)
-                        return EX_NOPERM if exc.kind == AUTH else EX_UNAVAILABLE
-                    if exc.message != self.last_error:  # once, not every second
-                        self.log.warning(exc.message)
-                    self.last_error = exc.message
-                    # read everything again in a second; never write what a failed read left
-                    self.names_dirty, self.dirty_members = True, set(self.members)
-                    self.wakeup.wait(1.0)
-                    continue
-                self.last_error = None
-                if self.due is None:
-                    self.due = time.monotonic()
-            if self.due is not None and not (self.names_dirty or self.dirty_members):
-                left = self.due - time.monotonic()
-                if left <= 0:
-                    self.due = None
-                    code = self.write()
-                    if self.opts.once:
-                        return code
-                    if self.due is not None:  # the write asked to be tried again
-                        wait = max(0.0, self.due - time.monotonic())
-                else:
-                    wait = left
-            self.wakeup.wait(wait)
+    def on_event(self, kind, value):
+        if kind == "signal":
+            self.exit_code = 0
+            return
+        if kind == "children":
+            self.names_dirty = True
+        elif kind == "member":
+            self.dirty_members.add(value)
+        elif kind == "state" and value == KazooState.CONNECTED:  # watches may have been missed: read all again
+            self.names_dirty, self.dirty_members = True, set(self.members)
+        self.due = self.due or time.monotonic() + SETTLE
 
-    def refresh(self):
-        client, farm_path = self.session.client, self.opts.farm
+    def turn(self, loop):
+        for task in self.tasks:
+            task.poll()
+        self.tasks = [t for t in self.tasks if t.done is None]
+        if loop.connected and (self.names_dirty or self.dirty_members):
+            loop.talk()
+            self.refresh(loop)
+            self.last_error = None
+            if self.due is None:
+                self.due = time.monotonic()
+        if self.due is None or self.names_dirty or self.dirty_members:
+            return None
+        left = self.due - time.monotonic()
+        if left > 0:
+            return left
+        self.due = None
+        code = self.write()
+        if self.opts.once:
+            self.exit_code = code
+        return None if self.due is None else max(0.0, self.due - time.monotonic())  # a write to try again
+
+    def on_error(self, loop, error):
+        if self.opts.once or error.kind == AUTH:  # access denied will not get better by trying again
+            self.log.error(error.message)
+            self.exit_code = EX_NOPERM if error.kind == AUTH else EX_UNAVAILABLE
+            return None
+        if error.message != self.last_error:  # once, not every second
+            self.log.warning(error.message)
+        self.last_error = error.message
+        return 1.0
+
+    def refresh(self, loop):
+        """Read what changed; on any failure everything is read again (never write what a failed
+        read left half done)."""
+        try:
+            self._refresh(loop)
+        except BaseException:
+            self.names_dirty, self.dirty_members = True, set(self.members)
+            raise
+
+    def _refresh(self, loop):
+        client, farm_path = loop.client, self.opts.farm
         try:
             if self.names_dirty:
                 self.names_dirty = False
-                names = set(client.get_children(farm_path, watch=self._children_changed))
+                names = set(loop.get(client.get_children_async(farm_path, watch=self._children_changed)))
                 self.reads += 1
                 for gone in set(self.members) - names:
                     del self.members[gone]
@@ -211,7 +212,7 @@ class Export:
             for name, result in pending:
                 self.reads += 1
                 try:
-                    data = result.get()[0]
+                    data = loop.get(result)[0]
                 except NoNodeError:
                     self.members.pop(name, None)
                     continue
@@ -224,11 +225,9 @@ class Export:
                 self.report_nonfinite(name, self.members[name])
         except NoNodeError:
             raise ZkError("farm %s does not exist" % farm_path) from None
-        except ZkError:
+        except (ZkError,) + TRANSIENT:
             raise
-        except Exception as exc:
-            if isinstance(exc, self.session.client.handler.timeout_exception):
-                raise ZkError("ZooKeeper did not answer") from None
+        except KazooException as exc:
             raise translate(exc, "read the farm", farm_path) from None
 
     def report_nonfinite(self, name, doc):
@@ -293,4 +292,4 @@ def run(opts, settings, log):
         raise ZkError("--format template needs --template FILE.j2", "usage")
     if os.path.isdir(opts.dest):
         raise ZkError("%s is a directory; the export writes a file" % opts.dest, "usage")
-    return Export(opts, settings, log).main()
+    return Loop(settings, log).run(Export(opts, log))
