@@ -29,7 +29,7 @@ DEFAULTS = dict(
     zk=None, session_timeout=None, connect_timeout=None, auth=None, auth_file=None, acl=None, tls_ca=None,
     tls_cert=None, tls_key=None, tls_system_ca=False, verbose=0, quiet=0, log_format="text", config=None,
     lock=None, slots=1, no_wait=False, wait_timeout=None, register=None, data="", id=None,
-    stop_signal="TERM", stop_timeout=10.0, command=None,
+    stop_signal="TERM", stop_timeout=10.0, command=None, containment="auto",
     mirror=None, mirror_dir=None, check_cmd=None, check_timeout=30.0, on_change="restart", reload_signal="HUP",
     change_delay=0.2,
     rolling_lock=None, rolling_slots=1, on_failure="pause",
@@ -186,6 +186,7 @@ def build_parser():
     child = run.add_argument_group("the command")
     child.add_argument("--stop-signal", metavar="SIG", help="signal that asks the command to stop (default TERM)")
     child.add_argument("--stop-timeout", type=seconds, metavar="S", help="SIGKILL after S seconds (default 10)")
+    containment_option(child)
     elect = commands.add_parser("elect", parents=[common], argument_default=argparse.SUPPRESS,
                                 help="join a pool and hold candidacy for its leadership (a service)",
                                 description="Join the pool at --election PATH and stay in it until stopped; the "
@@ -212,6 +213,7 @@ def build_parser():
                       help="if the job still runs on this host: refuse with 75 (skip, default) or wait for it")
     cron.add_argument("--stop-signal", metavar="SIG", help="signal that stops the job (default TERM)")
     cron.add_argument("--stop-timeout", type=seconds, metavar="S", help="SIGKILL S seconds later (default 10)")
+    containment_option(cron)
     barrier = commands.add_parser(
         "barrier", parents=[common], argument_default=argparse.SUPPRESS,
         usage="zkherd barrier PATH --count N [--timeout S] [-- COMMAND [ARG...]]",
@@ -266,6 +268,23 @@ def build_parser():
     pool_parser.add_argument("pool_cmd", choices=["ls"], metavar="ls")
     election_options(pool_parser)
     return parser
+
+
+def containment_option(parser):
+    parser.add_argument("--containment", choices=["auto", "cgroup", "subreaper"],
+                        help="how the command's whole process tree is kept and stopped: a cgroup of its own, a "
+                             "child subreaper, or auto (default: the cgroup when the runner can make one)")
+
+
+def check_containment(opts):
+    """--containment cgroup where none can be made is a usage error, not a silent fallback."""
+    from zkherd.run import cgroups, containment
+
+    if opts.containment == "cgroup":
+        parent, why = cgroups.child_cgroup_parent()
+        if parent is None:
+            raise ConfigError("--containment cgroup: no cgroup can be made for the command: %s" % why)
+    containment.request_mode(opts.containment)
 
 
 def election_options(parser, with_timeout=True):
@@ -400,6 +419,7 @@ def check_run(values):
     check_rollout(opts)
     opts.data = read_data(opts.data or "")
     opts.id = opts.id or "%s:%d" % (socket.gethostname(), os.getpid())
+    check_containment(opts)
     return opts
 
 
@@ -479,6 +499,7 @@ def run_election_command(values, settings, log):
         opts.stop_timeout, opts.tick = float(opts.stop_timeout), float(opts.tick)
         if opts.tick <= 0:
             raise ConfigError("--tick must be positive")
+        check_containment(opts)
         settings.connect_timeout = float(values["timeout"] or 5.0)
         return cron.run(opts, settings, log)
     if values["cmd"] == "elect":

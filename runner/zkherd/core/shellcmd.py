@@ -1,6 +1,7 @@
 """Short-lived commands the runner runs beside its child - health checks, --check-cmd, alerts - without
 ever blocking the main loop: started, polled from the loop (SIGCHLD wakes it), killed when they
-overrun their timeout (a hung check counts as failed)."""
+overrun their timeout (a hung check counts as failed). They are registered in core/ownprocs.py, so
+that a child subreaper never takes them for orphans of the child."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import signal
 import subprocess
 import time
+
+from zkherd.core import ownprocs
 
 
 def command_env(**extra):
@@ -33,8 +36,8 @@ class Task:
         self.done = None
         self.timed_out = False
         try:
-            self.proc = subprocess.Popen(["/bin/sh", "-c", command], env=env, start_new_session=True,
-                                         stdin=subprocess.DEVNULL, close_fds=True)
+            self.proc = ownprocs.popen(["/bin/sh", "-c", command], env=env, start_new_session=True,
+                                       stdin=subprocess.DEVNULL, close_fds=True)
         except OSError as exc:
             self.proc = None
             self.done = 127
@@ -46,6 +49,7 @@ class Task:
             return None
         code = self.proc.poll()
         if code is not None:
+            ownprocs.forget(self.proc.pid)
             self.done = 128 - code if code < 0 else code  # killed by N: 128+N, as a shell says
             return None
         if self.deadline is not None:
@@ -60,12 +64,15 @@ class Task:
         return None
 
     def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self.proc.wait()
+        ownprocs.forget(self.proc.pid)
 
     @property
     def ok(self):

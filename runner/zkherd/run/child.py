@@ -4,7 +4,9 @@ SIGKILL to all of them after the stop timeout - and reaped by the main loop.
 
 The child is "gone" only when its main process is reaped *and* nothing it started is left: a lock
 is released only then (promise 1), so a daemon that outlives its wrapper script never runs beside
-the next holder's.
+the next holder's. When the main process ends, what is left of its tree is killed at once; a new
+child starts only once the tree of the one before is gone (a killed process may take a while to
+exit - freeing much memory, say - and holds its files and locks until then).
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
+
+from zkherd.core import ownprocs
 
 # setpriv (util-linux) sets the parent-death signal and then execs the command, so the child dies
 # with the runner even when the runner is SIGKILLed, without running Python between fork and exec.
 # Without setpriv, prctl() is called between fork and exec instead (resolved here, beforehand).
 SETPRIV = shutil.which("setpriv")
 _PR_SET_PDEATHSIG = 1
+LEFTOVERS_TIMEOUT = 5.0  # how long a new child waits for the tree of the one before to be gone
 
 
 def _die_with_parent():
@@ -68,10 +72,14 @@ class Child:
     def start(self):
         if shutil.which(self.argv[0], path=self.env.get("PATH", os.defpath)) is None:
             raise ChildError("cannot start %s: command not found or not executable" % self.argv[0])
+        if not self.containment.empty() and not self.containment.sweep(LEFTOVERS_TIMEOUT):
+            raise ChildError("cannot start %s: processes of the command before are still alive %.0f s after "
+                             "SIGKILL" % (self.argv[0], LEFTOVERS_TIMEOUT))
         argv = ([SETPRIV, "--pdeathsig", "KILL", "--"] if SETPRIV else []) + list(self.argv)
         try:
-            self.proc = subprocess.Popen(self.containment.wrap(argv), env=self.env, start_new_session=True,
-                                         close_fds=True, preexec_fn=None if SETPRIV else _die_with_parent())
+            self.proc = ownprocs.popen(self.containment.wrap(argv), env=self.containment.environ(self.env),
+                                       start_new_session=True, close_fds=True,
+                                       preexec_fn=None if SETPRIV else _die_with_parent())
         except OSError as exc:
             raise ChildError("cannot start %s: %s" % (self.argv[0], exc.strerror)) from None
         self.containment.started(self.proc.pid)
@@ -138,7 +146,8 @@ class Child:
             return None
         self.returncode = exit_code(status)
         self.proc.returncode = self.returncode  # keep Popen from reaping again
-        self.containment.kill()
+        self.containment.reaped(self.proc.pid)
+        self.containment.kill()  # what it leaves behind goes with it
         self.log.info("child exited", pid=self.proc.pid, code=self.returncode,
                       ran_for="%.3fs" % (time.monotonic() - self.started_at))
         return self.returncode

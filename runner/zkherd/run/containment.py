@@ -1,157 +1,170 @@
 """Containment: everything the child starts is stopped with it - setsid and double-forked
-descendants too - and dies soon after the runner if the runner is SIGKILLed (promise 9).
+descendants too - and dies at once if the runner dies, even by SIGKILL (promise 9).
 
-Two modes, the best the runner can get, logged at start:
+Two modes, the best the runner can get (or the one --containment asks for), logged at start
+as `child containment mode=cgroup|subreaper` (docs/runner.md, "Containment"):
 
 - **cgroup**: the child runs in a cgroup v2 of its own, made below the runner's (as root outside
-  systemd, or in a unit with Delegate=yes). The kernel knows every descendant: a stop signals each
-  process of the cgroup, `cgroup.kill` kills them all at once, and `cgroup.events` says when none is
-  left. Nothing can escape it.
-- **subreaper**: no cgroup can be made (not root, or a systemd unit without delegation - systemd's
-  KillMode=control-group then covers the runner's death). The runner is a child subreaper, so
-  orphaned descendants become its children: a stop signals the child's process group and every
-  orphan, and the sweep kills what is left of them. A descendant of a descendant that is still alive
-  is found through /proc.
+  systemd, or in a unit with Delegate=yes; see cgroups.py). The child enters it before it runs
+  anything, so the kernel knows every descendant: a stop signals each process of the cgroup,
+  `cgroup.kill` kills them all at once, and `cgroup.events` says when none is left. Nothing escapes.
+- **subreaper**: the runner is a child subreaper, so orphaned descendants become its children: a
+  stop signals the child's process group, its descendants and every orphan; the sweep kills what
+  is left. A descendant that clears its environment and is orphaned while the runner is dead
+  escapes it (see the guard); under systemd without delegation, KillMode=control-group covers that.
 
-In both modes a guard process (a tiny `sh`, started once) holds the read end of a pipe whose write
-end only the runner has: when the runner dies, however it dies, the guard reads EOF and kills the
-cgroup (or the child's last process group). The child itself also gets the parent-death signal.
+A guard process (a tiny `sh`, started once, in a session of its own) holds the read end of a pipe
+whose write end only the runner has: when the runner dies, however it dies, the guard reads EOF and
+kills the tree - in cgroup mode through `cgroup.kill`, then it removes the cgroup; in subreaper mode
+the child's process group and every process whose environment carries this runner's mark
+(ZKHERD_CONTAINMENT, set in the child's environment and inherited by its descendants). The guard
+is the runner's own process (core/ownprocs.py), never swept; if it dies, the runner starts another.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import os
+import secrets
 import signal
 import subprocess
 import time
 
+from zkherd.core import ownprocs
+from zkherd.run import cgroups, proctable
+
 PR_SET_CHILD_SUBREAPER = 36
-CGROUP, SUBREAPER = "cgroup", "subreaper"
-# The child enters its cgroup before it runs anything: `echo 0 > cgroup.procs` moves the writer.
-_ENTER = 'echo 0 >"$0" && exec "$@"'
-# The guard: wait for the runner to go (EOF on stdin), then kill what is left. In cgroup mode it is
-# told the cgroup.kill file; in subreaper mode each new process group on its stdin.
-_GUARD_CGROUP = 'while read -r _; do :; done; echo 1 >"$0" 2>/dev/null'
-_GUARD_PGROUP = 'pg=; while read -r pg; do :; done; [ -n "$pg" ] && kill -KILL -- "-$pg" 2>/dev/null; exit 0'
+CGROUP, SUBREAPER, AUTO = "cgroup", "subreaper", "auto"
+MARK = "ZKHERD_CONTAINMENT"
+
+# The child enters its cgroup before it runs anything: writing 0 to cgroup.procs moves the writer.
+# A cgroup the guard has removed (the runner died meanwhile) cannot be entered: the command never runs.
+_ENTER = 'echo 0 2>/dev/null >"$0" || { echo "zkherd: cannot enter the cgroup $0" >&2; exit 126; }; exec "$@"'
+# $0: the child's cgroup. Kill it until it is empty (cgroup.kill, or process by process before
+# Linux 5.14), then remove it; give up after 10 s (a process stuck in the kernel).
+_GUARD_CGROUP = r'''
+trap "" HUP INT TERM
+while read -r _; do :; done
+n=0
+while [ -d "$0" ]; do
+  echo 1 2>/dev/null >"$0/cgroup.kill" ||
+    while read -r pid; do kill -KILL "$pid" 2>/dev/null; done <"$0/cgroup.procs"
+  rmdir "$0" 2>/dev/null && exit 0
+  n=$((n + 1)); [ "$n" -lt 500 ] || exit 1
+  sleep 0.02
+done
+'''
+# $0: the mark. Each line on stdin is the child's process group ('' once the child was reaped).
+_GUARD_SUBREAPER = r'''
+trap "" HUP INT TERM
+pg=
+while read -r line; do pg=$line; done
+[ -n "$pg" ] && kill -KILL -- "-$pg" 2>/dev/null
+n=0
+while [ "$n" -lt 50 ]; do
+  pids=$(grep -lzxF -e "$0" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3)
+  [ -n "$pids" ] || exit 0
+  kill -KILL $pids 2>/dev/null
+  n=$((n + 1)); sleep 0.02
+done
+'''
+
+_requested = AUTO
 
 
-def cgroup2_mount(mountinfo="/proc/self/mountinfo"):
-    """Where cgroup v2 is mounted (never assumed to be /sys/fs/cgroup), or None."""
-    try:
-        with open(mountinfo, encoding="utf-8") as handle:
-            for line in handle:
-                fields = line.split()
-                dash = fields.index("-")
-                if fields[dash + 1] == "cgroup2":
-                    return fields[4]
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def own_cgroup(proc_cgroup="/proc/self/cgroup"):
-    """This process's cgroup v2 path ('0::/a/b' -> '/a/b'), or None."""
-    try:
-        with open(proc_cgroup, encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("0::"):
-                    return line[3:].strip()
-    except OSError:
-        pass
-    return None
-
-
-def _delegated(path):
-    """Whether systemd delegated this cgroup to us (Delegate=yes sets this xattr, systemd 251+)."""
-    for name in ("trusted.delegate", "user.delegate"):
-        try:
-            if os.getxattr(path, name) == b"1":
-                return True
-        except OSError:
-            continue
-    return False
-
-
-def child_cgroup_parent():
-    """The cgroup v2 folder under which the child's cgroup may be made, with the reason if none."""
-    mount, own = cgroup2_mount(), own_cgroup()
-    if mount is None or own is None:
-        return None, "no cgroup v2 hierarchy"
-    folder = os.path.join(mount, own.lstrip("/"))
-    if os.environ.get("INVOCATION_ID") and not _delegated(folder):
-        return None, "a systemd unit without Delegate=yes (its KillMode=control-group covers the runner's death)"
-    if not os.access(os.path.join(folder, "cgroup.procs"), os.W_OK) or not os.access(folder, os.W_OK):
-        return None, "the runner's cgroup %s is not writable" % folder
-    return folder, None
+def request_mode(mode):
+    """The mode --containment asked for (auto, cgroup, subreaper): the default of every Containment."""
+    global _requested
+    _requested = mode
 
 
 class Containment:
     """What the Child uses to start, signal and sweep the child's whole process tree."""
 
-    def __init__(self, log, name, allow_cgroup=True):
+    def __init__(self, log, name, allow_cgroup=True, mode=None):
         self.log = log
-        self.mode = SUBREAPER
+        self.mark = "%s=%d.%s" % (MARK, os.getpid(), secrets.token_hex(8))
         self.cgroup = None
-        self.pgid = None  # the child's process group (its pid)
-        self.known = set()  # pids the runner started on purpose (child, tasks): never swept as orphans
-        parent, why = child_cgroup_parent() if allow_cgroup else (None, "cgroups not wanted")
-        if parent is not None:
-            path = os.path.join(parent, "%s.%d" % (name, os.getpid()))
-            try:
-                os.mkdir(path, 0o755)
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                why = "cannot make %s: %s" % (path, exc.strerror)
-            else:
-                self.mode, self.cgroup = CGROUP, path
-        if self.mode == SUBREAPER:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        self.guard_pipe = None
-        self.guard = self._start_guard()
+        self.pgid = None  # the child's process group, while its leader is not reaped
+        wanted = mode or _requested
+        if wanted == SUBREAPER or not allow_cgroup:
+            why = "--containment subreaper" if wanted == SUBREAPER else "no cgroup wanted here"
+        else:
+            parent, why = cgroups.child_cgroup_parent()
+            if parent is not None:
+                self.cgroup, why = cgroups.make_child_cgroup(parent, "%s.%d" % (name, os.getpid()))
+        self.mode = CGROUP if self.cgroup is not None else SUBREAPER
+        if wanted == CGROUP and self.mode != CGROUP:
+            log.warning("--containment cgroup: no cgroup could be made, using a child subreaper", why=why)
+        if self.mode == SUBREAPER and ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0):
+            log.warning("cannot become a child subreaper: orphans of the command go to init, out of reach",
+                        error=os.strerror(ctypes.get_errno()))
+        self.guard = self.guard_pipe = None
+        self._start_guard()
         log.info("child containment", mode=self.mode, cgroup=self.cgroup or "-",
-                 why="" if self.mode == CGROUP else why)
+                 guard=self.guard.pid if self.guard is not None else "-", why=why or "")
 
     # -- starting --------------------------------------------------------------------------------
 
     def wrap(self, argv):
         """The argv that runs *argv* inside the containment (cgroup mode: enters the cgroup first)."""
         if self.mode == CGROUP:
-            return ["/bin/sh", "-c", _ENTER, os.path.join(self.cgroup, "cgroup.procs"), *argv]
+            return ["/bin/sh", "-c", _ENTER, cgroups.procs_file(self.cgroup), *argv]
         return list(argv)
 
+    def environ(self, env):
+        """The child's environment: with the mark the guard finds its descendants by (subreaper mode)."""
+        if self.mode == CGROUP:
+            return env
+        name, _, value = self.mark.partition("=")
+        return dict(env, **{name: value})
+
     def started(self, pid):
+        """The child's main process (registered in ownprocs by whoever started it) leads its group."""
         self.pgid = pid
-        self.known.add(pid)
         if self.mode == SUBREAPER:
-            self._tell_guard("%d\n" % pid)
+            self._tell_guard(pid)
+
+    def reaped(self, pid):
+        """The child's main process was reaped: its pid (and group id) may be reused from now on."""
+        ownprocs.forget(pid)
+        if self.pgid == pid:
+            self.pgid = None
+            if self.mode == SUBREAPER:
+                self._tell_guard("")
 
     def _start_guard(self):
-        script, arg = ((_GUARD_CGROUP, os.path.join(self.cgroup, "cgroup.kill")) if self.mode == CGROUP
-                       else (_GUARD_PGROUP, "zkherd-guard"))
+        script, arg = ((_GUARD_CGROUP, self.cgroup) if self.mode == CGROUP else (_GUARD_SUBREAPER, self.mark))
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
         try:
-            proc = subprocess.Popen(["/bin/sh", "-c", script, arg], stdin=read_end, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+            self.guard = ownprocs.popen(["/bin/sh", "-c", script, arg], stdin=read_end, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
         except OSError as exc:
             os.close(write_end)
             self.log.warning("cannot start the guard process; a SIGKILLed runner may leave descendants",
                              error=exc.strerror)
-            return None
+            return
         finally:
             os.close(read_end)
         self.guard_pipe = write_end
-        self.known.add(proc.pid)
-        return proc
+        if self.pgid is not None and self.mode == SUBREAPER:
+            self._tell_guard(self.pgid)
 
-    def _tell_guard(self, text):
+    def _tell_guard(self, what):
         if self.guard_pipe is not None:
             with contextlib.suppress(OSError):
-                os.write(self.guard_pipe, text.encode())
+                os.write(self.guard_pipe, b"%s\n" % str(what).encode())
+
+    def _watch_guard(self):
+        """A guard that died (killed by hand, OOM) is replaced: the runner may be SIGKILLed next."""
+        if self.guard is None or self.guard.poll() is None:
+            return
+        self.log.warning("the guard process ended, starting another", pid=self.guard.pid, code=self.guard.returncode)
+        ownprocs.forget(self.guard.pid)
+        os.close(self.guard_pipe)
+        self.guard = self.guard_pipe = None
+        self._start_guard()
 
     # -- signalling and sweeping ---------------------------------------------------------------
 
@@ -159,124 +172,97 @@ class Containment:
         """Every live process of the child's tree that the runner can find."""
         if self.mode == CGROUP:
             try:
-                with open(os.path.join(self.cgroup, "cgroup.procs"), encoding="ascii") as handle:
+                with open(cgroups.procs_file(self.cgroup), encoding="ascii") as handle:
                     return {int(line) for line in handle if line.strip()}
             except OSError:
                 return set()
-        table = list(_processes())
-        roots = {pid for pid, ppid in table if ppid == os.getpid() and pid not in self.known}  # orphans
-        if self.pgid is not None:
-            roots |= {self.pgid} | set(_group_members(self.pgid))
-        return _descendants(roots, table)
+        me, pgid = os.getpid(), self.pgid
+        with ownprocs.frozen() as own:  # nothing the runner starts meanwhile is taken for an orphan
+            table = proctable.scan()
+        roots = {pid for pid, (_, ppid, pgrp) in table.items()
+                 if (ppid == me and pid not in own) or (pgid is not None and (pgrp == pgid or pid == pgid))}
+        return {pid for pid in proctable.descendants(roots, table)
+                if pid in table and not proctable.dead(table[pid][0])}
 
     def signal(self, signum):
         """Send *signum* to every process of the tree (a daemon that called setsid gets it too)."""
-        if self.pgid is not None:
+        pgid = self.pgid
+        if pgid is not None:  # in cgroup mode, also a leader that has not entered its cgroup yet
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pgid, signum)
+                os.killpg(pgid, signum)
         for pid in self.pids():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signum)
 
     def kill(self):
-        """SIGKILL the whole tree, now."""
+        """SIGKILL the whole tree, now (safe from any thread)."""
         if self.mode == CGROUP:
+            pgid = self.pgid
+            if pgid is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pgid, signal.SIGKILL)
             try:
-                with open(os.path.join(self.cgroup, "cgroup.kill"), "w", encoding="ascii") as handle:
+                with open(cgroups.kill_file(self.cgroup), "w", encoding="ascii") as handle:
                     handle.write("1")
                 return
-            except OSError as exc:
-                self.log.warning("cgroup.kill failed, killing process by process", error=exc.strerror)
+            except OSError:  # before Linux 5.14: process by process
+                pass
         self.signal(signal.SIGKILL)
 
     def empty(self):
-        """True once nothing of the tree is left (zombies of others' children do not count)."""
+        """True once nothing of the tree is left alive (a zombie is dead: it holds nothing)."""
         if self.mode == CGROUP:
             try:
                 with open(os.path.join(self.cgroup, "cgroup.events"), encoding="ascii") as handle:
                     return "populated 0" in handle.read()
             except OSError:
                 return True
-        return not {pid for pid in self.pids() if not _zombie(pid)}
+        return not self.pids()
 
     def reap_orphans(self):
-        """Collect the exit status of orphans that became our children (subreaper mode); never a
-        process the runner started on purpose, whose status belongs to its owner."""
+        """Collect the exit status of orphans that became our children (subreaper mode), never of a
+        process the runner started on purpose (core/ownprocs.py); look after the guard."""
+        self._watch_guard()
         if self.mode != SUBREAPER:
             return
-        for pid, ppid in _processes():
-            if ppid == os.getpid() and pid not in self.known and _zombie(pid):
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
+        try:  # anything to reap at all? (without reaping it: it may be a task's)
+            if os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+                return
+        except ChildProcessError:
+            return
+        me = os.getpid()
+        with ownprocs.frozen() as own:
+            for pid, (state, ppid, _) in proctable.scan().items():
+                if ppid == me and pid not in own and proctable.dead(state):
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, os.WNOHANG)
 
     def sweep(self, timeout):
         """Kill the whole tree and wait up to *timeout* s until it is gone; True if it is."""
-        deadline = time.monotonic() + timeout
-        self.kill()
-        while not self.empty():
+        now = time.monotonic()
+        deadline, kill_at = now + timeout, now
+        while True:
+            if now >= kill_at:  # again now and then: what forked meanwhile
+                self.kill()
+                kill_at = now + 0.05
             self.reap_orphans()
-            if time.monotonic() >= deadline:
+            if self.empty():
+                return True
+            if now >= deadline:
                 return False
             time.sleep(0.005)
-        self.reap_orphans()
-        return True
+            now = time.monotonic()
 
     def close(self):
-        """The runner exits: the tree is already swept; end the guard and remove the cgroup."""
+        """The runner exits (the tree is swept already): the guard ends and removes the cgroup."""
+        guard, self.guard = self.guard, None
         if self.guard_pipe is not None:
             os.close(self.guard_pipe)
             self.guard_pipe = None
-        if self.guard is not None:
+        if guard is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.guard.wait(timeout=1.0)
+                guard.wait(timeout=1.0)
+            ownprocs.forget(guard.pid)
         if self.cgroup is not None:
             with contextlib.suppress(OSError):
                 os.rmdir(self.cgroup)
-
-
-def _processes():
-    """(pid, ppid) of every process, from /proc."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            stat = _stat(int(entry))
-            if stat is not None:
-                yield int(entry), stat[1]
-
-
-def _stat(pid):
-    """(state, ppid, pgrp) of *pid*, or None if it is gone."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(b")") + 2:].split()
-    return fields[0].decode(), int(fields[1]), int(fields[2])
-
-
-def _zombie(pid):
-    stat = _stat(pid)
-    return stat is None or stat[0] in ("Z", "X")
-
-
-def _group_members(pgid):
-    return [pid for pid in (int(e) for e in os.listdir("/proc") if e.isdigit())
-            if (_stat(pid) or (None, None, None))[2] == pgid]
-
-
-def _descendants(roots, table):
-    """*roots* and all their descendants, from a (pid, ppid) table."""
-    found, children = set(roots), {}
-    for pid, ppid in table:
-        children.setdefault(ppid, []).append(pid)
-    pending = list(roots)
-    while pending:
-        for child in children.get(pending.pop(), ()):
-            if child not in found:
-                found.add(child)
-                pending.append(child)
-    return found
-
-
-def errno_name(exc):
-    return errno.errorcode.get(exc.errno, str(exc.errno))
