@@ -155,21 +155,21 @@ def scenario(zk_server, zk, zk_base, work, tmp_path, shape, how, mode=None):
         if runner.has("child containment"):
             assert runner.has("child containment mode=%s" % (mode or "cgroup")), runner.log()
         assert "Traceback" not in runner.log(), runner.log()
-    return holder, standby
+    return holder
 
 
 @needs_cgroup
 @pytest.mark.parametrize("how", ["sigkill", "term", "lock-lost", "exits"])
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_cgroup_mode(zk_server, zk, zk_base, work, tmp_path, shape, how):
-    holder, _ = scenario(zk_server, zk, zk_base, work, tmp_path, shape, how)
+    holder = scenario(zk_server, zk, zk_base, work, tmp_path, shape, how)
     assert holder.has("child containment mode=cgroup"), holder.log()
 
 
 @pytest.mark.parametrize("how", ["sigkill", "term", "lock-lost", "exits"])
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_subreaper_mode(zk_server, zk, zk_base, work, tmp_path, shape, how):
-    holder, _ = scenario(zk_server, zk, zk_base, work, tmp_path, shape, how, mode="subreaper")
+    holder = scenario(zk_server, zk, zk_base, work, tmp_path, shape, how, mode="subreaper")
     assert holder.has("child containment mode=subreaper"), holder.log()
 
 

@@ -45,9 +45,9 @@ def own_cgroup(proc_cgroup="/proc/self/cgroup"):
     return None
 
 
-def own_cgroup_folder():
+def own_cgroup_folder(mountinfo="/proc/self/mountinfo", proc_cgroup="/proc/self/cgroup"):
     """The folder of this process's cgroup in the cgroup v2 file system, or None."""
-    mount, own = cgroup2_mount(), own_cgroup()
+    mount, own = cgroup2_mount(mountinfo), own_cgroup(proc_cgroup)
     if mount is None or own is None:
         return None
     point, root = mount

@@ -117,7 +117,7 @@ class Containment:
         """The child's environment: with the mark the guard finds its descendants by (subreaper mode)."""
         if self.mode == CGROUP:
             return env
-        name, _, value = self.mark.partition("=")
+        name, _eq, value = self.mark.partition("=")
         return dict(env, **{name: value})
 
     def started(self, pid):
@@ -179,7 +179,7 @@ class Containment:
         me, pgid = os.getpid(), self.pgid
         with ownprocs.frozen() as own:  # nothing the runner starts meanwhile is taken for an orphan
             table = proctable.scan()
-        roots = {pid for pid, (_, ppid, pgrp) in table.items()
+        roots = {pid for pid, (_state, ppid, pgrp) in table.items()
                  if (ppid == me and pid not in own) or (pgid is not None and (pgrp == pgid or pid == pgid))}
         return {pid for pid in proctable.descendants(roots, table)
                 if pid in table and not proctable.dead(table[pid][0])}
@@ -232,7 +232,7 @@ class Containment:
             return
         me = os.getpid()
         with ownprocs.frozen() as own:
-            for pid, (state, ppid, _) in proctable.scan().items():
+            for pid, (state, ppid, _pgrp) in proctable.scan().items():
                 if ppid == me and pid not in own and proctable.dead(state):
                     with contextlib.suppress(ChildProcessError):
                         os.waitpid(pid, os.WNOHANG)

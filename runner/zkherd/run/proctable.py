@@ -40,7 +40,7 @@ def zombie(pid):
 def descendants(roots, table):
     """*roots* and all their descendants, from a scan()."""
     children = {}
-    for pid, (_, ppid, _) in table.items():
+    for pid, (_state, ppid, _pgrp) in table.items():
         children.setdefault(ppid, []).append(pid)
     found, pending = set(roots), list(roots)
     while pending:
