@@ -167,6 +167,8 @@ class Loop:
         try:
             due = program.turn(self)
         except TRANSIENT as exc:
+            if isinstance(exc, (KazooTimeoutError, OpTimeout)):
+                self.session.overdue()  # quiet until the server answers: kazoo's pings notice a dead link
             self.log.debug("ZooKeeper request did not complete, trying again", error=type(exc).__name__,
                            retry_in="%.1fs" % self._retry)
             due, self._retry = self._retry, min(RETRY_MAX, self._retry * 2)

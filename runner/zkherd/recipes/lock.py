@@ -79,7 +79,8 @@ class Lock:
         self.wakeup.post(self.event, event.path)
 
     def _get(self, result):
-        return result.get(timeout=self.op_timeout)
+        timeout = self.op_timeout() if callable(self.op_timeout) else self.op_timeout  # the loop's, fence-bounded
+        return result.get(timeout=timeout)
 
     @property
     def node(self):

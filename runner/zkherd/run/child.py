@@ -124,6 +124,15 @@ class Child:
             return left
         return None
 
+    def exited(self):
+        """The main process has exited (not reaped yet: its pid stays reserved until reap())."""
+        if not self.running:
+            return False
+        try:
+            return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
+
     def reap(self):
         """Collect the exit status if the main process ended; then what is left of the tree is
         killed (a daemonized grandchild goes with it). Returns the exit code or None."""
