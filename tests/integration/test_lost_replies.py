@@ -7,6 +7,7 @@ deletes: it holds a slot of the lock, or leads the pool, until the session ends)
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 
@@ -210,3 +211,38 @@ def test_a_lost_reply_to_the_member_create_leaves_no_phantom(zk_server, zk, zk_b
     assert zk.get_children(election) == []
     for one in (first, second):
         assert "Traceback" not in one.log(), one.log()[-3000:]
+
+
+@pytest.mark.slow
+def test_a_lost_reply_in_an_ensemble_is_found_from_another_server(zk_ensemble, make_zk, fault_proxy, tmp_path):
+    """3 servers, one proxy in front of each: the reply to the lock transaction is lost and the
+    server that applied it takes no new connection, so the runner goes on through another one. The
+    sync before the look makes the pair visible there: one pair, the runner holds the lock."""
+    proxies = [fault_proxy(server.hosts) for server in zk_ensemble.servers]
+    for proxy in proxies:
+        proxy.lose_reply("multi", nth=1, then="drop_new")
+    lock, work = "/lost-reply-ensemble-%d" % os.getpid(), tmp_path / "w"
+    zk = make_zk(zk_ensemble.hosts)
+    try:
+        first = Zkherd(["run", "--zk", ",".join(p.hosts for p in proxies), "--session-timeout", "6",
+                        "--stop-timeout", "2", "--lock", lock, "--", *exclusive_child(work, name="first")],
+                       tmp_path / "first.log")
+        wait_for(lambda: any(p.fired for p in proxies), timeout=20)
+        for proxy in proxies:
+            if not proxy.fired:
+                proxy.lose_reply(0x7FFF)  # disarmed: a type no client sends
+        first.wait_log("contact with ZooKeeper is back .*same_session=True", timeout=20)
+        wait_starts(work, 1, timeout=20)
+        zk.sync(lock)
+        assert lines(owned_by(zk, lock, session_of(first))) == {"lock-": 1, "run-": 1}, zk.get_children(lock)
+        assert lines(zk.get_children(lock)) == {"lock-": 1, "run-": 1}
+        other = Zkherd(["run", "--zk", zk_ensemble.hosts, "--session-timeout", "6", "--lock", lock, "--",
+                        *exclusive_child(work, name="other")], tmp_path / "other.log")
+        other.wait_log("queued for lock")
+        first.signal(signal.SIGTERM)
+        assert first.wait() == 0
+        wait_starts(work, 2, timeout=20)
+        other.stop()
+        assert overlaps(work) == []
+    finally:
+        zk.delete(lock, recursive=True)
