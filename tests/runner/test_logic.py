@@ -191,3 +191,32 @@ def test_whose_node_it_is_is_not_told_without_a_connection():
     client = KazooClient("127.0.0.1:1")  # never started: no live connection
     with pytest.raises(ConnectionLoss):
         lock.Lock._owned(client, Stat())
+
+
+def test_names_with_an_attempt_token_keep_the_order_of_their_sequence():
+    """lock-TOKEN-NNNNNNNNNN (this version) and lock-NNNNNNNNNN (older runners, a hand-made node)
+    sort into one line by the sequence alone; a token never matches another attempt's names."""
+    from zkherd.recipes import sequential
+
+    token = sequential.new_token()
+    assert len(token) == 16 and token != sequential.new_token()
+    mine = sequential.tagged("lock-", token) + "0000000005"
+    children = ["lock-ffffffffffffffff-0000000009", mine, "lock-0000000002", "run-%s-0000000006" % token,
+                "lock-%s-000000001" % token]
+    assert lock.in_order(children, "lock-") == ["lock-0000000002", mine, "lock-ffffffffffffffff-0000000009"]
+    ours = sequential.made_as(sequential.tagged("lock-", token))
+    assert [c for c in children if ours(c)] == [mine]
+    registered = sequential.made_as("svc-")
+    assert registered("svc-0000000001")
+    assert not registered("svc-x-0000000001") and not registered("svc-" + "\u00b2" * 10)
+
+
+def test_whose_create_may_have_happened():
+    from kazoo import exceptions as ke
+
+    from zkherd.recipes.sequential import nothing_made
+
+    for answered in (ke.NoAuthError(), ke.NodeExistsError(), ke.SessionExpiredError()):
+        assert nothing_made(answered)
+    for unknown in (ke.ConnectionLoss(), ke.OperationTimeoutError(), TimeoutError(), RuntimeError()):
+        assert not nothing_made(unknown)
