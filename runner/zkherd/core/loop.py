@@ -37,6 +37,7 @@ from zkherd.core.session import Session
 from zkherd.core.wakeup import Wakeup
 
 RETRY_FIRST, RETRY_MAX = 0.1, 1.0
+QUIET_LOOK = 0.1  # while quiet after an unanswered request: how often to look whether it may talk again
 
 
 class OpTimeout(Exception):
@@ -176,6 +177,8 @@ class Loop:
         except ZkError as exc:
             return program.on_error(self, exc)
         self._retry = RETRY_FIRST
+        if self.connected and not self.session.may_talk():  # no event says when the server answers again
+            due = QUIET_LOOK if due is None else min(due, QUIET_LOOK)
         return due
 
     def _close(self, program):

@@ -64,6 +64,11 @@ class Rollout:
         elif kind == "rolling":
             self.rolling_dirty = True
 
+    def reconnected(self):
+        """kazoo drops watches with the connection: read the set and look at the rolling lock again."""
+        self.sync.changed()
+        self.rolling_dirty = True
+
     def child_started(self, health):
         """The child (re)started; without --health it counts as healthy at once."""
         if health is None and self.phase == APPLYING:
@@ -109,9 +114,11 @@ class Rollout:
                     return None, None
             except LockLost as exc:
                 self.log.warning("lost our place in the rolling lock", lock=self.opts.rolling_lock, reason=str(exc))
-                self.rolling.leave(loop.client)
                 self.rolling_dirty = True
-                return 0.1, None
+                return 0.0 if self.rolling.leave(loop.client) else 0.2, None
+            except BaseException:
+                self.rolling_dirty = True  # look again on the next turn
+                raise
             self.log.info("rolling lock acquired", lock=self.opts.rolling_lock)
             self.phase, self.held = IDLE, True
             return self.look(loop, child_up, learn=True)
@@ -200,7 +207,7 @@ class Rollout:
     def release(self, loop):
         if self.rolling is None:
             return
-        if self.held or self.rolling.place is not None:
+        if self.held or self.rolling.engaged:  # engaged: also a transaction whose answer was lost
             self.release_pending = True  # until it worked: ZooKeeper may be out of reach
             self.rolling.release(loop.client)
             if self.held:

@@ -115,7 +115,7 @@ class Runner(Program):
             self.session_id = current
             self.lock_dirty = True  # kazoo drops watches with the connection: look (and watch) again
             if self.rollout is not None:
-                self.rollout.sync.changed()
+                self.rollout.reconnected()
             if self.machine.state == S.CONNECTING:
                 self.machine.to(S.WAITING_CONFIG if self.rollout and not self.rollout.ready else S.QUEUED,
                                 "a new session")
@@ -190,8 +190,11 @@ class Runner(Program):
                 raise
             if not held:
                 self.stop_child(REQUEUE, "lock lost: one of our lock nodes is gone", S.STOPPING)
-        if self.registration is not None and child_up(self.machine.state) and self.child.running:
-            self.keep_registration(loop)
+        if self.registration is not None:
+            if child_up(self.machine.state) and self.child is not None and self.child.running:
+                self.keep_registration(loop)
+            elif self.registration.doubtful:  # a delete whose answer was lost: make sure it is gone
+                self.registration.remove(loop.client, loop.op_timeout())
         return due
 
     def queued(self, loop):
