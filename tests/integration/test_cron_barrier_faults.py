@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.integration.test_election import barrier, cron, member, zkherd
+from tests.integration.test_election import barrier, cron, datetime_of, member, zkherd
 from tests.support.procs import pid_alive
 from tests.support.runner import Zkherd
 from tests.support.zkutil import wait_for
@@ -88,6 +88,30 @@ def test_cron_job_stopped_on_lost_leadership_takes_its_daemon_with_it(leader, zk
     zk.delete(leader + "/" + leader_node)  # the leader's member node goes: leadership is lost
     assert job.wait(15) == 76, job.log()
     assert not pid_alive(daemon)
+
+
+def test_a_fenced_job_that_ignores_term_is_killed_even_if_contact_comes_back(zk_server, zk_base, fault_proxy,
+                                                                              tmp_path):
+    """The fence sends the stop signal when ZooKeeper has not heard from us for too long; if
+    contact comes back before its SIGKILL, the fence moves on (the session is safe again), but
+    leadership was given up: the job still gets SIGKILL after --stop-timeout and the run is 76."""
+    election = zk_base + "/cron"
+    elect = member(zk_server.hosts, election, "h0", tmp_path)
+    elect.wait_log("this member leads the pool")
+    proxy = fault_proxy()
+    stubborn = "trap '' TERM; while :; do sleep 0.05; done"
+    job = Zkherd(["cron", "--zk", proxy.hosts, "--session-timeout", "6", "--election", election, "--id", "h0",
+                  "--stop-timeout", "2", "--", "sh", "-c", stubborn], tmp_path / "job.log")
+    job.wait_log("started child")
+    proxy.blackhole()
+    job.wait_log("no contact with ZooKeeper for too long", timeout=20)
+    proxy.heal()
+    assert job.wait(15) == 76, job.log()
+    assert job.has("job stopped: leadership was lost")
+    assert job.has("child did not stop in time, sending SIGKILL") or job.has("killed before the session can expire")
+    late = datetime_of(job.log(), "child exited") - datetime_of(job.log(), "stopping child")
+    assert late.total_seconds() < 2 + 3, job.log()  # --stop-timeout, and slack for a loaded machine
+    elect.stop()
 
 
 # -- barrier ------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ class Cron(Program):
         self.job = None
         self.watched = False  # the watch on the leader's node is set
         self.lost = None  # why leadership is lost
-        self.fenced = False  # the fence sent the stop signal itself
+        self.fenced = False  # the fence sent the stop signal itself (no second one)
         self.give_up_at = None
         self.post = None
 
@@ -212,7 +212,9 @@ class Cron(Program):
         loop.fence.arm(self.job.child, opts.stop_timeout)
 
     def supervise(self, loop):
-        code, wait = self.job.poll()
+        if self.lost:  # SIGKILL after --stop-timeout even if contact comes back (the fence would then wait)
+            self.job.stop(self.opts.stop_timeout, "leadership lost: " + self.lost, send=not self.fenced)
+        code, wait = self.job.poll()  # after stop(): *wait* includes its SIGKILL deadline
         if code is not None:
             loop.fence.disarm()
             if self.lost:
@@ -221,10 +223,7 @@ class Cron(Program):
             else:
                 self.exit_code = code
             return None
-        if self.lost:
-            if not self.fenced:  # the fence sent the stop signal and kills at its own deadline
-                self.job.stop(self.opts.stop_timeout, "leadership lost: " + self.lost)
-        elif not self.watched and loop.connected:
+        if not self.lost and not self.watched and loop.connected:
             retry = self.rewatch(loop)
             if retry is not None:
                 wait = retry if wait is None else min(wait, retry)

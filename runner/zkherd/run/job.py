@@ -50,10 +50,10 @@ class Job:
             return self.code, None
         return None, GONE_POLL  # reaping killed the rest of the tree: wait until the kernel is done
 
-    def stop(self, timeout, reason):
-        """The stop signal to the whole tree now, SIGKILL after *timeout* seconds; a later call
-        only brings SIGKILL closer."""
-        self.child.stop(timeout, reason)
+    def stop(self, timeout, reason, send=True):
+        """The stop signal to the whole tree now (send=False: it was sent already, by the fence),
+        SIGKILL after *timeout* seconds; a later call only brings SIGKILL closer."""
+        self.child.stop(timeout, reason, send=send)
 
     def close(self):
         """Nothing of the job outlives the command: what is left is killed and swept."""
