@@ -22,14 +22,15 @@ event or deadline. What every command needs is here, once:
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import traceback
 
-from kazoo.exceptions import ConnectionLoss, SessionExpiredError
+from kazoo.exceptions import ConnectionLoss, KazooException, SessionExpiredError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 
-from zkherd.common.connection import ZkError
+from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH, USAGE
 from zkherd.core import exits
 from zkherd.core.fence import Fence
@@ -49,6 +50,20 @@ class NotNow(Exception):
 
 
 TRANSIENT = (ConnectionLoss, SessionExpiredError, KazooTimeoutError, OpTimeout, NotNow)
+
+
+@contextlib.contextmanager
+def asking(action, path):
+    """Around ZooKeeper requests in a turn: what the loop retries (TRANSIENT) and ZkError go up as
+    they are; any other kazoo error becomes a ZkError that names *action* and *path* (an exit code
+    and a clear message, never a traceback). Catch the errors a recipe expects (NodeExists...)
+    inside it."""
+    try:
+        yield
+    except (ZkError,) + TRANSIENT:
+        raise
+    except KazooException as exc:
+        raise translate(exc, action, path) from None
 
 
 class Program:
@@ -143,6 +158,8 @@ class Loop:
             program.start(self)
             while program.exit_code is None:
                 self._dispatch(program)
+                if program.exit_code is not None:  # an event ended it: no more work
+                    break
                 due = self._turn(program)
                 if program.exit_code is None:
                     self.wakeup.wait(due)

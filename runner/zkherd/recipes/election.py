@@ -22,27 +22,35 @@ from kazoo.protocol.states import KazooState
 from zkherd.common import paths
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH
+from zkherd.core import exits
 from zkherd.core.loop import Program
 from zkherd.recipes.sequential import delete_all, in_order, made_as, new_token, nothing_made, own_nodes, tagged
 
 MEMBER = "member-"
-EX_UNAVAILABLE = 69
 
 
-def pool(client, election, timeout):
-    """[(node name, id)] of the members, the leader first; [] for an empty or missing pool."""
+def pool(client, election, wait):
+    """[(node name, id)] of the members, the leader first; [] for an empty or missing pool.
+    *wait(result)* waits for an async request's answer (Loop.get, or a plain timeout); kazoo's
+    exceptions go up as they are."""
     try:
-        names = in_order(client.get_children_async(election).get(timeout=timeout), MEMBER)
-        pending = [(name, client.get_async(paths.join(election, name))) for name in names]
-        members = []
-        for name, result in pending:
-            try:
-                members.append((name, result.get(timeout=timeout)[0].decode("utf-8", "replace")))
-            except NoNodeError:
-                continue  # left while we looked
-        return members
+        names = in_order(wait(client.get_children_async(election)), MEMBER)
     except NoNodeError:
         return []
+    pending = [(name, client.get_async(paths.join(election, name))) for name in names]
+    members = []
+    for name, result in pending:
+        try:
+            members.append((name, wait(result)[0].decode("utf-8", "replace")))
+        except NoNodeError:
+            continue  # left while we looked
+    return members
+
+
+def pool_within(client, election, timeout):
+    """pool() for a one-shot command: every answer within *timeout*; any failure is a ZkError."""
+    try:
+        return pool(client, election, lambda result: result.get(timeout=timeout))
     except Exception as exc:
         if isinstance(exc, client.handler.timeout_exception):
             raise ZkError("ZooKeeper did not answer within %g s" % timeout) from None
@@ -188,7 +196,7 @@ def is_leader(election, ident, settings, log):
         log.warning(exc.message)
         return 2
     try:
-        members = pool(client, election, max(0.1, settings.connect_timeout - (time.monotonic() - started)))
+        members = pool_within(client, election, max(0.1, settings.connect_timeout - (time.monotonic() - started)))
     except ZkError as exc:
         log.warning(exc.message)
         return 2
@@ -204,10 +212,10 @@ def pool_ls(election, settings, out):
 
     try:
         with connected(settings) as client:
-            members = pool(client, election, settings.connect_timeout)
+            members = pool_within(client, election, settings.connect_timeout)
     except ZkError as exc:
         sys.stderr.write("zkherd: %s\n" % exc.message)
-        return EX_UNAVAILABLE
+        return exits.UNAVAILABLE
     width = max((len(name) for name, _ in members), default=0)
     for index, (name, ident) in enumerate(members):
         out.write("%-*s %s%s\n" % (width, name, ident, "  (leader)" if index == 0 else ""))

@@ -96,9 +96,10 @@ class Child:
     def kill(self):
         self.containment.kill()
 
-    def stop(self, timeout, reason, deadline=None):
+    def stop(self, timeout, reason, deadline=None, send=True):
         """Begin stopping: the stop signal to the whole tree now, SIGKILL after *timeout* seconds or
-        at *deadline* (monotonic) if that is sooner (see tick()). A later call only brings SIGKILL closer."""
+        at *deadline* (monotonic) if that is sooner (see tick()). A later call only brings SIGKILL closer.
+        send=False: the stop signal was sent already (by the fence); only SIGKILL is scheduled."""
         if not self.running:
             return
         kill_at = time.monotonic() + timeout
@@ -108,7 +109,8 @@ class Child:
             self.log.info("stopping child", pid=self.proc.pid, reason=reason,
                           signal=signal.Signals(self.stop_signal).name, kill_in="%.3fs" % (kill_at - time.monotonic()))
             self.stop_deadline = kill_at
-            self.signal_stop()
+            if send:
+                self.signal_stop()
         elif kill_at < self.stop_deadline:
             self.stop_deadline = kill_at
 
