@@ -193,6 +193,8 @@ class Loop:
             return due
         except ZkError as exc:
             return program.on_error(self, exc)
+        except KazooException as exc:  # one a recipe did not expect: denied access ends it, others are retried
+            return program.on_error(self, translate(exc, "use", "ZooKeeper"))
         self._retry = RETRY_FIRST
         if self.connected and not self.session.may_talk():  # no event says when the server answers again
             due = QUIET_LOOK if due is None else min(due, QUIET_LOOK)
