@@ -18,10 +18,13 @@ runner's state machine carries out.
 
 from __future__ import annotations
 
+import time
+
 from zkherd.configfiles import sync as outcomes
 from zkherd.configfiles.sync import ConfigSync
 from zkherd.recipes.lock import Lock, LockLost
 from zkherd.run.failedversion import FailedVersions
+from zkherd.run.health import HEALTHY
 
 IDLE, WAITING, APPLYING, PAUSED = "idle", "waiting for the rolling lock", "applying", "paused"
 START, RESTART, RELOAD = "start", "restart", "reload"  # what the runner is asked to do
@@ -81,6 +84,17 @@ class Rollout:
             return False
         self.failed(why)
         return True
+
+    def health_deadline(self, health):
+        """While a new version is applied and the child is not healthy yet: (seconds until that is
+        too late, None); once it is, a failed version: (None, what the runner is to do after it)."""
+        if health.status == HEALTHY:
+            return None, None
+        late = time.monotonic() - health.healthy_by
+        if late < 0:
+            return -late, None
+        self.child_failed("the child was not healthy in time after the new configuration")
+        return None, self.after_failure
 
     def healthy(self):
         if self.phase == APPLYING:
