@@ -39,6 +39,7 @@ DEFAULTS = dict(
     barrier_path=None, count=None, farm_cmd=None, farm_path=None, fields=None, field=None, value=None,
     dest=None, format="json", template=None, filter=None, on_change_cmd=None, min_members=0, once=False,
     conf=None, conf_format=None, poll=None, file_mode=0o644,
+    reconnect_max_delay=None,
 )
 
 
@@ -108,6 +109,9 @@ def common_options():
     zk.add_argument("--session-timeout", type=seconds, metavar="S", help="session timeout asked for (default 10)")
     zk.add_argument("--connect-timeout", type=seconds, metavar="S",
                     help="give up with exit code 69 if ZooKeeper does not answer at start within S (default 10)")
+    zk.add_argument("--reconnect-max-delay", type=seconds, metavar="S",
+                    help="at most S between two attempts to reach ZooKeeper again (default 1): after an outage, "
+                         "back within S of ZooKeeper serving again")
     zk.add_argument("--auth", metavar="USER:PASSWORD",
                     help="digest credentials; visible in ps: prefer --auth-file or env ZKHERD_AUTH")
     zk.add_argument("--auth-file", metavar="FILE", help="file holding USER:PASSWORD (keep it mode 0600)")
