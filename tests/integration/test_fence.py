@@ -63,7 +63,7 @@ def starts(work):
 
 def started(work, name, count=1, timeout=30.0):
     """The pid of the *count*th child named *name* to start in *work*."""
-    found = wait_for(lambda: [pid for pid, who, _ in starts(work) if who == name][count - 1:], timeout,
+    found = wait_for(lambda: [entry[0] for entry in starts(work) if entry[1] == name][count - 1:], timeout,
                      message=lambda: "child %s #%d to start in %s: %s" % (name, count, work, starts(work)))
     return found[0]
 
@@ -219,7 +219,7 @@ def test_cut_off_with_a_push_at_the_cut_the_child_dies_before_the_session_can_ex
             % ("outlived" if died is None else "died %.3fs after" % (died - expires), holder.log()[-3000:]))
         pid = started(work, "standby", timeout=timeout + 10)  # the standby takes over, once the session expired
         assert overlaps(work) == []
-        assert [who for _, who, _ in starts(work)] == ["holder", "standby"]
+        assert [entry[1] for entry in starts(work)] == ["holder", "standby"]
         no_traceback(holder, standby)
     finally:
         holder.kill()
