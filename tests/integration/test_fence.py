@@ -42,8 +42,11 @@ STUBBORN = (
     'echo "$$ $1 ${ZKHERD_LOCK_PATH-unset}" >>"$0/starts.log"; '
     'trap "" TERM; while :; do sleep 0.05 9>&-; done'
 )
-# The same, but it stops on SIGTERM after *delay* seconds, like a service that shuts down slowly.
-SLOW_STOPPER = STUBBORN.replace('trap "" TERM', 'trap "sleep $2 9>&-; exit 0" TERM')
+# The same, but it stops on SIGTERM after *delay* seconds, like a service that shuts down slowly
+# (it says when it got the signal, and a second one - the runner signals every process of the tree
+# - does not cut its shutdown short).
+SLOW_STOPPER = STUBBORN.replace(
+    'trap "" TERM', 'trap "trap \'\' TERM; echo $$ >>$0/stopping.log; sleep $2 9>&-; exit 0" TERM')
 
 
 def stubborn_child(work, name):
@@ -258,8 +261,9 @@ def test_restart_for_new_files_racing_a_session_loss(zk_server, zk_admin, zk_bas
     standby.wait_log("queued for lock")
     try:
         zk_admin.set(cfg, b"v1")
-        holder.wait_log("stopping child.*configuration changed")
-        holder.signal(signal.SIGSTOP)
+        wait_for(lambda: (work / "stopping.log").exists(), timeout=10, interval=0.01,
+                 message=lambda: "the holder's child to get the stop signal:\n" + holder.log()[-2000:])
+        holder.signal(signal.SIGSTOP)  # the child stops within 0.5 s: before the session can expire
         try:
             if via == "proxy":
                 proxy.blackhole()
