@@ -105,7 +105,7 @@ def run_args(hosts, timeout, *options):
 # -- (a) the frozen server -----------------------------------------------------------
 
 FROZEN_T = 10
-ROUNDS, RUNNERS = 2, 3  # runners frozen at once: each is caught at another point of its loop
+ROUNDS, RUNNERS = 2, 4  # runners frozen at once: each is caught at another point of its loop
 
 
 class Pusher:
