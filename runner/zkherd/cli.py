@@ -26,7 +26,7 @@ SECRET_KEYS = ("auth",)  # config file keys whose values no message may repeat
 GLOBAL_DEFAULTS = dict(
     zk=None, session_timeout=None, connect_timeout=None, auth=None, auth_file=None, acl=None, tls_ca=None,
     tls_cert=None, tls_key=None, tls_system_ca=False, verbose=0, quiet=0, log_format="text", config=None,
-    command=None,
+    command=None, reconnect_max_delay=None,
 )
 # Every option's default (the commands agree where they share one: tests/runner/test_logic.py).
 DEFAULTS = dict(GLOBAL_DEFAULTS)
@@ -90,6 +90,9 @@ def global_options(hidden=False):
     add(zk, "--session-timeout", type=seconds, metavar="S", help="session timeout asked for (default 10)")
     add(zk, "--connect-timeout", type=seconds, metavar="S",
         help="give up with exit code 69 if ZooKeeper does not answer at start within S (default 10)")
+    add(zk, "--reconnect-max-delay", type=seconds, metavar="S",
+        help="at most S between two attempts to reach ZooKeeper again (default 1): after an outage, back within "
+             "S of ZooKeeper serving again")
     add(zk, "--auth", metavar="USER:PASSWORD",
         help="digest credentials; visible in ps: prefer --auth-file or env ZKHERD_AUTH")
     add(zk, "--auth-file", metavar="FILE", help="file holding USER:PASSWORD (keep it mode 0600)")
