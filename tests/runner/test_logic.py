@@ -10,7 +10,8 @@ import signal
 import pytest
 
 from zkherd import cli
-from zkherd.core import fence
+from zkherd.commands import run as runcmd
+from zkherd.core import argtypes, exits, fence
 from zkherd.core import settings as config
 from zkherd.recipes import lock
 from zkherd.run.child import exit_code
@@ -42,7 +43,7 @@ def test_parse_and_config_precedence(tmp_path):
     values = cli.parse(["run", "--config", str(cfg), "--zk", "cli:2", "--", "x", "--y"])
     assert values["zk"] == "cli:2" and values["lock"] == "/from-file" and values["stop_timeout"] == 3
     assert values["command"] == ["x", "--y"]  # the command line beats the file for the command too
-    opts = cli.check_run(values)
+    opts = runcmd.check_run(values)
     assert opts.stop_signal == signal.SIGTERM and opts.slots == 1 and opts.data == b""
 
 
@@ -70,19 +71,58 @@ def test_config_keys_are_the_commands_long_options(tmp_path):
         cli.parse(["farm", "export", "--config", str(cfg), "/farm", str(tmp_path / "dest")])
 
 
+def test_the_wheel_holds_every_package_of_the_runner():
+    """pyproject.toml names its packages: one left out is missing from the wheel the runner role
+    installs (zkherd.core, .run... were, after the split into packages)."""
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    root = Path(__file__).resolve().parents[2]
+    named = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {"zkherd." + ".".join(d.relative_to(root / "runner/zkherd").parts)
+             for d in (root / "runner/zkherd").rglob("*") if (d / "__init__.py").is_file()}
+    assert found | {"zkherd", "zkherd.common"} <= named
+
+
+def test_commands_agree_on_the_defaults_they_share():
+    """Each command module (commands/*) names its options' defaults; where two take the same
+    option (--id, --stop-timeout, --file-mode...), the default is the same: cli merges them."""
+    for first in cli.COMMANDS:
+        for other in cli.COMMANDS:
+            for key in set(first.DEFAULTS) & set(other.DEFAULTS):
+                assert first.DEFAULTS[key] == other.DEFAULTS[key], (first.__name__, other.__name__, key)
+    assert set(cli.BY_NAME) == {"run", "elect", "is-leader", "pool", "cron", "barrier", "farm"}
+
+
+def test_every_command_help_points_to_the_global_options_once(capsys):
+    """`zkherd --help` lists the connection options and every command (farm join and export too);
+    a command's help does not repeat them, it points to `zkherd --help`."""
+    with pytest.raises(SystemExit):
+        cli.parse(["--help"])
+    top = capsys.readouterr().out
+    assert "--session-timeout" in top and "farm join|export|ls|get|set|unset" in top
+    for argv in (["run"], ["cron"], ["farm", "join"], ["barrier"], ["is-leader"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.parse([*argv, "--help"])
+        assert exc.value.code == exits.OK
+        text = capsys.readouterr().out
+        assert "--session-timeout" in text and "zkherd --help" in text  # the pointer, not the option
+        assert "--tls-ca" not in text and "--zk HOSTS" not in text
+
+
 @pytest.mark.parametrize("value, expected",
                          [("TERM", signal.SIGTERM), ("sigint", signal.SIGINT), ("9", signal.SIGKILL)])
 def test_signals(value, expected):
-    assert cli.parse_signal(value) == expected
+    assert argtypes.parse_signal(value) == expected
 
 
 def test_data_from_file_and_credentials_file(tmp_path, monkeypatch):
     data = tmp_path / "d"
     data.write_bytes(b"\x00bin")
-    assert cli.read_data("@" + str(data)) == b"\x00bin"
+    assert runcmd.read_data("@" + str(data)) == b"\x00bin"
     data.write_bytes(b"x" * 1_000_001)  # more than a znode holds: refused, not read whole
     with pytest.raises(config.ConfigError, match="--data file .* is bigger than 1000000 bytes"):
-        cli.read_data("@" + str(data))
+        runcmd.read_data("@" + str(data))
     big = tmp_path / "big.yml"
     with open(big, "wb") as handle:
         handle.truncate(8 << 30)  # sparse: 8 GiB without disk
@@ -191,3 +231,32 @@ def test_whose_node_it_is_is_not_told_without_a_connection():
     client = KazooClient("127.0.0.1:1")  # never started: no live connection
     with pytest.raises(ConnectionLoss):
         lock.Lock._owned(client, Stat())
+
+
+def test_names_with_an_attempt_token_keep_the_order_of_their_sequence():
+    """lock-TOKEN-NNNNNNNNNN (this version) and lock-NNNNNNNNNN (older runners, a hand-made node)
+    sort into one line by the sequence alone; a token never matches another attempt's names."""
+    from zkherd.recipes import sequential
+
+    token = sequential.new_token()
+    assert len(token) == 16 and token != sequential.new_token()
+    mine = sequential.tagged("lock-", token) + "0000000005"
+    children = ["lock-ffffffffffffffff-0000000009", mine, "lock-0000000002", "run-%s-0000000006" % token,
+                "lock-%s-000000001" % token]
+    assert lock.in_order(children, "lock-") == ["lock-0000000002", mine, "lock-ffffffffffffffff-0000000009"]
+    ours = sequential.made_as(sequential.tagged("lock-", token))
+    assert [c for c in children if ours(c)] == [mine]
+    registered = sequential.made_as("svc-")
+    assert registered("svc-0000000001")
+    assert not registered("svc-x-0000000001") and not registered("svc-" + "\u00b2" * 10)
+
+
+def test_whose_create_may_have_happened():
+    from kazoo import exceptions as ke
+
+    from zkherd.recipes.sequential import nothing_made
+
+    for answered in (ke.NoAuthError(), ke.NodeExistsError(), ke.SessionExpiredError()):
+        assert nothing_made(answered)
+    for unknown in (ke.ConnectionLoss(), ke.OperationTimeoutError(), TimeoutError(), RuntimeError()):
+        assert not nothing_made(unknown)

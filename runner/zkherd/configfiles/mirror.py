@@ -20,67 +20,71 @@ from __future__ import annotations
 
 import os
 
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import ConnectionLoss, KazooException, NoNodeError, SessionExpiredError
 
 from zkherd.common import paths, tree
 from zkherd.common.connection import ZkError, translate
+from zkherd.common.errors import VERSION
 from zkherd.configfiles.install import Target
 
 
+class Moving(Exception):
+    """The mirrored znodes changed while they were read: read them again in a moment."""
+
+
 class Mirror:
-    def __init__(self, pairs, wakeup, log, op_timeout, dir_pairs=()):
+    def __init__(self, pairs, dir_pairs, post, log):
         self.pairs = list(pairs)  # [(local path, znode)]
         self.dir_pairs = list(dir_pairs)  # [(local directory, root znode)]
-        self.wakeup = wakeup
+        self.post = post
         self.log = log
-        self.op_timeout = op_timeout
-        self.version = None  # the newest mzxid of the snapshot last installed (or found current)
 
     def _watch(self, event):
-        self.wakeup.post("mirror", event.path)
+        self.post("mirror", event.path)
 
-    def _get(self, result):
-        return result.get(timeout=self.op_timeout)
-
-    def snapshot(self, client, attempts=5):
-        """{znode: data or None if missing} as of one moment; every znode is watched."""
+    def snapshot(self, loop):
+        """({znode: data or None if missing}, version) as of one moment; every znode is watched.
+        Raises Moving when a znode changed while the set was read (the loop reads again)."""
+        client, get = loop.client, loop.get
         znodes = sorted({pair[1] for pair in self.pairs})
-        for _attempt in range(attempts):
-            reads = [(z, client.get_async(z, watch=self._watch)) for z in znodes]
-            found, missing = {}, []
-            for znode, result in reads:
-                try:
-                    found[znode] = self._get(result)
-                except NoNodeError:
-                    missing.append(znode)
-                except Exception as exc:
-                    if isinstance(exc, client.handler.timeout_exception):
-                        raise
-                    raise translate(exc, "read", znode) from None
-            trees = {}
-            for root in [pair[1] for pair in self.dir_pairs]:
-                nodes = tree.read_tree(client, root, watch=self._watch)
-                trees[root] = nodes or None
-                if not nodes:
-                    missing.append(root)
-                found.update({("tree", path): (node.data, node.stat) for path, node in nodes.items()})
-            for znode in missing:  # be told when it appears
-                self._get(client.exists_async(znode, watch=self._watch))
-            if len(found) > 1:
-                txn = client.transaction()
-                for key, answer in found.items():
-                    txn.check(key[1] if isinstance(key, tuple) else key, answer[1].version)
-                if any(isinstance(r, Exception) for r in self._get(txn.commit_async())):
-                    self.log.debug("mirror: a znode changed while we read the set, reading again")
-                    continue
-            snap = {z: (found[z][0] or b"") if z in found else None for z in znodes}
-            for root, nodes in trees.items():
-                snap[("tree", root)] = None if nodes is None else {
-                    paths.relative(root, path): node.data for path, node in nodes.items() if not node.children}
-            # a deletion shows in the parent's pzxid, not in any mzxid
-            version = max((max(answer[1].mzxid, answer[1].pzxid) for answer in found.values()), default=0)
-            return snap, version
-        raise ZkError("the mirrored znodes kept changing while being read (%d attempts)" % attempts)
+        reads = [(z, client.get_async(z, watch=self._watch)) for z in znodes]
+        found, missing = {}, []
+        for znode, result in reads:
+            try:
+                found[znode] = get(result)
+            except NoNodeError:
+                missing.append(znode)
+            except (ConnectionLoss, SessionExpiredError):
+                raise  # the loop tries again
+            except KazooException as exc:
+                raise translate(exc, "read", znode) from None
+        trees = {}
+        for root in [pair[1] for pair in self.dir_pairs]:
+            try:
+                nodes = tree.read_tree(client, root, watch=self._watch, attempts=1, get=get)
+            except ZkError as exc:
+                if exc.kind == VERSION:
+                    raise Moving(exc.message) from None
+                raise
+            trees[root] = nodes or None
+            if not nodes:
+                missing.append(root)
+            found.update({("tree", path): (node.data, node.stat) for path, node in nodes.items()})
+        for znode in missing:  # be told when it appears
+            get(client.exists_async(znode, watch=self._watch))
+        if len(found) > 1:
+            txn = client.transaction()
+            for key, answer in found.items():
+                txn.check(key[1] if isinstance(key, tuple) else key, answer[1].version)
+            if any(isinstance(r, Exception) for r in get(txn.commit_async())):
+                raise Moving("a mirrored znode changed while the set was read")
+        snap = {z: (found[z][0] or b"") if z in found else None for z in znodes}
+        for root, nodes in trees.items():
+            snap[("tree", root)] = None if nodes is None else {
+                paths.relative(root, path): node.data for path, node in nodes.items() if not node.children}
+        # a deletion shows in the parent's pzxid, not in any mzxid
+        version = max((max(answer[1].mzxid, answer[1].pzxid) for answer in found.values()), default=0)
+        return snap, version
 
     def desired_files(self, snap):
         """[(Target, data or None)] of every mirrored file (None: its znode is missing)."""

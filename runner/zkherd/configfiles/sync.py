@@ -1,12 +1,15 @@
 """The path of a configuration change, from a watch firing to files in place:
 
-    changed -> (quiet period) -> read one consistent snapshot -> stage the files that differ
-            -> --check-cmd on the staged set (a Task, never blocking the loop) -> install
+    changed -> (quiet period) -> look: read one consistent snapshot, compare with the files
+            -> stage the files that differ (once) -> --check-cmd on the staged set (a Task, never
+            blocking the loop) -> install
 
 A burst of changes within the quiet period gives one pass with the newest content (promise 5).
-A rejected set is discarded, logged and reported; the old files stay. A version (the newest
-mzxid of the snapshot) that failed - here, or on another host as its failed-version record says -
-is not applied again: exactly that version, whatever is pushed after it is.
+`look` only reads and compares; nothing is written before the caller says `stage` (after it took
+the rolling lock, say), so a set is staged and checked once. A rejected set is discarded, logged
+and reported; the old files stay. A version (the newest mzxid of the snapshot) that failed - here,
+or on another host as its failed-version record says - is not applied again: exactly that version,
+whatever is pushed after it is.
 """
 
 from __future__ import annotations
@@ -14,16 +17,16 @@ from __future__ import annotations
 import time
 
 from zkherd.configfiles.install import DEFAULT_FILE_MODE, FileSet, LocalFileError
-from zkherd.configfiles.mirror import Mirror
+from zkherd.configfiles.mirror import Mirror, Moving
 from zkherd.core.shellcmd import Task, command_env
 
 MAX_DELAY = 2.0  # a steady stream of changes still gets applied this often
+SAME, MISSING, FAILED, MOVING, CHANGED = "same", "missing", "failed", "moving", "changed"
 
 
 class ConfigSync:
-    def __init__(self, pairs, dir_pairs, check_cmd, check_timeout, quiet, wakeup, log, op_timeout,
-                 file_mode=DEFAULT_FILE_MODE):
-        self.mirror = Mirror(pairs, wakeup, log, op_timeout, dir_pairs)
+    def __init__(self, pairs, dir_pairs, check_cmd, check_timeout, quiet, post, log, file_mode=DEFAULT_FILE_MODE):
+        self.mirror = Mirror(pairs, dir_pairs, post, log)
         self.file_mode = file_mode
         self.check_cmd = check_cmd
         self.check_timeout = check_timeout
@@ -31,8 +34,9 @@ class ConfigSync:
         self.log = log
         self.dirty = True
         self.first_change = self.last_change = time.monotonic() - quiet
+        self.pending = None  # (FileSet, version, changes, stale) from the last look, not staged yet
         self.check = None  # the running --check-cmd Task
-        self.staged = None  # the FileSet waiting for the check: files to write, stale files to delete
+        self.staged = None  # the FileSet staged (and being checked)
         self.staged_version = None
         self.version = None  # installed (or found already in place)
         self.failed_version = None  # the one version not to apply: it failed here or elsewhere
@@ -49,20 +53,35 @@ class ConfigSync:
 
     @property
     def due_in(self):
-        """Seconds until a dirty set should be read (0: now), None if nothing to do."""
-        if not self.dirty or self.check is not None:
+        """Seconds until a dirty set should be looked at (0: now), None if nothing to do."""
+        if not self.dirty or self.check is not None or self.staged is not None:
             return None
         now = time.monotonic()
         return max(0.0, min(self.last_change + self.quiet, self.first_change + MAX_DELAY) - now)
 
-    def read(self, client, failed_record=None):
-        """Read and stage. Returns 'same' (nothing to install), 'missing' (a file cannot be made
-        yet), 'failed' (the newest version already failed), 'checking' or 'staged'.
+    @property
+    def busy(self):
+        """A set is staged or being checked."""
+        return self.staged is not None
+
+    def look(self, loop, failed_record=None):
+        """Read the newest set and compare it with the files: SAME (nothing to install), MISSING
+        (a first file cannot be made yet), FAILED (the newest version already failed), MOVING (it
+        changed while being read: look again in a moment) or CHANGED (look again with stage()).
         *failed_record* (failedversion.FailedVersions): another host's failed version to learn,
         read before the snapshot, so that a genuine one is never newer than it."""
-        recorded = failed_record.read(client, self.mirror.op_timeout) if failed_record else None
+        self.forget_pending()
+        recorded = failed_record.read(loop) if failed_record else None
         self.dirty = False
-        snap, version = self.mirror.snapshot(client)
+        try:
+            snap, version = self.mirror.snapshot(loop)
+        except Moving as exc:
+            self.log.debug("mirror: " + str(exc))
+            self.dirty = True
+            return MOVING
+        except BaseException:
+            self.dirty = True  # the loop tries again
+            raise
         self.newest_read = max(self.newest_read, version)
         if failed_record is not None:
             recorded = failed_record.check(recorded, self.newest_read)
@@ -74,30 +93,39 @@ class ConfigSync:
             znodes = ",".join(pair[1] for pair in missing)
             self.log.warning("waiting for mirrored znodes that do not exist yet", znodes=znodes)
             self.waiting = "waiting for mirrored znodes " + znodes
-            return "missing"
+            return MISSING
         if version == self.failed_version:
             self.log.info("the newest configuration is the version that failed; waiting for a newer one",
                           version=version)
             self.waiting = "waiting for a configuration newer than failed version %d" % version
-            return "failed"
+            return FAILED
         files = FileSet(self.file_mode)
         try:
             changes, stale = self.mirror.changes(snap, files), self.mirror.stale(snap, files)
-            if changes or stale:
-                self.discard()
-                for target in stale:  # their folders are opened (and pinned) before anything is staged
-                    files.remove(target)
-                for target, data in changes:
-                    files.stage(target, data)
         except BaseException:
             files.discard()
             raise
         if not changes and not stale:
             files.discard()
             self.version = version
-            return "same"
-        self.staged = files
-        self.staged_version = version
+            return SAME
+        self.pending = (files, version, changes, stale)
+        return CHANGED
+
+    def stage(self):
+        """Write the set found by the last look beside its files; start --check-cmd. Returns
+        "checking", or "staged" (no check command: install() may follow at once)."""
+        files, version, changes, stale = self.pending
+        self.pending = None
+        try:
+            for target in stale:  # their folders are opened (and pinned) before anything is staged
+                files.remove(target)
+            for target, data in changes:
+                files.stage(target, data)
+        except BaseException:
+            files.discard()
+            raise
+        self.staged, self.staged_version = files, version
         self.log.info("configuration changed", version=version, files=",".join(t.path for t, _d in changes),
                       removed=",".join(t.path for t in stale) or "-")
         if not self.check_cmd:
@@ -167,7 +195,13 @@ class ConfigSync:
         self.log.warning("rolled back to the last good configuration",
                          files=",".join(sorted(t.path for t in self.last_good)))
 
+    def forget_pending(self):
+        if self.pending is not None:
+            self.pending[0].discard()
+            self.pending = None
+
     def discard(self):
+        self.forget_pending()
         if self.staged is not None:
             self.staged.discard()
         self.staged = None

@@ -19,6 +19,9 @@ NOPERM = 77  # ZooKeeper denied access (ACL, credentials)
 NOT_FOUND = 127  # the command to run does not exist
 
 
+FATAL_KINDS = (AUTH, USAGE)  # errors that trying again will not mend: the command ends
+
+
 def for_error(error):
     """The exit code for a UserError (or ZkError) that ends a command."""
     kind = getattr(error, "kind", None)

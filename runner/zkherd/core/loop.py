@@ -22,14 +22,15 @@ event or deadline. What every command needs is here, once:
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import traceback
 
-from kazoo.exceptions import ConnectionLoss, SessionExpiredError
+from kazoo.exceptions import ConnectionLoss, KazooException, SessionExpiredError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 
-from zkherd.common.connection import ZkError
+from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH, USAGE
 from zkherd.core import exits
 from zkherd.core.fence import Fence
@@ -37,6 +38,7 @@ from zkherd.core.session import Session
 from zkherd.core.wakeup import Wakeup
 
 RETRY_FIRST, RETRY_MAX = 0.1, 1.0
+QUIET_LOOK = 0.1  # while quiet after an unanswered request: how often to look whether it may talk again
 
 
 class OpTimeout(Exception):
@@ -48,6 +50,20 @@ class NotNow(Exception):
 
 
 TRANSIENT = (ConnectionLoss, SessionExpiredError, KazooTimeoutError, OpTimeout, NotNow)
+
+
+@contextlib.contextmanager
+def asking(action, path):
+    """Around ZooKeeper requests in a turn: what the loop retries (TRANSIENT) and ZkError go up as
+    they are; any other kazoo error becomes a ZkError that names *action* and *path* (an exit code
+    and a clear message, never a traceback). Catch the errors a recipe expects (NodeExists...)
+    inside it."""
+    try:
+        yield
+    except (ZkError,) + TRANSIENT:
+        raise
+    except KazooException as exc:
+        raise translate(exc, action, path) from None
 
 
 class Program:
@@ -142,6 +158,8 @@ class Loop:
             program.start(self)
             while program.exit_code is None:
                 self._dispatch(program)
+                if program.exit_code is not None:  # an event ended it: no more work
+                    break
                 due = self._turn(program)
                 if program.exit_code is None:
                     self.wakeup.wait(due)
@@ -167,13 +185,19 @@ class Loop:
         try:
             due = program.turn(self)
         except TRANSIENT as exc:
+            if isinstance(exc, (KazooTimeoutError, OpTimeout)):
+                self.session.overdue()  # quiet until the server answers: kazoo's pings notice a dead link
             self.log.debug("ZooKeeper request did not complete, trying again", error=type(exc).__name__,
                            retry_in="%.1fs" % self._retry)
             due, self._retry = self._retry, min(RETRY_MAX, self._retry * 2)
             return due
         except ZkError as exc:
             return program.on_error(self, exc)
+        except KazooException as exc:  # one a recipe did not expect: denied access ends it, others are retried
+            return program.on_error(self, translate(exc, "use", "ZooKeeper"))
         self._retry = RETRY_FIRST
+        if self.connected and not self.session.may_talk():  # no event says when the server answers again
+            due = QUIET_LOOK if due is None else min(due, QUIET_LOOK)
         return due
 
     def _close(self, program):

@@ -127,6 +127,7 @@ def connection_settings(values):
         "hosts": values.get("zk") or os.environ.get("ZKHERD_HOSTS"),
         "session_timeout": values.get("session_timeout"),
         "connect_timeout": values.get("connect_timeout"),
+        "reconnect_max_delay": values.get("reconnect_max_delay"),
         "auth": auth,
         "tls_ca": values.get("tls_ca") or os.environ.get("ZKHERD_TLS_CA"),
         "tls_cert": values.get("tls_cert") or os.environ.get("ZKHERD_TLS_CERT"),

@@ -29,10 +29,10 @@ from zkherd.common import farm, paths
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH
 from zkherd.configfiles.install import FileSet, LocalFileError, Target
+from zkherd.core import exits
 from zkherd.core.loop import TRANSIENT, Loop, Program
 from zkherd.core.shellcmd import Task, command_env
 
-EX_DATAERR, EX_UNAVAILABLE, EX_CANTCREAT, EX_TEMPFAIL, EX_NOPERM = 65, 69, 73, 75, 77
 SETTLE = 0.05
 
 
@@ -179,7 +179,7 @@ class Export(Program):
     def on_error(self, loop, error):
         if self.opts.once or error.kind == AUTH:  # access denied will not get better by trying again
             self.log.error(error.message)
-            self.exit_code = EX_NOPERM if error.kind == AUTH else EX_UNAVAILABLE
+            self.exit_code = exits.NOPERM if error.kind == AUTH else exits.UNAVAILABLE
             return None
         if error.message != self.last_error:  # once, not every second
             self.log.warning(error.message)
@@ -243,19 +243,19 @@ class Export(Program):
         if len(chosen) < opts.min_members:
             self.log.warning("fewer members than --min-members; keeping the last file", members=len(chosen),
                              min_members=opts.min_members, dest=opts.dest)
-            return EX_TEMPFAIL
+            return exits.TEMPFAIL
         try:
             text = render(chosen, opts.format, self.template, opts.farm)
         except Exception as exc:  # a template error names the line; the last file stays
             self.log.error("cannot render %s: %s" % (opts.dest, exc))
-            return EX_DATAERR
+            return exits.DATAERR
         files = FileSet(opts.file_mode)
         try:
             code = self.install(files, text.encode("utf-8"))
         except LocalFileError as exc:  # a link or a swap in DEST's folder: the last file stays
             self.log.error(exc.message)
             self.due = time.monotonic() + 1.0  # try again in a second
-            return EX_CANTCREAT
+            return exits.CANTCREAT
         finally:
             files.discard()
         if code is not None:
@@ -282,7 +282,7 @@ class Export(Program):
                 ok = False
             if not ok:
                 self.log.warning("check command rejected the new export; keeping the last file", dest=opts.dest)
-                return EX_DATAERR
+                return exits.DATAERR
         files.install()
         return None
 

@@ -13,8 +13,9 @@ import sys
 from zkherd.common import farm, paths
 from zkherd.common.connection import ZkError, connected, translate
 from zkherd.common.errors import AUTH, NO_NODE, USAGE, VERSION
+from zkherd.core import exits
 
-EX_NOFIELD, EX_DATAERR, EX_UNAVAILABLE, EX_TEMPFAIL = 1, 65, 69, 75
+NO_FIELD = 1  # the member or the field does not exist: the command's own answer, like grep's
 
 
 def main(values, settings, out=sys.stdout, err=sys.stderr):
@@ -26,7 +27,7 @@ def main(values, settings, out=sys.stdout, err=sys.stderr):
             farm.check_field(values["field"])  # never empty: '' is no field of the member
     except (paths.PathError, farm.FarmError) as exc:
         err.write("zkherd: %s\n" % exc.message)
-        return 64
+        return exits.USAGE_ERROR
     try:
         with connected(settings) as client:
             if cmd == "ls":
@@ -37,10 +38,11 @@ def main(values, settings, out=sys.stdout, err=sys.stderr):
             return change(client, target, values["field"], values.get("value"), cmd == "unset", err)
     except farm.FarmError as exc:
         err.write("zkherd: %s\n" % exc.message)
-        return EX_DATAERR
+        return exits.DATAERR
     except ZkError as exc:
         err.write("zkherd: %s\n" % exc.message)
-        return {NO_NODE: EX_NOFIELD, USAGE: 64, AUTH: 77, VERSION: EX_TEMPFAIL}.get(exc.kind, EX_UNAVAILABLE)
+        return {NO_NODE: NO_FIELD, USAGE: exits.USAGE_ERROR, AUTH: exits.NOPERM, VERSION: exits.TEMPFAIL}.get(
+            exc.kind, exits.UNAVAILABLE)
 
 
 def ls(client, path, fields, out, err):
@@ -57,7 +59,7 @@ def ls(client, path, fields, out, err):
         err.write("zkherd: skipping %s\n" % problem)
     for name, doc in members.items():
         out.write(farm.ls_line(name, doc, fields) + "\n")
-    return EX_DATAERR if problems else 0
+    return exits.DATAERR if problems else 0
 
 
 def get(client, node, field, out, err):
@@ -70,7 +72,7 @@ def get(client, node, field, out, err):
         out.write(farm.text(farm.get_field(doc, field)) + "\n")
     except KeyError:
         err.write("zkherd: %s has no field %s\n" % (node, field))
-        return EX_NOFIELD
+        return NO_FIELD
     return 0
 
 
@@ -83,5 +85,5 @@ def change(client, node, field, value, unset, err):
         farm.update_member(client, node, apply)
     except KeyError:
         err.write("zkherd: %s has no field %s\n" % (node, field))
-        return EX_NOFIELD
+        return NO_FIELD
     return 0

@@ -3,8 +3,13 @@ holder's nodes is deleted by hand.
 
 Each contender creates, in one transaction, two ephemeral sequential znodes under the lock path:
 
-  lock-NNNNNNNNNN   its place in line
-  run-NNNNNNNNNN    deleted only once its child is dead
+  lock-TOKEN-NNNNNNNNNN   its place in line
+  run-TOKEN-NNNNNNNNNN    deleted only once its child is dead
+
+TOKEN is new for each attempt to queue (sequential.py): if the reply to the transaction is lost,
+the retry finds the pair that the first try made (by the token, owned by our session) instead of
+queueing a second pair behind it that nobody would delete. The sequence stays last, so names of
+runners that made plain lock-NNNNNNNNNN nodes sort into the same line.
 
 Both lines are in the same order (one transaction each, applied one after the other). A contender
 may run its child when it is among the first N of *both* lines. A waiter watches only the nodes at
@@ -30,23 +35,15 @@ is no node of ours, whatever str.isdigit() says).
 
 from __future__ import annotations
 
-import re
-
 from kazoo.exceptions import ConnectionLoss, KazooException, NoNodeError, SessionExpiredError
 
 from zkherd.common import paths
 from zkherd.common.connection import translate
 from zkherd.core.session import session_id
 from zkherd.recipes.foreign import ForeignNodes, is_foreign
+from zkherd.recipes.sequential import in_order, made_as, new_token, own_nodes, tagged
 
 QUEUE, RUN = "lock-", "run-"
-_SEQUENCE = re.compile("[0-9]{10}")  # ASCII digits only: int() refuses '²', str.isdigit() does not
-
-
-def in_order(children, prefix):
-    """The children named PREFIX + a sequence number, in order."""
-    return sorted((c for c in children if c.startswith(prefix) and _SEQUENCE.fullmatch(c[-10:])),
-                  key=lambda name: int(name[-10:]))
 
 
 def _ahead(line, name, slots):
@@ -72,6 +69,7 @@ class Lock:
         self.place = None  # our lock- node name
         self.run = None  # our run- node name
         self.token = None
+        self.attempt = None  # the token of our nodes, set before the transaction that makes them is sent
         self.lost = False  # one of our nodes went: release deletes only what is still ours
         self.foreign = ForeignNodes(path, log, on_foreign)
 
@@ -79,11 +77,17 @@ class Lock:
         self.wakeup.post(self.event, event.path)
 
     def _get(self, result):
-        return result.get(timeout=self.op_timeout)
+        timeout = self.op_timeout() if callable(self.op_timeout) else self.op_timeout  # the loop's, fence-bounded
+        return result.get(timeout=timeout)
 
     @property
     def node(self):
         return paths.join(self.path, self.place) if self.place else None
+
+    @property
+    def engaged(self):
+        """We have nodes in the lock, or may have (a transaction got no answer): release() before letting go."""
+        return self.place is not None or self.run is not None or self.attempt is not None
 
     def step(self, client):
         """Move towards holding; True when our child may run now. Called on every event."""
@@ -97,19 +101,44 @@ class Lock:
 
     def _enqueue(self):
         client = self.client
+        if self.attempt is not None:  # an earlier try got no answer: it may have queued us
+            self.place, self.run = self._recover(client)
+            if self.place or self.run:
+                self.log.info("found our place in line, made by an earlier try that got no answer", lock=self.path,
+                              node=self.node or paths.join(self.path, self.run))
+                if not (self.place and self.run):
+                    self.lost = True
+                    raise LockLost("one of the lock nodes made by a try whose reply was lost is gone")
+                return
+        else:
+            self.attempt = new_token()
         self._get(client.ensure_path_async(self.path))
         txn = client.transaction()
-        txn.create(paths.join(self.path, QUEUE), self.ident, ephemeral=True, sequence=True)
-        txn.create(paths.join(self.path, RUN), self.ident, ephemeral=True, sequence=True)
+        txn.create(paths.join(self.path, tagged(QUEUE, self.attempt)), self.ident, ephemeral=True, sequence=True)
+        txn.create(paths.join(self.path, tagged(RUN, self.attempt)), self.ident, ephemeral=True, sequence=True)
         results = self._get(txn.commit_async())
         failed = next((r for r in results if isinstance(r, Exception)), None)
-        if failed is not None:
+        if failed is not None:  # answered, and a transaction is all or nothing: none of it was made
+            self.attempt = None
             raise translate(failed, "queue for the lock", self.path)
         self.place, self.run = (r.rsplit("/", 1)[1] for r in results)
-        # watch our own nodes from now on: a deletion by hand must reach us at once
+
+    def _recover(self, client):
+        """(lock- name, run- name) of the nodes of our attempt in progress, each None if not there."""
+        mine = [name for name, _ in own_nodes(client, self.path, self._of_attempt, self._get)]
+        return (next((n for n in mine if n.startswith(QUEUE)), None),
+                next((n for n in mine if n.startswith(RUN)), None))
+
+    def _of_attempt(self, name):
+        return made_as(tagged(QUEUE, self.attempt))(name) or made_as(tagged(RUN, self.attempt))(name)
+
+    def _watch_own(self):
+        """Watch our own nodes from now on (a deletion by hand must reach us at once), check that
+        they are ours, and take the fencing token from the run- node."""
+        client = self.client
         pending = [client.exists_async(paths.join(self.path, n), watch=self._watch) for n in (self.run, self.place)]
         stat, held = [self._get(p) for p in pending]
-        if stat is None or held is None:
+        if not (self._owned(client, stat) and self._owned(client, held)):
             self.lost = True
             raise LockLost("our lock nodes were deleted as soon as they were made")
         self.token = stat.czxid
@@ -118,6 +147,8 @@ class Lock:
     def _step(self):
         if self.place is None:
             self._enqueue()
+        if self.token is None:  # also when a try was cut off right after the transaction
+            self._watch_own()
         children, folder = self._get(self.client.get_children_async(self.path, include_data=True))
         self.foreign.folder_is(folder.czxid)
         line, runs = in_order(children, QUEUE), in_order(children, RUN)
@@ -182,6 +213,9 @@ class Lock:
     def release(self, client):
         """Delete what is left of our nodes, in one transaction (one wake-up for the next in
         line); called only once our child is dead."""
+        if self.place is None and self.run is None and self.attempt is not None:
+            self.place, self.run = self._recover(client)  # a transaction got no answer: it may have queued us
+            self.lost = True
         names = [n for n in (self.run, self.place) if n]
         if self.lost:  # someone deleted one of them and may have made a node of the same name
             pending = [(n, client.exists_async(paths.join(self.path, n))) for n in names]
@@ -196,7 +230,7 @@ class Lock:
                         self._get(client.delete_async(paths.join(self.path, name)))
                     except NoNodeError:
                         pass
-        self.place = self.run = self.token = None
+        self.place = self.run = self.token = self.attempt = None
         self.lost = False
 
     def leave(self, client):
@@ -219,5 +253,5 @@ class Lock:
 
     def forget_session(self):
         """The session expired: the server deleted our ephemeral nodes."""
-        self.place = self.run = self.token = None
+        self.place = self.run = self.token = self.attempt = None
         self.lost = False

@@ -104,9 +104,10 @@ class Child:
     def kill(self):
         self.containment.kill()
 
-    def stop(self, timeout, reason, deadline=None):
+    def stop(self, timeout, reason, deadline=None, send=True):
         """Begin stopping: the stop signal to the whole tree now, SIGKILL after *timeout* seconds or
-        at *deadline* (monotonic) if that is sooner (see tick()). A later call only brings SIGKILL closer."""
+        at *deadline* (monotonic) if that is sooner (see tick()). A later call only brings SIGKILL closer.
+        send=False: the stop signal was sent already (by the fence); only SIGKILL is scheduled."""
         if not self.running:
             return
         kill_at = time.monotonic() + timeout
@@ -116,7 +117,8 @@ class Child:
             self.log.info("stopping child", pid=self.proc.pid, reason=reason,
                           signal=signal.Signals(self.stop_signal).name, kill_in="%.3fs" % (kill_at - time.monotonic()))
             self.stop_deadline = kill_at
-            self.signal_stop()
+            if send:
+                self.signal_stop()
         elif kill_at < self.stop_deadline:
             self.stop_deadline = kill_at
 
@@ -131,6 +133,15 @@ class Child:
                 return None
             return left
         return None
+
+    def exited(self):
+        """The main process has exited (not reaped yet: its pid stays reserved until reap())."""
+        if not self.running:
+            return False
+        try:
+            return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
 
     def reap(self):
         """Collect the exit status if the main process ended; then what is left of the tree is

@@ -58,24 +58,24 @@ class FailedVersions:
         self.refused = set()  # (mzxid of the record, why): each refusal is logged once
         self.mzxid = None  # of the record read last
 
-    def record(self, client, version, why, timeout):
+    def record(self, loop, version, why):
         if version is None or version < 0:
             return  # no version the others could skip
         data = json.dumps({"version": version, "host": socket.gethostname(), "id": self.ident,
                            "reason": why, "time": time.time()}).encode()
         try:
             try:
-                client.set_async(self.node, data).get(timeout=timeout)
+                loop.get(loop.client.set_async(self.node, data))
             except NoNodeError:
-                client.create_async(self.node, data, makepath=True).get(timeout=timeout)
+                loop.get(loop.client.create_async(self.node, data, makepath=True))
         except Exception as exc:  # the alert and the log still say it
             self.log.warning("could not record the failed version", node=self.node, error=str(exc))
 
-    def read(self, client, timeout):
+    def read(self, loop):
         """The version recorded as failed, checked against the record itself, or None (none, or
         refused); call check() with the set read right after."""
         try:
-            data, stat = client.get_async(self.node).get(timeout=timeout)
+            data, stat = loop.get(loop.client.get_async(self.node))
         except NoNodeError:
             return None
         except (ConnectionLoss, SessionExpiredError):

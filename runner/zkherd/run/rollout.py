@@ -1,293 +1,234 @@
-"""Configuration changes on a running child, as zkexec did them and more: --mirror, --check-cmd,
---on-change, --rolling-lock, --health, --alert, --register-when healthy.
+"""Configuration changes on a running child, as zkexec did them and more: --mirror, --mirror-dir,
+--check-cmd, --on-change, --rolling-lock, --on-failure.
 
 A change with --rolling-lock: take the rolling lock (at most --rolling-slots hosts restart at once),
-read the newest set, check and install it, restart the child, and release the lock once the child
-is healthy (or, without --health, once it started). A version whose restarted child exits or is
-not healthy in time is a failed version: the alert runs, the version is recorded in the znode
-ROLLING_LOCK/failed, and with --on-failure pause (the default) the lock is kept, so the rollout
-stops for everyone until a newer version is pushed, which is then applied; with --on-failure
+then read the newest set, stage and check it (once), install it, restart the child, and release the
+lock once the child is healthy (or, without --health, once it started). A version whose restarted
+child exits or is not healthy in time is a failed version: the alert runs, the version is recorded
+in the znode ROLLING_LOCK/failed, and with --on-failure pause (the default) the lock is kept, so the
+rollout stops for everyone until a newer version is pushed, which is then applied; with --on-failure
 rollback the previous files are put back and the lock released, and other hosts skip the version
 (each host reads the record when it takes the rolling lock, right before it reads the set; see
 failedversion.py for why a record is believed or refused).
+
+The component never touches the runner: it is told what happens to the child (child_started,
+child_exited, health) and answers with what it wants done - RESTART, RELOAD or START - which the
+runner's state machine carries out.
 """
 
 from __future__ import annotations
 
-import socket
 import time
 
-from kazoo.exceptions import ConnectionLoss, SessionExpiredError
-
-from zkherd.common.connection import ZkError
+from zkherd.configfiles import sync as outcomes
 from zkherd.configfiles.sync import ConfigSync
-from zkherd.core.shellcmd import Task, command_env
 from zkherd.recipes.lock import Lock, LockLost
 from zkherd.run.failedversion import FailedVersions
-from zkherd.run.health import HEALTHY, UNHEALTHY, Health
+from zkherd.run.health import HEALTHY
 
-IDLE, WAITING, APPLYING, FAILED = "idle", "waiting for the rolling lock", "applying", "failed"
+IDLE, WAITING, APPLYING, PAUSED = "idle", "waiting for the rolling lock", "applying", "paused"
+START, RESTART, RELOAD = "start", "restart", "reload"  # what the runner is asked to do
 
 
 class Rollout:
-    def __init__(self, runner):
-        self.runner = runner
-        opts = runner.opts
+    def __init__(self, opts, loop, log, alerts):
         self.opts = opts
-        self.log = runner.log
-        timeout = runner.op_timeout
-        self.sync = (ConfigSync(opts.mirror, opts.mirror_dir, opts.check_cmd, opts.check_timeout, opts.change_delay,
-                                runner.wakeup, self.log, timeout, opts.file_mode)
-                     if opts.mirror or opts.mirror_dir else None)
-        self.health = (Health(opts.health, opts.health_delay, opts.health_interval, opts.health_timeout,
-                              opts.health_rise, opts.health_fall, command_env(), self.log) if opts.health else None)
-        self.rolling = (Lock(opts.rolling_lock, opts.rolling_slots, opts.id, runner.wakeup, self.log, timeout,
-                             event="rolling", on_foreign=lambda message: self.alert("foreign-lock-node", message))
-                        if opts.rolling_lock else None)
-        self.failed_versions = FailedVersions(opts.rolling_lock, opts.id, self.log) if opts.rolling_lock else None
+        self.log = log
+        self.alerts = alerts
+        self.sync = ConfigSync(opts.mirror, opts.mirror_dir, opts.check_cmd, opts.check_timeout, opts.change_delay,
+                               loop.wakeup.post, log, opts.file_mode)
+        self.rolling = self.failed_versions = None
+        if opts.rolling_lock:
+            self.rolling = Lock(opts.rolling_lock, opts.rolling_slots, opts.id, loop.wakeup, log, loop.op_timeout,
+                                event="rolling", on_foreign=lambda message: alerts.fire("foreign-lock-node", message))
+            self.failed_versions = FailedVersions(opts.rolling_lock, opts.id, log)
         self.phase = IDLE
-        self.rolling_held = False
+        self.held = False  # the rolling lock is ours
         self.rolling_dirty = False
-        self.learn_pending = False  # the rolling lock was just taken: read the failed-version record
-        self.retry_at = 0.0
-        self.release_pending = False  # the rolling lock could not be released yet
-        self.restarting = False  # we stopped the child to restart it with new files
-        self.alerts = []
+        self.release_pending = False  # the rolling lock is to be released (on the next turn with a connection)
+        self.record_pending = None  # (version, why) of a failure, to record on the next turn with a connection
+        self.after_failure = None  # what the runner is to do after a failed version: RESTART (rolled back) or None
 
-    # -- what the runner asks ---------------------------------------------------------------
+    # -- what the runner tells --------------------------------------------------------------------
 
-    def may_start(self):
-        """The child's first start waits for the mirrored files."""
-        return self.sync is None or self.sync.version is not None
+    @property
+    def ready(self):
+        """The first files are in place: the child may start."""
+        return self.sync.version is not None
 
-    def child_started(self):
-        if self.health is not None:
-            self.health.child_started()
-        elif self.phase == APPLYING:
-            self.applied()
-
-    def child_exited(self, code, reason):
-        """True if the exit is ours to handle (a restart, or a failed version)."""
-        if self.health is not None:
-            self.health.stop()
-        if self.restarting:
-            self.restarting = False
-            self.runner.restart_child()
-            return True
-        if self.phase == APPLYING and reason is None and self.runner.exit_code is None:
-            self.failed("the child exited with code %d after the new configuration" % code)
-            return True
-        if reason is None and code != 0:
-            self.alert("exited", "the child exited with code %d" % code)
-        return False
+    @property
+    def busy(self):
+        """A change is on its way to the running child (waiting for the rolling lock, checked)."""
+        return self.phase == WAITING or self.sync.busy
 
     def on_event(self, kind):
-        if kind == "mirror" and self.sync is not None:
+        if kind == "mirror":
             self.sync.changed()
         elif kind == "rolling":
             self.rolling_dirty = True
 
-    # -- the loop's work --------------------------------------------------------------------
+    def reconnected(self):
+        """kazoo drops watches with the connection: read the set and look at the rolling lock again."""
+        self.sync.changed()
+        self.rolling_dirty = True
 
-    def poll(self, client, connected):
-        """Returns seconds until something is due, or None. ZooKeeper errors here are retried."""
-        for task in self.alerts:
-            task.poll()
-        self.alerts = [task for task in self.alerts if task.done is None]
-        timeouts = []
-        try:
-            self._poll(client, connected, timeouts)
-        except LockLost as exc:
-            self.log.warning("lost our place in the rolling lock", lock=self.opts.rolling_lock, reason=str(exc))
-            self.rolling_held = False
-            # what is left of our nodes goes now, or on the next try (the next step finds them lost again)
-            timeouts.append(self.retry(0.0 if self.rolling.leave(client) else 0.2))
-        except ZkError as exc:
-            self.log.error(exc.message)
-            timeouts.append(self.retry(1.0))
-        except (ConnectionLoss, SessionExpiredError, client.handler.timeout_exception) as exc:
-            self.log.debug("ZooKeeper request did not complete, trying again", error=type(exc).__name__)
-            timeouts.append(self.retry(0.2))
-        return min((t for t in timeouts if t is not None), default=None)
+    def child_started(self, health):
+        """The child (re)started; without --health it counts as healthy at once."""
+        if health is None and self.phase == APPLYING:
+            self.applied()
 
-    def _poll(self, client, connected, timeouts):
-        if self.health is not None and self.runner.child_running:
-            left, changed = self.health.poll()
-            timeouts.append(left)
-            if changed:
-                self.health_changed(changed)
-            if self.phase == APPLYING and not self.restarting and self.health.status != HEALTHY:
-                left = self.health.healthy_by - time.monotonic()
-                if left <= 0:
-                    self.failed("the child was not healthy in time after the new configuration")
-                else:
-                    timeouts.append(left)
-        if not connected or self.runner.exit_code is not None:
-            return
-        if self.release_pending:
-            self.release_rolling(client)
-        if self.sync is not None:
-            if time.monotonic() >= self.retry_at:
-                timeouts.append(self.config_step(client))
-            elif self.sync.dirty:
-                timeouts.append(self.retry_at - time.monotonic())  # waiting to retry
+    def child_failed(self, why):
+        """The child exited on its own, or was not healthy in time, after a new version: True if
+        that is the version's fault (a failed version); what to do then is in self.after_failure."""
+        if self.phase != APPLYING:
+            return False
+        self.failed(why)
+        return True
 
-    def retry(self, delay):
-        """Try the configuration step again after *delay* (a change may be lost otherwise)."""
-        self.retry_at = time.monotonic() + delay
-        self.sync.dirty = True
-        if self.phase == WAITING:
-            self.rolling_dirty = True
-        return delay
+    def health_deadline(self, health):
+        """While a new version is applied and the child is not healthy yet: (seconds until that is
+        too late, None); once it is, a failed version: (None, what the runner is to do after it)."""
+        if health.status == HEALTHY:
+            return None, None
+        late = time.monotonic() - health.healthy_by
+        if late < 0:
+            return -late, None
+        self.child_failed("the child was not healthy in time after the new configuration")
+        return None, self.after_failure
+
+    def healthy(self):
+        if self.phase == APPLYING:
+            self.applied()
 
     def session_lost(self):
         """Our ephemeral rolling lock nodes went with the session."""
         if self.rolling is not None:
             self.rolling.forget_session()
-            self.rolling_held = False
-            if self.phase in (WAITING, FAILED):
+            self.held = False
+            if self.phase in (WAITING, PAUSED):
                 self.phase = IDLE
-        if self.sync is not None:
-            self.sync.dirty = True  # read again on the new session: changes may have been missed
+        self.sync.discard()
+        self.sync.dirty = True  # read again on the new session: changes may have been missed
 
-    def config_step(self, client):
+    # -- the work ---------------------------------------------------------------------------------
+
+    def poll(self, loop, child_up):
+        """ZooKeeper work (call when connected): returns (seconds until due or None, action or None)."""
+        if self.release_pending:
+            self.release(loop)
         sync = self.sync
         if sync.check is not None:
-            left, ok = sync.poll_check()
-            if ok is None:
-                return left
-            if ok:
-                self.install()
-            else:
-                self.alert("rejected", "the check command rejected configuration version %d" % sync.staged_version)
-                if self.phase == IDLE:  # taken for this version only; a paused rollout stays paused
-                    self.release_rolling(client)
-                if sync.version is None and not self.sync.mirror.missing_files():
-                    self.log.warning("starting the child with the files already in place")
-                    sync.version = -1
-                    self.runner.dirty = True
-                elif sync.version is None:
-                    sync.waiting = "waiting for a configuration that the check command accepts"
-            return None
+            return self.checked(loop, child_up)
         if self.phase == WAITING:
             if not self.rolling_dirty:
-                return None
+                return None, None
             self.rolling_dirty = False
-            if not self.rolling.step(client):
-                return None
+            try:
+                if not self.rolling.step(loop.client):
+                    return None, None
+            except LockLost as exc:
+                self.log.warning("lost our place in the rolling lock", lock=self.opts.rolling_lock, reason=str(exc))
+                self.rolling_dirty = True
+                return 0.0 if self.rolling.leave(loop.client) else 0.2, None
+            except BaseException:
+                self.rolling_dirty = True  # look again on the next turn
+                raise
             self.log.info("rolling lock acquired", lock=self.opts.rolling_lock)
-            self.phase = IDLE
-            self.rolling_held = True
-            self.learn_pending = True
-            sync.dirty = True  # read the newest set now that it is our turn
+            self.phase, self.held = IDLE, True
+            return self.look(loop, child_up, learn=True)
         due = sync.due_in
         if due is None or due > 0:
-            return due
-        outcome = sync.read(client, self.failed_versions if self.learn_pending else None)
-        self.learn_pending = False
-        if outcome in ("same", "failed", "missing"):
-            if outcome == "same" and not self.runner.child_running:
-                self.runner.dirty = True  # the first files are in place: the child may start
+            return due, None
+        return self.look(loop, child_up, learn=False)
+
+    def look(self, loop, child_up, learn):
+        sync = self.sync
+        outcome = sync.look(loop, self.failed_versions if learn else None)
+        if outcome == outcomes.MOVING:
+            return 0.1, None
+        if outcome != outcomes.CHANGED:
             if self.phase == IDLE:  # nothing to apply after all; never while applying or paused
-                self.release_rolling(client)
-            return None
-        needs_lock = self.rolling is not None and self.runner.child_running and self.opts.on_change == "restart"
-        if needs_lock and not self.rolling_held:
-            sync.discard()
-            self.phase = WAITING
-            self.rolling_dirty = True
+                self.release(loop)
+            return None, (START if outcome == outcomes.SAME and not child_up else None)
+        if self.rolling is not None and child_up and self.opts.on_change == "restart" and not self.held:
+            sync.forget_pending()  # staged once, after the lock is ours and the newest set read again
+            self.phase, self.rolling_dirty = WAITING, True
             self.log.info("configuration changed; waiting for the rolling lock", lock=self.opts.rolling_lock)
-            return 0.0
-        if outcome == "staged":
-            self.install()
-        return 0.0 if outcome == "staged" else None
+            return 0.0, None
+        if sync.stage() == "checking":
+            return sync.check_timeout, None
+        return 0.0, self.install(child_up)
 
-    def install(self):
-        self.sync.install()
-        runner = self.runner
-        if not runner.child_running:
-            runner.dirty = True  # first start, or a restart after a failed version
-            if self.rolling_held:
-                self.phase = APPLYING
-            return
-        action = self.opts.on_change
-        if action == "restart":
-            self.restarting = True
-            if self.rolling_held:
-                self.phase = APPLYING
-            runner.stop_child("the configuration changed")
-        elif action == "reload":
-            self.log.info("configuration changed, signalling the child", signal=self.opts.reload_signal.name)
-            runner.child.signal(self.opts.reload_signal)
+    def checked(self, loop, child_up):
+        sync = self.sync
+        left, ok = sync.poll_check()
+        if ok is None:
+            return left, None
+        if ok:
+            return 0.0, self.install(child_up)
+        self.alerts.fire("rejected", "the check command rejected configuration version %d" % sync.staged_version)
+        if self.phase == IDLE:  # taken for this version only; a paused rollout stays paused
+            self.release(loop)
+        if sync.version is None and not sync.mirror.missing_files():
+            self.log.warning("starting the child with the files already in place")
+            sync.version = -1
+            return None, START
+        if sync.version is None:
+            sync.waiting = "waiting for a configuration that the check command accepts"
+        return None, None
 
-    def health_changed(self, status):
-        runner = self.runner
-        if self.opts.register_when == "healthy" and runner.registration is not None and runner.connected:
-            client = runner.session.client
-            if status == HEALTHY:
-                runner.registration.ensure(client, runner.op_timeout)
-            else:
-                runner.registration.remove(client, runner.op_timeout)
-        if status == HEALTHY and self.phase == APPLYING:
-            self.applied()
-        elif status == UNHEALTHY and self.phase != APPLYING:
-            self.alert("health", "the child failed its health checks")
+    def install(self, child_up):
+        version = self.sync.install()
+        self.alerts.version = version
+        if self.held:
+            self.phase = APPLYING
+        if not child_up:
+            return START  # first start, or after a failed version
+        if self.opts.on_change == "restart":
+            if not self.held:
+                self.phase = APPLYING
+            return RESTART
+        return RELOAD if self.opts.on_change == "reload" else None
 
     def applied(self):
-        self.log.info("new configuration is running", version=self.sync.version if self.sync else None)
+        self.log.info("new configuration is running", version=self.sync.version)
         self.phase = IDLE
-        self.release_pending = True  # on the next poll that has a connection
+        self.release_pending = self.held
 
     def failed(self, why):
-        version = self.sync.version if self.sync else None
+        version = self.sync.version
         self.log.warning("configuration version failed", version=version, reason=why)
-        self.alert("failed-version", why)
-        if self.sync is not None:
-            self.sync.failed_version = version
-        self.record_failed(version, why)
-        if self.opts.on_failure == "rollback" and self.sync is not None and self.sync.last_good:
+        self.alerts.fire("failed-version", why)
+        self.sync.failed_version = version
+        self.record_pending = (version, why)
+        if self.opts.on_failure == "rollback" and self.sync.last_good:
             self.sync.roll_back()
             self.phase = IDLE
-            if self.runner.child_running:
-                self.restarting = True
-                self.runner.stop_child("rolling back to the last good configuration")
-            else:
-                self.runner.dirty = True
-            self.release_pending = True
+            self.after_failure = RESTART
+            self.release_pending = self.held
         else:
-            self.phase = FAILED  # keep the rolling lock: the rollout pauses until a newer version
+            self.phase = PAUSED  # keep the rolling lock: the rollout pauses until a newer version
+            self.after_failure = None
             self.log.warning("rollout paused, holding the rolling lock until a newer version is pushed",
                              lock=self.opts.rolling_lock)
 
-    # -- ZooKeeper bookkeeping --------------------------------------------------------------
+    def record_failure(self, loop):
+        """Write the failed-version record (on the first turn with a connection after a failure)."""
+        if self.record_pending is not None and self.failed_versions is not None:
+            self.failed_versions.record(loop, *self.record_pending)
+        self.record_pending = None
 
-    def release_rolling(self, client):
-        if self.rolling_held or self.rolling is not None and self.rolling.place is not None:
+    def release(self, loop):
+        if self.rolling is None:
+            return
+        if self.held or self.rolling.engaged:  # engaged: also a transaction whose answer was lost
             self.release_pending = True  # until it worked: ZooKeeper may be out of reach
-            self.rolling.release(client)
-            self.release_pending = False
-            if self.rolling_held:
+            self.rolling.release(loop.client)
+            if self.held:
                 self.log.info("rolling lock released", lock=self.opts.rolling_lock)
-            self.rolling_held = False
-        if self.phase == FAILED:
+        self.release_pending = self.held = False
+        if self.phase == PAUSED:
             self.phase = IDLE
 
-    def record_failed(self, version, why):
-        if self.failed_versions is not None and self.runner.connected:
-            self.failed_versions.record(self.runner.session.client, version, why, self.runner.op_timeout)
-
-    def alert(self, kind, message):
-        if not self.opts.alert:
-            return
-        if kind == "health" and self.health is not None and self.health.in_delay:
-            return
-        env = command_env(ZKHERD_ALERT=kind, ZKHERD_ALERT_MESSAGE=message, ZKHERD_ALERT_HOST=socket.gethostname(),
-                          ZKHERD_CONFIG_VERSION=str(self.sync.version if self.sync else ""))
-        self.log.warning("running the alert command", alert=kind, message=message)
-        self.alerts.append(Task("alert command", self.opts.alert, env, 60.0, self.log))
-
     def close(self):
-        if self.sync is not None:
-            self.sync.discard()
-        if self.health is not None:
-            self.health.stop()
+        self.sync.discard()

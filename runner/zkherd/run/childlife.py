@@ -1,0 +1,83 @@
+"""The runner's child from its start to its end: started contained (run/containment.py, run/child.py),
+fenced while it runs under the lock (core/fence.py), stopped for a reason that says what comes after -
+a restart, a new wait for the lock, a pause, the runner's exit - and gone only when its whole tree is.
+The runner's state machine decides; this keeps the child's side of it."""
+
+from __future__ import annotations
+
+from zkherd.run.child import Child
+from zkherd.run.containment import Containment
+
+EXIT, REQUEUE, RESTART, PAUSE = "exit", "requeue", "restart", "pause"  # what comes once the child is gone
+
+
+class ChildLife:
+    def __init__(self, opts, log):
+        self.opts = opts
+        self.log = log
+        self.loop = self.containment = self.child = None
+        self.then = None  # what comes once the tree is gone; EXIT, once set, stays
+
+    def open(self, loop):
+        self.loop = loop
+        self.containment = Containment(self.log, "zkherd-child")
+
+    @property
+    def present(self):
+        """A child was started and its tree is not known to be gone yet."""
+        return self.child is not None
+
+    @property
+    def running(self):
+        """Its main process has not been reaped yet."""
+        return self.child is not None and self.child.running
+
+    @property
+    def pid(self):
+        return self.child.pid if self.child is not None else None
+
+    def start(self, env, fenced):
+        """Start the child (ChildError if it cannot be); *fenced*: under the lock, so the fence guards it."""
+        child = Child(self.opts.command, env, self.log, self.containment, self.opts.stop_signal)
+        child.start()
+        self.child, self.then = child, None
+        if fenced:
+            self.loop.fence.arm(child, self.opts.stop_timeout)
+        return child.pid
+
+    def stop(self, then, why, timeout=None, deadline=None):
+        """Begin stopping the child; once its tree is gone, *then* comes (EXIT is never replaced)."""
+        if self.child is None:
+            return
+        self.then = EXIT if EXIT in (self.then, then) else then
+        if self.child.running:
+            self.child.stop(self.opts.stop_timeout if timeout is None else timeout, why, deadline=deadline)
+
+    def tick(self):
+        return self.child.tick() if self.child is not None else None
+
+    def signal(self, signum):
+        if self.running:
+            self.child.signal(signum)
+
+    def reap(self):
+        """The exit code if the main process just ended (reaped now), else None. The fence is
+        disarmed before the reap: it never signals a pid that may be reused."""
+        if not self.running or not self.child.exited():
+            return None
+        self.loop.fence.disarm()
+        return self.child.reap()
+
+    def gone(self):
+        """(code, then) once the reaped child's whole tree is gone - the child is forgotten then -
+        else None."""
+        child = self.child
+        if child is None or child.running or not child.gone():
+            return None
+        self.child, then, self.then = None, self.then, None
+        return child.returncode, then
+
+    def close(self):
+        if self.containment is not None:
+            self.containment.sweep(5.0)  # the loop ended with the child alive (an internal error): no orphan
+            self.containment.close()

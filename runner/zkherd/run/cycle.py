@@ -1,0 +1,111 @@
+"""The child's cycle in `zkherd run`: start it (only through the lock), stop it for a reason that says
+what comes after, and, once its exit is collected and its whole tree is gone, go where that leads -
+exit, queue for the lock again, start again with new files, or pause on a failed version. The states
+it moves through are the runner's (run/states.py); the parts it uses report and never decide."""
+
+from __future__ import annotations
+
+from zkherd.core import exits
+from zkherd.core.fence import stop_time
+from zkherd.core.shellcmd import command_env
+from zkherd.run import childlife as after
+from zkherd.run import rollout as wants
+from zkherd.run.child import ChildError
+from zkherd.run.states import State as S
+
+
+class Cycle:
+    def __init__(self, runner):
+        self.opts, self.log, self.machine = runner.opts, runner.log, runner.machine
+        self.life, self.holding, self.rollout = runner.life, runner.holding, runner.rollout
+        self.health, self.alerts, self.notify, self.loop = runner.health, runner.alerts, runner.notify, runner.loop
+        self.exit_with = None  # the code decided, used once the child is gone
+        self.keep_child_code = False  # exit with the child's own code (TERM: the child's answer to it)
+        self.starts = 0
+        self.healthy_once = False  # the child became healthy since it started
+
+    def start(self, loop):
+        """The one way the child starts (first start, restart, takeover): connected, lock held."""
+        env = self.holding.child_env(loop, register=self.opts.register_when == "started")
+        if env is None:
+            return
+        if self.opts.lock and not self.starts:
+            self.log.info("lock acquired", lock=self.opts.lock, node=env["ZKHERD_LOCK_PATH"],
+                          fencing_token=env["ZKHERD_FENCING_TOKEN"])
+        try:
+            pid = self.life.start(command_env(**env), fenced=bool(self.opts.lock))
+        except ChildError as exc:
+            self.log.error(str(exc))
+            self.finish(exits.NOT_FOUND, str(exc))
+            return
+        self.starts, self.healthy_once = self.starts + 1, False
+        if self.health is not None:
+            self.health.child_started()
+        if self.rollout is not None:
+            self.rollout.child_started(self.health)
+        self.machine.to(S.STARTING if self.health is not None else S.RUNNING, "child started", pid=pid)
+
+    def stop(self, then, why, state):
+        self.life.stop(then, why)
+        self.machine.to(state, why)
+
+    def fenced(self, kill_at, why):
+        """The fence signalled the child from its thread (or the session is gone): state and deadline follow."""
+        if not self.life.running:
+            return
+        if self.machine.state not in (S.FENCED, S.STOPPING):
+            self.log.warning("stopping the child before the session can expire", lock=self.opts.lock, why=why)
+            self.machine.to(S.FENCED, why)
+        self.life.stop(after.REQUEUE, "fencing: " + why, stop_time(self.opts.stop_timeout, self.loop.session.timeout),
+                       deadline=kill_at)
+
+    def finish(self, code, why, keep_child_code=False):
+        """Exit with *code* once the child's tree is gone (at once if there is none)."""
+        if self.exit_with is not None:
+            return
+        self.exit_with, self.keep_child_code = code, keep_child_code
+        self.notify.stopping()
+        if self.life.present:
+            self.stop(after.EXIT, why, S.STOPPING)
+        else:
+            self.holding.release(self.loop)
+            self.machine.to(S.EXITING, why, code=code)
+
+    def reap(self):
+        """Collect the child's exit; once its whole tree is gone, go where its exit leads. Returns
+        seconds until it should be looked at again (its tree is dying), or None."""
+        code = self.life.reap()
+        if code is not None:
+            self.exited(code)
+        gone = self.life.gone()
+        if gone is None:
+            return 0.01 if self.life.present and not self.life.running else None
+        self.gone(*gone)
+        return 0.0
+
+    def exited(self, code):
+        if self.health is not None:
+            self.health.stop()
+        if self.life.then is not None:
+            return  # we stopped it: a restart, a lost lock, the fence, or the runner's own exit
+        why = "the child exited with code %d" % code
+        if self.rollout is not None and self.rollout.child_failed(why + " after the new configuration"):
+            self.life.then = after.RESTART if self.rollout.after_failure == wants.RESTART else after.PAUSE
+            return
+        if code != 0:
+            self.alerts.fire("exited", why)
+        self.finish(code, why)  # the command ended on its own: so does the runner, with its code
+
+    def gone(self, code, then):
+        if then == after.EXIT:
+            self.exit_with = code if self.keep_child_code else self.exit_with
+            self.holding.release(self.loop)
+            self.machine.to(S.EXITING, "the child is gone", code=self.exit_with)
+        elif then == after.PAUSE:
+            self.machine.to(S.PAUSED, "a failed version: waiting for a newer one")
+        else:
+            if then == after.REQUEUE:
+                self.log.info("child stopped, waiting for the lock again", why=self.machine.why)
+                self.holding.release(self.loop)
+            self.holding.dirty = True  # every start goes through the lock, a restart too
+            self.machine.to(S.QUEUED, "the child is gone" if then == after.REQUEUE else "a restart")
