@@ -117,9 +117,11 @@ def test_zookeeper_restart(make_zk_server, tmp_path):
     holder stop its child (it cannot know the session survives), then run it again."""
     server = make_zk_server()
     work = tmp_path / "w"
-    holder = runner(server.hosts, "/l", work, "holder", tmp_path, timeout=3.0)
+    # T=5: a restart takes over a second, and the fence acts up to 0.5 T - the stop time after the
+    # last contact the leader can be proven to have had (core/session.py)
+    holder = runner(server.hosts, "/l", work, "holder", tmp_path, timeout=5.0)
     wait_starts(work, 1)
-    standby = runner(server.hosts, "/l", work, "standby", tmp_path, timeout=3.0)
+    standby = runner(server.hosts, "/l", work, "standby", tmp_path, timeout=5.0)
     standby.wait_log("queued for lock")
     server.stop()
     server.start()

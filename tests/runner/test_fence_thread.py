@@ -158,3 +158,42 @@ def test_the_fence_clock_counts_a_suspend():
     """CLOCK_BOOTTIME (it counts a suspend, as the server's clock does), not CLOCK_MONOTONIC."""
     assert clock._CLOCK == time.CLOCK_BOOTTIME  # noqa: SLF001
     assert abs(clock.now() - time.clock_gettime(time.CLOCK_BOOTTIME)) < 1.0
+
+
+class _Session:
+    timeout = 1.0
+    last_heard = None
+
+    def expires_no_earlier_than(self):
+        return self.last_heard + self.timeout
+
+
+class _Target:
+    def __init__(self):
+        self.kills = 0
+
+    def signal_stop(self):
+        pass
+
+    def kill(self):
+        self.kills += 1
+
+
+def test_the_fence_looks_every_50ms_not_in_a_busy_loop_after_the_kill():
+    """Pure logic (a stub session and target). core/fence.py: past kill_at, `wake - now` is
+    negative, so the thread waits 0 s and kills again at once, over and over, holding the GIL and
+    its condition; in subreaper mode each kill scans all of /proc under ownprocs' lock. Until the
+    loop reaps (a child stuck in D state: forever) the runner burns a core and slows its own loop."""
+
+    session = _Session()
+    session.last_heard = clock.now() - 10.0  # the deadline is long past
+    looker = fence.Fence(session, lambda what, kill_at: None)
+    target = _Target()
+    try:
+        started = time.process_time()
+        looker.arm(target, 0.0)
+        time.sleep(0.5)
+        kills, used = target.kills, time.process_time() - started
+    finally:
+        looker.close()
+    assert kills <= 20 and used < 0.2, "in 0.5 s the fence killed %d times and used %.2fs of CPU" % (kills, used)

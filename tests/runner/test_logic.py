@@ -33,7 +33,7 @@ def test_exit_codes_of_children():
 
 def test_fence_margin_and_stop_cap():
     assert fence.margin(10) == pytest.approx(1.05)
-    assert fence.stop_time(10.0, 10.0) == pytest.approx(3.95)  # T/2 - margin: never between two pings
+    assert fence.stop_time(10.0, 10.0) == pytest.approx(2.95)  # 0.4 T - margin: the leader's proof may be 0.4 T old
     assert fence.stop_time(1.0, 10.0) == 1.0
 
 

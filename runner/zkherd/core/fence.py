@@ -1,8 +1,9 @@
 """The fence: a child that runs under a lock is dead before the server may expire the session that
 holds the lock (promise 1), whatever the main loop is doing.
 
-The server expires a session *timeout* after it last heard from the client; the session knows a
-lower bound of that moment (Session.expires_no_earlier_than, on the boot clock). The fence sends
+The leader expires a session *timeout* after it last heard of the client; the session knows a
+lower bound of that moment (Session.expires_no_earlier_than, on the boot clock), kept fresh by the
+syncs this thread sends (Session.beat) for as long as the fence lives. The fence sends
 the stop signal at that moment minus the stop time minus a margin, and kills the whole tree at that
 moment minus the margin. It runs in a thread of its own and acts itself - a ZooKeeper request the
 loop waits on, a long template render or a slow disk can delay the loop, never the fence - then tells
@@ -26,8 +27,9 @@ def margin(session_timeout):
 
 def stop_time(stop_timeout, session_timeout):
     """The time a fenced child gets between the stop signal and SIGKILL: --stop-timeout, but never
-    so long that the fence would fire between two of kazoo's pings (every timeout/3)."""
-    return max(0.0, min(stop_timeout, 0.5 * session_timeout - margin(session_timeout)))
+    so long that the fence would act while the session is well (the leader's proof of us is up to
+    0.4*timeout old, see core/session.py)."""
+    return max(0.0, min(stop_timeout, 0.4 * session_timeout - margin(session_timeout)))
 
 
 class Fence:
@@ -48,11 +50,12 @@ class Fence:
         self._thread = threading.Thread(target=self._run, name="zkherd-fence", daemon=True)
         self._thread.start()
 
-    def deadlines(self):
-        """(stop_at, kill_at) on the boot clock for the current session."""
+    def deadlines(self, stop_timeout=None):
+        """(stop_at, kill_at) on the boot clock for the current session (for a child with
+        *stop_timeout*, default the armed one's)."""
         timeout = self.session.timeout
         kill_at = self.session.expires_no_earlier_than() - margin(timeout)
-        return kill_at - stop_time(self._stop_timeout, timeout), kill_at
+        return kill_at - stop_time(self._stop_timeout if stop_timeout is None else stop_timeout, timeout), kill_at
 
     def time_left(self):
         """Seconds until the fence acts (None if not armed): a bound for any request's timeout."""
@@ -86,8 +89,9 @@ class Fence:
     def _run(self):
         with self._cond:
             while not self._closed:
+                beat = self._beat()
                 if self._target is None:
-                    self._cond.wait()
+                    self._cond.wait(beat)
                     continue
                 stop_at, kill_at = self.deadlines()
                 now = clock.now()
@@ -95,8 +99,15 @@ class Fence:
                     self._act("kill", self._target.kill, kill_at)  # again each look: nothing may start anew
                 elif now >= stop_at and "stop" not in self._done:
                     self._act("stop", self._target.signal_stop, kill_at)
-                wake = kill_at if "stop" in self._done else stop_at
-                self._cond.wait(max(0.0, min(LOOK_EVERY, wake - now)))
+                wake = now + LOOK_EVERY if "kill" in self._done else kill_at if "stop" in self._done else stop_at
+                self._cond.wait(max(0.0, min(LOOK_EVERY, beat, wake - now)))
+
+    def _beat(self):
+        """The session's heartbeat through the leader (core/session.py); seconds until the next."""
+        try:
+            return self.session.beat()
+        except Exception:  # never let the fence thread die
+            return LOOK_EVERY
 
     def _act(self, what, action, kill_at):
         try:

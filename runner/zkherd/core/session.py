@@ -1,20 +1,30 @@
 """The command's ZooKeeper session: connecting with a clear wait at start, the negotiated session
-timeout, the connection state, and when the server last heard from us - what the fence is
-computed from.
+timeout, the connection state, and a lower bound of when the *leader* last heard from us - what the
+fence is computed from.
 
-The server expires a session *timeout* after it last received anything from the client. A request
-whose answer we read was received by the server after we sent it, so the send time of the newest
-answered request is a lower bound of the server's "last heard": the session cannot expire before
-last_heard + timeout. Times are on the boot clock (core/clock.py), which counts a suspend of the
-host as the server does. Kazoo pings every timeout/3 when idle; we send no pings of our own (they
-would stop kazoo's pings, and with them its detection of a dead connection). Kazoo does not expose
-send and receive times, so we read them from its (debug) log records: if a kazoo version logged
-differently, last_heard would stay old and the child would be stopped early - safe, and loud.
+Only the leader expires sessions: *timeout* after the last touch it got. A follower answers its
+clients' pings and reads by itself and passes their touches on to the leader in its replies to the
+leader's pings (every tickTime/2); a follower cut off from the leader goes on answering for up to
+syncLimit*tickTime (10 s by default) while the leader counts down. So an answer from our server
+proves nothing about the leader; a `sync` does: the follower forwards it to the leader on the same
+connection as its ping replies, so when a sync sent at S is answered, every ping reply the follower
+sent before S reached the leader. A request answered at A, with S - A > 0.3*timeout > tickTime/2
+(ZooKeeper's default minSessionTimeout is 2*tickTime), was touched at the follower before a leader
+ping that came before S: the leader heard of it, no earlier than the request's send time. The
+connect request is such a proof by itself (the leader makes or revalidates the session).
+
+The fence thread sends the syncs (beat(), one at a time, every timeout/20 at most 1 s) while it
+lives; times are on the boot clock (core/clock.py), which counts a suspend of the host as the
+server does. Kazoo does not expose send and receive times, so we read them from its (debug) log
+records: if a kazoo version logged differently, the bound would stay old and the child would be
+stopped early - safe, and loud.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+import threading
 
 from kazoo.protocol.states import KazooState
 
@@ -23,6 +33,9 @@ from zkherd.core import clock
 from zkherd.core.logs import KazooBridge
 
 BLATHER = 5  # kazoo's most verbose level; the negotiated timeout is only logged there
+# A sync proves what was answered this long before it was sent: timeout/4 >= tickTime/2 (the
+# leader's ping interval) when timeout >= 2*tickTime, plus a fifth for a late ping.
+PROOF_GAP = 0.3
 
 
 def session_id(client):
@@ -34,12 +47,12 @@ def session_id(client):
 
 class _Traffic(logging.Handler):
     """Reads kazoo's log records for the negotiated session timeout and for the send time of
-    every request (by xid) and ping whose answer arrives."""
+    every request (by xid) and ping whose answer arrives, and which of them were syncs."""
 
     def __init__(self, session):
         super().__init__(BLATHER)
         self.session = session
-        self.sent = {}  # xid -> send time (boot clock)
+        self.sent = {}  # xid -> (send time on the boot clock, a sync)
         self.ping_sent = None
 
     def emit(self, record):
@@ -49,14 +62,15 @@ class _Traffic(logging.Handler):
                 if record.args[0] == -2:  # kazoo's ping xid
                     self.ping_sent = record.created_boot
                 else:
-                    self.sent[record.args[0]] = record.created_boot
+                    self.sent[record.args[0]] = (record.created_boot, type(record.args[1]).__name__ == "Sync")
             elif msg == "Received Ping":
-                self.session.heard(self.ping_sent)
+                self.session.answered(self.ping_sent, record.created_boot)
             elif msg == "Reading for header %r":
-                self.session.heard(self.sent.pop(record.args[0].xid, None))
+                sent, sync = self.sent.pop(record.args[0].xid, (None, False))
+                self.session.answered(sent, record.created_boot, sync)
             elif isinstance(msg, str) and msg.startswith("Session created") and len(record.args) > 2:
                 self.session.timeout = float(record.args[2]) / 1000.0
-                self.session.heard(self.sent.pop(None, None))  # the connect request (no xid)
+                self.session.new_connection(self.sent.pop(None, (None, False))[0])  # the connect request
                 self.sent.clear()
         except Exception:  # never break the connection thread
             pass
@@ -78,7 +92,11 @@ class Session:
         self.wakeup = wakeup
         self.log = log
         self.timeout = settings.session_timeout  # replaced by the negotiated value on connect
-        self.last_heard = None
+        self.last_heard = None  # the leader heard of us no earlier than this (see above)
+        self.last_answer = None  # the send time of the newest request our server answered
+        self._answers = collections.deque()  # (sent, answered) of recent requests, for the syncs to prove
+        self._sync_sent = self._sync_answered = None
+        self._lock = threading.Lock()
         self.client = None
         self.connected = False
         self.session_id = None
@@ -99,7 +117,7 @@ class Session:
         say("connecting to ZooKeeper", hosts=self.settings.hosts)
         started = clock.now()
         self.client = open_client(self.settings, logger=self._logger, waiting=waiting)
-        self.heard(started)  # in case the connect request was not seen in the log
+        self.leader_heard(started)  # in case the connect request was not seen in the log
         self.connected = True
         self.session_id = session_id(self.client)
         self.client.add_listener(lambda state: self.wakeup.post("state", state))
@@ -113,13 +131,61 @@ class Session:
         if self.connected:
             self.session_id = session_id(self.client) or self.session_id
 
-    def heard(self, sent):
-        """A request sent at *sent* (boot clock) was answered: the server heard us then."""
+    def answered(self, sent, at, sync=False):
+        """A request sent at *sent* was answered at *at* (boot clock), from kazoo's thread."""
+        if sent is None:
+            return
+        with self._lock:
+            if self.last_answer is None or sent > self.last_answer:
+                self.last_answer = sent
+            self._answers.append((sent, at))
+            if sync:
+                self._sync_sent, self._sync_answered = None, at
+                limit = sent - PROOF_GAP * self.timeout  # answered before that: the leader has heard of it
+                proven = [s for s, a in self._answers if a <= limit]
+                if proven:
+                    self.leader_heard(max(proven))
+                while len(self._answers) > 1 and self._answers[0][1] <= limit:
+                    self._answers.popleft()
+
+    def new_connection(self, sent):
+        """Connected (again) by a request sent at *sent*: the leader made or revalidated the session
+        then. What the server before answered proves nothing about this one: forgotten."""
+        with self._lock:
+            self._answers.clear()
+            self._sync_sent = self._sync_answered = None
+        self.leader_heard(sent)
+
+    def leader_heard(self, sent):
+        """The leader heard of our session no earlier than *sent* (boot clock)."""
         if sent is not None and (self.last_heard is None or sent > self.last_heard):
             self.last_heard = sent
 
+    def beat(self):
+        """Send a sync if one is due (from the fence's thread); returns seconds until the next."""
+        every = min(1.0, self.timeout / 20.0)
+        now = clock.now()
+        with self._lock:
+            if self._sync_sent is not None and now - self._sync_sent < self.timeout:
+                return every  # one at a time: kazoo pings, and notices a dead connection, when we are quiet
+            last = max(self._sync_answered or 0.0, self._sync_sent or 0.0)
+            if not self.connected or self.client is None or now - last < every:
+                return max(0.01, every - (now - last))
+            self._sync_sent = now
+        try:
+            self.client.sync_async("/").rawlink(self._sync_failed)
+        except Exception:  # closed meanwhile: the next beat tries again
+            with self._lock:
+                self._sync_sent = None
+        return every
+
+    def _sync_failed(self, result):
+        if not result.successful():  # a lost connection: the next beat sends another
+            with self._lock:
+                self._sync_sent = None
+
     def expires_no_earlier_than(self):
-        """The earliest moment the server may expire our session (boot clock)."""
+        """The earliest moment the leader may expire our session (boot clock)."""
         return self.last_heard + self.timeout
 
     def overdue(self):
@@ -131,7 +197,7 @@ class Session:
         """False from an overdue request until the server answered something sent after it (a
         ping, most likely: kazoo pings a connection that is quiet) or the state changed."""
         since = self._overdue_since
-        if since is None or (self.last_heard is not None and self.last_heard > since):
+        if since is None or (self.last_answer is not None and self.last_answer > since):
             self._overdue_since = None
             return True
         return False

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from zkherd.core import exits
+from zkherd.core import clock, exits
 from zkherd.core.fence import stop_time
 from zkherd.core.shellcmd import command_env
 from zkherd.run import childlife as after
@@ -25,12 +25,17 @@ class Cycle:
         self.keep_child_code = False  # exit with the child's own code (TERM: the child's answer to it)
         self.starts = 0
         self.healthy_once = False  # the child became healthy since it started
+        self.waiting_for_leader = False  # logged once per wait
 
     def start(self, loop):
-        """The one way the child starts (first start, restart, takeover): connected, lock held."""
+        """The one way the child starts (first start, restart, takeover): connected, lock held, and
+        the leader known to have heard of us recently enough that the fence would not act at once.
+        Returns seconds until it should be tried again, or None."""
+        if self.opts.lock and not self.fence_far(loop):
+            return 0.05
         env = self.holding.child_env(loop, register=self.opts.register_when == "started")
         if env is None:
-            return
+            return None
         if self.opts.lock and not self.starts:
             self.log.info("lock acquired", lock=self.opts.lock, node=env["ZKHERD_LOCK_PATH"],
                           fencing_token=env["ZKHERD_FENCING_TOKEN"])
@@ -46,6 +51,20 @@ class Cycle:
         if self.rollout is not None:
             self.rollout.child_started(self.health)
         self.machine.to(S.STARTING if self.health is not None else S.RUNNING, "child started", pid=pid)
+        return None
+
+    def fence_far(self, loop):
+        """The fence would not act within a tenth of the session timeout of a start now (after a
+        lost proof through the leader it would: wait for the next sync rather than start and kill)."""
+        left = loop.fence.deadlines(self.opts.stop_timeout)[0] - clock.now()
+        if left > 0.1 * loop.session.timeout:
+            self.waiting_for_leader = False
+            return True
+        if not self.waiting_for_leader:
+            self.waiting_for_leader = True
+            self.log.warning("waiting for the ZooKeeper leader to confirm our session before starting the child",
+                             fence_in="%.3fs" % left)
+        return False
 
     def stop(self, then, why, state):
         self.life.stop(then, why)

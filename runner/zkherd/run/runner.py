@@ -62,6 +62,8 @@ class Runner(Program):
         if self.opts.lock and self.opts.wait_timeout is not None:
             self.wait_deadline = time.monotonic() + self.opts.wait_timeout
         self.life.open(loop)
+        if self.opts.lock:
+            loop.fence  # noqa: B018  # its thread keeps the session's proof through the leader fresh from now
         self.holding = Holding(self.opts, loop, self.log, self.alerts)
         if self.opts.mirror or self.opts.mirror_dir:
             self.rollout = Rollout(self.opts, loop, self.log, self.alerts)
@@ -162,7 +164,7 @@ class Runner(Program):
             return None
         held, due = self.holding.take(loop)
         if held == HELD:
-            self.cycle.start(loop)
+            due = _sooner(due, self.cycle.start(loop))
         elif self.opts.no_wait and self.holding.lock.place is not None:
             self.log.warning("lock is held elsewhere and --no-wait was given", lock=self.opts.lock)
             self.cycle.finish(exits.TEMPFAIL, "the lock is held elsewhere")
