@@ -26,6 +26,8 @@ class Cycle:
         self.starts = 0
         self.healthy_once = False  # the child became healthy since it started
         self.waiting_for_leader = False  # logged once per wait
+        self.wait_deadline = (time.monotonic() + self.opts.wait_timeout
+                              if self.opts.lock and self.opts.wait_timeout is not None else None)
 
     def start(self, loop):
         """The one way the child starts (first start, restart, takeover): connected, lock held, and
@@ -133,3 +135,17 @@ class Cycle:
                 self.holding.release(self.loop)
             self.holding.dirty = True  # every start goes through the lock, a restart too
             self.machine.to(S.QUEUED, "the child is gone" if then == after.REQUEUE else "a restart")
+
+    def check_wait_timeout(self):
+        """--wait-timeout: exit 75 if the first wait for the lock takes too long."""
+        if self.starts:
+            self.wait_deadline = None
+        if self.wait_deadline is None or self.exit_with is not None:
+            return None
+        left = self.wait_deadline - time.monotonic()
+        if left > 0:
+            return left
+        self.log.warning("lock not obtained within --wait-timeout", lock=self.opts.lock,
+                         wait_timeout=self.opts.wait_timeout)
+        self.finish(exits.TEMPFAIL, "the lock was not obtained in time")
+        return 0.0

@@ -203,12 +203,9 @@ class Rollout:
         self.record_pending = (version, why)
         if self.opts.on_failure == "rollback" and self.sync.last_good:
             self.sync.roll_back()
-            self.phase = IDLE
-            self.after_failure = RESTART
-            self.release_pending = self.held
-        else:
-            self.phase = PAUSED  # keep the rolling lock: the rollout pauses until a newer version
-            self.after_failure = None
+            self.phase, self.after_failure, self.release_pending = IDLE, RESTART, self.held
+        else:  # keep the rolling lock: the rollout pauses until a newer version
+            self.phase, self.after_failure = PAUSED, None
             self.log.warning("rollout paused, holding the rolling lock until a newer version is pushed",
                              lock=self.opts.rolling_lock)
 

@@ -55,12 +55,10 @@ class Runner(Program):
                               opts.health_rise, opts.health_fall, command_env(), log) if opts.health else None)
         self.loop = self.holding = self.rollout = None
         self.cycle = None  # the child's cycle (run/cycle.py), once connected
-        self.wait_deadline = self.session_id = None
+        self.session_id = None
 
     def start(self, loop):
         self.loop, self.session_id = loop, loop.session.session_id
-        if self.opts.lock and self.opts.wait_timeout is not None:
-            self.wait_deadline = time.monotonic() + self.opts.wait_timeout
         self.life.open(loop)
         if self.opts.lock:
             loop.fence  # noqa: B018  # its thread keeps the session's proof through the leader fresh from now
@@ -131,7 +129,7 @@ class Runner(Program):
         if self.machine.state != S.EXITING:
             if loop.connected and loop.session.may_talk():
                 due.append(self.zookeeper_turn(loop))
-            due += [self.poll_health(), self.check_wait_timeout()]  # health after: a new child's first check
+            due += [self.poll_health(), self.cycle.check_wait_timeout()]  # health after: a new child's first check
         if self.machine.state == S.EXITING:
             self.exit_code = self.cycle.exit_with
             return None
@@ -214,19 +212,6 @@ class Runner(Program):
                 self.cycle.stop(after.RESTART, "rolling back to the last good configuration", S.RESTARTING)
             left = _sooner(left, late)
         return left
-
-    def check_wait_timeout(self):
-        if self.cycle.starts:  # --wait-timeout is about the first wait only
-            self.wait_deadline = None
-        if self.wait_deadline is None or self.cycle.exit_with is not None:
-            return None
-        left = self.wait_deadline - time.monotonic()
-        if left > 0:
-            return left
-        self.log.warning("lock not obtained within --wait-timeout", lock=self.opts.lock,
-                         wait_timeout=self.opts.wait_timeout)
-        self.cycle.finish(exits.TEMPFAIL, "the lock was not obtained in time")
-        return 0.0
 
     def on_error(self, loop, error):
         self.log.error(error.message)
