@@ -2,11 +2,15 @@
 clients' pings by itself for up to syncLimit*tickTime, while the leader counts the session down. The
 fence must count from what the *leader* heard (core/session.py: syncs), not from the follower's
 answers. Failed before the fix: the standby's child started 3.9 s after the cut while the holder's
-still held the slot (tickTime 200 ms, syncLimit 20, session timeout 4 s)."""
+still held the slot (tickTime 200 ms, syncLimit 20, session timeout 4 s). (While a sync waits for
+the leader, the follower holds back the session's later requests, pings too, so kazoo may drop the
+connection on its own; the fence must not count on that.)"""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import time
 
 from tests.integration.test_containment import RUNNERS
@@ -46,6 +50,10 @@ class _Quorum:
     def cut_member_1(self):
         for proxy in self.proxies.values():
             proxy.blackhole()
+
+    def heal_member_1(self):
+        for proxy in self.proxies.values():
+            proxy.heal()  # the held bytes are delivered, as TCP does after a partition heals
 
     def close(self):
         for server in self.servers:
@@ -93,3 +101,57 @@ def test_a_holder_on_a_follower_cut_off_from_the_leader_is_fenced_in_time(tmp_pa
         quorum.close()
 
 
+def test_after_a_short_cut_between_servers_the_holder_runs_its_child_again(tmp_path):
+    """The cut heals before the leader expires the session: the holder was fenced (it could not
+    prove the leader still heard of it), still holds the lock, and must run its child again once
+    the leader answers its syncs. Failed before the fix: the runner found its proof stale at the
+    start, waited for the lock's watch (which never fires: the lock is ours) and held the lock with
+    no child for ever, every standby blocked."""
+    quorum = _Quorum(tmp_path / "q").start()
+    try:
+        assert quorum.servers[0].mode() == "follower", "member 1 must not lead (the highest id leads)"
+        work = tmp_path / "w"
+        holder = Zkherd(["run", "--zk", "%s:%d" % (LOOPBACK, quorum.servers[0].port), "--session-timeout", "4",
+                         "--stop-timeout", "0.3", "--lock", "/cut-lock", "--", *exclusive_child(work, name="holder")],
+                        tmp_path / "holder.log")
+        RUNNERS.append(holder)
+        wait_starts(work, 1, timeout=30)
+        quorum.cut_member_1()
+        holder.wait_log("stopping the child before the session can expire", timeout=10)
+        holder.wait_log("child exited", timeout=10)
+        quorum.heal_member_1()  # 2-3 s after the cut: before the leader's 4 s and the follower's give-up
+        wait_starts(work, 2, timeout=20)
+        assert overlaps(work) == []
+        assert "same_session=False" not in holder.log(), "the session was meant to survive:\n" + holder.log()
+    finally:
+        while RUNNERS:
+            RUNNERS.pop().stop()
+        quorum.close()
+
+
+def test_after_a_stall_shorter_than_kazoos_patience_the_holder_runs_its_child_again(make_zk_server, tmp_path):
+    """The server stalls (SIGSTOP: a GC pause, a stuck disk) long enough for the fence (with a long
+    stop timeout it acts 0.6 T after the last proof) and not long enough for kazoo to give up on
+    the connection (2/3 T without an answer): no reconnect, the session and the lock are still ours.
+    The child must run again once syncs are answered. Failed before the fix: the runner found its
+    proof stale at the start and then waited for a watch that never fires - the lock held, no child,
+    for ever."""
+    server = make_zk_server()
+    work = tmp_path / "w"
+    holder = Zkherd(["run", "--zk", server.hosts, "--session-timeout", "6", "--stop-timeout", "10",
+                     "--lock", "/stall-lock", "--", *exclusive_child(work, name="holder")], tmp_path / "holder.log")
+    RUNNERS.append(holder)
+    try:
+        wait_starts(work, 1, timeout=30)
+        time.sleep(1.0)  # syncs flow
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            holder.wait_log("stopping the child before the session can expire", timeout=10)
+            holder.wait_log("child exited", timeout=10)
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        wait_starts(work, 2, timeout=20)
+        assert overlaps(work) == []
+    finally:
+        while RUNNERS:
+            RUNNERS.pop().stop()

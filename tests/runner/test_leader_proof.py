@@ -1,7 +1,7 @@
 """core/session.py's lower bound of when the ZooKeeper *leader* last heard of us (pure logic: the
 answers are fed by hand). The behaviour it exists for - a holder on a follower cut off from the
 leader is fenced before the leader expires its session - is tested against a real 3-server
-ensemble in tests/integration/test_review13.py (R2)."""
+ensemble in tests/integration/test_fence_leader.py."""
 
 from __future__ import annotations
 
@@ -49,3 +49,11 @@ def test_the_bound_never_goes_back():
     assert s.last_heard == 103.5
     s.new_connection(99.0)
     assert s.last_heard == 103.5
+
+
+def test_a_sync_answered_too_late_proves_nothing():
+    s = session()
+    s.new_connection(100.0)
+    s.answered(101.0, 101.01)
+    s.answered(104.0, 110.5, sync=True)  # answered after 100 + T: the session may have been closing
+    assert s.last_heard == 100.0

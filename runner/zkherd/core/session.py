@@ -13,8 +13,8 @@ sent before S reached the leader. A request answered at A, with S - A > 0.3*time
 ping that came before S: the leader heard of it, no earlier than the request's send time. The
 connect request is such a proof by itself (the leader makes or revalidates the session).
 
-The fence thread sends the syncs (beat(), one at a time, every timeout/20 at most 1 s) while it
-lives; times are on the boot clock (core/clock.py), which counts a suspend of the host as the
+The fence thread sends the syncs (beat(), one at a time, every timeout/40, at most every 0.5 s)
+while it lives; times are on the boot clock (core/clock.py), which counts a suspend of the host as the
 server does. Kazoo does not expose send and receive times, so we read them from its (debug) log
 records: if a kazoo version logged differently, the bound would stay old and the child would be
 stopped early - safe, and loud.
@@ -66,8 +66,10 @@ class _Traffic(logging.Handler):
             elif msg == "Received Ping":
                 self.session.answered(self.ping_sent, record.created_boot)
             elif msg == "Reading for header %r":
-                sent, sync = self.sent.pop(record.args[0].xid, (None, False))
-                self.session.answered(sent, record.created_boot, sync)
+                header = record.args[0]
+                sent, sync = self.sent.pop(header.xid, (None, False))
+                # a sync answered with an error (a follower's throttle) may never have reached the leader
+                self.session.answered(sent, record.created_boot, sync and header.err == 0)
             elif isinstance(msg, str) and msg.startswith("Session created") and len(record.args) > 2:
                 self.session.timeout = float(record.args[2]) / 1000.0
                 self.session.new_connection(self.sent.pop(None, (None, False))[0])  # the connect request
@@ -94,7 +96,9 @@ class Session:
         self.timeout = settings.session_timeout  # replaced by the negotiated value on connect
         self.last_heard = None  # the leader heard of us no earlier than this (see above)
         self.last_answer = None  # the send time of the newest request our server answered
-        self._answers = collections.deque()  # (sent, answered) of recent requests, for the syncs to prove
+        # (sent, answered) of recent requests, for the syncs to prove; bounded for commands that never
+        # sync (the oldest go first: a proof then comes later, never wrong)
+        self._answers = collections.deque(maxlen=1024)
         self._sync_sent = self._sync_answered = None
         self._lock = threading.Lock()
         self.client = None
@@ -141,6 +145,9 @@ class Session:
             self._answers.append((sent, at))
             if sync:
                 self._sync_sent, self._sync_answered = None, at
+            # a sync answered after the session could have expired proves nothing (the touch may have
+            # reached a leader already closing the session)
+            if sync and self.last_heard is not None and at < self.last_heard + self.timeout:
                 limit = sent - PROOF_GAP * self.timeout  # answered before that: the leader has heard of it
                 proven = [s for s, a in self._answers if a <= limit]
                 if proven:
@@ -163,13 +170,14 @@ class Session:
 
     def beat(self):
         """Send a sync if one is due (from the fence's thread); returns seconds until the next."""
-        every = min(1.0, self.timeout / 20.0)
+        every = min(0.5, self.timeout / 40.0)
         now = clock.now()
         with self._lock:
             if self._sync_sent is not None and now - self._sync_sent < self.timeout:
                 return every  # one at a time: kazoo pings, and notices a dead connection, when we are quiet
             last = max(self._sync_answered or 0.0, self._sync_sent or 0.0)
-            if not self.connected or self.client is None or now - last < every:
+            # kazoo's own flag: the loop's may lag behind a reconnect it has not handled yet
+            if self.client is None or not self.client.connected or now - last < every:
                 return max(0.01, every - (now - last))
             self._sync_sent = now
         try:

@@ -83,6 +83,7 @@ class Cron(Program):
     def start(self, loop):
         self.post = loop.wakeup.post
         self.give_up_at = time.monotonic() + self.opts.timeout
+        loop.fence  # noqa: B018  # its syncs keep the proof through the leader fresh before the job starts
 
     def on_event(self, kind, value):
         if kind == "signal":

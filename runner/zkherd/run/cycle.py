@@ -34,6 +34,7 @@ class Cycle:
         the leader known to have heard of us recently enough that the fence would not act at once.
         Returns seconds until it should be tried again, or None."""
         if self.opts.lock and not self.fence_far(loop):
+            self.holding.dirty = True  # look at the lock again on the next try: it may go meanwhile
             return 0.05
         env = self.holding.child_env(loop, register=self.opts.register_when == "started")
         if env is None:
