@@ -17,6 +17,8 @@ a final look at the end. Each counts its checks and reports violations to the Re
 |           | runs everywhere, the export equals every member's file, a cron tick runs again     |
 | stop      | (at the end) every service stops on SIGTERM within 20 s                            |
 | logs      | (at the end) no zkherd log holds a Python traceback                                |
+| exits     | (harness.supervise) no service exits by itself but with 69 (ZooKeeper unreachable |
+|           | at start): a runner exiting with its child's code means it took a stop for an exit |
 """
 
 from __future__ import annotations

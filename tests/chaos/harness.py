@@ -45,6 +45,7 @@ from tests.support import procs, zkutil
 
 KEEP_TICKS = 20  # zkherd cron keeps the 20 newest tick znodes of a job
 ROLLING_FAILED = ROLLING + "/failed"  # where a rollout records a failed version
+EX_UNAVAILABLE = 69  # zkherd's exit code when ZooKeeper cannot be reached at start (docs/runner.md)
 LAYOUT = {"mutex": 3, "pair": 4, "daemon": 3, "roll": 3, "lockroll": 3, "member": 4, "host": 3}
 
 
@@ -230,6 +231,7 @@ class Chaos:
             if code is None:
                 self.report.violation("stop", "%s did not stop within 20 s of SIGTERM" % name)
         self.report.checked("stop", len(codes))
+        self.report.checked("exits", len(codes))  # and each exit on its own, as it came (supervise)
         deadline = time.monotonic() + 20
         while cluster.fires and time.monotonic() < deadline:
             cluster.reap_fires(hung_after=20)
@@ -310,6 +312,13 @@ class Chaos:
                 self.say("%s exited by itself with code %d; restarting it in 1 s" % (service.name, code))
                 self.report.stats.setdefault("unexpected_exits", []).append(
                     {"service": service.name, "code": code, "at": round(time.monotonic() - self.t0, 1)})
+                # no child of the run exits on its own (an overlap's 99 is the slots' violation) and
+                # no service is asked to: only "ZooKeeper unreachable at start" (69, restarted into a
+                # partition) is an exit of the service's own
+                self.report.checked("exits")
+                if code != EX_UNAVAILABLE:
+                    self.report.violation("exits", "%s exited by itself with code %d (see its log)"
+                                          % (service.name, code))
                 self.at(time.monotonic() + 1.0, self.restart, service, None)
 
     # -- faults ---------------------------------------------------------------------------------

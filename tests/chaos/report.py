@@ -7,7 +7,8 @@ import re
 import time
 from collections import Counter
 
-INVARIANTS = ("slots", "mirror", "export", "cron", "orphans", "znodes", "liveness", "stop", "logs", "harness")
+INVARIANTS = ("slots", "mirror", "export", "cron", "orphans", "znodes", "liveness", "stop", "logs", "exits",
+              "harness")
 
 
 def _count(paths, pattern: str) -> int:
