@@ -47,8 +47,9 @@ def build(chaos) -> dict:
     stats.update({
         "lock_holders": holders,
         "child_starts": {group: len(_lines(cluster.work / group / "starts.log")) for group in cluster.slot_groups()},
-        "fencing_stops": _count(locks, "no contact with ZooKeeper for too long"),
-        "fencing_stops_by_group": {group: _count(by_group[group], "no contact with ZooKeeper for too long")
+        # one line per fence (the reason itself is repeated by the stop and the requeue)
+        "fencing_stops": _count(locks, "stopping the child before the session can expire"),
+        "fencing_stops_by_group": {group: _count(by_group[group], "stopping the child before the session can expire")
                                    for group in cluster.slot_groups()},
         # the daemon's wrapper dies of TERM, its setsid grandchild ignores it: every end of a daemon
         # child (a stop, or the wrapper's exit) leaves the grandchild to containment's SIGKILL
