@@ -281,3 +281,27 @@ def test_config_restart_waits_for_a_daemon_that_is_slow_to_die(zk_server, zk, zk
         zk.set(znode, str(version).encode())
     daemon_of(work, "holder")
     assert overlaps(work) == [], "a daemon was alive when the next child's started"
+
+
+@pytest.mark.parametrize("mode", ["cgroup", "subreaper"])
+def test_a_fenced_child_that_dies_of_the_stop_signal_at_once_is_fenced_not_its_own_exit(
+        zk_server, zk_base, fault_proxy, work, tmp_path, mode):
+    """Found by the chaos run (docs/reliability.md): the fence signals the tree from its own thread
+    and then posts its event; a wrapper that dies of TERM at once (its setsid daemon ignores it) can
+    be reaped by the loop before that event is read. The exit must still count as the fence's doing:
+    the runner waits for ZooKeeper and the lock again, it does not exit with the child's 143."""
+    if mode == "cgroup" and not cgroup_possible():
+        pytest.skip("no cgroup v2 can be made here")
+    lock, proxy = zk_base + "/l", fault_proxy()
+    holder = start_runner(proxy.hosts, lock, work, "holder", "ignores-term", tmp_path, mode=mode, stop_timeout=0.5)
+    for fences in range(1, 4):
+        old = daemon_of(work, "holder")
+        proxy.blackhole()
+        holder.wait_log(r"child exited pid=", count=fences)
+        assert_gone(old, 10, "the fenced holder's daemon")
+        proxy.reset_all()
+        proxy.heal()
+        holder.wait_log(r"started child pid=", count=fences + 1, timeout=30)
+        assert holder.proc.poll() is None, "the runner exited after a fence:\n" + holder.log()[-3000:]
+        assert not holder.has("the child exited with code"), holder.log()[-3000:]
+        assert holder.has("stopping the child before the session can expire")

@@ -17,6 +17,7 @@ class ChildLife:
         self.log = log
         self.loop = self.containment = self.child = None
         self.then = None  # what comes once the tree is gone; EXIT, once set, stays
+        self.fence_acted = False  # the fence signalled the child now reaped (its event may come later)
 
     def open(self, loop):
         self.loop = loop
@@ -40,7 +41,7 @@ class ChildLife:
         """Start the child (ChildError if it cannot be); *fenced*: under the lock, so the fence guards it."""
         child = Child(self.opts.command, env, self.log, self.containment, self.opts.stop_signal)
         child.start()
-        self.child, self.then = child, None
+        self.child, self.then, self.fence_acted = child, None, False
         if fenced:
             self.loop.fence.arm(child, self.opts.stop_timeout)
         return child.pid
@@ -66,6 +67,9 @@ class ChildLife:
         if not self.running or not self.child.exited():
             return None
         self.loop.fence.disarm()
+        # read after disarm: nothing more can fire. The fence signals first and posts its event
+        # after; a child that dies of the signal at once can be reaped before the event is read.
+        self.fence_acted = bool(self.loop.fence.fired)
         return self.child.reap()
 
     def gone(self):

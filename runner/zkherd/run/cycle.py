@@ -15,6 +15,8 @@ from zkherd.run import rollout as wants
 from zkherd.run.child import ChildError
 from zkherd.run.states import State as S
 
+FENCE_WHY = "no contact with ZooKeeper for too long"  # why the fence thread stops a child
+
 
 class Cycle:
     def __init__(self, runner):
@@ -77,11 +79,14 @@ class Cycle:
         """The fence signalled the child from its thread (or the session is gone): state and deadline follow."""
         if not self.life.running:
             return
+        self.enter_fenced(why)
+        self.life.stop(after.REQUEUE, "fencing: " + why, stop_time(self.opts.stop_timeout, self.loop.session.timeout),
+                       deadline=kill_at)
+
+    def enter_fenced(self, why):
         if self.machine.state not in (S.FENCED, S.STOPPING):
             self.log.warning("stopping the child before the session can expire", lock=self.opts.lock, why=why)
             self.machine.to(S.FENCED, why)
-        self.life.stop(after.REQUEUE, "fencing: " + why, stop_time(self.opts.stop_timeout, self.loop.session.timeout),
-                       deadline=kill_at)
 
     def finish(self, code, why, keep_child_code=False):
         """Exit with *code* once the child's tree is gone (at once if there is none)."""
@@ -113,6 +118,11 @@ class Cycle:
     def exited(self, code):
         if self.health is not None:
             self.health.stop()
+        if self.life.then is None and self.life.fence_acted:
+            # the fence stopped it and it died of that before the loop read the fence's event (which
+            # then finds no child): the fence's doing, not an exit of its own
+            self.enter_fenced(FENCE_WHY)
+            self.life.then = after.REQUEUE
         if self.life.then is not None:
             return  # we stopped it: a restart, a lost lock, the fence, or the runner's own exit
         why = "the child exited with code %d" % code

@@ -30,7 +30,7 @@ from zkherd.run import childlife as after
 from zkherd.run import rollout as wants
 from zkherd.run.alerts import Alerts
 from zkherd.run.childlife import ChildLife
-from zkherd.run.cycle import Cycle
+from zkherd.run.cycle import FENCE_WHY, Cycle
 from zkherd.run.health import HEALTHY, UNHEALTHY, Health
 from zkherd.run.holding import HELD, Holding
 from zkherd.run.rollout import Rollout
@@ -80,7 +80,7 @@ class Runner(Program):
         elif kind == "lock":
             self.holding.dirty = True
         elif kind == "fence":  # the fence thread acted; its deadline is on the boot clock
-            self.cycle.fenced(time.monotonic() + (value[1] - clock.now()), "no contact with ZooKeeper for too long")
+            self.cycle.fenced(time.monotonic() + (value[1] - clock.now()), FENCE_WHY)
         elif self.rollout is not None:
             self.rollout.on_event(kind)
 
