@@ -103,9 +103,6 @@ class Cycle:
     def reap(self):
         """Collect the child's exit; once its whole tree is gone, go where its exit leads. Returns
         seconds until it should be looked at again (its tree is dying), or None."""
-        if self.life.then is None and self.life.running and self.loop.fence.fired and self.life.child.exited():
-            # the fence's stop ended the child before its event reached the loop: a fence stop all the same
-            self.fenced(time.monotonic(), "no contact with ZooKeeper for too long")
         code = self.life.reap()
         if code is not None:
             self.exited(code)
