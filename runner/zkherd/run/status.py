@@ -9,14 +9,14 @@ def status_line(runner):
     """(STATUS text or None, whether the service counts as started): READY=1 once the child runs, or
     the runner is queued for the lock (a standby is a started service: `systemctl start` must not
     wait for the lock), or waits for mirrored znodes that do not exist yet."""
-    state, child, connected = runner.machine.state, runner.child, runner.loop.connected
-    lock = " (lock %s)" % runner.opts.lock if runner.lock is not None else ""
-    if child is not None and child.running:
+    state, life, connected = runner.machine.state, runner.life, runner.loop.connected
+    lock = runner.holding.lock if runner.holding is not None else None
+    if life.running:
         if state in (S.STOPPING, S.FENCED, S.RESTARTING):
-            status = "stopping pid %d: %s" % (child.pid, runner.machine.why)
+            status = "stopping pid %d: %s" % (life.pid, runner.machine.why)
         else:
-            status = "running pid %d%s" % (child.pid, lock)
-    elif state == S.QUEUED and runner.lock is not None and runner.lock.place is not None:
+            status = "running pid %d%s" % (life.pid, " (lock %s)" % runner.opts.lock if lock is not None else "")
+    elif state == S.QUEUED and lock is not None and lock.place is not None:
         status = "waiting for lock %s" % runner.opts.lock
     elif state == S.WAITING_CONFIG and runner.rollout is not None and runner.rollout.sync.waiting:
         status = runner.rollout.sync.waiting
