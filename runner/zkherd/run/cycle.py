@@ -5,6 +5,8 @@ it moves through are the runner's (run/states.py); the parts it uses report and 
 
 from __future__ import annotations
 
+import time
+
 from zkherd.core import exits
 from zkherd.core.fence import stop_time
 from zkherd.core.shellcmd import command_env
@@ -74,6 +76,10 @@ class Cycle:
     def reap(self):
         """Collect the child's exit; once its whole tree is gone, go where its exit leads. Returns
         seconds until it should be looked at again (its tree is dying), or None."""
+        if self.opts.lock and self.life.running and self.life.then is None and self.loop.fence.fired:
+            # The fence stopped it from its thread, and it may die before the fence's event comes:
+            # it was fenced, it did not exit on its own (the runner queues again, it does not exit).
+            self.fenced(time.monotonic(), "no contact with ZooKeeper for too long")
         code = self.life.reap()
         if code is not None:
             self.exited(code)
