@@ -71,8 +71,13 @@ class Launcher:
     def go(self, env):
         """Run the command with environment *env* (its own, without the containment's mark); returns
         the Popen of the command's process, or None if the launcher ended before it could be told."""
+        line = env_line(self.env, self.containment.environ(env)).encode("utf-8", "surrogateescape")
+        if b"\n" in line[:-1]:  # a value with a newline (no znode path has one) would not fit in a line
+            self.dismiss()
+            return None
         try:
-            os.write(self.pipe, env_line(self.env, self.containment.environ(env)).encode("utf-8", "surrogateescape"))
+            while line:  # one write but for a line longer than the pipe's buffer
+                line = line[os.write(self.pipe, line):]
         except OSError:  # EPIPE: it ended meanwhile
             self.dismiss()
             return None
