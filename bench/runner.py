@@ -7,14 +7,17 @@ and the runner's memory.
 - the start of a trivial child alone, through the runner's own path (run/child.py Child and
   run/containment.py Containment: its cgroup wrapper or subreaper, setpriv's parent-death signal):
   `true` from start() to its exit, and the handover's child from start() to its first stamp; back
-  to back, and 0.3 s apart (a start after a quiet spell costs more in cgroup mode);
+  to back, and 0.3 s apart (a start after a quiet spell costs more in cgroup mode); and the
+  handover's child through a prespawned launcher (run/launcher.py), as the runner starts it once
+  it has waited for the lock;
 - clean handover, as an operator does it: SIGTERM to the holder's runner -> the standby's child
   runs (its first stamp, `date +%s.%N`, CLOCK_REALTIME like the moment of the kill). The target
   (issue 13): p50 at most raw kazoo + the child's start + 3 ms;
 - clean handover when the holder's command exits by itself (the figure of earlier reports);
 - crash handover: SIGKILL of the holder's runner -> the standby's command runs, beside the
   negotiated session timeout (the server must expire the session first);
-- resident memory of a runner wrapping `sleep`, beside a bare Python that imported kazoo.
+- resident memory of a runner wrapping `sleep`, beside a bare Python that imported kazoo (the
+  target's reference) and one whose KazooClient is connected (what any kazoo program pays more).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ def stamp(path):
 
 
 STEPS = ("SIGTERM -> the holder's child is reaped", "-> the standby has the lock",
-         "-> the standby's child is started (Popen returned)", "-> the child runs (its first stamp)")
+         "-> the standby's child is started (its prespawned launcher told)", "-> the child runs (its first stamp)")
 
 
 def term_handovers(hosts, work, trials, session_timeout=10):
@@ -135,7 +138,8 @@ def raw_kazoo(hosts, trials):
 
 def child_starts(work, trials, pause=0.0):
     """The runner's own way to start a child (Child + Containment), with nothing else around it:
-    ([`true`: start() -> exited], [the handover's child: start() -> its first stamp]) in ms, the
+    ([`true`: start() -> exited], [the handover's child: start() -> its first stamp], [the same
+    through a launcher prespawned *pause* s before (at least 50 ms), as at a handover]) in ms, the
     starts *pause* seconds apart (in cgroup mode a start after a quiet spell costs more: see
     docs/benchmarks.md)."""
     from zkherd.core.logs import Log
@@ -147,7 +151,7 @@ def child_starts(work, trials, pause=0.0):
         log = Log("text", 0, stream=stream)
         containment = Containment(log, "zkherd-bench")
         try:
-            to_exit, to_stamp = [], []
+            to_exit, to_stamp, prespawned = [], [], []
             for i in range(trials):
                 time.sleep(pause)
                 child = Child(["true"], command_env(), log, containment)
@@ -155,7 +159,7 @@ def child_starts(work, trials, pause=0.0):
                 child.start()
                 os.waitpid(child.pid, 0)
                 to_exit.append(1000 * (time.monotonic() - began))
-                child.proc.returncode = 0  # reaped here, not by Popen
+                child.proc.returncode = 0  # reaped here, not by its poll()
                 containment.sweep(5.0)
                 time.sleep(pause)
                 path = work / ("cs%d-%g.start" % (i, pause))
@@ -166,7 +170,18 @@ def child_starts(work, trials, pause=0.0):
                 child.proc.returncode = 0
                 to_stamp.append(1000 * (stamp(path) - began))
                 containment.sweep(5.0)
-            return to_exit, to_stamp, containment.mode
+            for i in range(trials):  # apart from the others: its wait would make their starts "after a quiet spell"
+                path = work / ("cl%d-%g.start" % (i, pause))
+                child = Child(["sh", "-c", "date +%%s.%%N > %s" % path], command_env(), log, containment)
+                launcher = child.prespawn()
+                time.sleep(max(pause, 0.05))  # it has entered the cgroup and waits
+                began = time.time()
+                child.start(launcher)
+                os.waitpid(child.pid, 0)
+                child.proc.returncode = 0
+                prespawned.append(1000 * (stamp(path) - began))
+                containment.sweep(5.0)
+            return to_exit, to_stamp, prespawned, containment.mode
         finally:
             containment.close()
 
@@ -207,13 +222,16 @@ def memory(hosts, work):
         time.sleep(1.0)
         ours = rss_kib(runner.pid)
         runner.stop()
-    for _round in ("warm-up", "measured"):
-        bare = subprocess.Popen([sys.executable, "-c", "import kazoo.client, time; time.sleep(1000)"], env=env)
-        time.sleep(1.5)
-        theirs = rss_kib(bare.pid)
-        bare.kill()
-        bare.wait()
-    return ours, theirs
+    bare = {}
+    for name, code in (("imported", ""), ("connected", "c = kazoo.client.KazooClient(%r); c.start(); " % hosts)):
+        for _round in ("warm-up", "measured"):
+            proc = subprocess.Popen([sys.executable, "-c", "import kazoo.client, time; %stime.sleep(1000)" % code],
+                                    env=env)
+            time.sleep(1.5)
+            bare[name] = rss_kib(proc.pid)
+            proc.kill()
+            proc.wait()
+    return ours, bare["imported"], bare["connected"]
 
 
 def row(what, values, reference, unit="ms", digits=1):
@@ -229,12 +247,12 @@ def main():
     args = parser.parse_args()
     with scratch_server() as (server, work):
         raw = raw_kazoo(server.hosts, args.trials)
-        to_exit, to_stamp, mode = child_starts(work, args.trials)
-        quiet_exit, quiet_stamp, _mode = child_starts(work, max(5, args.trials // 3), pause=QUIET)
+        to_exit, to_stamp, prespawned, mode = child_starts(work, args.trials)
+        quiet_exit, quiet_stamp, _prespawned, _mode = child_starts(work, max(5, args.trials // 3), pause=QUIET)
         term, steps = term_handovers(server.hosts, work, args.trials)
         clean = exit_handovers(server.hosts, work, args.trials)
         crash = crash_handovers(server.hosts, work, args.crash_trials)
-        ours, theirs = memory(server.hosts, work)
+        ours, theirs, connected = memory(server.hosts, work)
     target = statistics.median(raw) + statistics.median(to_stamp) + HANDOVER_SLACK_MS
     verdict = "met" if statistics.median(term) <= target else "NOT met"
     print("| measurement | p50 | p99 | max | target / reference |")
@@ -244,6 +262,8 @@ def main():
               "reference"))
     print(row("child start alone, back to back: the handover's child, start -> its first stamp", to_stamp,
               "reference: the child start of the target"))
+    print(row("child start alone, through a prespawned launcher (as at a handover): start -> its first stamp",
+              prespawned, "reference"))
     print(row("child start alone, %.1f s apart: `true`, start -> exited" % QUIET, quiet_exit, "reference"))
     print(row("child start alone, %.1f s apart: the handover's child, start -> its first stamp" % QUIET, quiet_stamp,
               "reference"))
@@ -265,6 +285,8 @@ def main():
     print("| `zkherd run --lock ... -- sleep 1000` (the runner process) | %d | within 1536 KiB of bare Python: "
           "%s (%+d KiB) |" % (ours, "met" if ours - theirs <= 1536 else "NOT met", ours - theirs))
     print("| bare Python that imported kazoo.client | %d | reference |" % theirs)
+    print("| bare Python with a connected KazooClient (its threads; the idna codec that resolving a host name "
+          "loads) | %d | reference (%+d KiB) |" % (connected, connected - theirs))
 
 
 if __name__ == "__main__":

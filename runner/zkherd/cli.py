@@ -9,6 +9,7 @@ denies access (ACL, credentials).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
@@ -62,8 +63,39 @@ def redact(text):
     return text
 
 
+# argparse looks up a translation of each of its messages through gettext, which imports locale for
+# that (half a megabyte of alias tables, kept by a runner that stays up for months) to look for
+# translations that Python does not ship: its English strings, directly.
+argparse._ = lambda message: message
+argparse.ngettext = lambda singular, plural, n: singular if n == 1 else plural
+
+
+def _columns():
+    """shutil.get_terminal_size().columns, without importing shutil (and the three compression
+    modules it brings: the runner's memory)."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class Formatter(argparse.HelpFormatter):
+    """argparse makes one for every add_argument(): its own would import shutil each time."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+
+
 class Parser(argparse.ArgumentParser):
     command_in_config = False  # `command:` is a key of its config file (run, cron)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         """argparse's messages, with `--opt=VALUE` words (a misspelt --auth=...) as `--opt=...`."""

@@ -56,3 +56,21 @@ def test_descendants_from_a_process_table():
     assert proctable.descendants({20, 10}, table) == {10, 11, 12, 20, 21}
     assert proctable.descendants({99}, table) == {99}
     assert proctable.dead("Z") and not proctable.dead("S")
+
+
+def test_launcher_env_line_is_one_line_that_sh_turns_into_the_new_environment():
+    """The prespawned launcher (run/launcher.py) evals this line: any value comes through as it is
+    (quotes, `$`, backslashes, backticks, spaces), what went is unset, what stayed is not repeated."""
+    import subprocess
+
+    from zkherd.run.launcher import env_line
+
+    before = {"KEEP": "same", "GONE": "x", "PATH": "/usr/bin:/bin"}
+    after = {"KEEP": "same", "PATH": "/usr/bin:/bin", "ZKHERD_LOCK_PATH": "/l/it's a $lock \\ `x` \"q\"/lock-1",
+             "ZKHERD_FENCING_TOKEN": "42"}
+    line = env_line(before, after)
+    assert line.endswith("\n") and line.count("\n") == 1 and "KEEP" not in line
+    shown = subprocess.run(["/bin/sh", "-c", 'eval "$0"; env', line], env=before, capture_output=True, text=True)
+    got = dict(entry.split("=", 1) for entry in shown.stdout.splitlines() if "=" in entry)
+    assert {name: got.get(name) for name in after} == after and "GONE" not in got
+    assert env_line(after, after) == ":\n"

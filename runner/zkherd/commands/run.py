@@ -6,7 +6,6 @@ import argparse
 import os
 import socket
 
-from zkherd.common.tree import MAX_VALUE_BYTES
 from zkherd.core.argtypes import FILE_MODE_HELP, file_mode, parse_signal, seconds, znode_path
 from zkherd.core.settings import ConfigError, read_bounded
 
@@ -167,6 +166,8 @@ def mirror_pairs(items, option, form):
 
 def read_data(value):
     if value.startswith("@"):
+        from zkherd.common.tree import MAX_VALUE_BYTES  # here: the tree code is for other commands (memory)
+
         try:
             return read_bounded(value[1:], MAX_VALUE_BYTES, "--data file")  # it becomes a znode's data
         except OSError as exc:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import stat
 
-from zkherd.common import acl, codec, tree
+from zkherd.common import acl, codec
 from zkherd.common.connection import Settings
 
 
@@ -35,8 +35,10 @@ def read_bounded(path, limit, what):
 
 
 def load_file(path):
+    from zkherd.common.tree import MAX_FILE_BYTES  # here: the tree code is for other commands (memory of `run`)
+
     try:
-        text = read_bounded(path, tree.MAX_FILE_BYTES, "config file").decode("utf-8")
+        text = read_bounded(path, MAX_FILE_BYTES, "config file").decode("utf-8")
     except OSError as exc:
         raise ConfigError("cannot read config file %s: %s" % (path, exc.strerror)) from None
     except UnicodeDecodeError:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 
 from zkherd.core import ownprocs
@@ -36,8 +35,7 @@ class Task:
         self.done = None
         self.timed_out = False
         try:
-            self.proc = ownprocs.popen(["/bin/sh", "-c", command], env=env, start_new_session=True,
-                                       stdin=subprocess.DEVNULL, close_fds=True)
+            self.proc = ownprocs.spawn(["/bin/sh", "-c", command], env, devnull=(0,))
         except OSError as exc:
             self.proc = None
             self.done = 127

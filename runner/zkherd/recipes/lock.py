@@ -149,7 +149,11 @@ class Lock:
             self._enqueue()
         if self.token is None:  # also when a try was cut off right after the transaction
             self._watch_own()
-        children, folder = self._get(self.client.get_children_async(self.path, include_data=True))
+        # Our own nodes are looked at (and watched) in the same round trip as the line: if we hold
+        # the lock, the child may start without another one (see still_held()).
+        look = self.client.get_children_async(self.path, include_data=True)
+        own = self._look_at_own(self.client)
+        children, folder = self._get(look)
         self.foreign.folder_is(folder.czxid)
         line, runs = in_order(children, QUEUE), in_order(children, RUN)
         if self.place not in line or self.run not in runs:
@@ -164,7 +168,7 @@ class Lock:
             # We hold it: watch our own nodes (again) before the child may start. A connection
             # loss clears every watch - kazoo does not set them again on the new connection - and
             # a deletion by hand must still reach us while the child runs.
-            if not self.still_held(self.client):
+            if not self._held(self.client, own):
                 raise LockLost("one of our lock nodes (%s, %s) is gone" % (self.place, self.run))
             return True
         if not set(waiting_for) & set(line):
@@ -205,7 +209,12 @@ class Lock:
     def still_held(self, client):
         """After a watch fired while holding: are our lock- and run- nodes both still there, and
         still ours (not a node of the same name made by someone else after deleting ours)?"""
-        pending = [client.exists_async(paths.join(self.path, n), watch=self._watch) for n in (self.place, self.run)]
+        return self._held(client, self._look_at_own(client))
+
+    def _look_at_own(self, client):
+        return [client.exists_async(paths.join(self.path, n), watch=self._watch) for n in (self.place, self.run)]
+
+    def _held(self, client, pending):
         held = all(self._owned(client, self._get(p)) for p in pending)
         self.lost = self.lost or not held
         return held

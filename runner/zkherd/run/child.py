@@ -7,21 +7,35 @@ is released only then (promise 1), so a daemon that outlives its wrapper script 
 the next holder's. When the main process ends, what is left of its tree is killed at once; a new
 child starts only once the tree of the one before is gone (a killed process may take a while to
 exit - freeing much memory, say - and holds its files and locks until then).
+
+It is started anew (posix_spawn, core/ownprocs.py), or, after a wait for the lock, through the
+launcher prespawned meanwhile (run/launcher.py): the handover then only execs the command.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 
 from zkherd.core import ownprocs
+from zkherd.run.launcher import Launcher
+
+
+def which(name, path=None):
+    """The executable *name* as found in *path* (PATH's syntax; a name with a slash as it is), or
+    None. (shutil.which, without shutil's import of three compression modules.)"""
+    candidates = [name] if "/" in name else [os.path.join(folder or ".", name)
+                                              for folder in (path or os.defpath).split(os.pathsep)]
+    return next((c for c in candidates if os.access(c, os.X_OK) and not os.path.isdir(c)), None)
+
 
 # setpriv (util-linux) sets the parent-death signal and then execs the command, so the child dies
 # with the runner even when the runner is SIGKILLed, without running Python between fork and exec.
 # Without setpriv, prctl() is called between fork and exec instead (resolved here, beforehand).
-SETPRIV = shutil.which("setpriv")
+SETPRIV = which("setpriv", os.environ.get("PATH"))
+SETPRIV = os.path.abspath(SETPRIV) if SETPRIV else None
+PDEATHSIG = [SETPRIV, "--pdeathsig", "KILL", "--"] if SETPRIV else []
 _PR_SET_PDEATHSIG = 1
 LEFTOVERS_TIMEOUT = 5.0  # how long a new child waits for the tree of the one before to be gone
 
@@ -69,25 +83,49 @@ class Child:
     def pid(self):
         return self.proc.pid if self.proc is not None else None
 
-    def start(self):
-        if shutil.which(self.argv[0], path=self.env.get("PATH", os.defpath)) is None:
+    def findable(self):
+        return which(self.argv[0], self.env.get("PATH", os.defpath)) is not None
+
+    def prespawn(self):
+        """A launcher for this command (run/launcher.py), started now, run by start() later; None
+        without setpriv (the launcher is spawned without Python between fork and exec)."""
+        return Launcher(self.argv, self.env, self.containment, PDEATHSIG) if SETPRIV else None
+
+    def start(self, launcher=None):
+        """Start the command: through *launcher* (prespawned, alive, and nothing else in the tree) if
+        given, else anew. The launcher is used up either way."""
+        if not self.findable():
+            if launcher is not None:
+                launcher.dismiss()
             raise ChildError("cannot start %s: command not found or not executable" % self.argv[0])
-        if not self.containment.empty() and not self.containment.sweep(LEFTOVERS_TIMEOUT):
-            raise ChildError("cannot start %s: processes of the command before are still alive %.0f s after "
-                             "SIGKILL" % (self.argv[0], LEFTOVERS_TIMEOUT))
-        argv = ([SETPRIV, "--pdeathsig", "KILL", "--"] if SETPRIV else []) + list(self.argv)
-        try:
-            self.proc = ownprocs.popen(self.containment.wrap(argv), env=self.containment.environ(self.env),
-                                       start_new_session=True, close_fds=True,
-                                       preexec_fn=None if SETPRIV else _die_with_parent())
-        except OSError as exc:
-            raise ChildError("cannot start %s: %s" % (self.argv[0], exc.strerror)) from None
-        self.containment.started(self.proc.pid)
+        if launcher is not None and not (launcher.alive() and self.containment.only(launcher.pid)):
+            launcher.dismiss()
+            launcher = None
+        self.proc = launcher.go(self.env) if launcher is not None else None
+        prespawned = self.proc is not None
+        if not prespawned:
+            self._spawn()
         self.started_at = time.monotonic()
         self.returncode = None
         self.stop_deadline = None
-        self.log.info("started child", pid=self.proc.pid, command=" ".join(self.argv))
+        self.log.info("started child", pid=self.proc.pid, command=" ".join(self.argv),
+                      prespawned=prespawned)
         return self.proc.pid
+
+    def _spawn(self):
+        if not self.containment.empty() and not self.containment.sweep(LEFTOVERS_TIMEOUT):
+            raise ChildError("cannot start %s: processes of the command before are still alive %.0f s after "
+                             "SIGKILL" % (self.argv[0], LEFTOVERS_TIMEOUT))
+        argv, env = self.containment.wrap(PDEATHSIG + list(self.argv)), self.containment.environ(self.env)
+        try:
+            if SETPRIV:  # argv[0] is setpriv or /bin/sh: a path
+                self.proc = ownprocs.spawn(argv, env)
+            else:
+                self.proc = ownprocs.popen(argv, env=env, start_new_session=True, close_fds=True,
+                                           preexec_fn=_die_with_parent())
+        except OSError as exc:
+            raise ChildError("cannot start %s: %s" % (self.argv[0], exc.strerror)) from None
+        self.containment.started(self.proc.pid)
 
     def signal(self, signum):
         """Forward *signum* (HUP, USR1, USR2) to the child's process group, as a shell would."""

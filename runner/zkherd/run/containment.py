@@ -24,11 +24,8 @@ is the runner's own process (core/ownprocs.py), never swept; if it dies, the run
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import secrets
 import signal
-import subprocess
 import time
 
 from zkherd.core import ownprocs
@@ -40,7 +37,8 @@ MARK = "ZKHERD_CONTAINMENT"
 
 # The child enters its cgroup before it runs anything: writing 0 to cgroup.procs moves the writer.
 # A cgroup the guard has removed (the runner died meanwhile) cannot be entered: the command never runs.
-_ENTER = 'echo 0 2>/dev/null >"$0" || { echo "zkherd: cannot enter the cgroup $0" >&2; exit 126; }; exec "$@"'
+_ENTER_ONLY = 'echo 0 2>/dev/null >"$0" || { echo "zkherd: cannot enter the cgroup $0" >&2; exit 126; }; '
+_ENTER = _ENTER_ONLY + 'exec "$@"'
 # $0: the child's cgroup. Kill it until it is empty (cgroup.kill, or process by process before
 # Linux 5.14), then remove it; give up after 10 s (a process stuck in the kernel).
 _GUARD_CGROUP = r'''
@@ -79,12 +77,20 @@ def request_mode(mode):
     _requested = mode
 
 
+def _become_subreaper(log):
+    import ctypes  # here: cgroup mode does without it (and its memory)
+
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0):
+        log.warning("cannot become a child subreaper: orphans of the command go to init, out of reach",
+                    error=os.strerror(ctypes.get_errno()))
+
+
 class Containment:
     """What the Child uses to start, signal and sweep the child's whole process tree."""
 
     def __init__(self, log, name, allow_cgroup=True, mode=None):
         self.log = log
-        self.mark = "%s=%d.%s" % (MARK, os.getpid(), secrets.token_hex(8))
+        self.mark = "%s=%d.%s" % (MARK, os.getpid(), os.urandom(8).hex())
         self.cgroup = None
         self.pgid = None  # the child's process group, while its leader is not reaped
         wanted = mode or _requested
@@ -97,9 +103,8 @@ class Containment:
         self.mode = CGROUP if self.cgroup is not None else SUBREAPER
         if wanted == CGROUP and self.mode != CGROUP:
             log.warning("--containment cgroup: no cgroup could be made, using a child subreaper", why=why)
-        if self.mode == SUBREAPER and ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0):
-            log.warning("cannot become a child subreaper: orphans of the command go to init, out of reach",
-                        error=os.strerror(ctypes.get_errno()))
+        if self.mode == SUBREAPER:
+            _become_subreaper(log)
         self.guard = self.guard_pipe = None
         self._start_guard()
         log.info("child containment", mode=self.mode, cgroup=self.cgroup or "-",
@@ -112,6 +117,12 @@ class Containment:
         if self.mode == CGROUP:
             return ["/bin/sh", "-c", _ENTER, cgroups.procs_file(self.cgroup), *argv]
         return list(argv)
+
+    def wrap_waiting(self, script, args):
+        """The argv of `sh -c script` with *args* as "$@", run inside the containment (see run/launcher.py)."""
+        if self.mode == CGROUP:
+            return ["/bin/sh", "-c", _ENTER_ONLY + script, cgroups.procs_file(self.cgroup), *args]
+        return ["/bin/sh", "-c", script, "zkherd-launcher", *args]
 
     def environ(self, env):
         """The child's environment: with the mark the guard finds its descendants by (subreaper mode)."""
@@ -138,8 +149,7 @@ class Containment:
         script, arg = ((_GUARD_CGROUP, self.cgroup) if self.mode == CGROUP else (_GUARD_SUBREAPER, self.mark))
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
         try:
-            self.guard = ownprocs.popen(["/bin/sh", "-c", script, arg], stdin=read_end, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+            self.guard = ownprocs.spawn(["/bin/sh", "-c", script, arg], fds={read_end: 0}, devnull=(1, 2))
         except OSError as exc:
             os.close(write_end)
             self.log.warning("cannot start the guard process; a SIGKILLed runner may leave descendants",
@@ -219,6 +229,10 @@ class Containment:
                 return True
         return not self.pids()
 
+    def only(self, pid):
+        """True if nothing of the tree is alive but *pid* (a prespawned launcher, run/launcher.py)."""
+        return not (self.pids() - {pid})
+
     def reap_orphans(self):
         """Collect the exit status of orphans that became our children (subreaper mode), never of a
         process the runner started on purpose (core/ownprocs.py); look after the guard."""
@@ -260,8 +274,7 @@ class Containment:
             os.close(self.guard_pipe)
             self.guard_pipe = None
         if guard is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                guard.wait(timeout=1.0)
+            guard.wait(timeout=1.0)
             ownprocs.forget(guard.pid)
         if self.cgroup is not None:
             with contextlib.suppress(OSError):

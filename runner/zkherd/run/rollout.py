@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import time
 
-from zkherd.configfiles import sync as outcomes
-from zkherd.configfiles.sync import ConfigSync
 from zkherd.recipes.lock import Lock, LockLost
 from zkherd.run.failedversion import FailedVersions
 from zkherd.run.health import HEALTHY
@@ -35,8 +33,12 @@ class Rollout:
         self.opts = opts
         self.log = log
         self.alerts = alerts
-        self.sync = ConfigSync(opts.mirror, opts.mirror_dir, opts.check_cmd, opts.check_timeout, opts.change_delay,
-                               loop.wakeup.post, log, opts.file_mode)
+        # Imported here: a runner without --mirror/--template does without them (and their memory).
+        from zkherd.configfiles import sync as outcomes
+
+        self.outcomes = outcomes
+        self.sync = outcomes.ConfigSync(opts.mirror, opts.mirror_dir, opts.check_cmd, opts.check_timeout,
+                                        opts.change_delay, loop.wakeup.post, log, opts.file_mode)
         self.rolling = self.failed_versions = None
         if opts.rolling_lock:
             self.rolling = Lock(opts.rolling_lock, opts.rolling_slots, opts.id, loop.wakeup, log, loop.op_timeout,
@@ -142,7 +144,7 @@ class Rollout:
         return self.look(loop, child_up, learn=False)
 
     def look(self, loop, child_up, learn):
-        sync = self.sync
+        sync, outcomes = self.sync, self.outcomes
         outcome = sync.look(loop, self.failed_versions if learn else None)
         if outcome == outcomes.MOVING:
             return 0.1, None

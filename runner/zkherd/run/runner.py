@@ -113,6 +113,7 @@ class Runner(Program):
                              child_stops_in="%.3fs" % left if left is not None else "never")
         elif state == KazooState.LOST:
             self.log.warning("the ZooKeeper session expired; a new one will be made")
+            self.life.dismiss()  # our place in the line went with the session
             self.holding.session_lost()
             if self.rollout is not None:
                 self.rollout.session_lost()
@@ -130,6 +131,8 @@ class Runner(Program):
             if loop.connected and loop.session.may_talk():
                 due.append(self.zookeeper_turn(loop))
             due += [self.poll_health(), self.cycle.check_wait_timeout()]  # health after: a new child's first check
+        if self.machine.state != S.QUEUED or self.cycle.exit_with is not None:
+            self.life.dismiss()  # a prespawned launcher waits only while the runner waits for the lock
         if self.machine.state == S.EXITING:
             self.exit_code = self.cycle.exit_with
             return None
@@ -166,6 +169,8 @@ class Runner(Program):
         elif self.opts.no_wait and self.holding.lock.place is not None:
             self.log.warning("lock is held elsewhere and --no-wait was given", lock=self.opts.lock)
             self.cycle.finish(exits.TEMPFAIL, "the lock is held elsewhere")
+        elif self.holding.lock.place is not None:  # in the line: the handover only has to exec the command
+            due = _sooner(due, self.life.prespawn())
         return due
 
     def act(self, action):
