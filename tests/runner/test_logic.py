@@ -230,7 +230,7 @@ def test_whose_node_it_is_is_not_told_without_a_connection():
 
     client = KazooClient("127.0.0.1:1")  # never started: no live connection
     with pytest.raises(ConnectionLoss):
-        lock.Lock._owned(client, Stat())
+        lock.owned(client, Stat())
 
 
 def test_names_with_an_attempt_token_keep_the_order_of_their_sequence():

@@ -58,13 +58,9 @@ class LockLost(Exception):
 
 class Lock:
     def __init__(self, path, slots, ident, wakeup, log, op_timeout, event="lock", on_foreign=None):
-        self.path = path
+        self.path, self.slots, self.ident = path, slots, ident.encode("utf-8")
         self.event = event  # what our watches post to the main loop
-        self.slots = slots
-        self.ident = ident.encode("utf-8")
-        self.wakeup = wakeup
-        self.log = log
-        self.op_timeout = op_timeout
+        self.wakeup, self.log, self.op_timeout = wakeup, log, op_timeout
         self.client = None
         self.place = None  # our lock- node name
         self.run = None  # our run- node name
@@ -86,8 +82,8 @@ class Lock:
 
     @property
     def engaged(self):
-        """We have nodes in the lock, or may have (a transaction got no answer): release() before letting go."""
-        return self.place is not None or self.run is not None or self.attempt is not None
+        """We have nodes in the lock, or may have (a transaction got no answer): release() first."""
+        return any(x is not None for x in (self.place, self.run, self.attempt))
 
     def step(self, client):
         """Move towards holding; True when our child may run now. Called on every event."""
@@ -138,7 +134,7 @@ class Lock:
         client = self.client
         pending = [client.exists_async(paths.join(self.path, n), watch=self._watch) for n in (self.run, self.place)]
         stat, held = [self._get(p) for p in pending]
-        if not (self._owned(client, stat) and self._owned(client, held)):
+        if not (owned(client, stat) and owned(client, held)):
             self.lost = True
             raise LockLost("our lock nodes were deleted as soon as they were made")
         self.token = stat.czxid
@@ -215,7 +211,7 @@ class Lock:
         return [client.exists_async(paths.join(self.path, n), watch=self._watch) for n in (self.place, self.run)]
 
     def _held(self, client, pending):
-        held = all(self._owned(client, self._get(p)) for p in pending)
+        held = all(owned(client, self._get(p)) for p in pending)
         self.lost = self.lost or not held
         return held
 
@@ -228,7 +224,7 @@ class Lock:
         names = [n for n in (self.run, self.place) if n]
         if self.lost:  # someone deleted one of them and may have made a node of the same name
             pending = [(n, client.exists_async(paths.join(self.path, n))) for n in names]
-            names = [n for n, result in pending if self._owned(client, self._get(result))]
+            names = [n for n, result in pending if owned(client, self._get(result))]
         if names:
             txn = client.transaction()
             for name in names:
@@ -253,14 +249,15 @@ class Lock:
             self.log.debug("could not leave the lock yet, trying again", lock=self.path, error=type(exc).__name__)
             return False
 
-    @staticmethod
-    def _owned(client, stat):
-        owner = session_id(client)
-        if owner is None:  # no live connection: whose node it is cannot be told now
-            raise ConnectionLoss("no connection to ZooKeeper")
-        return stat is not None and stat.ephemeralOwner == owner
-
     def forget_session(self):
         """The session expired: the server deleted our ephemeral nodes."""
         self.place = self.run = self.token = self.attempt = None
         self.lost = False
+
+
+def owned(client, stat):
+    """The node of *stat* is there and is our session's (ConnectionLoss if that cannot be told now)."""
+    owner = session_id(client)
+    if owner is None:  # no live connection: whose node it is cannot be told now
+        raise ConnectionLoss("no connection to ZooKeeper")
+    return stat is not None and stat.ephemeralOwner == owner

@@ -11,7 +11,7 @@ from zkherd.core import clock, exits
 from zkherd.core.fence import stop_time
 from zkherd.core.shellcmd import command_env
 from zkherd.run import childlife as after
-from zkherd.run import rollout as wants
+from zkherd.run import wants
 from zkherd.run.child import ChildError
 from zkherd.run.states import State as S
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import time
 
+from zkherd.configfiles import sync as outcomes
+from zkherd.configfiles.sync import ConfigSync
 from zkherd.recipes.lock import Lock, LockLost
 from zkherd.run.failedversion import FailedVersions
 from zkherd.run.health import HEALTHY
-
-IDLE, WAITING, APPLYING, PAUSED = "idle", "waiting for the rolling lock", "applying", "paused"
-START, RESTART, RELOAD = "start", "restart", "reload"  # what the runner is asked to do
+from zkherd.run.wants import APPLYING, IDLE, PAUSED, RELOAD, RESTART, START, WAITING
 
 
 class Rollout:
@@ -33,12 +33,8 @@ class Rollout:
         self.opts = opts
         self.log = log
         self.alerts = alerts
-        # Imported here: a runner without --mirror/--template does without them (and their memory).
-        from zkherd.configfiles import sync as outcomes
-
-        self.outcomes = outcomes
-        self.sync = outcomes.ConfigSync(opts.mirror, opts.mirror_dir, opts.check_cmd, opts.check_timeout,
-                                        opts.change_delay, loop.wakeup.post, log, opts.file_mode)
+        self.sync = ConfigSync(opts.mirror, opts.mirror_dir, opts.check_cmd, opts.check_timeout, opts.change_delay,
+                               loop.wakeup.post, log, opts.file_mode)
         self.rolling = self.failed_versions = None
         if opts.rolling_lock:
             self.rolling = Lock(opts.rolling_lock, opts.rolling_slots, opts.id, loop.wakeup, log, loop.op_timeout,
@@ -144,7 +140,7 @@ class Rollout:
         return self.look(loop, child_up, learn=False)
 
     def look(self, loop, child_up, learn):
-        sync, outcomes = self.sync, self.outcomes
+        sync = self.sync
         outcome = sync.look(loop, self.failed_versions if learn else None)
         if outcome == outcomes.MOVING:
             return 0.1, None

@@ -27,13 +27,12 @@ from zkherd.core.loop import Loop, Program
 from zkherd.core.sdnotify import Notifier
 from zkherd.core.shellcmd import command_env
 from zkherd.run import childlife as after
-from zkherd.run import rollout as wants
+from zkherd.run import wants
 from zkherd.run.alerts import Alerts
 from zkherd.run.childlife import ChildLife
 from zkherd.run.cycle import FENCE_WHY, Cycle
 from zkherd.run.health import HEALTHY, UNHEALTHY, Health
 from zkherd.run.holding import HELD, Holding
-from zkherd.run.rollout import Rollout
 from zkherd.run.states import Machine, child_up
 from zkherd.run.states import State as S
 from zkherd.run.status import status_line
@@ -64,6 +63,8 @@ class Runner(Program):
             loop.fence  # noqa: B018  # its thread keeps the session's proof through the leader fresh from now
         self.holding = Holding(self.opts, loop, self.log, self.alerts)
         if self.opts.mirror or self.opts.mirror_dir:
+            from zkherd.run.rollout import Rollout  # only runners that mirror files pay for its imports
+
             self.rollout = Rollout(self.opts, loop, self.log, self.alerts)
             self.machine.to(S.WAITING_CONFIG, "connected; the mirrored files come first")
         else:
