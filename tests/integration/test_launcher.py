@@ -63,6 +63,9 @@ def test_handover_runs_the_prespawned_launcher_with_the_lock_in_its_env(zk_serve
     standby = runner(zk_server.hosts, lock, report, tmp_path / "standby.log", mode)
     pid = launcher_pid(standby)
     assert procs.pid_alive(pid) and not report.exists(), "the command ran before the lock was ours"
+    # `pgrep -f COMMAND` (monitoring, the molecule check) must not take a standby's launcher for the
+    # service: its command line does not name the command while it waits
+    assert str(report) not in " ".join(procs.pid_cmdline(pid)), procs.pid_cmdline(pid)
     first.stop()
     wait_for(report.exists, timeout=15)
     lines = dict(line.split("=", 1) for line in report.read_text().splitlines())

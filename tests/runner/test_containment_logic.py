@@ -74,3 +74,17 @@ def test_launcher_env_line_is_one_line_that_sh_turns_into_the_new_environment():
     got = dict(entry.split("=", 1) for entry in shown.stdout.splitlines() if "=" in entry)
     assert {name: got.get(name) for name in after} == after and "GONE" not in got
     assert env_line(after, after) == ":\n"
+
+
+def test_the_launcher_line_execs_the_command_with_its_arguments_as_they_are():
+    """The command is in the line, not in the waiting launcher's argv (`pgrep -f` would count a
+    standby's launcher as the service running); its arguments come through as they are."""
+    import subprocess
+
+    from zkherd.run.launcher import command_line
+
+    argv = ["/bin/sh", "-c", 'printf "%s|" "$@"; printf "%s" "$ZKHERD_FENCING_TOKEN"', "x", "it's", "$HOME `id`", ""]
+    line = command_line({"A": "1"}, {"A": "1", "ZKHERD_FENCING_TOKEN": "42"}, argv)
+    shown = subprocess.run(["/bin/sh", "-c", 'eval "$0"; exit 126', line], env={"A": "1"}, capture_output=True,
+                           text=True)
+    assert shown.returncode == 0 and shown.stdout == "it's|$HOME `id`||42"

@@ -3,7 +3,7 @@ is already made - in its own session, tied to the runner's life (setpriv --pdeat
 survives the exec), inside the child's containment (in cgroup mode it has entered the child's cgroup,
 the slow part of a start: see docs/benchmarks.md) - and waits on a pipe. At the handover, once the
 lock is ours, the runner writes one line: the `export`s of what is only known then (the lock node,
-the fencing token, the registered node), and the launcher execs the command. EOF on the pipe (the
+the fencing token, the registered node) and the command, which the launcher execs. EOF on the pipe (the
 runner dismissed it, or died) ends it without running anything.
 
 It counts as the child's tree for the containment (run/containment.py): its process group is the
@@ -21,15 +21,21 @@ import signal
 from zkherd.core import ownprocs
 
 PIPE_FD = 9  # the highest a POSIX shell's redirections take
-# The pipe is fd 9; "$@": the command (setpriv's parent-death signal is set already). It runs no other
-# program: the only process it makes is the command, by exec.
-_WAIT = ('IFS= read -r _zkherd_line <&9 || exit 0; exec 9<&-; eval "$_zkherd_line" || exit 126; '
-         'unset _zkherd_line; exec "$@"')
+# The pipe is fd 9 (setpriv's parent-death signal is set already). The line it reads ends with the
+# `exec` of the command: while it waits, its command line does not name the command, so that
+# `pgrep -f COMMAND` and monitoring do not count a standby's launcher as a running service.
+_WAIT = 'IFS= read -r _zkherd_line <&9 || exit 0; exec 9<&-; eval "$_zkherd_line"; exit 126'
 
 
 def quote(value):
     """*value* as one shell word."""
     return "'" + value.replace("'", "'\\''") + "'"
+
+
+def command_line(before, after, argv):
+    """The line the launcher evals: the environment *before* turned into *after*, then the exec of
+    *argv* (newline-terminated)."""
+    return "%s || exit 126; unset _zkherd_line; exec %s\n" % (env_line(before, after)[:-1], " ".join(map(quote, argv)))
 
 
 def env_line(before, after):
@@ -44,11 +50,11 @@ class Launcher:
     def __init__(self, argv, env, containment, pdeathsig_argv):
         """*argv*: the command; *env*: its environment but for what the handover adds;
         *pdeathsig_argv*: setpriv's, that ties the launcher to the runner's life."""
-        self.env = containment.environ(env)
+        self.env, self.argv = containment.environ(env), list(argv)
         self.containment = containment
         read_end, self.pipe = os.pipe2(os.O_CLOEXEC)
         try:
-            self.proc = ownprocs.spawn([*pdeathsig_argv, *containment.wrap_waiting(_WAIT, argv)], self.env,
+            self.proc = ownprocs.spawn([*pdeathsig_argv, *containment.wrap_waiting(_WAIT, [])], self.env,
                                        {read_end: PIPE_FD})
         except BaseException:
             os.close(self.pipe)
@@ -71,8 +77,8 @@ class Launcher:
     def go(self, env):
         """Run the command with environment *env* (its own, without the containment's mark); returns
         the Popen of the command's process, or None if the launcher ended before it could be told."""
-        line = env_line(self.env, self.containment.environ(env)).encode("utf-8", "surrogateescape")
-        if b"\n" in line[:-1]:  # a value with a newline (no znode path has one) would not fit in a line
+        line = command_line(self.env, self.containment.environ(env), self.argv).encode("utf-8", "surrogateescape")
+        if b"\n" in line[:-1]:  # a newline in a value or an argument would not fit in a line: start it anew
             self.dismiss()
             return None
         try:
