@@ -27,13 +27,22 @@ def main(argv=None) -> int:
     parser.add_argument("--dead-slack", type=float, default=2.5,
                         help="a dead member is out of the export within session timeout + this (default 2.5)")
     parser.add_argument("--tick", type=float, default=4.0, help="cron tick in seconds (default 4)")
+    parser.add_argument("--daemon-timeout", type=float, default=10.0,
+                        help="session timeout of the daemon group (default 10)")
+    parser.add_argument("--lockroll-timeout", type=float, default=3.0,
+                        help="session timeout of the lockroll group (default 3)")
+    parser.add_argument("--daemons", type=int, default=harness.LAYOUT["daemon"],
+                        help="services in the daemon group (default %d)" % harness.LAYOUT["daemon"])
+    parser.add_argument("--lockrolls", type=int, default=harness.LAYOUT["lockroll"],
+                        help="services in the lockroll group (default %d)" % harness.LAYOUT["lockroll"])
     parser.add_argument("--plan", action="store_true", help="print the fault schedule and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="say every fault as it is applied")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else int(time.time()) % 100000
     options = harness.Options(seed=seed, duration=args.duration, work=Path(args.work) if args.work else None,
                               session_timeout=args.session_timeout, slack=args.slack, dead_slack=args.dead_slack,
-                              tick=args.tick,
+                              tick=args.tick, daemon_timeout=args.daemon_timeout,
+                              lockroll_timeout=args.lockroll_timeout, daemons=args.daemons, lockrolls=args.lockrolls,
                               verbose=args.verbose)
     if args.plan:
         chaos = harness.Chaos(options)

@@ -17,6 +17,8 @@ a final look at the end. Each counts its checks and reports violations to the Re
 |           | runs everywhere, the export equals every member's file, a cron tick runs again     |
 | stop      | (at the end) every service stops on SIGTERM within 20 s                            |
 | logs      | (at the end) no zkherd log holds a Python traceback                                |
+| exits     | (harness.supervise) no service exits by itself but with 69 (ZooKeeper unreachable |
+|           | at start): a runner exiting with its child's code means it took a stop for an exit |
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.chaos.cluster import Cluster, config_content, digest, parse_config, processes_marked
+from tests.chaos.cluster import MIRRORED, Cluster, config_content, digest, parse_config, processes_marked
 
 
 class Report:
@@ -127,7 +129,7 @@ class SlotChecker(Checker):
     def __init__(self, cluster: Cluster, report: Report):
         super().__init__(cluster, report)
         self.groups = {group: (len(cluster.slot_files(group)), Tail(cluster.work / group / "overlaps.log"))
-                       for group in ("mutex", "pair")}
+                       for group in cluster.slot_groups()}
         self.keys: dict[str, str] = {}  # lock key -> group
         self.samples: dict[str, Counter] = {group: Counter() for group in self.groups}
 
@@ -164,13 +166,13 @@ class MirrorChecker(Checker):
         for version in range(max_version + 1):
             for good in (True, False):
                 self.digests[digest(config_content(version, good))] = (version, good)
-        self.starts = Tail(cluster.work / "roll" / "starts.log")
+        self.starts = [Tail(cluster.digest_log(group)) for group in MIRRORED]
         self.seen: dict[str, set] = {}  # file -> versions seen installed
         self.started: Counter = Counter()  # versions children started with
         self.last_bad: dict[str, bytes] = {}
 
     def look(self) -> None:
-        for service in self.cluster.group("roll"):
+        for service in self.mirroring():
             path = self.cluster.roll_conf(service.name)
             try:
                 data = path.read_bytes()
@@ -189,7 +191,7 @@ class MirrorChecker(Checker):
                 self.seen.setdefault(service.name + ":bad", set()).add(version)
                 self.report.violation(self.invariant, "%s: rejected version %d was installed" % (service.name, version))
             self.seen.setdefault(service.name, set()).add(version)
-        for line in self.starts.lines():
+        for line in [line for tail in self.starts for line in tail.lines()]:
             self.report.checked(self.invariant)
             name, _sep, sha = line.partition(" ")
             found = self.digests.get(sha.strip())
@@ -201,11 +203,22 @@ class MirrorChecker(Checker):
             else:
                 self.started[found[0]] += 1
 
+    def mirroring(self) -> list:
+        return [service for group in MIRRORED for service in self.cluster.group(group)]
+
+    def newest_start(self, group: str) -> int | None:
+        """The version the newest child of *group* started with (None: none started yet)."""
+        path = self.cluster.digest_log(group)
+        lines = path.read_text().splitlines() if path.exists() else []
+        found = self.digests.get(lines[-1].partition(" ")[2].strip()) if lines else None
+        return found[0] if found else None
+
     def last_started(self) -> dict[str, int]:
-        """The version each roll service's newest child started with."""
+        """The version each roll or lockroll service's newest child started with."""
         newest: dict[str, int] = {}
-        path = self.cluster.work / "roll" / "starts.log"
-        if path.exists():
+        for path in (self.cluster.digest_log(group) for group in MIRRORED):
+            if not path.exists():
+                continue
             for line in path.read_text().splitlines():
                 name, _sep, sha = line.partition(" ")
                 found = self.digests.get(sha.strip())
@@ -242,10 +255,11 @@ class ExportChecker(Checker):
     def __init__(self, cluster: Cluster, report: Report, zk_health: ZkHealth, slack: float, dead_slack: float):
         super().__init__(cluster, report)
         self.zk_health = zk_health
-        # a live member needs its process started and connected: session timeout + slack; a dead
-        # one is gone once the server expires its session (at most a session timeout after the
-        # server last heard from it) and the export rewrote the file: session timeout + dead_slack
-        self.limits = {"up": cluster.timeout + slack, "down": cluster.timeout + dead_slack}
+        # a live member needs its process started and connected: its session timeout + slack; a
+        # dead one is gone once the server expires its session (at most a session timeout after
+        # the server last heard from it) and the export rewrote the file: timeout + dead_slack
+        self.limits = {name: {"up": cluster.services[name].timeout + slack,
+                              "down": cluster.services[name].timeout + dead_slack} for name in cluster.members}
         self.flagged: set = set()  # (member, since) already reported
         self.writes = 0
         self.last_text = None
@@ -279,7 +293,7 @@ class ExportChecker(Checker):
                       for name in self.cluster.members]
         self.report.checked(self.invariant)  # whole JSON
         for name, state, since in states:
-            if state == "unknown" or now - max(since, self.zk_health.quiet_since) <= self.limits[state]:
+            if state == "unknown" or now - max(since, self.zk_health.quiet_since) <= self.limits[name][state]:
                 continue
             self.report.checked(self.invariant)
             self.asserted[state] += 1

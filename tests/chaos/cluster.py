@@ -4,9 +4,16 @@ behind links of its own (one fault proxy per ZooKeeper server) so that it can be
 Services (names are what the fault schedule targets):
 
 - mutex-0..2   `zkherd run --lock /chaos/mutex` (one slot) around exclusive_child
+- daemon-0..2  `zkherd run --lock /chaos/daemon` (one slot, session timeout 10 s, --stop-timeout 2)
+               around exclusive_child(daemon=True): a wrapper that does not exec, whose setsid
+               grandchild ignores SIGTERM and holds the slot's flock; the last one with
+               `--containment subreaper`, the others with a cgroup when the runner can make one
 - pair-0..3    `zkherd run --lock /chaos/pair --slots 2` around exclusive_child with 2 slot files
 - roll-0..2    `zkherd run --mirror ... --rolling-lock ... --check-cmd` (rejects kind=bad); the child
                records a digest of the file it starts with
+- lockroll-0..2  `zkherd run --lock /chaos/lockroll --mirror ... --rolling-lock ... --check-cmd`
+               together: the child holds the slot's flock like a mutex child and records the digest
+               of the file it started with like a roll child
 - member-0..3  `zkherd farm join /chaos/farm/web member-N.json`
 - host-0..2    `zkherd elect --election /chaos/cron`; the harness fires `zkherd cron` from each
                host's links every tick, and the job records (host, firing), then takes a second
@@ -36,8 +43,11 @@ from tests.support.zkserver import ZooKeeperEnsemble
 
 MARK = "ZKHERD_CHAOS_MARK"
 ROOT = "/chaos"
-MUTEX, PAIR = ROOT + "/mutex", ROOT + "/pair"
-CONFIG, ROLLING = ROOT + "/config/app", ROOT + "/config/roll"
+MUTEX, PAIR, DAEMON, LOCKROLL = ROOT + "/mutex", ROOT + "/pair", ROOT + "/daemon", ROOT + "/lockroll"
+CONFIG, ROLLING, LOCKROLL_ROLLING = ROOT + "/config/app", ROOT + "/config/roll", ROOT + "/config/lockroll"
+# groups whose children hold a slot flock (how many slots), and those that mirror CONFIG
+SLOTS = {"mutex": 1, "pair": 2, "daemon": 1, "lockroll": 1}
+MIRRORED = ("roll", "lockroll")
 FARM, ELECTION = ROOT + "/farm/web", ROOT + "/cron"
 JOB = "job"
 CHECK_CMD = 'grep -qx kind=good "$ZKHERD_STAGED_FILE"'
@@ -99,10 +109,12 @@ class Link:
 class Service:
     """One long-running zkherd process, restarted when it dies, as systemd would."""
 
-    def __init__(self, cluster: Cluster, name: str, group: str, args: list[str], link: Link, env=None):
+    def __init__(self, cluster: Cluster, name: str, group: str, args: list[str], link: Link, env=None,
+                 timeout: float | None = None):
         self.cluster = cluster
         self.name = name
         self.group = group
+        self.timeout = timeout or cluster.timeout  # its session timeout
         self.args = args
         self.link = link
         self.env = dict(env or {})
@@ -164,10 +176,10 @@ class Cluster:
     def __init__(self, work: Path, run_id: str, session_timeout: float, tick: float):
         self.work = work
         self.run_id = run_id
-        self.timeout = session_timeout
+        self.timeout = session_timeout  # of every service but those given one of their own
         self.tick = tick
         self.lock = threading.RLock()
-        for sub in ("logs", "mutex", "pair", "roll", "farm", "cron/fires"):
+        for sub in ("logs", "mutex", "pair", "daemon", "lockroll", "roll", "farm", "cron/fires"):
             (work / sub).mkdir(parents=True, exist_ok=True)
         self.ensemble = ZooKeeperEnsemble(3, work / "zk")
         self.services: dict[str, Service] = {}
@@ -184,33 +196,60 @@ class Cluster:
         self.links.append(link)
         return link
 
-    def add(self, name: str, group: str, args: list[str], link: Link | None = None, env=None) -> Service:
+    def add(self, name: str, group: str, args: list[str], link: Link | None = None, env=None,
+            timeout: float | None = None) -> Service:
         link = link or self.link()
-        service = Service(self, name, group, args, link, env)
+        service = Service(self, name, group, args, link, env, timeout)
         self.services[name] = service
         return service
 
-    def common(self, link: Link) -> list[str]:
-        return ["--zk", link.hosts, "--session-timeout", str(self.timeout)]
+    def common(self, link: Link, timeout: float | None = None) -> list[str]:
+        return ["--zk", link.hosts, "--session-timeout", "%g" % (timeout or self.timeout)]
 
-    def build(self, mutex: int = 3, pair: int = 4, roll: int = 3, members: int = 4, hosts: int = 3) -> None:
-        for group, count, slots, path in (("mutex", mutex, 1, MUTEX), ("pair", pair, 2, PAIR)):
+    def build(self, mutex: int = 3, pair: int = 4, roll: int = 3, members: int = 4, hosts: int = 3,
+              daemon: int = 3, lockroll: int = 3, daemon_timeout: float = 10.0,
+              lockroll_timeout: float | None = None) -> None:
+        for group, count, path, timeout in (("mutex", mutex, MUTEX, None), ("pair", pair, PAIR, None),
+                                            ("daemon", daemon, DAEMON, daemon_timeout)):
+            slots = SLOTS[group]
             for i in range(count):
                 link = self.link()
-                child = exclusive_child(self.work / group, slots=slots, name="%s-%d" % (group, i), interval=0.2)
-                self.add("%s-%d" % (group, i), group, ["run", *self.common(link), "--stop-timeout", "1",
-                                                       "--lock", path, "--slots", str(slots), "--", *child], link)
+                name = "%s-%d" % (group, i)
+                child = exclusive_child(self.work / group, slots=slots, name=name, interval=0.2,
+                                        daemon=group == "daemon")
+                args = ["run", *self.common(link, timeout), "--stop-timeout", "1", "--lock", path, "--slots",
+                        str(slots)]
+                if group == "daemon":
+                    # its holder ignores TERM: a stop ends in SIGKILL of the tree (after 2 s of TERM, or
+                    # at once when the wrapper died of it); the last one without a cgroup, so that both
+                    # ways of containment (docs/runner.md) meet the faults
+                    args[args.index("--stop-timeout") + 1] = "2"
+                    if i == count - 1 and count > 1:
+                        args += ["--containment", "subreaper"]
+                self.add(name, group, [*args, "--", *child], link, timeout=timeout)
         for i in range(roll):
             link = self.link()
-            conf = self.work / "roll" / ("roll-%d" % i) / "app.conf"
+            conf = self.roll_conf("roll-%d" % i)
             conf.parent.mkdir(parents=True, exist_ok=True)
             # one read of the file: its digest says which whole version it was (or none)
             record = ('echo "$2 $(sha256sum < "$1" | cut -c1-16)" >> %s; exec sleep 1000000'
-                      % (self.work / "roll" / "starts.log"))
+                      % self.digest_log("roll"))
             self.add("roll-%d" % i, "roll", [
                 "run", *self.common(link), "--stop-timeout", "1", "--change-delay", "0.1",
                 "--mirror", "%s=%s" % (conf, CONFIG), "--rolling-lock", ROLLING, "--check-cmd", CHECK_CMD,
                 "--", "sh", "-c", record, "roll-child", str(conf), "roll-%d" % i], link)
+        for i in range(lockroll):
+            link = self.link()
+            name = "lockroll-%d" % i
+            conf = self.roll_conf(name)
+            conf.parent.mkdir(parents=True, exist_ok=True)
+            # the slot first (the kernel's referee), then one read of the file it started with
+            record = 'echo "%s $(sha256sum < "%s" | cut -c1-16)" >> %s' % (name, conf, self.digest_log("lockroll"))
+            child = exclusive_child(self.work / "lockroll", name=name, interval=0.2, on_start=record)
+            self.add(name, "lockroll", [
+                "run", *self.common(link, lockroll_timeout), "--stop-timeout", "1", "--change-delay", "0.1",
+                "--lock", LOCKROLL, "--mirror", "%s=%s" % (conf, CONFIG), "--rolling-lock", LOCKROLL_ROLLING,
+                "--check-cmd", CHECK_CMD, "--", *child], link, timeout=lockroll_timeout)
         for i in range(members):
             name = "member-%d" % i
             conf = self.work / "farm" / ("%s.json" % name)
@@ -236,14 +275,22 @@ class Cluster:
         return self.work / "farm" / ("%s.json" % name)
 
     def roll_conf(self, name: str) -> Path:
-        return self.work / "roll" / name / "app.conf"
+        """The mirrored file of a roll or lockroll service."""
+        return self.work / name.rsplit("-", 1)[0] / name / "app.conf"
+
+    def digest_log(self, group: str) -> Path:
+        """Where the children of a mirroring group record "name digest" of the file they started with."""
+        return self.work / group / ("starts.log" if group == "roll" else "digests.log")
 
     def group(self, group: str) -> list[Service]:
         return [s for s in self.services.values() if s.group == group]
 
+    def slot_groups(self) -> list[str]:
+        """The groups of this run whose children hold slot flocks."""
+        return [group for group in SLOTS if self.group(group)]
+
     def slot_files(self, group: str) -> list[Path]:
-        slots = 1 if group == "mutex" else 2
-        return [self.work / group / ("slot%d" % i) for i in range(slots)]
+        return [self.work / group / ("slot%d" % i) for i in range(SLOTS[group])]
 
     # -- cron -----------------------------------------------------------------------------------
 

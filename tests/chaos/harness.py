@@ -27,12 +27,26 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from tests.chaos import checks, report
-from tests.chaos.cluster import CONFIG, ELECTION, FARM, JOB, ROLLING, ROOT, Cluster, config_content, processes_marked
+from tests.chaos.cluster import (
+    CONFIG,
+    ELECTION,
+    FARM,
+    JOB,
+    LOCKROLL_ROLLING,
+    ROLLING,
+    ROOT,
+    SLOTS,
+    Cluster,
+    config_content,
+    processes_marked,
+)
 from tests.chaos.schedule import Fault, make_plan
 from tests.support import procs, zkutil
 
 KEEP_TICKS = 20  # zkherd cron keeps the 20 newest tick znodes of a job
 ROLLING_FAILED = ROLLING + "/failed"  # where a rollout records a failed version
+EX_UNAVAILABLE = 69  # zkherd's exit code when ZooKeeper cannot be reached at start (docs/runner.md)
+LAYOUT = {"mutex": 3, "pair": 4, "daemon": 3, "roll": 3, "lockroll": 3, "member": 4, "host": 3}
 
 
 @dataclass
@@ -46,12 +60,26 @@ class Options:
     slack: float = 5.0  # a live member is in the export within session timeout + slack
     dead_slack: float = 2.5  # a dead member is out of it within session timeout + dead_slack
     settle: float = 60.0  # time allowed to recover once the faults stop
+    daemon_timeout: float = 10.0  # the session timeout of the daemon group
+    lockroll_timeout: float = 3.0  # and of the lockroll group
+    daemons: int = LAYOUT["daemon"]  # services in the daemon group
+    lockrolls: int = LAYOUT["lockroll"]  # and in the lockroll group
     verbose: bool = False
+
+    def layout(self) -> dict[str, int]:
+        return dict(LAYOUT, daemon=self.daemons, lockroll=self.lockrolls)
+
+    def timeouts(self) -> dict[str, float]:
+        """Each service's session timeout, by name."""
+        own = {"daemon": self.daemon_timeout, "lockroll": self.lockroll_timeout}
+        return {name: own.get(name.rsplit("-", 1)[0], self.session_timeout)
+                for name in Chaos.service_names(self.layout())}
 
     def command(self) -> str:
         """How to run this again: `make chaos`, or the module with the options that differ."""
         extra = ["--%s %g" % (name.replace("_", "-"), getattr(self, name))
-                 for name in ("session_timeout", "tick", "slack", "dead_slack")
+                 for name in ("session_timeout", "tick", "slack", "dead_slack", "daemon_timeout",
+                              "lockroll_timeout", "daemons", "lockrolls")
                  if getattr(self, name) != getattr(Options, name)]
         if extra:
             return ".venv/bin/python -m tests.chaos --seed %d --duration %g %s" % (
@@ -86,8 +114,8 @@ class Chaos:
         self.opts = options
         self.out = out
         self.report = checks.Report()
-        self.plan = make_plan(options.seed, options.duration, self.service_names(), self.member_names(),
-                              options.session_timeout)
+        self.plan = make_plan(options.seed, options.duration, self.service_names(options.layout()),
+                              self.member_names(), options.timeouts())
         self.max_version = max([f.params["version"] for f in self.plan if f.kind == "push"], default=0) + 1
         self.applied: list[dict] = []  # what was done, when (for the report)
         self.counts = {"applied": {}, "skipped": {}}
@@ -102,10 +130,10 @@ class Chaos:
         self.next_fire: dict[str, int] = {}  # host -> the last tick its timer fired
 
     @staticmethod
-    def service_names() -> list[str]:
-        return (["mutex-%d" % i for i in range(3)] + ["pair-%d" % i for i in range(4)]
-                + ["roll-%d" % i for i in range(3)] + ["member-%d" % i for i in range(4)]
-                + ["host-%d" % i for i in range(3)])
+    def service_names(layout: dict[str, int] | None = None) -> list[str]:
+        """The services the fault schedule targets (all but the export), by group."""
+        layout = layout or LAYOUT
+        return ["%s-%d" % (group, i) for group, count in layout.items() for i in range(count)]
 
     @staticmethod
     def member_names() -> list[str]:
@@ -152,7 +180,10 @@ class Chaos:
         self.client.create(CONFIG, config_content(0, True), makepath=True)
         self.client.ensure_path(FARM)
         baseline = zkutil.list_tree(self.client)
-        cluster.build()
+        layout = opts.layout()
+        cluster.build(mutex=layout["mutex"], pair=layout["pair"], roll=layout["roll"], members=layout["member"],
+                      hosts=layout["host"], daemon=layout["daemon"], lockroll=layout["lockroll"],
+                      daemon_timeout=opts.daemon_timeout, lockroll_timeout=opts.lockroll_timeout)
         for service in cluster.services.values():
             service.start()
         cluster.export.start()
@@ -200,6 +231,7 @@ class Chaos:
             if code is None:
                 self.report.violation("stop", "%s did not stop within 20 s of SIGTERM" % name)
         self.report.checked("stop", len(codes))
+        self.report.checked("exits", len(codes))  # and each exit on its own, as it came (supervise)
         deadline = time.monotonic() + 20
         while cluster.fires and time.monotonic() < deadline:
             cluster.reap_fires(hung_after=20)
@@ -218,15 +250,16 @@ class Chaos:
 
         def ready():
             holders = checks.SlotChecker(cluster, self.report).holders()
-            starts = cluster.work / "roll" / "starts.log"
+            starts = cluster.digest_log("roll")
             try:
                 exported = sorted(json.loads(cluster.export_path.read_text()))
             except (OSError, ValueError):
                 exported = None
             missing[:] = [what for what, fine in (
-                ("lock slots held %s" % holders, holders == {"mutex": 1, "pair": 2}),
+                ("lock slots held %s" % holders, holders == self.all_slots()),
                 ("config children started", starts.exists()
                  and len(starts.read_text().splitlines()) >= len(cluster.group("roll"))),
+                ("lockroll child started", not cluster.group("lockroll") or cluster.digest_log("lockroll").exists()),
                 ("export %s" % exported, exported == sorted(cluster.members)),
                 ("pool members", all(s.proc is not None and s.proc.has("joined the pool")
                                      for s in cluster.group("host"))),
@@ -279,6 +312,13 @@ class Chaos:
                 self.say("%s exited by itself with code %d; restarting it in 1 s" % (service.name, code))
                 self.report.stats.setdefault("unexpected_exits", []).append(
                     {"service": service.name, "code": code, "at": round(time.monotonic() - self.t0, 1)})
+                # no child of the run exits on its own (an overlap's 99 is the slots' violation) and
+                # no service is asked to: only "ZooKeeper unreachable at start" (69, restarted into a
+                # partition) is an exit of the service's own
+                self.report.checked("exits")
+                if code != EX_UNAVAILABLE:
+                    self.report.violation("exits", "%s exited by itself with code %d (see its log)"
+                                          % (service.name, code))
                 self.at(time.monotonic() + 1.0, self.restart, service, None)
 
     # -- faults ---------------------------------------------------------------------------------
@@ -471,16 +511,15 @@ class Chaos:
 
     def converge(self, since: float) -> None:
         """Liveness once the faults have stopped: everything recovers without help."""
-        cluster, opts = self.cluster, self.opts
+        opts = self.opts
         final = self.max_version
         self.worker.submit(lambda: self.push(final, True))
         wanted = config_content(final, True)
         tick_now = int(time.time() // opts.tick)
         conditions = {
-            "every lock slot is taken again": lambda: self.slots.holders() == {"mutex": 1, "pair": 2},
-            "the newest configuration (version %d) is installed and running everywhere" % final: lambda: all(
-                cluster.roll_conf(s.name).exists() and cluster.roll_conf(s.name).read_bytes() == wanted
-                and self.mirror.last_started().get(s.name) == final for s in cluster.group("roll")),
+            "every lock slot is taken again": lambda: self.slots.holders() == self.all_slots(),
+            "the newest configuration (version %d) is installed everywhere, running on every roll host "
+            "and the lockroll holder" % final: lambda: self.runs_newest(final, wanted),
             "the export equals every member's file and znode": self.farm_agrees,
             "a cron tick runs again": lambda: any(t > tick_now for t in self.cron.ticks),
         }
@@ -497,6 +536,22 @@ class Chaos:
         for name in left:
             self.report.checked("liveness")
             self.report.violation("liveness", "not within %.0f s of the faults' end: %s" % (opts.settle, name))
+
+    def all_slots(self) -> dict[str, int]:
+        return {group: SLOTS[group] for group in self.cluster.slot_groups()}
+
+    def runs_newest(self, final: int, wanted: bytes) -> bool:
+        """Every mirrored file is version *final*; every roll host's child, and the newest lockroll
+        child (only the lock holder runs one), started with it."""
+        cluster, started = self.cluster, self.mirror.last_started()
+        mirroring = cluster.group("roll") + cluster.group("lockroll")
+        if not all(cluster.roll_conf(s.name).exists() and cluster.roll_conf(s.name).read_bytes() == wanted
+                   for s in mirroring):
+            return False
+        if any(started.get(s.name) != final for s in cluster.group("roll")):
+            return False
+        newest = self.mirror.newest_start("lockroll")
+        return newest is None or newest == final
 
     def farm_agrees(self) -> bool:
         cluster = self.cluster
@@ -548,14 +603,15 @@ class Chaos:
             return found
 
         left = ephemerals()
-        deadline = time.monotonic() + self.opts.session_timeout + 5
+        longest = max(s.timeout for s in cluster.services.values())
+        deadline = time.monotonic() + longest + 5
         while left and time.monotonic() < deadline:
             time.sleep(0.2)
             left = ephemerals()
         self.report.checked("znodes")
         for path in left:
             self.report.violation("znodes", "ephemeral znode still there %.0f s after every service stopped: %s"
-                                  % (self.opts.session_timeout + 5, path))
+                                  % (longest + 5, path))
         leftover = zkutil.leftover_znodes(client, baseline)
         ticks = [p for p in leftover if re.match(r"^%s/ticks/%s/\d+$" % (ELECTION, JOB), p)]
         self.report.checked("znodes", len(leftover) + 1)
@@ -570,7 +626,8 @@ class Chaos:
     @staticmethod
     def allowed(path: str) -> bool:
         """The persistent znodes zkherd leaves by design: lock and pool parents, cron tick markers."""
-        documented = (ROOT + "/mutex", ROOT + "/pair", ROOT + "/config/roll", ROLLING_FAILED, ELECTION,
+        documented = (ROOT + "/mutex", ROOT + "/pair", ROOT + "/daemon", ROOT + "/lockroll", ROLLING, ROLLING_FAILED,
+                      LOCKROLL_ROLLING, LOCKROLL_ROLLING + "/failed", ELECTION,
                       ELECTION + "/ticks", "%s/ticks/%s" % (ELECTION, JOB))
         return path in documented or re.match(r"^%s/ticks/%s/\d+$" % (ELECTION, JOB), path) is not None
 

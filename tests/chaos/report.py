@@ -7,7 +7,8 @@ import re
 import time
 from collections import Counter
 
-INVARIANTS = ("slots", "mirror", "export", "cron", "orphans", "znodes", "liveness", "stop", "logs", "harness")
+INVARIANTS = ("slots", "mirror", "export", "cron", "orphans", "znodes", "liveness", "stop", "logs", "exits",
+              "harness")
 
 
 def _count(paths, pattern: str) -> int:
@@ -32,7 +33,8 @@ def build(chaos) -> dict:
     cluster, opts, rep = chaos.cluster, chaos.opts, chaos.report
     logs = sorted((cluster.work / "logs").glob("*.log"))
     by_group = {group: [cluster.work / "logs" / ("%s.log" % s.name) for s in cluster.group(group)]
-                for group in ("mutex", "pair", "roll", "member", "host")}
+                for group in ("mutex", "pair", "daemon", "roll", "lockroll", "member", "host")}
+    locks = [path for group in cluster.slot_groups() for path in by_group[group]]
     fire_codes = Counter(code for _host, _fire, code, _took in cluster.finished_fires)
     holders = {}
     for group, samples in chaos.slots.samples.items():
@@ -44,8 +46,18 @@ def build(chaos) -> dict:
     stats = dict(rep.stats)
     stats.update({
         "lock_holders": holders,
-        "child_starts": {group: len(_lines(cluster.work / group / "starts.log")) for group in ("mutex", "pair")},
-        "fencing_stops": _count(by_group["mutex"] + by_group["pair"], "no contact with ZooKeeper for too long"),
+        "child_starts": {group: len(_lines(cluster.work / group / "starts.log")) for group in cluster.slot_groups()},
+        # one line per fence (the reason itself is repeated by the stop and the requeue)
+        "fencing_stops": _count(locks, "stopping the child before the session can expire"),
+        "fencing_stops_by_group": {group: _count(by_group[group], "stopping the child before the session can expire")
+                                   for group in cluster.slot_groups()},
+        # the daemon's wrapper dies of TERM, its setsid grandchild ignores it: every end of a daemon
+        # child (a stop, or the wrapper's exit) leaves the grandchild to containment's SIGKILL
+        "daemon_child_exits": _count(by_group["daemon"], "child exited"),
+        "daemon_kill_after_stop_timeout": _count(by_group["daemon"], "child did not stop in time, sending SIGKILL"),
+        "containment_modes": {mode: _count(locks, "child containment mode=%s" % mode)
+                              for mode in ("cgroup", "subreaper")},
+        "tree_alive_after_sigkill": _count(logs, "still alive after SIGKILL"),
         "session_expiries_seen": _count(logs, "session expired"),
         "config": {
             "pushed_good": sum(1 for _v, good, ok in chaos.pushes if good and ok),
@@ -54,7 +66,10 @@ def build(chaos) -> dict:
             "installs": _count(by_group["roll"], "configuration installed"),
             "rejections": _count(by_group["roll"], "check command rejected the new configuration"),
             "rolling_lock_acquired": _count(by_group["roll"], "rolling lock acquired"),
-            "child_starts": len(_lines(cluster.work / "roll" / "starts.log")),
+            "child_starts": len(_lines(cluster.digest_log("roll"))),
+            "lockroll_installs": _count(by_group["lockroll"], "configuration installed"),
+            "lockroll_rejections": _count(by_group["lockroll"], "check command rejected the new configuration"),
+            "lockroll_child_starts": len(_lines(cluster.digest_log("lockroll"))),
         },
         "farm": {
             "edits_file": sum(1 for _m, via, _c in chaos.edits if via == "file"),
@@ -128,12 +143,19 @@ def text(result: dict) -> str:
         out.append("  lock %-5s (%d slot%s): %d child starts; all slots held in %.0f%% of polls, none in %.0f%%"
                    % (group, figures["slots"], "s" if figures["slots"] > 1 else "", stats["child_starts"][group],
                       100 * figures["share_of_polls_with_all_slots_held"], 100 * figures["share_with_none_held"]))
-    out.append("  fencing stops %d, session expiries seen in logs %d, service incarnations %d"
-               % (stats["fencing_stops"], stats["session_expiries_seen"], stats["service_incarnations"]))
+    out.append("  fencing stops %d %s, session expiries seen in logs %d, service incarnations %d"
+               % (stats["fencing_stops"], stats["fencing_stops_by_group"], stats["session_expiries_seen"],
+                  stats["service_incarnations"]))
+    out.append("  daemon: %d child exits, each leaving a setsid grandchild that ignores TERM to containment "
+               "(%d SIGKILLs at the stop timeout); trees alive 5 s after SIGKILL %d; runner incarnations by "
+               "containment %s" % (stats["daemon_child_exits"], stats["daemon_kill_after_stop_timeout"],
+                                   stats["tree_alive_after_sigkill"], stats["containment_modes"]))
     cfg = stats["config"]
-    out.append("  config: %d good + %d bad pushed (%d failed), %d installs, %d rejections, %d child starts"
+    out.append("  config: %d good + %d bad pushed (%d failed); roll: %d installs, %d rejections, %d child starts; "
+               "lockroll: %d installs, %d rejections, %d child starts"
                % (cfg["pushed_good"], cfg["pushed_bad"], cfg["push_failed"], cfg["installs"], cfg["rejections"],
-                  cfg["child_starts"]))
+                  cfg["child_starts"], cfg["lockroll_installs"], cfg["lockroll_rejections"],
+                  cfg["lockroll_child_starts"]))
     farm = stats["farm"]
     out.append("  farm: %d file edits, %d farm set (+%d refused), %d joins, %d export writes; export checked "
                "%d times with a live member due in it, %d with a dead one due out"

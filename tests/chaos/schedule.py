@@ -2,8 +2,10 @@
 and duration give the same faults at the same offsets, whatever happens while they run.
 
 A fault names its target by service name (`mutex-1`, `member-3`, `host-0`...) or by role, resolved
-when it is applied: `mutex:holder` / `pair:holder` (a runner whose child holds a slot right then).
-ZooKeeper faults name `leader` or `follower`. Rules the schedule keeps:
+when it is applied: `mutex:holder`, `pair:holder`, `daemon:holder`, `lockroll:holder` (a runner
+whose child holds a slot right then). ZooKeeper faults name `leader` or `follower`. Partition
+lengths are in units of the target's own session timeout (services differ: 3 s, 10 s). Rules the
+schedule keeps:
 
 - one fault at a time per service (a partition, a kill or a delay), and a second of calm after it;
 - one ZooKeeper server down at a time, with time for the ensemble to recover before the next;
@@ -27,7 +29,7 @@ INTERVALS = {
     "push": 4.0,  # a new version of the mirrored configuration, good or bad
     "edit": 4.0,  # a farm member's data changed: its local file, or `zkherd farm set`
 }
-ROLES = ("mutex:holder", "pair:holder")
+LOCK_GROUPS = ("mutex", "pair", "daemon", "lockroll")  # a role `GROUP:holder` each, when the run has the group
 CALM = 1.0  # seconds a service is left alone after its fault ended
 ZK_RECOVERY = 8.0  # seconds after a server is back before the next ZooKeeper fault
 
@@ -57,11 +59,26 @@ def _arrivals(rng: random.Random, mean: float, duration: float) -> list[float]:
         times.append(now)
 
 
-def make_plan(seed: int, duration: float, services: list[str], members: list[str], session_timeout: float,
-              intervals: dict | None = None) -> list[Fault]:
+def group_of(service: str) -> str:
+    return service.rsplit("-", 1)[0]
+
+
+def make_plan(seed: int, duration: float, services: list[str], members: list[str],
+              session_timeout: float | dict[str, float], intervals: dict | None = None) -> list[Fault]:
     """The faults of a run, sorted by time. *services* can be partitioned, killed and delayed;
-    *members* are the farm members whose data is edited."""
+    *members* are the farm members whose data is edited. *session_timeout*: one for all, or each
+    service's own (by name)."""
     intervals = dict(INTERVALS, **(intervals or {}))
+    groups = [group for group in LOCK_GROUPS if any(group_of(s) == group for s in services)]
+    roles = ["%s:holder" % group for group in groups]
+
+    def timeout_of(target: str) -> float:
+        if not isinstance(session_timeout, dict):
+            return session_timeout
+        if target in roles:  # the group's first member speaks for it
+            target = next(s for s in services if group_of(s) == target.split(":")[0])
+        return session_timeout[target]
+
     rng = random.Random(seed)
     # Arrival times first, kind by kind, each from its own generator: the times of one kind do not
     # depend on the others.
@@ -81,10 +98,10 @@ def make_plan(seed: int, duration: float, services: list[str], members: list[str
             free = [s for s in services if busy.get(s, 0.0) <= at]
             if not free:
                 continue
-            target = rng.choice(ROLES) if kind != "delay" and rng.random() < 0.35 else rng.choice(free)
-            params = _service_fault(rng, kind, session_timeout)
+            target = rng.choice(roles) if kind != "delay" and rng.random() < 0.35 else rng.choice(free)
+            params = _service_fault(rng, kind, timeout_of(target))
             span = params.get("for", 0.0) + params.get("restart_after", 0.0) + CALM
-            if target in ROLES:  # resolved later: keep the group's members out of the way meanwhile
+            if target in roles:  # resolved later: keep the group's members out of the way meanwhile
                 for name in free:
                     if name.startswith(target.split(":")[0] + "-"):
                         busy[name] = max(busy.get(name, 0.0), at + 0.5)
@@ -101,9 +118,9 @@ def make_plan(seed: int, duration: float, services: list[str], members: list[str
             zk_free = at + down + ZK_RECOVERY
             zk_count += 1
         elif kind == "unlock":
-            group = rng.choice(["mutex", "pair"])
+            group = rng.choice(groups)
             plan.append(Fault(at, kind, group, {"line": rng.choice(["lock-", "run-"]),
-                                                "place": rng.randrange(1 if group == "mutex" else 2)}))
+                                                "place": rng.randrange(2 if group == "pair" else 1)}))
         elif kind == "push":
             version += 1
             plan.append(Fault(at, kind, None, {"version": version, "good": rng.random() >= 0.3}))

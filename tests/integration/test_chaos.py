@@ -18,8 +18,11 @@ DURATION = 45.0
 
 @pytest.mark.slow
 def test_short_chaos_run(tmp_path):
-    # A generous export slack: CI machines are slow, and other tests ran before.
-    options = harness.Options(seed=SEED, duration=DURATION, work=tmp_path / "chaos", slack=8.0)
+    # A generous export slack: CI machines are slow, and other tests ran before. Two daemon and two
+    # lockroll services (three in the long run): a holder and a standby that must not overlap it,
+    # one daemon per way of containment, two fewer runners on a busy machine.
+    options = harness.Options(seed=SEED, duration=DURATION, work=tmp_path / "chaos", slack=8.0, daemons=2,
+                              lockrolls=2)
     result = harness.run(options, out=sys.stderr)
     text = report.text(result)
     print(text)
@@ -32,14 +35,25 @@ def test_short_chaos_run(tmp_path):
 
 def test_the_seed_fixes_the_fault_schedule():
     services, members = harness.Chaos.service_names(), harness.Chaos.member_names()
-    first = schedule.make_plan(7, 600, services, members, 3.0)
-    assert [f.as_dict() for f in first] == [f.as_dict() for f in schedule.make_plan(7, 600, services, members, 3.0)]
-    assert [f.as_dict() for f in first] != [f.as_dict() for f in schedule.make_plan(8, 600, services, members, 3.0)]
+    timeouts = harness.Options(seed=7, duration=600).timeouts()
+
+    def plan(seed):
+        return [f.as_dict() for f in schedule.make_plan(seed, 600, services, members, timeouts)]
+
+    first = schedule.make_plan(7, 600, services, members, timeouts)
+    assert [f.as_dict() for f in first] == plan(7)
+    assert [f.as_dict() for f in first] != plan(8)
     zk = [f for f in first if f.kind == "zk"]
     assert zk[0].target == "leader"
     for earlier, later in zip(zk, zk[1:]):  # one ZooKeeper server down at a time
         assert later.at >= earlier.at + earlier.params["down_for"] + schedule.ZK_RECOVERY
-    short = schedule.counts(schedule.make_plan(SEED, DURATION, services, members, 3.0))
+    # partitions last 0.2-0.8 or 1.2-4 of the target's own session timeout (10 s for the daemons)
+    for fault in (f for f in first if f.kind == "partition"):
+        timeout = timeouts[fault.target] if fault.target in timeouts else timeouts[fault.target.split(":")[0] + "-0"]
+        assert 0.2 * timeout <= fault.params["for"] <= 4 * timeout
+    assert any(f.params["for"] > 12 for f in first if f.kind == "partition" and f.target.startswith("daemon"))
+    assert {f.target for f in first if f.kind == "unlock"} == {"mutex", "pair", "daemon", "lockroll"}
+    short = schedule.counts(schedule.make_plan(SEED, DURATION, services, members, timeouts))
     assert set(short) == set(schedule.INTERVALS)
 
 

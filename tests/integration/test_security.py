@@ -87,8 +87,9 @@ def test_every_znode_the_runner_creates_gets_the_acl(zk_server, zk_admin, zk_bas
     wait_for(lambda: any("/barrier/p-" in path for path in acls_under(zk_admin, zk_base)))
 
     made = acls_under(zk_admin, zk_base)
-    kinds = [r"/locks", r"/locks/svc", r"/locks/svc/lock-\d+", r"/locks/svc/run-\d+", r"/services",
-             r"/services/svc-\d+", r"/pool", r"/pool/member-?\d+", r"/pool/ticks", r"/pool/ticks/job",
+    kinds = [r"/locks", r"/locks/svc", r"/locks/svc/lock-[0-9a-f]{16}-\d{10}", r"/locks/svc/run-[0-9a-f]{16}-\d{10}",
+             r"/services", r"/services/svc-\d{10}", r"/pool", r"/pool/member-[0-9a-f]{16}-\d{10}", r"/pool/ticks",
+             r"/pool/ticks/job",
              r"/pool/ticks/job/\d+", r"/barrier", r"/barrier/p-\d+", r"/farm", r"/farm/web", r"/farm/web/10\.0\.0\.1"]
     for kind in kinds:
         assert any(re.fullmatch(re.escape(zk_base) + kind, path) for path in made), (kind, sorted(made))
@@ -96,7 +97,7 @@ def test_every_znode_the_runner_creates_gets_the_acl(zk_server, zk_admin, zk_bas
     assert {path: acls for path, acls in by_zkherd.items() if acls != OWNER} == {}
 
     anonymous = make_zk()
-    lock_node = next(p for p in made if re.search(r"/locks/svc/lock-\d+$", p))
+    lock_node = next(p for p in made if re.search(r"/locks/svc/lock-[0-9a-f]{16}-\d{10}$", p))
     for denied in (lambda: anonymous.get_children(zk_base + "/locks/svc"),
                    lambda: anonymous.get(zk_base + "/farm/web/10.0.0.1"),
                    lambda: anonymous.delete(lock_node),

@@ -23,10 +23,14 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from zkherd import cli, config, export, join
+from zkherd import cli
+from zkherd.commands import run as runcmd
 from zkherd.common import acl, codec, connection, farm, paths
 from zkherd.common.errors import UserError
-from zkherd.logs import Log
+from zkherd.core import argtypes, exits
+from zkherd.core import settings as config
+from zkherd.core.logs import Log
+from zkherd.farm import export, join
 
 LONG = int(os.environ.get("ZKHERD_FUZZ_EXAMPLES") or 0)
 FUZZ = settings(max_examples=LONG or 100, derandomize=not LONG, deadline=None, database=None, print_blob=True,
@@ -472,10 +476,10 @@ def clean_run(argv, check=True):
         for name in DURATIONS:
             assert values.get(name) is None or 0 <= values[name] < float("inf"), (name, values[name])
         if check and values["cmd"] == "run":
-            opts = cli.check_run(values)
+            opts = runcmd.check_run(values)
             assert isinstance(opts.data, bytes) and opts.slots >= 1 and all(isinstance(a, str) for a in opts.command)
     except SystemExit as exc:
-        assert exc.code in (0, cli.EX_USAGE), argv  # 0: --help or --version, maybe abbreviated
+        assert exc.code in (0, exits.USAGE_ERROR), argv  # 0: --help or --version, maybe abbreviated
     except CLEAN:
         pass
 
@@ -555,7 +559,7 @@ def test_cli_any_argv(words, start):
 @given(OPTION_VALUES | SCALARS)
 def test_signals(value):
     try:
-        assert cli.parse_signal(value) > 0
+        assert argtypes.parse_signal(value) > 0
     except config.ConfigError:
         pass
 
@@ -580,4 +584,4 @@ def test_config_values_are_converted(tmp_path):
     assert (values["slots"], values["data"], values["verbose"], values["mirror"], values["command"]) == \
         (2, "5", 1, ["a=/z"], ["sleep", "5"])
     assert values["stop_timeout"] == 3.0 and values["wait_timeout"] is None
-    assert cli.check_run(values).data == b"5"
+    assert runcmd.check_run(values).data == b"5"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from zkherd.install import FileSet, LocalFileError, Target, is_temp
+from zkherd.configfiles.install import FileSet, LocalFileError, Target, is_temp
 
 
 def temp_files(folder):

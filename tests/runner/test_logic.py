@@ -9,8 +9,12 @@ import signal
 
 import pytest
 
-from zkherd import cli, config, lock, runcmd, session
-from zkherd.child import exit_code
+from zkherd import cli
+from zkherd.commands import run as runcmd
+from zkherd.core import argtypes, exits, fence
+from zkherd.core import settings as config
+from zkherd.recipes import lock
+from zkherd.run.child import exit_code
 
 
 def test_lines_and_what_a_waiter_watches():
@@ -28,19 +32,9 @@ def test_exit_codes_of_children():
 
 
 def test_fence_margin_and_stop_cap():
-    assert session.fence_margin(10) == pytest.approx(1.05)
-
-    class Opts:
-        stop_timeout = 10.0
-
-    class FakeSession:
-        timeout = 10.0
-
-    runner = runcmd.Runner.__new__(runcmd.Runner)
-    runner.opts, runner.session = Opts(), FakeSession()
-    assert runner.fence_stop_timeout == pytest.approx(3.95)  # T/2 - margin: never between two pings
-    Opts.stop_timeout = 1.0
-    assert runner.fence_stop_timeout == 1.0
+    assert fence.margin(10) == pytest.approx(1.05)
+    assert fence.stop_time(10.0, 10.0) == pytest.approx(2.95)  # 0.4 T - margin: the leader's proof may be 0.4 T old
+    assert fence.stop_time(1.0, 10.0) == 1.0
 
 
 def test_parse_and_config_precedence(tmp_path):
@@ -49,7 +43,7 @@ def test_parse_and_config_precedence(tmp_path):
     values = cli.parse(["run", "--config", str(cfg), "--zk", "cli:2", "--", "x", "--y"])
     assert values["zk"] == "cli:2" and values["lock"] == "/from-file" and values["stop_timeout"] == 3
     assert values["command"] == ["x", "--y"]  # the command line beats the file for the command too
-    opts = cli.check_run(values)
+    opts = runcmd.check_run(values)
     assert opts.stop_signal == signal.SIGTERM and opts.slots == 1 and opts.data == b""
 
 
@@ -77,19 +71,58 @@ def test_config_keys_are_the_commands_long_options(tmp_path):
         cli.parse(["farm", "export", "--config", str(cfg), "/farm", str(tmp_path / "dest")])
 
 
+def test_the_wheel_holds_every_package_of_the_runner():
+    """pyproject.toml names its packages: one left out is missing from the wheel the runner role
+    installs (zkherd.core, .run... were, after the split into packages)."""
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    root = Path(__file__).resolve().parents[2]
+    named = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {"zkherd." + ".".join(d.relative_to(root / "runner/zkherd").parts)
+             for d in (root / "runner/zkherd").rglob("*") if (d / "__init__.py").is_file()}
+    assert found | {"zkherd", "zkherd.common"} <= named
+
+
+def test_commands_agree_on_the_defaults_they_share():
+    """Each command module (commands/*) names its options' defaults; where two take the same
+    option (--id, --stop-timeout, --file-mode...), the default is the same: cli merges them."""
+    for first in cli.COMMANDS:
+        for other in cli.COMMANDS:
+            for key in set(first.DEFAULTS) & set(other.DEFAULTS):
+                assert first.DEFAULTS[key] == other.DEFAULTS[key], (first.__name__, other.__name__, key)
+    assert set(cli.BY_NAME) == {"run", "elect", "is-leader", "pool", "cron", "barrier", "farm"}
+
+
+def test_every_command_help_points_to_the_global_options_once(capsys):
+    """`zkherd --help` lists the connection options and every command (farm join and export too);
+    a command's help does not repeat them, it points to `zkherd --help`."""
+    with pytest.raises(SystemExit):
+        cli.parse(["--help"])
+    top = capsys.readouterr().out
+    assert "--session-timeout" in top and "farm join|export|ls|get|set|unset" in top
+    for argv in (["run"], ["cron"], ["farm", "join"], ["barrier"], ["is-leader"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.parse([*argv, "--help"])
+        assert exc.value.code == exits.OK
+        text = capsys.readouterr().out
+        assert "--session-timeout" in text and "zkherd --help" in text  # the pointer, not the option
+        assert "--tls-ca" not in text and "--zk HOSTS" not in text
+
+
 @pytest.mark.parametrize("value, expected",
                          [("TERM", signal.SIGTERM), ("sigint", signal.SIGINT), ("9", signal.SIGKILL)])
 def test_signals(value, expected):
-    assert cli.parse_signal(value) == expected
+    assert argtypes.parse_signal(value) == expected
 
 
 def test_data_from_file_and_credentials_file(tmp_path, monkeypatch):
     data = tmp_path / "d"
     data.write_bytes(b"\x00bin")
-    assert cli.read_data("@" + str(data)) == b"\x00bin"
+    assert runcmd.read_data("@" + str(data)) == b"\x00bin"
     data.write_bytes(b"x" * 1_000_001)  # more than a znode holds: refused, not read whole
     with pytest.raises(config.ConfigError, match="--data file .* is bigger than 1000000 bytes"):
-        cli.read_data("@" + str(data))
+        runcmd.read_data("@" + str(data))
     big = tmp_path / "big.yml"
     with open(big, "wb") as handle:
         handle.truncate(8 << 30)  # sparse: 8 GiB without disk
@@ -106,7 +139,7 @@ def test_data_from_file_and_credentials_file(tmp_path, monkeypatch):
 
 
 def test_farm_join_merge_keeps_both_sides():
-    from zkherd.join import flatten, merge
+    from zkherd.farm.join import flatten, merge
 
     base = {"enabled": "0", "mysql": {"delay": "0"}, "role": "db"}
     local = {"enabled": "1", "mysql": {"delay": "0"}, "role": "db"}  # echo 1 > enabled
@@ -119,7 +152,7 @@ def test_farm_join_merge_keeps_both_sides():
 
 
 def test_farm_join_merge_compares_with_types():
-    from zkherd.join import merge
+    from zkherd.farm.join import merge
 
     base = {"enabled": 1, "weight": 2}
     merged, conflicts = merge(base, base, {"enabled": True, "weight": 2})  # farm set enabled true
@@ -131,7 +164,7 @@ def test_farm_join_merge_compares_with_types():
 
 
 def test_a_failed_version_record_must_name_a_version_older_than_itself():
-    from zkherd.failedversion import recorded_version
+    from zkherd.run.failedversion import recorded_version
 
     def record(version):
         return json.dumps({"version": version, "reason": "x"}).encode()
@@ -150,7 +183,7 @@ def test_a_failed_version_record_must_name_a_version_older_than_itself():
 
 
 def test_a_failed_version_record_newer_than_what_this_host_read_is_refused():
-    from zkherd.failedversion import FailedVersions
+    from zkherd.run.failedversion import FailedVersions
 
     warnings = []
 
@@ -170,7 +203,7 @@ def test_a_failed_version_record_newer_than_what_this_host_read_is_refused():
 def test_only_nodes_that_no_session_owns_are_foreign():
     """0 (persistent) and Long.MIN_VALUE (container) are nobody's; a session of a server with id 255
     (high byte 0xFF, as TTL nodes have too) is a live session: its nodes are waited for."""
-    from zkherd.foreign import is_foreign
+    from zkherd.recipes.foreign import is_foreign
 
     class Stat:
         def __init__(self, owner):
@@ -197,4 +230,33 @@ def test_whose_node_it_is_is_not_told_without_a_connection():
 
     client = KazooClient("127.0.0.1:1")  # never started: no live connection
     with pytest.raises(ConnectionLoss):
-        lock.Lock._owned(client, Stat())
+        lock.owned(client, Stat())
+
+
+def test_names_with_an_attempt_token_keep_the_order_of_their_sequence():
+    """lock-TOKEN-NNNNNNNNNN (this version) and lock-NNNNNNNNNN (older runners, a hand-made node)
+    sort into one line by the sequence alone; a token never matches another attempt's names."""
+    from zkherd.recipes import sequential
+
+    token = sequential.new_token()
+    assert len(token) == 16 and token != sequential.new_token()
+    mine = sequential.tagged("lock-", token) + "0000000005"
+    children = ["lock-ffffffffffffffff-0000000009", mine, "lock-0000000002", "run-%s-0000000006" % token,
+                "lock-%s-000000001" % token]
+    assert lock.in_order(children, "lock-") == ["lock-0000000002", mine, "lock-ffffffffffffffff-0000000009"]
+    ours = sequential.made_as(sequential.tagged("lock-", token))
+    assert [c for c in children if ours(c)] == [mine]
+    registered = sequential.made_as("svc-")
+    assert registered("svc-0000000001")
+    assert not registered("svc-x-0000000001") and not registered("svc-" + "\u00b2" * 10)
+
+
+def test_whose_create_may_have_happened():
+    from kazoo import exceptions as ke
+
+    from zkherd.recipes.sequential import nothing_made
+
+    for answered in (ke.NoAuthError(), ke.NodeExistsError(), ke.SessionExpiredError()):
+        assert nothing_made(answered)
+    for unknown in (ke.ConnectionLoss(), ke.OperationTimeoutError(), TimeoutError(), RuntimeError()):
+        assert not nothing_made(unknown)

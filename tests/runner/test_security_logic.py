@@ -9,10 +9,12 @@ import os
 
 import pytest
 
-from zkherd import cli, config, cron
+from zkherd import cli
 from zkherd.common import acl
 from zkherd.common.connection import ZkError, make_client
-from zkherd.install import FileSet, LocalFileError, Target
+from zkherd.configfiles.install import FileSet, LocalFileError, Target
+from zkherd.core import settings as config
+from zkherd.recipes import cronlock
 
 BOB = acl.digest_id("bob", "pw")
 
@@ -73,19 +75,19 @@ def test_a_symlinked_folder_inside_is_refused(tmp_path):
 
 
 def test_the_cron_lock_folder_is_private():
-    assert cron.run_dir({"ZKHERD_RUN_DIR": "/srv/locks"}, euid=0) == "/srv/locks"
-    assert cron.run_dir({}, euid=0) == "/run/zkherd"
-    assert cron.run_dir({"XDG_RUNTIME_DIR": "/run/user/1000"}, euid=1000) == "/run/user/1000/zkherd"
+    assert cronlock.run_dir({"ZKHERD_RUN_DIR": "/srv/locks"}, euid=0) == "/srv/locks"
+    assert cronlock.run_dir({}, euid=0) == "/run/zkherd"
+    assert cronlock.run_dir({"XDG_RUNTIME_DIR": "/run/user/1000"}, euid=1000) == "/run/user/1000/zkherd"
     with pytest.raises(ZkError, match="set ZKHERD_RUN_DIR") as refused:  # never /tmp
-        cron.run_dir({"TMPDIR": "/tmp"}, euid=1000)
+        cronlock.run_dir({"TMPDIR": "/tmp"}, euid=1000)
     assert refused.value.kind == "usage"
 
 
 def test_a_cron_lock_folder_that_others_can_write_is_refused(tmp_path):
     private = tmp_path / "private"
-    os.close(cron.open_run_dir(str(private)))  # made 0700
+    os.close(cronlock.open_run_dir(str(private)))  # made 0700
     assert oct(private.stat().st_mode & 0o7777) == "0o700"
     for mode in (0o770, 0o1777):
         private.chmod(mode)
         with pytest.raises(ZkError, match="writable by others"):
-            cron.open_run_dir(str(private))
+            cronlock.open_run_dir(str(private))

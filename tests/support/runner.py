@@ -82,23 +82,33 @@ class Zkherd:
         return int(found[-1]) if found else None
 
 
-def exclusive_child(workdir, slots=1, name="child", stop_delay=0, interval=0.05):
+def exclusive_child(workdir, slots=1, name="child", stop_delay=0, interval=0.05, daemon=False, on_start=""):
     """argv of a command that holds one of *slots* slot locks while it runs, or records an
     overlap and exits 99 when all slots are taken. On SIGTERM it takes *stop_delay* seconds
     to exit (still holding its slot), like a service that shuts down slowly; it notices the
-    signal within *interval* seconds (the period of its idle loop)."""
+    signal within *interval* seconds (the period of its idle loop). *on_start*: shell run once
+    the slot is taken (e.g. a record of the file the child started with).
+
+    daemon=True: the command is a wrapper that does not exec. It starts the slot holder as a
+    grandchild in a session of its own (setsid) that ignores SIGTERM, and waits for it; TERM ends
+    the wrapper alone. Only containment (SIGKILL of the whole tree) ends the holder, and its flock
+    says whether it did so before the next holder started; starts.log names the grandchild."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    on_term = 'trap "" TERM; ' if daemon else 'trap "sleep %s 9>&-; exit 0" TERM; ' % stop_delay
     script = (
         'for i in $(seq 0 %d); do '
         '  exec 9>"%s/slot$i"; '
         '  if flock -n 9; then '
-        '    echo "$(cut -d" " -f1 /proc/uptime) %s $$ slot$i" >>"%s/starts.log"; '
-        '    trap "sleep %s 9>&-; exit 0" TERM; while :; do sleep %s 9>&-; done; '
+        '    echo "$(cut -d" " -f1 /proc/uptime) %s $$ slot$i" >>"%s/starts.log"; %s'
+        '    %swhile :; do sleep %s 9>&-; done; '
         '  fi; '
         'done; '
         'echo "$(cut -d" " -f1 /proc/uptime) %s $$ OVERLAP" >>"%s/overlaps.log"; exit %d'
-    ) % (slots - 1, workdir, name, workdir, stop_delay, interval, name, workdir, OVERLAP_EXIT)
+    ) % (slots - 1, workdir, name, workdir, on_start + "; " if on_start else "", on_term, interval, name, workdir,
+         OVERLAP_EXIT)
+    if daemon:  # the holder is $0 of the wrapper; `wait` returns its exit code (99 on an overlap)
+        return ["sh", "-c", 'setsid sh -c "$0" & wait $!', script]
     return ["sh", "-c", script]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import socket
 import subprocess
@@ -26,6 +27,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 
 SINGLETON_UNIT, SINGLETON_REGISTRY = "zkherd-hello.service", "/services/hello"
+FORKING_UNIT, FORKING_REGISTRY, FORKING_DAEMON = "zkherd-forking.service", "/services/forking", "zkherd-forking-daemon"
 ROLLING_UNIT, ROLLING_ZNODE, ROLLING_FILE = "zkherd-web.service", "/config/web/web.conf", "/etc/demo/web.conf"
 FARM, EXPORTS = "/services/db", ("/etc/haproxy/db-backend.cfg", "/srv/www/database.php")
 CRON_UNIT, CRON_TICKS = "zkherd-cron-tick.service", "/cron/demo/ticks/tick"
@@ -35,6 +37,15 @@ AUTH_FILE, ZOO_CFG = "/etc/zkherd/auth", "/etc/zookeeper/conf_zookeeper/zoo.cfg"
 
 class CheckFailed(Exception):
     pass
+
+
+def alive(pid):
+    """Neither gone nor a zombie (a box's init may reap late)."""
+    try:
+        stat = Path("/proc/%d/stat" % pid).read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 class Site:
@@ -82,15 +93,20 @@ class Site:
 
     # --- the capabilities -------------------------------------------------------------------
 
-    def holders(self):
-        """Boxes registered under the singleton's registry (the one running it)."""
-        found = []
-        for child in self.zk.get_children(SINGLETON_REGISTRY):
+    def holders(self, registry=SINGLETON_REGISTRY):
+        """Boxes registered under a service's registry (the one running it)."""
+        return sorted(self.registered(registry))
+
+    def registered(self, registry):
+        """{box: when its registration node was made (s since the epoch, the server's clock)}."""
+        found = {}
+        for child in self.zk.get_children(registry) if self.zk.exists(registry) else []:
             try:
-                found.append(json.loads(self.zk.get(SINGLETON_REGISTRY + "/" + child)[0])["host"])
+                data, stat = self.zk.get(registry + "/" + child)
+                found[json.loads(data)["host"]] = stat.ctime / 1000.0
             except Exception:  # pylint: disable=broad-except  # left while we read
                 pass
-        return sorted(found)
+        return found
 
     def active(self, unit):
         return sorted(b for b in self.boxes if self.sh(b, "systemctl", "is-active", unit).stdout.strip() == "active")
@@ -113,6 +129,55 @@ class Site:
         self.sh(old, "systemctl", "start", SINGLETON_UNIT, check=True)
         yield "takeover: systemctl stop on %s -> %s runs it %.1f s later (%s started again, now on standby)" % (
             old, new, took, old)
+
+    def daemons(self):
+        """{box: [pid]} of the live daemons the forking service's command left behind, read from this
+        machine's /proc: the boxes share its kernel, each in a PID namespace of its own."""
+        boxes = {os.readlink("/proc/%d/ns/pid" % pid): box for box, pid in self.boxes.items()}
+        found = {box: [] for box in self.boxes}
+        for entry in (e for e in os.listdir("/proc") if e.isdigit()):
+            try:
+                if Path("/proc/%s/cmdline" % entry).read_bytes().split(b"\0")[-2:-1] != [FORKING_DAEMON.encode()]:
+                    continue
+                box = boxes.get(os.readlink("/proc/%s/ns/pid" % entry))
+            except OSError:  # gone meanwhile
+                continue
+            if box is not None and alive(int(entry)):
+                found[box].append(int(entry))
+        return found
+
+    def containment(self):
+        """systemctl kill -s KILL of the runner alone (its main process): the daemon its command left
+        behind - setsid, ignoring SIGTERM - must be gone before another box takes the lock."""
+        def one_daemon(box):
+            daemons = self.daemons()
+            return daemons if daemons[box] and sum(map(len, daemons.values())) == 1 else None
+
+        old = self.wait("one box registered under %s" % FORKING_REGISTRY,
+                        lambda: self.holders(FORKING_REGISTRY) if len(self.holders(FORKING_REGISTRY)) == 1 else None,
+                        60)[0]
+        daemon = self.wait("the daemon of %s running on %s alone" % (FORKING_UNIT, old),
+                           lambda: one_daemon(old), 30)[old][0]
+        killed = time.time()
+        self.sh(old, "systemctl", "kill", "-s", "KILL", "--kill-whom=main", FORKING_UNIT, check=True)
+        while alive(daemon) and time.time() < killed + 60:
+            time.sleep(0.005)
+        gone = time.time()
+        new, took = self.wait("another box takes the lock of %s" % FORKING_UNIT, lambda: next(
+            iter((b, t) for b, t in self.registered(FORKING_REGISTRY).items() if b != old), None), 60)
+        modes = {box: sorted(set(re.findall(r"child containment mode=(\S+)", " ".join(
+            m for _when, m in self.journal(box, FORKING_UNIT, killed - 3600))))) for box in self.boxes}
+        self.wait("%s active again on %s" % (FORKING_UNIT, old), lambda: old in self.active(FORKING_UNIT), 60)
+        self.wait("the daemon of %s running on %s alone" % (FORKING_UNIT, new), lambda: one_daemon(new), 30)
+        if gone >= took:
+            raise CheckFailed("the daemon of the SIGKILLed runner on %s lived %.2f s, until after %s took the lock "
+                              "(%.2f s after the kill)" % (old, gone - killed, new, took - killed))
+        if any(mode != ["cgroup"] for mode in modes.values()):
+            raise CheckFailed("the runners of %s do not all contain their command in a cgroup: %s" % (
+                FORKING_UNIT, modes))
+        yield ("containment: systemctl kill -s KILL of %s's runner on %s -> the setsid daemon its command left (it "
+               "ignores SIGTERM) was gone %.2f s later, %s took the lock %.1f s later (mode=cgroup on every box)"
+               % (FORKING_UNIT, old, gone - killed, new, took - killed))
 
     def roll(self):
         version = "version %d" % time.time()
@@ -261,8 +326,8 @@ def main(argv=None):
     anonymous = (args.tls_ca, args.anonymous_cert, args.anonymous_key) if args.tls_ca else None
     site = Site(args.state, args.zk, tls, anonymous, [a for a in args.closed.split(",") if a])
     failed = 0
-    for check in (site.singleton, site.takeover, site.roll, site.export, site.cron, site.denied, site.ports,
-                  site.units):
+    for check in (site.singleton, site.takeover, site.containment, site.roll, site.export, site.cron, site.denied,
+                  site.ports, site.units):
         try:
             for line in check():
                 print(line, flush=True)

@@ -21,6 +21,10 @@ from .errors import AUTH, CONNECT, EXISTS, NO_NODE, NOT_EMPTY, OTHER, USAGE, VER
 DEFAULT_HOSTS = "127.0.0.1:2181"
 DEFAULT_SESSION_TIMEOUT = 10.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# The longest wait between two attempts to reach ZooKeeper. kazoo's own default backs off up to an
+# hour, so after a long outage a client came back up to an outage-length late (issue 13).
+DEFAULT_RECONNECT_MAX_DELAY = 1.0
+RECONNECT_JITTER = 0.2
 
 # The connection options of every module, lookup and plugin (zkherd.ops.connection fragment).
 OPTION_NAMES = ("hosts", "session_timeout", "connect_timeout", "auth", "tls", "tls_ca", "tls_cert", "tls_key",
@@ -38,10 +42,12 @@ class Settings:
 
     def __init__(self, hosts=DEFAULT_HOSTS, session_timeout=DEFAULT_SESSION_TIMEOUT,
                  connect_timeout=DEFAULT_CONNECT_TIMEOUT, auth=None, tls=False, tls_ca=None,
-                 tls_cert=None, tls_key=None, tls_check_hostname=True, tls_system_ca=False, default_acl=None):
+                 tls_cert=None, tls_key=None, tls_check_hostname=True, tls_system_ca=False, default_acl=None,
+                 reconnect_max_delay=DEFAULT_RECONNECT_MAX_DELAY):
         self.hosts = hosts
         self.session_timeout = session_timeout
         self.connect_timeout = connect_timeout
+        self.reconnect_max_delay = reconnect_max_delay
         self.auth = auth
         self.tls = tls
         self.tls_ca = tls_ca
@@ -69,6 +75,7 @@ class Settings:
         hosts = validate_hosts(opt("hosts", DEFAULT_HOSTS))
         session_timeout = _positive(opt("session_timeout", DEFAULT_SESSION_TIMEOUT), "session_timeout")
         connect_timeout = _positive(opt("connect_timeout", DEFAULT_CONNECT_TIMEOUT), "connect_timeout")
+        reconnect_max_delay = _positive(opt("reconnect_max_delay", DEFAULT_RECONNECT_MAX_DELAY), "reconnect_max_delay")
         auth = opt("auth")
         if auth is not None:
             auth = str(auth)
@@ -93,7 +100,7 @@ class Settings:
                           "tls_system_ca (--tls-system-ca) to trust the system's CA store", USAGE)
         settings = cls(hosts=hosts, session_timeout=session_timeout, connect_timeout=connect_timeout,
                        auth=auth, tls=tls, tls_check_hostname=bool(opt("tls_check_hostname", True)),
-                       tls_system_ca=tls_system_ca, **tls_files)
+                       tls_system_ca=tls_system_ca, reconnect_max_delay=reconnect_max_delay, **tls_files)
         problem = tls and tls_module.file_problem(settings)
         if problem:
             raise ZkError(problem, USAGE)
@@ -169,7 +176,15 @@ def make_client(settings, logger=None):
     if settings.default_acl:
         kwargs["default_acl"] = to_kazoo_acls(settings.default_acl)  # create, makepath, transactions
     return KazooClient(hosts=settings.hosts, timeout=settings.session_timeout, logger=logger,
+                       connection_retry=connection_retry(settings.reconnect_max_delay),
                        auth_data=[("digest", settings.auth)] if settings.auth else None, **kwargs)
+
+
+def connection_retry(max_delay):
+    """kazoo's connection retry: try forever, backing off from 0.1 s to at most *max_delay* s between
+    attempts (jitter included: kazoo multiplies each delay by up to 1 + max_jitter)."""
+    cap = max_delay / (1.0 + RECONNECT_JITTER)
+    return dict(max_tries=-1, delay=min(0.1, cap), backoff=2, max_jitter=RECONNECT_JITTER, max_delay=cap)
 
 
 def open_client(settings, logger=None, waiting=None):

@@ -46,7 +46,7 @@ class Node:
         return bool(self.stat.ephemeralOwner)
 
 
-def read_tree(client, root, watch=None, attempts=READ_ATTEMPTS):
+def read_tree(client, root, watch=None, attempts=READ_ATTEMPTS, get=None):
     """All znodes under *root* (included) as {path: Node}, as they were at one moment; {} when
     root does not exist.
 
@@ -61,11 +61,17 @@ def read_tree(client, root, watch=None, attempts=READ_ATTEMPTS):
     (its mzxid, or the pzxid of its children, is greater) or that vanished since its parent was
     listed means the tree changed while being read: it is read again, up to *attempts* times.
     Otherwise every znode read is as it was at Z, and so is the tree.
+
+    *get(result)* waits for an async answer (default: as long as it takes); the runner passes one
+    with a timeout, and attempts=1 - its loop tries again itself, never sleeping here.
     """
+    get = get or (lambda result: result.get())
     for attempt in range(attempts):
-        nodes = _read_once(client, root, watch)
+        nodes = _read_once(client, root, watch, get)
         if nodes is not None:
             return nodes
+        if attempt + 1 == attempts:
+            break
         time.sleep(0.05 * (attempt + 1))
     raise ZkError("the tree under %s kept changing while it was read (%d times): another writer is at work; "
                   "nothing was changed" % (root, attempts), VERSION)
@@ -75,27 +81,31 @@ class _Changed(Exception):
     """The tree changed while it was read."""
 
 
-def _read_once(client, root, watch):
+def _read_once(client, root, watch, get):
     """{path: Node} as of one zxid, or None when the tree changed while it was read."""
     from kazoo.exceptions import NoNodeError
 
     def answers(requests, listed=True):
         for path, result in requests:
             try:
-                answer = result.get()
+                answer = get(result)
             except NoNodeError:
                 if listed:
                     raise _Changed() from None  # listed by its parent, gone since
                 continue
             except Exception as exc:
+                if not type(exc).__module__.startswith("kazoo"):
+                    raise  # the caller's own, from its get (a timeout)
                 raise translate(exc, "read", path) from None
             if answer[1].mzxid > start or answer[1].pzxid > start:
                 raise _Changed()
             yield path, answer
 
     try:
-        client.exists_async(root).get()  # a reply, so that the client's last zxid is recent
+        get(client.exists_async(root))  # a reply, so that the client's last zxid is recent
     except Exception as exc:
+        if not type(exc).__module__.startswith("kazoo"):
+            raise
         raise translate(exc, "read", root) from None
     start = getattr(client, "last_zxid", None)
     if start is None:  # not a kazoo client that tracks it: no check possible

@@ -1,0 +1,79 @@
+"""`zkherd farm join|export|ls|get|set|unset`: farms as zkfarmer made them (farm/)."""
+
+from __future__ import annotations
+
+import argparse
+
+from zkherd.common import paths
+from zkherd.core.argtypes import FILE_MODE_HELP, file_mode, seconds
+from zkherd.core.settings import ConfigError
+
+NAMES = ("farm",)
+DEFAULTS = dict(
+    farm_cmd=None, farm_path=None, fields=None, field=None, value=None, dest=None, format="json", template=None,
+    filter=None, on_change_cmd=None, check_cmd=None, min_members=0, once=False, conf=None, conf_format=None,
+    name=None, poll=None, file_mode=0o644,
+)
+
+
+def add_parsers(commands):
+    farm = commands.add("farm", help="farm join|export|ls|get|set|unset: be a member of a farm, export it to a file, "
+                                     "read and change its members",
+                        description="Farms as zkfarmer made them: a member is a znode holding a JSON object; fields "
+                                    "use dotted paths (mysql.replication_delay).")
+    farms = commands.nested(farm, dest="farm_cmd", metavar="join|export|ls|get|set|unset")
+    farm_ls = farms.add("ls", help="list a farm's members (or any znode's children)")
+    farm_ls.add_argument("farm_path", metavar="FARM")
+    farm_ls.add_argument("--fields", metavar="A,B.C", help="show these fields of each member")
+    export = farms.add("export", help="keep a file equal to a farm (json, yaml, php, or a Jinja2 template)")
+    export.add_argument("farm_path", metavar="FARM")
+    export.add_argument("dest", metavar="DEST")
+    export.add_argument("--format", choices=["json", "yaml", "php", "template"], help="default json")
+    export.add_argument("--template", metavar="FILE.j2", help="for --format template: gets `members` and `farm`")
+    export.add_argument("--filter", metavar="EXPR", help="members to keep, e.g. enabled=1,!maint,delay<10")
+    export.add_argument("--on-change", dest="on_change_cmd", metavar="CMD", help="shell command run after DEST changed")
+    export.add_argument("--check-cmd", metavar="CMD", help="shell command that validates $ZKHERD_STAGED_FILE first")
+    export.add_argument("--min-members", type=int, metavar="N", help="keep the last file with fewer members")
+    export.add_argument("--once", action="store_true", help="write once and exit")
+    export.add_argument("--file-mode", type=file_mode, metavar="MODE", help=FILE_MODE_HELP)
+    join = farms.add("join", help="be a member of a farm: CONF (JSON/YAML file or DJB directory) <-> znode")
+    join.add_argument("farm_path", metavar="FARM")
+    join.add_argument("conf", metavar="CONF")
+    join.add_argument("--format", dest="conf_format", choices=["json", "yaml", "dir"],
+                      help="of CONF (default: dir for a directory, yaml for .yml/.yaml, else json)")
+    join.add_argument("--name", metavar="ID", help="member name (default: the default route's IPv4 address)")
+    join.add_argument("--on-change", dest="on_change_cmd", metavar="CMD", help="run after CONF changed from ZooKeeper")
+    join.add_argument("--poll", type=seconds, metavar="S", help="look for local edits every S (default 0.5)")
+    join.add_argument("--file-mode", type=file_mode, metavar="MODE", help=FILE_MODE_HELP)
+    for name, what in (("get", "print a member's field"), ("set", "set a member's field (compare-and-set)"),
+                       ("unset", "remove a member's field (compare-and-set)")):
+        sub = farms.add(name, help=what)
+        sub.add_argument("farm_path", metavar="NODE")
+        sub.add_argument("field", metavar="FIELD")
+        if name == "set":
+            sub.add_argument("value", metavar="VALUE")
+
+
+def main(values, settings, log):
+    cmd = values["farm_cmd"]
+    if not cmd:
+        raise ConfigError("farm needs a command: join, export, ls, get, set or unset")
+    if cmd == "join":
+        from zkherd.farm import join
+
+        opts = argparse.Namespace(**values)
+        opts.farm, opts.on_change, opts.format = opts.farm_path, opts.on_change_cmd, opts.conf_format
+        paths.validate(opts.farm, what="farm path")
+        if opts.name is not None:  # '' is refused, not taken for "the default"
+            paths.validate_name(opts.name)
+        return join.run(opts, settings, log)
+    if cmd == "export":
+        from zkherd.farm import export
+
+        opts = argparse.Namespace(**values)
+        opts.farm, opts.on_change, opts.min_members = opts.farm_path, opts.on_change_cmd, int(opts.min_members)
+        paths.validate(opts.farm, what="farm path")
+        return export.run(opts, settings, log)
+    from zkherd.farm import fields
+
+    return fields.main(values, settings)

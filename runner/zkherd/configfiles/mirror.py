@@ -1,0 +1,131 @@
+"""Mirrored configuration (--mirror LOCAL=ZNODE): znodes become local files.
+
+- One consistent snapshot: every znode is read (pipelined, each read leaves a watch), then a
+  transaction of `check` operations confirms that all those versions existed together; if one
+  moved meanwhile, the snapshot is read again. No file ever mixes old and new values (confd #596).
+- Only files whose content differs are staged (install.FileSet: a temporary file in the same
+  directory, with the mode and owner of the file it replaces, written and fsynced, all through
+  file descriptors so that a local user who can write the folder cannot redirect root). Then
+  --check-cmd may look at the staged set, and only then are they renamed into place (each rename
+  atomic) and their directories fsynced. A rejected set is deleted; the old files stay.
+- A missing znode never becomes an empty file: at start the runner waits for it, later the last
+  file stays (and a warning says so).
+- --mirror-dir LOCAL_DIR=ZNODE mirrors a subtree: every znode without children is a file at its
+  relative path (folders' own data is not written), files whose znode went are deleted with the
+  next install, and every znode of the subtree is watched. Nothing is written outside LOCAL_DIR,
+  nor through a symlink inside it (install.Target.below, install.FileSet).
+"""
+
+from __future__ import annotations
+
+import os
+
+from kazoo.exceptions import ConnectionLoss, KazooException, NoNodeError, SessionExpiredError
+
+from zkherd.common import paths, tree
+from zkherd.common.connection import ZkError, translate
+from zkherd.common.errors import VERSION
+from zkherd.configfiles.install import Target
+
+
+class Moving(Exception):
+    """The mirrored znodes changed while they were read: read them again in a moment."""
+
+
+class Mirror:
+    def __init__(self, pairs, dir_pairs, post, log):
+        self.pairs = list(pairs)  # [(local path, znode)]
+        self.dir_pairs = list(dir_pairs)  # [(local directory, root znode)]
+        self.post = post
+        self.log = log
+
+    def _watch(self, event):
+        self.post("mirror", event.path)
+
+    def snapshot(self, loop):
+        """({znode: data or None if missing}, version) as of one moment; every znode is watched.
+        Raises Moving when a znode changed while the set was read (the loop reads again)."""
+        client, get = loop.client, loop.get
+        znodes = sorted({pair[1] for pair in self.pairs})
+        reads = [(z, client.get_async(z, watch=self._watch)) for z in znodes]
+        found, missing = {}, []
+        for znode, result in reads:
+            try:
+                found[znode] = get(result)
+            except NoNodeError:
+                missing.append(znode)
+            except (ConnectionLoss, SessionExpiredError):
+                raise  # the loop tries again
+            except KazooException as exc:
+                raise translate(exc, "read", znode) from None
+        trees = {}
+        for root in [pair[1] for pair in self.dir_pairs]:
+            try:
+                nodes = tree.read_tree(client, root, watch=self._watch, attempts=1, get=get)
+            except ZkError as exc:
+                if exc.kind == VERSION:
+                    raise Moving(exc.message) from None
+                raise
+            trees[root] = nodes or None
+            if not nodes:
+                missing.append(root)
+            found.update({("tree", path): (node.data, node.stat) for path, node in nodes.items()})
+        for znode in missing:  # be told when it appears
+            get(client.exists_async(znode, watch=self._watch))
+        if len(found) > 1:
+            txn = client.transaction()
+            for key, answer in found.items():
+                txn.check(key[1] if isinstance(key, tuple) else key, answer[1].version)
+            if any(isinstance(r, Exception) for r in get(txn.commit_async())):
+                raise Moving("a mirrored znode changed while the set was read")
+        snap = {z: (found[z][0] or b"") if z in found else None for z in znodes}
+        for root, nodes in trees.items():
+            snap[("tree", root)] = None if nodes is None else {
+                paths.relative(root, path): node.data for path, node in nodes.items() if not node.children}
+        # a deletion shows in the parent's pzxid, not in any mzxid
+        version = max((max(answer[1].mzxid, answer[1].pzxid) for answer in found.values()), default=0)
+        return snap, version
+
+    def desired_files(self, snap):
+        """[(Target, data or None)] of every mirrored file (None: its znode is missing)."""
+        result = [(Target.file(local), snap[znode]) for local, znode in self.pairs]
+        for local_dir, root in self.dir_pairs:
+            leaves = snap[("tree", root)]
+            for rel, data in sorted((leaves or {}).items()):
+                result.append((Target.below(local_dir, rel), data))
+        return result
+
+    def stale(self, snap, files):
+        """Files in mirrored directories whose znode is gone (deleted with the next install),
+        listed through *files* (a FileSet) without following links."""
+        result = []
+        for local_dir, root in self.dir_pairs:
+            leaves = snap[("tree", root)]
+            if leaves is None or not os.path.isdir(local_dir):
+                continue  # a missing root keeps the last files, as a missing znode does
+            wanted = {Target.below(local_dir, rel) for rel in leaves}
+            result += [target for target in files.files(local_dir) if target not in wanted]
+        return result
+
+    def changes(self, snap, files):
+        """[(Target, data)] for files whose content differs from the snapshot (compared through
+        *files*: sizes first, never a whole unbounded read); missing znodes keep their file."""
+        result = []
+        for target, data in self.desired_files(snap):
+            if data is None:
+                if files.exists(target):
+                    self.log.warning("mirrored znode is missing, keeping the last file", file=target.path)
+            elif files.differs(target, data):
+                result.append((target, data))
+        return result
+
+    def missing(self, snap):
+        """Files or directories that do not exist yet and whose znode is missing (the child
+        cannot start)."""
+        return ([(local, znode) for local, znode in self.pairs if snap[znode] is None and not os.path.exists(local)]
+                + [(local_dir, root) for local_dir, root in self.dir_pairs
+                   if snap[("tree", root)] is None and not os.path.isdir(local_dir)])
+
+    def missing_files(self):
+        return ([pair[0] for pair in self.pairs if not os.path.exists(pair[0])]
+                + [pair[0] for pair in self.dir_pairs if not os.path.isdir(pair[0])])

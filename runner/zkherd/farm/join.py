@@ -1,0 +1,277 @@
+"""`zkherd farm join FARM CONF`: this host as a member of a farm, kept in sync both ways.
+
+The member is the ephemeral znode FARM/NAME (NAME: the IPv4 address of the default route's
+interface, or --name) holding CONF as a JSON object. CONF is a JSON or YAML file, or a DJB
+directory (folder = dict, file = key holding its text, trailing newline trimmed).
+
+- A local edit (checked every --poll seconds) is written to the znode; an edit of the znode (for
+  instance `zkherd farm set`) is written to CONF - atomically: a file is replaced by rename, each
+  changed file of a directory too.
+- Conflict rule, nothing lost silently: both sides are merged field by field against the last
+  state both agreed on (a three-way merge of dotted fields). A field changed on one side only takes
+  that side's value; a field changed on both sides differently takes the local value and a warning
+  names it. Writes to the znode are compare-and-set: a write that raced another is merged again.
+- After a session expiry the member is created again from CONF. --on-change CMD runs after CONF
+  was changed from ZooKeeper.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import struct
+
+from kazoo.exceptions import BadVersionError, ConnectionLoss, KazooException, NodeExistsError, NoNodeError
+from kazoo.protocol.states import KazooState
+
+from zkherd.common import codec, farm, paths
+from zkherd.common.connection import ZkError, translate
+from zkherd.common.errors import AUTH
+from zkherd.configfiles.install import DEFAULT_FILE_MODE, FileSet, LocalFileError, Target
+from zkherd.core.loop import TRANSIENT, Loop, Program
+from zkherd.core.session import session_id
+from zkherd.core.shellcmd import Task, command_env
+
+
+def default_route_address():
+    """The IPv4 address of the interface of the default route (zkfarmer's member name)."""
+    try:
+        with open("/proc/net/route") as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                if fields[1] == "00000000":
+                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                        packed = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", fields[0][:15].encode()))
+                        return socket.inet_ntoa(packed[20:24])  # SIOCGIFADDR
+    except OSError:
+        pass
+    return socket.gethostname()
+
+
+def flatten(doc, prefix=""):
+    """{"a": {"b": 1}} -> {"a.b": 1}; an empty dict stays a value."""
+    flat = {}
+    for key, value in doc.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, prefix + key + "."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def merge(base, local, remote):
+    """Three-way merge of dotted fields; returns (merged, fields where both sides differ).
+    Values compare with their types (codec.equal): 1 -> true on one side is a change."""
+    b, lo, re_ = flatten(base), flatten(local), flatten(remote)
+    merged, conflicts = {}, []
+    for key in sorted(set(b) | set(lo) | set(re_)):
+        mine, theirs, was = lo.get(key, _GONE), re_.get(key, _GONE), b.get(key, _GONE)
+        mine_changed = not codec.equal(mine, was)
+        if mine_changed and not codec.equal(theirs, was) and not codec.equal(mine, theirs):
+            conflicts.append(key)
+            value = mine
+        else:
+            value = mine if mine_changed else theirs
+        if value is not _GONE:
+            merged[key] = value
+    doc = {}
+    for key, value in merged.items():
+        doc = farm.set_field(doc, key, value)
+    return doc, conflicts
+
+
+_GONE = object()
+
+
+class Conf:
+    """The local side: a JSON/YAML file or a DJB directory."""
+
+    def __init__(self, path, fmt, file_mode=DEFAULT_FILE_MODE):
+        self.path = path
+        self.file_mode = file_mode  # of the files (and, made executable, folders) it creates
+        self.fmt = fmt or ("dir" if os.path.isdir(path) else "yaml" if path.endswith((".yml", ".yaml")) else "json")
+
+    def stamp(self):
+        """Something that changes when the local side changes (mtimes and sizes; links not followed)."""
+        if self.fmt != "dir":
+            try:
+                st = os.lstat(self.path)
+            except OSError:
+                return None
+            return (st.st_mtime_ns, st.st_size, st.st_ino)
+        marks = []
+        for directory, dirs, files in os.walk(self.path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(f for f in files if not f.startswith(".")):
+                try:
+                    st = os.lstat(os.path.join(directory, name))
+                except OSError:
+                    continue  # gone meanwhile: the next look sees it
+                marks.append((directory, name, st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(marks)
+
+    def read(self):
+        if self.fmt == "dir":
+            return farm.read_dir(self.path)
+        files = FileSet()
+        try:
+            raw = files.read(Target.file(self.path))  # never through a symlink: CONF's folder may not be root's
+        except LocalFileError as exc:
+            raise farm.FarmError(exc.message) from None
+        finally:
+            files.discard()
+        if raw is None:
+            raise farm.FarmError("%s does not exist" % self.path)
+        if self.fmt == "yaml":
+            try:
+                doc = codec.load_yaml(raw, self.path) or {}
+            except codec.CodecError as exc:  # not YAML, `!!int 0x`, a "billion laughs"...
+                raise farm.FarmError(exc.message) from None
+            if not isinstance(doc, dict):
+                raise farm.FarmError("%s must hold a mapping" % self.path)
+            return doc
+        return farm.decode_member(raw, self.path)
+
+    def write(self, doc):
+        """Replace CONF (or the DJB directory's changed files) atomically through install.FileSet:
+        no name from ZooKeeper leaves the directory, no symlink inside it is followed."""
+        files = FileSet(self.file_mode)
+        try:
+            if self.fmt == "json":
+                files.stage(Target.file(self.path), (json.dumps(doc, indent=2) + "\n").encode())
+            elif self.fmt == "yaml":
+                import yaml
+
+                files.stage(Target.file(self.path), yaml.safe_dump(doc, default_flow_style=False).encode())
+            else:
+                current, wanted = flatten(farm.read_dir(self.path)), flatten(doc)
+                for key in current:
+                    if key not in wanted:  # first: their folders are opened before anything is staged
+                        files.remove(Target.below(self.path, key.split(".")))
+                for key, value in wanted.items():
+                    if current.get(key) != farm.text(value):
+                        files.stage(Target.below(self.path, key.split(".")), (farm.text(value) + "\n").encode())
+            files.install()
+        except BaseException:
+            files.discard()
+            raise
+
+
+class Member(Program):
+    def __init__(self, opts, log):
+        self.opts = opts
+        self.log = log
+        self.conf = Conf(opts.conf, opts.format, opts.file_mode)
+        self.node = paths.join(opts.farm, opts.name or default_route_address())
+        self.base = None  # the last state both sides agreed on
+        self.joined = False  # our node exists in this session
+        self.stamp = None
+        self.dirty = True
+        self.tasks = []
+        self.post = None
+
+    def start(self, loop):
+        self.post = loop.wakeup.post
+
+    def _changed(self, event):
+        self.post("remote", None)
+
+    def on_event(self, kind, value):
+        if kind == "signal":
+            self.exit_code = 0
+            return
+        if kind == "state" and value == KazooState.LOST:
+            self.joined = False  # our ephemeral node is gone: make it again
+        self.dirty = True
+
+    def turn(self, loop):
+        for task in self.tasks:
+            task.poll()
+        self.tasks = [t for t in self.tasks if t.done is None]
+        stamp = self.conf.stamp()
+        if stamp != self.stamp:
+            self.dirty = True
+        if loop.connected and self.dirty:
+            loop.talk()
+            try:
+                self.sync(loop, stamp)
+            except farm.FarmError as exc:  # the local file, or the member's fields for a DJB directory
+                self.log.warning("cannot sync the member, keeping both sides as they are", error=exc.message)
+                self.stamp = stamp
+            except (BadVersionError, NodeExistsError, NoNodeError) as exc:  # raced a writer: merge again
+                self.log.debug("the member changed meanwhile, syncing again", error=type(exc).__name__)
+                return 0.0
+            self.dirty = False
+        return self.opts.poll
+
+    def on_error(self, loop, error):
+        if error.kind == AUTH:  # will not get better by trying again
+            return super().on_error(loop, error)
+        self.log.warning("could not sync the member yet", error=error.message)
+        return max(self.opts.poll, 1.0)
+
+    def sync(self, loop, stamp):
+        client = loop.client
+        local = self.conf.read()
+        self.stamp = stamp
+        try:
+            data, stat = loop.get(client.get_async(self.node, watch=self._changed))
+        except NoNodeError:
+            data = stat = None
+        except (ZkError,) + TRANSIENT:
+            raise
+        except KazooException as exc:
+            raise translate(exc, "read", self.node) from None
+        ours = session_id(client)
+        if ours is None:
+            raise ConnectionLoss("lost contact with ZooKeeper")  # tried again once it is back
+        if stat is None or not self.joined and stat.ephemeralOwner != ours:
+            if stat is not None:  # a node of an old session of ours, or of another host: replace it
+                self.write(loop, client.delete_async(self.node, version=stat.version), "replace")
+            self.write(loop, client.create_async(self.node, farm.encode_member(local), ephemeral=True, makepath=True),
+                       "join the farm as")
+            self.log.info("joined the farm", node=self.node)
+            self.remember(loop, local)
+            return
+        remote = farm.decode_member(data, "member %s" % self.node)
+        if self.conf.fmt == "dir":
+            farm.check_dir_names(remote, "member %s" % self.node)
+        base = self.base if self.base is not None else remote
+        merged, conflicts = merge(base, local, remote)
+        for field in conflicts:
+            self.log.warning("field changed here and in ZooKeeper; keeping the local value", field=field)
+        if not codec.equal(merged, remote):  # compare-and-set: BadVersion merges again
+            self.write(loop, client.set_async(self.node, farm.encode_member(merged), version=stat.version), "update")
+            self.log.info("member updated from the local configuration", node=self.node)
+        if not codec.equal(merged, local):
+            self.conf.write(merged)
+            self.stamp = self.conf.stamp()
+            self.log.info("local configuration updated from ZooKeeper", conf=self.conf.path)
+            if self.opts.on_change:
+                self.tasks.append(Task("on-change command", self.opts.on_change, command_env(), 300.0, self.log))
+        self.remember(loop, merged)
+
+    def write(self, loop, result, action):
+        """Wait for a write; races (BadVersion, NodeExists, NoNode) and transient errors go up as
+        they are (the loop syncs again), anything else becomes a message."""
+        try:
+            return loop.get(result)
+        except (BadVersionError, NodeExistsError, NoNodeError, ZkError) + TRANSIENT:
+            raise
+        except KazooException as exc:
+            raise translate(exc, action, self.node) from None
+
+    def remember(self, loop, doc):
+        self.base = doc
+        self.joined = True
+        # re-arm the watch on our node (a get without data changes is cheap)
+        self.write(loop, loop.client.exists_async(self.node, watch=self._changed), "watch")
+
+
+def run(opts, settings, log):
+    if not os.path.exists(opts.conf):
+        raise ZkError("%s does not exist" % opts.conf, "usage")
+    opts.poll = float(opts.poll or 0.5)
+    return Loop(settings, log).run(Member(opts, log))

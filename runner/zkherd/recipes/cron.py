@@ -1,0 +1,253 @@
+"""`zkherd cron --election PATH -- CMD`: run CMD now only if this host leads the pool, once per tick.
+
+Put the same line in every host's crontab (`* * * * * zkherd cron --election /cron/pool -- job`)
+and run `zkherd elect --election /cron/pool` on each host. Then, each time cron fires:
+
+1. A second run of the same job on the same host while one runs is refused (exit 75), or waits for
+   it with --if-running wait: a local flock (recipes/cronlock.py), so runs never pile up.
+2. If ZooKeeper cannot be reached, or does not answer what the run asks within --timeout, exit 69:
+   cron runs never hang (77 if it denies access). A request that fails on the way (a lost reply,
+   a connection that drops and comes back) is asked again within that time.
+3. A host that does not lead the pool exits 0 quietly.
+4. The leader creates ELECTION/ticks/NAME/TICK (TICK: the time divided by --tick, 60 s by default).
+   If it exists, this tick already ran (say, leadership moved during the minute): exit 0. So a tick
+   runs at most once, even when the hosts' cron starts are seconds apart. The node holds the id and
+   a token of this run, so a claim whose reply was lost is recognised as ours when asked again.
+5. While the job runs (on the Loop, contained like `zkherd run`'s child: run/job.py), leadership is
+   watched: if the leader's member node goes, or ZooKeeper has not heard from us for too long (the
+   Loop's fence, core/fence.py), the job is stopped - stop signal, --stop-timeout, SIGKILL - and the
+   exit code is 76. Otherwise the job's own code, once the job and all it started are gone.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+
+from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.protocol.states import EventType, KazooState
+
+from zkherd.common import paths
+from zkherd.common.connection import ZkError
+from zkherd.common.errors import AUTH
+from zkherd.core import clock, exits
+from zkherd.core.loop import TRANSIENT, Loop, Program, asking
+from zkherd.core.shellcmd import command_env
+from zkherd.recipes.cronlock import job_name, local_lock
+from zkherd.recipes.election import pool
+from zkherd.run.job import ChildError, Job
+
+KEEP_TICKS = 20  # older tick markers of a job are deleted
+REWATCH_RETRY = 0.2
+
+
+def run(opts, settings, log):
+    """opts: election, id, command, name, tick, timeout, if_running, stop_signal, stop_timeout."""
+    name = opts.name or job_name(opts.command)
+    try:
+        held = local_lock(opts.election, name, opts.if_running == "wait", log)
+    except ZkError as exc:
+        log.error(exc.message)
+        return exits.USAGE_ERROR
+    if held is None:
+        return exits.TEMPFAIL
+    try:
+        return Loop(settings, log).run(Cron(opts, name, log))
+    finally:
+        held.close()
+
+
+class Cron(Program):
+    """Decide (lead? claim the tick, watch the leader), then run the job until it is gone."""
+
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    quiet = True  # a run that has nothing to do says nothing
+
+    def __init__(self, opts, name, log):
+        self.opts = opts
+        self.name = name
+        self.log = log
+        self.tick = int(time.time() // opts.tick)
+        self.ticks = paths.join(paths.join(opts.election, "ticks"), name)
+        self.mark = ("%s %s" % (opts.id, uuid.uuid4().hex)).encode("utf-8")  # our claim, told from any other
+        self.leader_node = None  # the leader's member node, once we know we lead
+        self.claimed = False
+        self.job = None
+        self.watched = False  # the watch on the leader's node is set
+        self.lost = None  # why leadership is lost
+        self.fenced = False  # the fence sent the stop signal itself (no second one)
+        self.give_up_at = None
+        self.post = None
+
+    def start(self, loop):
+        self.post = loop.wakeup.post
+        self.give_up_at = time.monotonic() + self.opts.timeout
+        loop.fence  # noqa: B018  # its syncs keep the proof through the leader fresh before the job starts
+
+    def on_event(self, kind, value):
+        if kind == "signal":
+            name = signal.Signals(value).name
+            if self.job is None:
+                self.log.info("received %s before the job started; not running it" % name)
+                self.exit_code = 128 + value
+            else:
+                self.job.stop(self.opts.stop_timeout, "received %s" % name)
+        elif kind == "leader":
+            if value is None:  # kazoo dropped its watches with the connection: set it again
+                self.watched = False
+            else:
+                self.lose("the leader's member node is gone")
+        elif kind == "state":
+            if value == KazooState.LOST:
+                self.lose("the ZooKeeper session expired")
+            elif value == KazooState.CONNECTED:
+                self.watched = False
+        elif kind == "fence":
+            what, kill_at = value
+            if what == "stop":
+                self.fenced = True
+                self.log.warning("no contact with ZooKeeper for too long; stopping the job before the session can "
+                                 "expire", kill_in="%.3fs" % max(0.0, kill_at - clock.now()))
+                self.lose("no contact with ZooKeeper for too long")
+            else:
+                self.log.warning("the job did not stop in time; killed before the session can expire")
+
+    def _leader_changed(self, event):
+        self.post("leader", None if event.type == EventType.NONE else event.path)
+
+    def lose(self, reason):
+        if self.job is not None and self.lost is None:
+            self.lost = reason
+
+    # -- turns -----------------------------------------------------------------------------------
+
+    def turn(self, loop):
+        if self.job is not None:
+            return self.supervise(loop)
+        left = self.give_up_at - time.monotonic()
+        if left <= 0:
+            self.log.error("ZooKeeper did not answer within %g s (--timeout); the job did not run" % self.opts.timeout)
+            self.exit_code = exits.UNAVAILABLE
+            return None
+        if not loop.connected:
+            return left
+        loop.talk()
+        self.decide(loop, lambda result: loop.get(result, timeout=max(0.05, min(loop.op_timeout(), left))))
+        return None
+
+    def on_error(self, loop, error):
+        if self.job is None:  # before the job: say why it does not run
+            self.log.error(error.message)
+            self.exit_code = exits.NOPERM if error.kind == AUTH else exits.UNAVAILABLE
+            return None
+        self.log.warning(error.message)
+        return 1.0
+
+    def decide(self, loop, wait):
+        """Each step is kept once done: a turn that failed half way goes on from there."""
+        opts, client = self.opts, loop.client
+        if self.leader_node is None:
+            with asking("read the pool", opts.election):
+                members = pool(client, opts.election, wait)
+            if not members or members[0][1] != opts.id:
+                self.log.debug("not the leader of the pool; nothing to do", election=opts.election,
+                               leader=members[0][1] if members else "-")
+                self.exit_code = 0
+                return
+            self.leader_node = paths.join(opts.election, members[0][0])
+        if not self.claimed:
+            if not self.claim(client, wait):
+                self.exit_code = 0
+                return
+            self.claimed = True
+            self.log.info("this host leads the pool; running the job", job=self.name, tick=self.tick)
+            self.prune(client, wait)
+        with asking("watch the leader's node", self.leader_node):
+            found = wait(client.exists_async(self.leader_node, watch=self._leader_changed))
+        if found is None:
+            self.log.warning("leadership moved while the job was starting; not running it")
+            self.exit_code = exits.LOST
+            return
+        self.watched = True
+        self.start_job(loop)
+
+    def claim(self, client, wait):
+        """Create the tick's node; False if another run did. A create whose reply was lost and that
+        did happen finds the node with our mark: ours, and the job runs."""
+        node = paths.join(self.ticks, str(self.tick))
+        with asking("mark the tick at", node):
+            try:
+                wait(client.create_async(node, self.mark, makepath=True))
+                return True
+            except NodeExistsError:
+                pass
+            try:
+                if wait(client.get_async(node))[0] == self.mark:
+                    return True
+            except NoNodeError:
+                pass
+        self.log.info("this tick already ran", job=self.name, tick=self.tick)
+        return False
+
+    def prune(self, client, wait):
+        """Delete the job's older tick nodes; best effort (the next run tries again), never a
+        reason not to run the job."""
+        try:
+            ticks = wait(client.get_children_async(self.ticks))
+        except TRANSIENT + (KazooException,) as exc:
+            self.log.debug("could not look at the old ticks; a later run will", error=type(exc).__name__)
+            return
+        for stale in sorted((t for t in ticks if t.isascii() and t.isdigit()), key=int)[:-KEEP_TICKS]:  # not '²'
+            client.delete_async(paths.join(self.ticks, stale))
+
+    def start_job(self, loop):
+        opts = self.opts
+        self.job = Job(opts.command, command_env(ZKHERD_CRON_JOB=self.name), self.log, "zkherd-cron", opts.stop_signal)
+        try:
+            self.job.start()
+        except ChildError as exc:
+            self.log.error(str(exc))
+            self.exit_code = exits.NOT_FOUND
+            return
+        loop.fence.arm(self.job.child, opts.stop_timeout)
+
+    def supervise(self, loop):
+        if self.lost:  # SIGKILL after --stop-timeout even if contact comes back (the fence would then wait)
+            self.job.stop(self.opts.stop_timeout, "leadership lost: " + self.lost, send=not self.fenced)
+        code, wait = self.job.poll()  # after stop(): *wait* includes its SIGKILL deadline
+        if code is not None:
+            loop.fence.disarm()
+            if self.lost:
+                self.log.warning("job stopped: leadership was lost", reason=self.lost)
+                self.exit_code = exits.LOST
+            else:
+                self.exit_code = code
+            return None
+        if not self.lost and not self.watched and loop.connected:
+            retry = self.rewatch(loop)
+            if retry is not None:
+                wait = retry if wait is None else min(wait, retry)
+        return wait
+
+    def rewatch(self, loop):
+        """Watch the leader's node again (after a connection loss); seconds until trying again if
+        that could not be done now. The fence covers a connection that stays bad."""
+        try:
+            loop.talk()
+            with asking("watch the leader's node", self.leader_node):
+                found = loop.get(loop.client.exists_async(self.leader_node, watch=self._leader_changed))
+        except TRANSIENT:
+            return REWATCH_RETRY
+        except ZkError as exc:
+            self.log.warning("cannot watch the leader's node; trying again", error=exc.message)
+            return 1.0
+        self.watched = True
+        if found is None:
+            self.lose("the leader's member node is gone")
+            return 0.0
+        return None
+
+    def close(self, loop):
+        if self.job is not None:
+            self.job.close()

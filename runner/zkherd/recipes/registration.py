@@ -1,0 +1,82 @@
+"""Registration for discovery, as zkdo did it: an ephemeral sequential znode PATH<seq> holding the
+given data, present while the child runs, created again with the same data after a session
+expiry, removed when the child stops.
+
+Safe against a lost reply (sequential.py): a create or delete that got no answer leaves the
+registration *doubtful* - a node of ours may be there or not. The next ensure() or remove() first
+looks for our nodes among PATH's siblings (owned by our session, holding our data): ensure() keeps
+the first and deletes any other, remove() deletes them all. The name stays the user's PATH<seq>:
+that is what discovery consumers parse.
+"""
+
+from __future__ import annotations
+
+from zkherd.common import paths
+from zkherd.common.connection import translate
+from zkherd.recipes.sequential import delete_all, made_as, nothing_made, own_nodes
+
+
+class Registration:
+    def __init__(self, path, data, log):
+        self.path = path
+        self.data = data
+        self.log = log
+        self.node = None
+        self.doubtful = False  # a create or delete of ours got no answer: a node of ours may be there
+        self.folder, self.prefix = paths.parent(path), path.rsplit("/", 1)[1]  # our nodes: FOLDER/PREFIX<seq>
+
+    def ensure(self, client, timeout):
+        """Our node's path, made if needed."""
+        if self.node is None:
+            try:
+                self._ensure(client, lambda result: result.get(timeout=timeout))
+            except Exception as exc:
+                if isinstance(exc, client.handler.timeout_exception):
+                    raise
+                raise translate(exc, "register at", self.path) from None
+        return self.node
+
+    def _ensure(self, client, get):
+        if self.doubtful:
+            mine = self._find(client, get)
+            if mine:
+                self.node = mine[0]
+                delete_all(client, mine[1:], get)
+                self.doubtful = False
+                self.log.info("registered (found the node made by an earlier try that got no answer)", node=self.node,
+                              duplicates_deleted=len(mine) - 1)
+                return
+        self.doubtful = True  # until the answer comes
+        try:
+            self.node = get(client.create_async(self.path, self.data, ephemeral=True, sequence=True, makepath=True))
+        except Exception as exc:
+            self.doubtful = not nothing_made(exc)
+            raise
+        self.doubtful = False
+        self.log.info("registered", node=self.node, data=self.data.decode("utf-8", "replace")[:200])
+
+    def remove(self, client, timeout):
+        """Delete our node (and, if doubtful, any node of ours). Raises if ZooKeeper does not
+        answer: the registration is doubtful then, and the next ensure() or remove() looks first."""
+        if self.node is None and not self.doubtful:
+            return
+        get = lambda result: result.get(timeout=timeout)  # noqa: E731
+        node, self.node = self.node, None
+        doubtful, self.doubtful = self.doubtful, True  # until the answer comes
+        targets = [node] if node is not None else []
+        if doubtful:
+            targets = sorted(set(targets) | set(self._find(client, get)))
+        delete_all(client, targets, get)
+        self.doubtful = False
+        if targets:
+            self.log.info("unregistered", node=",".join(targets))
+
+    def _find(self, client, get):
+        """The paths of our nodes (our session's, with our data), in sequence order."""
+        found = own_nodes(client, self.folder, made_as(self.prefix), get, data=self.data)
+        return [paths.join(self.folder, name) for name, _ in found]
+
+    def forget_session(self):
+        """The session expired: the server deleted our ephemeral nodes."""
+        self.node = None
+        self.doubtful = False

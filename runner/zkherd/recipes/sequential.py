@@ -1,0 +1,101 @@
+"""Ephemeral sequential nodes of ours: their names, their order, and finding them again after a
+lost reply.
+
+A create whose reply never comes (the connection dropped after the server applied it, or the
+request timed out) may or may not have made its node. Trying again blindly makes a second one;
+the first, an ephemeral node of our own live session, then stays until the session ends - a
+phantom that holds a slot of a lock, leads a pool or registers a service twice. So every create
+that a retry may repeat remembers that its outcome is unknown, and the retry first looks for what
+the earlier try made:
+
+- Nodes whose names are ours to choose (lock-, run-, member-) carry a per-attempt token, as
+  kazoo's lock recipe does: PREFIX + TOKEN + '-' + the server's ten-digit sequence, which stays
+  last so that the order of a line is still the order of the sequence (in_order).
+- Nodes whose name the user chose (a registration, PATH<seq>, which discovery consumers parse)
+  are ours when our session owns them and they hold our data.
+
+Either way only nodes that our session owns count (own_nodes). The look starts with a sync: a
+create that reached the server before our connection dropped is then visible, whichever server
+we talk to now (a request of the old connection that arrives later is refused by the leader: the
+session moved).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from kazoo.exceptions import ConnectionLoss, KazooException, NoNodeError, OperationTimeoutError
+
+from zkherd.common import paths
+from zkherd.core.session import session_id
+
+_SEQUENCE = re.compile("[0-9]{10}")  # ASCII digits only: int() refuses '²', str.isdigit() does not
+
+
+def is_sequence(text):
+    return _SEQUENCE.fullmatch(text) is not None
+
+
+def in_order(children, prefix):
+    """The children named PREFIX ... + a sequence number, in order (the token, if any, between)."""
+    return sorted((c for c in children if c.startswith(prefix) and is_sequence(c[-10:])),
+                  key=lambda name: int(name[-10:]))
+
+
+def new_token():
+    """A fresh attempt token: 64 random bits, so no other contender's node carries it."""
+    return os.urandom(8).hex()  # as secrets.token_hex, without importing hmac
+
+
+def tagged(prefix, token):
+    """The name to create for an attempt: the server appends the sequence number."""
+    return "%s%s-" % (prefix, token)
+
+
+def nothing_made(exc):
+    """True if *exc*, raised by a create, is the server's answer that it made nothing (not a
+    connection loss or a timeout, after which the node may exist)."""
+    return isinstance(exc, KazooException) and not isinstance(exc, (ConnectionLoss, OperationTimeoutError))
+
+
+def made_as(prefix):
+    """A name test: PREFIX followed by exactly a sequence number."""
+    return lambda name: name.startswith(prefix) and is_sequence(name[len(prefix):])
+
+
+def own_nodes(client, folder, wanted, get, data=None):
+    """[(name, stat)] of the children of *folder* for which wanted(name) holds, that our session
+    owns and (if *data* is given) that hold *data*, in sequence order; [] if *folder* is missing.
+    *get* waits for an async result (the caller's timeout). Reads are pipelined: one round trip
+    for the names, one for all their stats or data."""
+    owner = session_id(client)
+    if owner is None:  # whose nodes they are cannot be told without a live session
+        raise ConnectionLoss("no connection to ZooKeeper")
+    get(client.sync_async(folder))
+    try:
+        names = [name for name in get(client.get_children_async(folder)) if wanted(name)]
+    except NoNodeError:
+        return []
+    read = client.exists_async if data is None else client.get_async
+    pending = [(name, read(paths.join(folder, name))) for name in names]
+    found = []
+    for name, result in pending:
+        try:
+            answer = get(result)
+        except NoNodeError:
+            continue
+        stat = answer if data is None else answer[1]
+        if stat is not None and stat.ephemeralOwner == owner and (data is None or answer[0] == data):
+            found.append((name, stat))
+    return sorted(found, key=lambda item: int(item[0][-10:]))
+
+
+def delete_all(client, nodes, get):
+    """Delete *nodes* (paths), pipelined; those already gone are fine."""
+    pending = [client.delete_async(node) for node in nodes]
+    for result in pending:
+        try:
+            get(result)
+        except NoNodeError:
+            pass
