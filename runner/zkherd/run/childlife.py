@@ -8,10 +8,12 @@ from __future__ import annotations
 import time
 
 from zkherd.core.shellcmd import command_env
+from zkherd.run import launcher
 from zkherd.run.child import Child
-from zkherd.run.containment import Containment
+from zkherd.run.containment import CGROUP, Containment
 
 LAUNCHERS_EVERY = 1.0  # a launcher that ended is replaced after this: one that cannot live is not spun
+LAUNCHER_TRIES = 3  # launchers that ended unused, or could not start, before the runner does without
 EXIT, REQUEUE, RESTART, PAUSE = "exit", "requeue", "restart", "pause"  # what comes once the child is gone
 
 
@@ -24,6 +26,7 @@ class ChildLife:
         self.fence_acted = False  # the fence signalled the child now reaped (its event may come later)
         self.launcher = None  # prespawned while queued for the lock (run/launcher.py)
         self.next_launcher = 0.0  # monotonic: not before
+        self.launcher_failures = 0  # in a row: launchers that ended unused, or could not be started
 
     def open(self, loop):
         self.loop = loop
@@ -46,8 +49,10 @@ class ChildLife:
     def start(self, env, fenced):
         """Start the child (ChildError if it cannot be); *fenced*: under the lock, so the fence guards it."""
         child = Child(self.opts.command, env, self.log, self.containment, self.opts.stop_signal)
-        launcher, self.launcher = self.launcher, None
-        child.start(launcher)
+        ready, self.launcher = self.launcher, None
+        child.start(ready)
+        if ready is not None and child.proc is ready.proc:
+            self.launcher_failures = 0
         self.child, self.then, self.fence_acted = child, None, False
         if fenced:
             self.loop.fence.arm(child, self.opts.stop_timeout)
@@ -65,10 +70,20 @@ class ChildLife:
             self.log.warning("the prespawned launcher ended, starting another", pid=self.launcher.pid,
                              code=self.launcher.proc.returncode)
             self.launcher = None
+            self.launcher_failures += 1
             self.next_launcher = time.monotonic() + LAUNCHERS_EVERY
+        if self.launcher_failures >= LAUNCHER_TRIES:
+            if self.launcher_failures == LAUNCHER_TRIES:  # said once: the child then starts anew each time
+                self.launcher_failures += 1
+                self.log.warning("the prespawned launcher keeps ending; the child starts without it")
+            return None
         left = self.next_launcher - time.monotonic()
         if left > 0:
             return left
+        # Only in cgroup mode, where every start goes through /bin/sh anyway (the environment the
+        # command sees is the same either way), and only for a command a line can carry.
+        if self.containment.mode != CGROUP or not launcher.usable(self.opts.command):
+            return None
         child = Child(self.opts.command, command_env(), self.log, self.containment, self.opts.stop_signal)
         if not child.findable():
             return None  # the start says why
@@ -76,6 +91,7 @@ class ChildLife:
             self.launcher = child.prespawn()
         except OSError as exc:
             self.log.warning("cannot prespawn the launcher; the child starts without it", error=exc.strerror)
+            self.launcher_failures += 1
             self.next_launcher = time.monotonic() + LAUNCHERS_EVERY
             return LAUNCHERS_EVERY
         if self.launcher is not None:

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import select
 import signal
 
 from zkherd.core import ownprocs
 
 PIPE_FD = 9  # the highest a POSIX shell's redirections take
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # The pipe is fd 9 (setpriv's parent-death signal is set already). The line it reads ends with the
 # `exec` of the command: while it waits, its command line does not name the command, so that
 # `pgrep -f COMMAND` and monitoring do not count a standby's launcher as a running service.
@@ -32,10 +35,24 @@ def quote(value):
     return "'" + value.replace("'", "'\\''") + "'"
 
 
+def usable(argv):
+    """A launcher can run *argv*: no argument holds a newline (the line would not be one line), and
+    the command leaves room in the line for the environment (see command_line)."""
+    words = " ".join(map(quote, argv)).encode("utf-8", "surrogateescape")
+    return b"\n" not in words and len(words) <= select.PIPE_BUF // 2
+
+
 def command_line(before, after, argv):
     """The line the launcher evals: the environment *before* turned into *after*, then the exec of
-    *argv* (newline-terminated)."""
-    return "%s || exit 126; unset _zkherd_line; exec %s\n" % (env_line(before, after)[:-1], " ".join(map(quote, argv)))
+    *argv* (newline-terminated); None if that cannot be said safely in one short line: a name that is
+    not a shell identifier (sh would fail on it, or drop it), a newline, or a line longer than
+    PIPE_BUF (one write that never blocks, even on a launcher that was stopped)."""
+    names = [name for name in set(before) | set(after) if before.get(name) != after.get(name)]
+    if not all(_IDENTIFIER.match(name) for name in names) or not usable(argv):
+        return None
+    line = "%s || exit 126; unset _zkherd_line; exec %s\n" % (env_line(before, after)[:-1], " ".join(map(quote, argv)))
+    data = line.encode("utf-8", "surrogateescape")
+    return data if b"\n" not in data[:-1] and len(data) <= select.PIPE_BUF else None
 
 
 def env_line(before, after):
@@ -77,13 +94,12 @@ class Launcher:
     def go(self, env):
         """Run the command with environment *env* (its own, without the containment's mark); returns
         the Popen of the command's process, or None if the launcher ended before it could be told."""
-        line = command_line(self.env, self.containment.environ(env), self.argv).encode("utf-8", "surrogateescape")
-        if b"\n" in line[:-1]:  # a newline in a value or an argument would not fit in a line: start it anew
+        line = command_line(self.env, self.containment.environ(env), self.argv)
+        if line is None:  # not said safely in one short line: the command starts anew
             self.dismiss()
             return None
         try:
-            while line:  # one write but for a line longer than the pipe's buffer
-                line = line[os.write(self.pipe, line):]
+            os.write(self.pipe, line)  # at most PIPE_BUF into an empty pipe: whole, and never blocks
         except OSError:  # EPIPE: it ended meanwhile
             self.dismiss()
             return None
