@@ -282,6 +282,7 @@ def main():
     print()
     print("| resident memory | KiB | target / reference |")
     print("|---|---|---|")
+
     def verdict(reference):
         return "%s (%+d KiB)" % ("met" if ours - reference <= 1536 else "NOT met", ours - reference)
 

@@ -73,7 +73,6 @@ def test_a_root_descendant_that_moves_itself_to_another_cgroup_is_not_followed(z
         % (old, alive, overlaps(work)))
 
 
-
 # -- the guard and the runner killed together ------------------------------------------------
 
 
@@ -107,4 +106,3 @@ def test_the_guard_and_the_runner_killed_together_leave_the_tree(zk_server, zk_b
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(entry), signal.SIGKILL)
     assert not alive, "the daemon (pid %d) outlived the SIGKILLed runner whose guard was killed first" % old
-

@@ -90,8 +90,8 @@ def test_cron_job_stopped_on_lost_leadership_takes_its_daemon_with_it(leader, zk
     assert not pid_alive(daemon)
 
 
-def test_a_fenced_job_that_ignores_term_is_killed_even_if_contact_comes_back(zk_server, zk_base, fault_proxy,
-                                                                              tmp_path):
+def test_a_fenced_job_that_ignores_term_is_killed_even_if_contact_comes_back(
+        zk_server, zk_base, fault_proxy, tmp_path):
     """The fence sends the stop signal when ZooKeeper has not heard from us for too long; if
     contact comes back before its SIGKILL, the fence moves on (the session is safe again), but
     leadership was given up: the job still gets SIGKILL after --stop-timeout and the run is 76."""

@@ -261,7 +261,7 @@ def test_restart_for_new_files_racing_a_session_loss(zk_server, zk_admin, zk_bas
     standby.wait_log("queued for lock")
     try:
         zk_admin.set(cfg, b"v1")
-        wait_for(lambda: (work / "stopping.log").exists(), timeout=10, interval=0.01,
+        wait_for((work / "stopping.log").exists, timeout=10, interval=0.01,
                  message=lambda: "the holder's child to get the stop signal:\n" + holder.log()[-2000:])
         holder.signal(signal.SIGSTOP)  # the child stops within 0.5 s: before the session can expire
         try:

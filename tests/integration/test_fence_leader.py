@@ -73,7 +73,10 @@ def test_a_holder_on_a_follower_cut_off_from_the_leader_is_fenced_in_time(tmp_pa
     quorum = _Quorum(tmp_path / "q").start()
     try:
         assert quorum.servers[0].mode() == "follower", "member 1 must not lead (the highest id leads)"
-        client = lambda i: "%s:%d" % (LOOPBACK, quorum.servers[i].port)  # noqa: E731
+
+        def client(i):
+            return "%s:%d" % (LOOPBACK, quorum.servers[i].port)
+
         work = tmp_path / "w"
 
         def runner(name, hosts):

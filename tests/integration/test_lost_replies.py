@@ -40,8 +40,8 @@ def lines(names):
 
 
 @pytest.mark.parametrize("slots", [1, 2])
-def test_a_lost_reply_to_the_lock_transaction_leaves_no_phantom(zk_server, zk, zk_base, fault_proxy, tmp_path,
-                                                                  slots):
+def test_a_lost_reply_to_the_lock_transaction_leaves_no_phantom(
+        zk_server, zk, zk_base, fault_proxy, tmp_path, slots):
     """`run --lock` (and `--slots 2`): the reply to the transaction that queues the runner is
     lost. It holds the lock (one of the slots) with the pair it made, has no second pair, and
     exactly N run; when it stops, the one waiting takes over. Before: the retry queued a second
@@ -108,8 +108,8 @@ def test_a_late_answer_to_the_lock_transaction_leaves_no_phantom(zk_server, zk, 
 
 
 @pytest.mark.parametrize("lost", ["acquire", "release"])
-def test_a_lost_reply_to_the_rolling_lock_transaction_leaves_nothing(zk_server, zk, zk_base, fault_proxy, tmp_path,
-                                                                      lost):
+def test_a_lost_reply_to_the_rolling_lock_transaction_leaves_nothing(
+        zk_server, zk, zk_base, fault_proxy, tmp_path, lost):
     """`run --mirror --rolling-lock`: the reply to the transaction that queues for the rolling
     lock (or to the one that releases it) is lost. The new files are applied, the rolling lock is
     released, and nothing is left in it. Before (acquire): the runner waited behind its own first

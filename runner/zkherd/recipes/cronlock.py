@@ -105,4 +105,3 @@ def local_lock(election, name, wait, log):
     os.ftruncate(fd, 0)
     os.pwrite(fd, ("pid=%d started=%s job=%s\n" % (os.getpid(), started, name)).encode("utf-8"), 0)
     return handle
-

@@ -148,8 +148,8 @@ class Member(Program):
         """Our new member node; the one an earlier try made, if its reply was lost."""
         client = loop.client
         if self.attempt is not None:  # an earlier try got no answer: it may have made our node
-            mine = [paths.join(self.election, name)
-                    for name, _ in own_nodes(client, self.election, made_as(tagged(MEMBER, self.attempt)), loop.get)]
+            ours = own_nodes(client, self.election, made_as(tagged(MEMBER, self.attempt)), loop.get)
+            mine = [paths.join(self.election, name) for name, _stat in ours]
             if mine:
                 delete_all(client, mine[1:], loop.get)
                 self.log.info("joined the pool (found the node made by an earlier try that got no answer)",
@@ -216,7 +216,7 @@ def pool_ls(election, settings, out):
     except ZkError as exc:
         sys.stderr.write("zkherd: %s\n" % exc.message)
         return exits.UNAVAILABLE
-    width = max((len(name) for name, _ in members), default=0)
+    width = max((len(name) for name, _ident in members), default=0)
     for index, (name, ident) in enumerate(members):
         out.write("%-*s %s%s\n" % (width, name, ident, "  (leader)" if index == 0 else ""))
     return 0

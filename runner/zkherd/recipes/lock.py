@@ -121,7 +121,7 @@ class Lock:
 
     def _recover(self, client):
         """(lock- name, run- name) of the nodes of our attempt in progress, each None if not there."""
-        mine = [name for name, _ in own_nodes(client, self.path, self._of_attempt, self._get)]
+        mine = [name for name, _stat in own_nodes(client, self.path, self._of_attempt, self._get)]
         return (next((n for n in mine if n.startswith(QUEUE)), None),
                 next((n for n in mine if n.startswith(RUN)), None))
 

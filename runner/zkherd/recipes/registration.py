@@ -60,7 +60,10 @@ class Registration:
         answer: the registration is doubtful then, and the next ensure() or remove() looks first."""
         if self.node is None and not self.doubtful:
             return
-        get = lambda result: result.get(timeout=timeout)  # noqa: E731
+
+        def get(result):
+            return result.get(timeout=timeout)
+
         node, self.node = self.node, None
         doubtful, self.doubtful = self.doubtful, True  # until the answer comes
         targets = [node] if node is not None else []
@@ -74,7 +77,7 @@ class Registration:
     def _find(self, client, get):
         """The paths of our nodes (our session's, with our data), in sequence order."""
         found = own_nodes(client, self.folder, made_as(self.prefix), get, data=self.data)
-        return [paths.join(self.folder, name) for name, _ in found]
+        return [paths.join(self.folder, name) for name, _stat in found]
 
     def forget_session(self):
         """The session expired: the server deleted our ephemeral nodes."""

@@ -25,8 +25,8 @@ from zkherd.run.launcher import Launcher
 def which(name, path=None):
     """The executable *name* as found in *path* (PATH's syntax; a name with a slash as it is), or
     None. (shutil.which, without shutil's import of three compression modules.)"""
-    candidates = [name] if "/" in name else [os.path.join(folder or ".", name)
-                                              for folder in (path or os.defpath).split(os.pathsep)]
+    folders = (path or os.defpath).split(os.pathsep)
+    candidates = [name] if "/" in name else [os.path.join(folder or ".", name) for folder in folders]
     return next((c for c in candidates if os.access(c, os.X_OK) and not os.path.isdir(c)), None)
 
 
