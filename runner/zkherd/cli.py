@@ -17,7 +17,7 @@ import sys
 from zkherd import __version__
 from zkherd.commands import barrier, cron, elect, farm, run
 from zkherd.common.errors import UserError
-from zkherd.core import exits
+from zkherd.core import exits, hostcodec
 from zkherd.core.argtypes import file_mode, seconds
 from zkherd.core.logs import Log
 from zkherd.core.settings import ConfigError, connection_settings, load_file, merge
@@ -68,6 +68,7 @@ def redact(text):
 # translations that Python does not ship: its English strings, directly.
 argparse._ = lambda message: message
 argparse.ngettext = lambda singular, plural, n: singular if n == 1 else plural
+hostcodec.install()  # resolving the ZooKeeper hosts' names without the idna module's 420 KiB
 
 
 def _columns():
