@@ -58,8 +58,7 @@ EXITS = 'while [ ! -e "$1/$2.up" ]; do sleep 0.01; done; exit 3'  # leaves its d
 RUNNERS = []
 
 
-@pytest.fixture
-def work(tmp_path):
+def daemon_folder(tmp_path):
     """The daemons' folder. At the end the test's runners are stopped, then every daemon of this
     folder still alive is killed (a failed test, or a runner from before containment, leaves some)."""
     folder = tmp_path / "w"
@@ -73,6 +72,11 @@ def work(tmp_path):
         if entry.isdigit() and script in procs.pid_cmdline(int(entry)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry), signal.SIGKILL)
+
+
+@pytest.fixture
+def work(tmp_path):
+    yield from daemon_folder(tmp_path)
 
 
 def wrapper(work, name, shape, exits=False):

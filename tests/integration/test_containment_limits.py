@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.integration.test_containment import DAEMON, RUNNERS, cgroup_possible, daemon_of
+from tests.integration.test_containment import DAEMON, RUNNERS, cgroup_possible, daemon_folder, daemon_of
 from tests.support import procs
 from tests.support.runner import Zkherd, overlaps
 from tests.support.zkutil import wait_for
@@ -24,17 +24,7 @@ ESCAPE = 'setsid sh -c \'echo $$ >"$3" && exec sh "$0" "$1" "$2"\' "$0" "$1" "$2
 
 @pytest.fixture
 def escape_work(tmp_path):
-    folder = tmp_path / "w"
-    folder.mkdir()
-    (folder / "daemon.sh").write_text(DAEMON)
-    yield folder
-    while RUNNERS:
-        RUNNERS.pop().stop()
-    script = str(folder / "daemon.sh")
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and script in procs.pid_cmdline(int(entry)):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry), signal.SIGKILL)
+    yield from daemon_folder(tmp_path)
 
 
 @pytest.mark.skipif(not cgroup_possible(), reason="no cgroup mode here")
