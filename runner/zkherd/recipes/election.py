@@ -131,10 +131,14 @@ class Member(Program):
         if self.node is None:
             self.node = self.join(loop)
         mine = self.node.rsplit("/", 1)[1]
-        names = in_order(loop.get(client.get_children_async(self.election)), MEMBER)
+        try:
+            names = in_order(loop.get(client.get_children_async(self.election)), MEMBER)
+        except NoNodeError:  # the pool's folder deleted by hand, our node with it
+            names = []
         if mine not in names:
             self.log.warning("our member node is gone; joining again", node=self.node)
             self.node, self.attempt, self.dirty = None, None, True
+            self.set_leading(False)  # what the log says agrees with is-leader meanwhile
             return
         index = names.index(mine)
         watched = [mine] if index == 0 else [names[index - 1], mine]  # ahead of us, and our own node
