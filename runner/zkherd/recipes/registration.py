@@ -7,6 +7,9 @@ registration *doubtful* - a node of ours may be there or not. The next ensure() 
 looks for our nodes among PATH's siblings (owned by our session, holding our data): ensure() keeps
 the first and deletes any other, remove() deletes them all. The name stays the user's PATH<seq>:
 that is what discovery consumers parse.
+
+A node deleted by hand is made again: ensure() watches our node and looks once more whenever the
+watch fires or the connection is new (the child keeps the ZKHERD_REGISTERED_PATH it started with).
 """
 
 from __future__ import annotations
@@ -17,16 +20,20 @@ from zkherd.recipes.sequential import delete_all, made_as, nothing_made, own_nod
 
 
 class Registration:
-    def __init__(self, path, data, log):
+    def __init__(self, path, data, log, wakeup=None):
         self.path = path
         self.data = data
         self.log = log
+        self.wakeup = wakeup
         self.node = None
+        self.unchecked = False  # our node may be gone: look (and watch) again on the next ensure()
         self.doubtful = False  # a create or delete of ours got no answer: a node of ours may be there
         self.folder, self.prefix = paths.parent(path), path.rsplit("/", 1)[1]  # our nodes: FOLDER/PREFIX<seq>
 
     def ensure(self, client, timeout):
-        """Our node's path, made if needed."""
+        """Our node's path, made if needed (again, if it was deleted by hand)."""
+        if self.node is not None and self.unchecked:
+            self._check(client, timeout)
         if self.node is None:
             try:
                 self._ensure(client, lambda result: result.get(timeout=timeout))
@@ -34,7 +41,10 @@ class Registration:
                 if isinstance(exc, client.handler.timeout_exception):
                     raise
                 raise translate(exc, "register at", self.path) from None
-        return self.node
+        node = self.node
+        if self.unchecked:  # a new node: watch it at once (if it is gone already, the watch's wakeup says so)
+            self._check(client, timeout)
+        return node
 
     def _ensure(self, client, get):
         if self.doubtful:
@@ -43,6 +53,7 @@ class Registration:
                 self.node = mine[0]
                 delete_all(client, mine[1:], get)
                 self.doubtful = False
+                self.unchecked = True
                 self.log.info("registered (found the node made by an earlier try that got no answer)", node=self.node,
                               duplicates_deleted=len(mine) - 1)
                 return
@@ -53,7 +64,32 @@ class Registration:
             self.doubtful = not nothing_made(exc)
             raise
         self.doubtful = False
+        self.unchecked = True  # watch it from now on
         self.log.info("registered", node=self.node, data=self.data.decode("utf-8", "replace")[:200])
+
+    def _check(self, client, timeout):
+        """Watch our node; forget it if it is gone, so that ensure() makes it again."""
+        try:
+            there = client.exists_async(self.node, watch=self._watch).get(timeout=timeout)
+        except Exception as exc:
+            if isinstance(exc, client.handler.timeout_exception):
+                raise
+            raise translate(exc, "look at the registration", self.node) from None
+        self.unchecked = False
+        if there is None or there.ephemeralOwner != client.client_id[0]:
+            self.log.warning("our registration was deleted; registering again", node=self.node)
+            self.node = None
+            if self.wakeup is not None:
+                self.wakeup.post("registration", None)  # made again on the next turn
+
+    def _watch(self, event):
+        self.unchecked = True  # a plain flag: read by the loop's thread on its next turn
+        if self.wakeup is not None:
+            self.wakeup.post("registration", event.path)
+
+    def recheck(self):
+        """A new connection: watches set before it may be gone."""
+        self.unchecked = self.node is not None
 
     def remove(self, client, timeout):
         """Delete our node (and, if doubtful, any node of ours). Raises if ZooKeeper does not
@@ -64,7 +100,7 @@ class Registration:
         def get(result):
             return result.get(timeout=timeout)
 
-        node, self.node = self.node, None
+        node, self.node, self.unchecked = self.node, None, False
         doubtful, self.doubtful = self.doubtful, True  # until the answer comes
         targets = [node] if node is not None else []
         if doubtful:
@@ -82,4 +118,4 @@ class Registration:
     def forget_session(self):
         """The session expired: the server deleted our ephemeral nodes."""
         self.node = None
-        self.doubtful = False
+        self.doubtful = self.unchecked = False

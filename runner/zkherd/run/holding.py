@@ -20,7 +20,7 @@ class Holding:
             self.lock = Lock(opts.lock, opts.slots, opts.id, loop.wakeup, log, loop.op_timeout,
                              on_foreign=lambda message: alerts.fire("foreign-lock-node", message))
         if opts.register:
-            self.registration = Registration(opts.register, opts.data, log)
+            self.registration = Registration(opts.register, opts.data, log, loop.wakeup)
         self.dirty = True  # look at the lock: a watch fired, the connection is new, or a start is due
 
     def take(self, loop):
@@ -75,6 +75,12 @@ class Holding:
             registration.ensure(loop.client, loop.op_timeout())
         elif registration.node is not None or registration.doubtful:
             registration.remove(loop.client, loop.op_timeout())
+
+    def reconnected(self):
+        """kazoo may drop watches with the connection: look (and watch) again."""
+        self.dirty = True
+        if self.registration is not None:
+            self.registration.recheck()
 
     def tidy(self, loop):
         """While no child runs: a registration delete whose answer was lost is made sure of."""

@@ -102,7 +102,7 @@ class Runner(Program):
             self.log.info("contact with ZooKeeper is back", session="0x%x" % (current or 0),
                           same_session=current == self.session_id)
             self.session_id = current
-            self.holding.dirty = True  # kazoo drops watches with the connection: look (and watch) again
+            self.holding.reconnected()
             if self.rollout is not None:
                 self.rollout.reconnected()
             if self.machine.state == S.CONNECTING:
