@@ -36,7 +36,7 @@ from zkherd.common import paths
 from zkherd.common.connection import ZkError
 from zkherd.common.errors import AUTH
 from zkherd.core import clock, exits
-from zkherd.core.fence import margin
+from zkherd.core.fence import margin, stop_time
 from zkherd.core.loop import TRANSIENT, Loop, Program, asking
 from zkherd.core.shellcmd import command_env
 from zkherd.recipes.cronlock import job_name, local_lock
@@ -189,10 +189,16 @@ class Cron(Program):
                 self.log.debug("not the leader of the pool; nothing to do", election=opts.election, leader=leader)
                 self.exit_code = 0
                 return
+            node = paths.join(opts.election, members[0][0])
+            if self.doomed(node):  # our member is dead or cut off: leave the tick to the next leader
+                self.log.warning("this host leads the pool, but its member has not been heard by ZooKeeper for too "
+                                 "long (its lease): not claiming the tick", node=node)
+                self.exit_code = exits.LOST
+                return
             if self.waiting:
                 self.log.info("this host leads the pool now; catching up on the tick", job=self.name, tick=self.tick)
             self.waiting = False
-            self.leader_node = paths.join(opts.election, members[0][0])
+            self.leader_node = node
         if not self.claimed:
             if not self.claim(client, wait):
                 self.exit_code = 0
@@ -227,18 +233,19 @@ class Cron(Program):
         self.log.info("this tick already ran", job=self.name, tick=self.tick)
         return False
 
+    def doomed(self, node):
+        """True if the lease of our member *node* says the fence would stop a job at once."""
+        self.lease = LeaseReader(node)
+        found = self.lease.bound()
+        if found is None:
+            self.log.info("no leadership lease of this host's member: the job is stopped when its member node is "
+                          "seen to go, not before (docs/cron.md)", node=node)
+            return False
+        expires, timeout = found
+        return expires - clock.now() <= margin(timeout) + stop_time(self.opts.stop_timeout, timeout)
+
     def start_job(self, loop):
         opts = self.opts
-        self.lease = LeaseReader(self.leader_node)
-        left = self.lease.left()
-        if left is None:
-            self.log.info("no leadership lease of the leader's member on this host: the job is stopped when its "
-                          "member node is seen to go, not before (docs/cron.md)", node=self.leader_node)
-        elif left <= margin(self.lease.bound()[1]):
-            self.log.warning("the leader's member has not been heard by ZooKeeper for too long; not running the job",
-                             node=self.leader_node)
-            self.exit_code = exits.LOST
-            return
         self.job = Job(opts.command, command_env(ZKHERD_CRON_JOB=self.name), self.log, "zkherd-cron", opts.stop_signal)
         try:
             self.job.start()
