@@ -85,7 +85,7 @@ def test_hand_edited_markers_never_crash_and_never_run_a_tick_twice(zk_server, z
     election = pool_led_by_h0
     job = election + "/ticks/job"
     ok(cron(zk_server.hosts, election, tmp_path, "--tick", "3600"))
-    current = [n for n in zk.get_children(job)]
+    current = list(zk.get_children(job))
     assert len(current) == 1 and runs(tmp_path) == ["h0"]
     marker = "%s/%s" % (job, current[0])
     zk.set(marker, b"\xff\xfe garbage")  # data edited by hand: still a claimed tick

@@ -392,8 +392,8 @@ def test_hole9_markers_of_stale_jobs_are_collected_by_age(zk_server, zk, pool_le
              message=lambda: "old markers left: %s" % zk.get_children("%s/ticks/%s" % (election, old_job[0])))
 
 
-def test_hole9_a_lost_reply_to_the_listing_after_the_claim_is_no_traceback(zk_server, zk, pool_led_by_h0, tmp_path,
-                                                                         fault_proxy):
+def test_hole9_a_lost_reply_to_the_listing_after_the_claim_is_no_traceback(
+        zk_server, zk, pool_led_by_h0, tmp_path, fault_proxy):
     proxy = fault_proxy()
     proxy.lose_reply("get_children", nth=2)  # 1: the pool; 2: the job's ticks, after the claim
     result = cron(proxy.hosts, pool_led_by_h0, tmp_path, "--name", "job", "--tick", "3600")
@@ -416,7 +416,7 @@ def test_hole9_the_job_stops_before_its_leadership_can_move(zk_server, zk, zk_ba
                   "--tick", "3600", "--stop-timeout", "1", "--", *exclusive_child(work, stop_delay=1)],
                  tmp_path / "cron.log", env={"ZKHERD_RUN_DIR": str(tmp_path)})
     try:
-        wait_for(lambda: (work / "starts.log").exists(), 15, message=job.log)
+        wait_for((work / "starts.log").exists, 15, message=job.log)
         proxy.blackhole()  # A's `elect` can no longer reach ZooKeeper; cron's own connection is fine
         wait_for(lambda: zk.exists(a_node) is None, 30, interval=0.005)  # A's session expired: B may lead now
         with open(work / "slot0", "a") as slot:
