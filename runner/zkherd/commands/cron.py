@@ -12,8 +12,8 @@ from zkherd.core.argtypes import parse_signal, seconds
 from zkherd.core.settings import ConfigError
 
 NAMES = ("cron",)
-DEFAULTS = dict(election=None, id=None, timeout=None, name=None, tick=60.0, if_running="skip", stop_signal="TERM",
-                stop_timeout=10.0, command=None, containment="auto")
+DEFAULTS = dict(election=None, id=None, timeout=None, name=None, tick=60.0, catch_up=0.0, if_running="skip",
+                stop_signal="TERM", stop_timeout=10.0, command=None, containment="auto")
 
 
 def add_parsers(commands):
@@ -29,6 +29,10 @@ def add_parsers(commands):
     election_options(cron)
     cron.add_argument("--name", metavar="NAME", help="the job's name (default: from the command line)")
     cron.add_argument("--tick", type=seconds, metavar="S", help="length of a tick: one run per tick (default 60)")
+    cron.add_argument("--catch-up", type=seconds, metavar="S",
+                      help="if this host does not lead, wait until S seconds after the tick's start for the "
+                           "leadership (a leader that died) and run the tick if nobody did (default 0: do not wait; "
+                           "S must be less than --tick)")
     cron.add_argument("--if-running", choices=["skip", "wait"],
                       help="if the job still runs on this host: refuse with 75 (skip, default) or wait for it")
     cron.add_argument("--stop-signal", metavar="SIG", help="signal that stops the job (default TERM)")
@@ -47,9 +51,11 @@ def main(values, settings, log):
     if not opts.command:
         raise ConfigError("no command to run: give it after `--`")
     opts.stop_signal = parse_signal(opts.stop_signal)
-    opts.stop_timeout, opts.tick = float(opts.stop_timeout), float(opts.tick)
-    if opts.tick <= 0:
-        raise ConfigError("--tick must be positive")
+    opts.stop_timeout, opts.tick, opts.catch_up = float(opts.stop_timeout), float(opts.tick), float(opts.catch_up or 0)
+    if opts.tick < 1 or opts.tick != int(opts.tick):  # the markers are named by the tick's start in seconds
+        raise ConfigError("--tick must be a whole number of seconds, 1 or more")
+    if opts.catch_up >= opts.tick:  # the next tick's run must not find this one still waiting
+        raise ConfigError("--catch-up must be less than --tick")
     check_containment(opts)
     opts.timeout = float(values["timeout"] or 5.0)
     settings.connect_timeout = opts.timeout

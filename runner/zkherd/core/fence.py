@@ -47,15 +47,29 @@ class Fence:
         self._stop_timeout = 0.0
         self._done = set()  # what was done for the current target: "stop", "kill"
         self._closed = False
+        self._also = None  # another session's bound: () -> (expires_no_earlier_than, timeout) or None
         self._thread = threading.Thread(target=self._run, name="zkherd-fence", daemon=True)
         self._thread.start()
 
     def deadlines(self, stop_timeout=None):
         """(stop_at, kill_at) on the boot clock for the current session (for a child with
         *stop_timeout*, default the armed one's)."""
-        timeout = self.session.timeout
-        kill_at = self.session.expires_no_earlier_than() - margin(timeout)
-        return kill_at - stop_time(self._stop_timeout if stop_timeout is None else stop_timeout, timeout), kill_at
+        stop_timeout = self._stop_timeout if stop_timeout is None else stop_timeout
+        bounds = [(self.session.expires_no_earlier_than(), self.session.timeout)]
+        if self._also is not None:
+            other = self._also()
+            if other is not None:
+                bounds.append(other)
+        kill_at = min(expires - margin(timeout) for expires, timeout in bounds)
+        stop_at = min(expires - margin(timeout) - stop_time(stop_timeout, timeout) for expires, timeout in bounds)
+        return stop_at, kill_at
+
+    def also(self, bound):
+        """Fence on another session too (cron: the `elect` member's lease, recipes/lease.py): *bound()*
+        gives (the earliest moment that session may expire on the boot clock, its timeout), or None."""
+        with self._cond:
+            self._also = bound
+            self._cond.notify()
 
     def time_left(self):
         """Seconds until the fence acts (None if not armed): a bound for any request's timeout."""

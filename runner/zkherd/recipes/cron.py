@@ -9,14 +9,18 @@ and run `zkherd elect --election /cron/pool` on each host. Then, each time cron 
    cron runs never hang (77 if it denies access). A request that fails on the way (a lost reply,
    a connection that drops and comes back) is asked again within that time.
 3. A host that does not lead the pool exits 0 quietly.
-4. The leader creates ELECTION/ticks/NAME/TICK (TICK: the time divided by --tick, 60 s by default).
-   If it exists, this tick already ran (say, leadership moved during the minute): exit 0. So a tick
-   runs at most once, even when the hosts' cron starts are seconds apart. The node holds the id and
-   a token of this run, so a claim whose reply was lost is recognised as ours when asked again.
+4. The leader creates the tick's marker ELECTION/ticks/NAME/START (recipes/cronmarks.py; START: the
+   tick's start in Unix seconds, the time rounded down to a multiple of --tick). If it exists, this
+   tick already ran (say, leadership moved during the minute): exit 0. So a tick runs at most once,
+   even when the hosts' cron starts are seconds apart. The node holds the id and a token of this
+   run, so a claim whose reply was lost is recognised as ours when asked again.
+   With --catch-up S, a host that does not lead waits, until S after the tick's start, for the
+   leadership to come to it (the leader died, its session has to expire), and then claims the tick.
 5. While the job runs (on the Loop, contained like `zkherd run`'s child: run/job.py), leadership is
-   watched: if the leader's member node goes, or ZooKeeper has not heard from us for too long (the
-   Loop's fence, core/fence.py), the job is stopped - stop signal, --stop-timeout, SIGKILL - and the
-   exit code is 76. Otherwise the job's own code, once the job and all it started are gone.
+   watched: if the leader's member node goes, or the `elect` member's session may expire (its lease,
+   recipes/lease.py), or ZooKeeper has not heard from us for too long (the Loop's fence,
+   core/fence.py), the job is stopped - stop signal, --stop-timeout, SIGKILL - and the exit code is
+   76. Otherwise the job's own code, once the job and all it started are gone.
 """
 
 from __future__ import annotations
@@ -25,25 +29,28 @@ import signal
 import time
 import uuid
 
-from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.protocol.states import EventType, KazooState
 
 from zkherd.common import paths
 from zkherd.common.connection import ZkError
 from zkherd.common.errors import AUTH
 from zkherd.core import clock, exits
+from zkherd.core.fence import margin, stop_time
 from zkherd.core.loop import TRANSIENT, Loop, Program, asking
 from zkherd.core.shellcmd import command_env
 from zkherd.recipes.cronlock import job_name, local_lock
+from zkherd.recipes.cronmarks import Collector
 from zkherd.recipes.election import pool
+from zkherd.recipes.lease import LeaseReader
 from zkherd.run.job import ChildError, Job
 
-KEEP_TICKS = 20  # older tick markers of a job are deleted
 REWATCH_RETRY = 0.2
+CATCH_UP_LOOK = 1.0  # while waiting to lead (--catch-up): look at the pool again at least this often
 
 
 def run(opts, settings, log):
-    """opts: election, id, command, name, tick, timeout, if_running, stop_signal, stop_timeout."""
+    """opts: election, id, command, name, tick, catch_up, timeout, if_running, stop_signal, stop_timeout."""
     name = opts.name or job_name(opts.command)
     try:
         held = local_lock(opts.election, name, opts.if_running == "wait", log)
@@ -68,10 +75,16 @@ class Cron(Program):
         self.opts = opts
         self.name = name
         self.log = log
-        self.tick = int(time.time() // opts.tick)
+        self.tick_start = int(time.time() // opts.tick * opts.tick)
+        self.tick = str(self.tick_start)  # the marker's name
         self.ticks = paths.join(paths.join(opts.election, "ticks"), name)
-        self.mark = ("%s %s" % (opts.id, uuid.uuid4().hex)).encode("utf-8")  # our claim, told from any other
+        self.collector = Collector(paths.join(opts.election, "ticks"), name, opts.tick, log)
+        # our claim, told from any other; the tick length tells the markers' collector how long to keep it
+        self.mark = ("%s %s %d" % (opts.id, uuid.uuid4().hex, opts.tick)).encode("utf-8")
+        self.catch_up_until = self.tick_start + opts.catch_up if opts.catch_up else None  # wall clock
+        self.waiting = False  # --catch-up: not the leader yet, waiting for the leadership
         self.leader_node = None  # the leader's member node, once we know we lead
+        self.lease = None  # the elect member's lease (recipes/lease.py), if it publishes one
         self.claimed = False
         self.job = None
         self.watched = False  # the watch on the leader's node is set
@@ -93,6 +106,8 @@ class Cron(Program):
                 self.exit_code = 128 + value
             else:
                 self.job.stop(self.opts.stop_timeout, "received %s" % name)
+        elif kind == "pool":
+            pass  # --catch-up: the next turn looks at the pool again
         elif kind == "leader":
             if value is None:  # kazoo dropped its watches with the connection: set it again
                 self.watched = False
@@ -107,11 +122,15 @@ class Cron(Program):
             what, kill_at = value
             if what == "stop":
                 self.fenced = True
-                self.log.warning("no contact with ZooKeeper for too long; stopping the job before the session can "
-                                 "expire", kill_in="%.3fs" % max(0.0, kill_at - clock.now()))
-                self.lose("no contact with ZooKeeper for too long")
+                self.log.warning("no proof for too long that ZooKeeper hears from this run or from the leader's "
+                                 "member; stopping the job before that session can expire",
+                                 kill_in="%.3fs" % max(0.0, kill_at - clock.now()))
+                self.lose("no contact with ZooKeeper for too long (this run's session or the member's lease)")
             else:
                 self.log.warning("the job did not stop in time; killed before the session can expire")
+
+    def _pool_changed(self, event):
+        self.post("pool", event.path)
 
     def _leader_changed(self, event):
         self.post("leader", None if event.type == EventType.NONE else event.path)
@@ -126,6 +145,10 @@ class Cron(Program):
         if self.job is not None:
             return self.supervise(loop)
         left = self.give_up_at - time.monotonic()
+        if self.waiting and time.time() >= self.catch_up_until:
+            self.log.debug("the leadership did not come to this host within --catch-up; nothing to do")
+            self.exit_code = 0
+            return None
         if left <= 0:
             self.log.error("ZooKeeper did not answer within %g s (--timeout); the job did not run" % self.opts.timeout)
             self.exit_code = exits.UNAVAILABLE
@@ -134,6 +157,9 @@ class Cron(Program):
             return left
         loop.talk()
         self.decide(loop, lambda result: loop.get(result, timeout=max(0.05, min(loop.op_timeout(), left))))
+        if self.waiting and self.exit_code is None and self.job is None:
+            self.give_up_at = time.monotonic() + self.opts.timeout  # ZooKeeper answered: --timeout starts again
+            return max(0.0, min(CATCH_UP_LOOK, self.catch_up_until - time.time()))
         return None
 
     def on_error(self, loop, error):
@@ -149,20 +175,37 @@ class Cron(Program):
         opts, client = self.opts, loop.client
         if self.leader_node is None:
             with asking("read the pool", opts.election):
+                if self.catch_up_until is not None:  # a change of the pool wakes us
+                    wait(client.get_children_async(opts.election, watch=self._pool_changed))
                 members = pool(client, opts.election, wait)
             if not members or members[0][1] != opts.id:
-                self.log.debug("not the leader of the pool; nothing to do", election=opts.election,
-                               leader=members[0][1] if members else "-")
+                leader = members[0][1] if members else "-"
+                if self.catch_up_until is not None and time.time() < self.catch_up_until:
+                    if not self.waiting:
+                        self.log.debug("not the leader of the pool; waiting for the leadership (--catch-up)",
+                                       election=opts.election, leader=leader)
+                    self.waiting = True
+                    return
+                self.log.debug("not the leader of the pool; nothing to do", election=opts.election, leader=leader)
                 self.exit_code = 0
                 return
-            self.leader_node = paths.join(opts.election, members[0][0])
+            node = paths.join(opts.election, members[0][0])
+            if self.doomed(node):  # our member is dead or cut off: leave the tick to the next leader
+                self.log.warning("this host leads the pool, but its member has not been heard by ZooKeeper for too "
+                                 "long (its lease): not claiming the tick", node=node)
+                self.exit_code = exits.LOST
+                return
+            if self.waiting:
+                self.log.info("this host leads the pool now; catching up on the tick", job=self.name, tick=self.tick)
+            self.waiting = False
+            self.leader_node = node
         if not self.claimed:
             if not self.claim(client, wait):
                 self.exit_code = 0
                 return
             self.claimed = True
             self.log.info("this host leads the pool; running the job", job=self.name, tick=self.tick)
-            self.prune(client, wait)
+            self.collector.collect(client, wait, self.tick)
         with asking("watch the leader's node", self.leader_node):
             found = wait(client.exists_async(self.leader_node, watch=self._leader_changed))
         if found is None:
@@ -175,7 +218,7 @@ class Cron(Program):
     def claim(self, client, wait):
         """Create the tick's node; False if another run did. A create whose reply was lost and that
         did happen finds the node with our mark: ours, and the job runs."""
-        node = paths.join(self.ticks, str(self.tick))
+        node = paths.join(self.ticks, self.tick)
         with asking("mark the tick at", node):
             try:
                 wait(client.create_async(node, self.mark, makepath=True))
@@ -190,16 +233,16 @@ class Cron(Program):
         self.log.info("this tick already ran", job=self.name, tick=self.tick)
         return False
 
-    def prune(self, client, wait):
-        """Delete the job's older tick nodes; best effort (the next run tries again), never a
-        reason not to run the job."""
-        try:
-            ticks = wait(client.get_children_async(self.ticks))
-        except TRANSIENT + (KazooException,) as exc:
-            self.log.debug("could not look at the old ticks; a later run will", error=type(exc).__name__)
-            return
-        for stale in sorted((t for t in ticks if t.isascii() and t.isdigit()), key=int)[:-KEEP_TICKS]:  # not '²'
-            client.delete_async(paths.join(self.ticks, stale))
+    def doomed(self, node):
+        """True if the lease of our member *node* says the fence would stop a job at once."""
+        self.lease = LeaseReader(node)
+        found = self.lease.bound()
+        if found is None:
+            self.log.info("no leadership lease of this host's member: the job is stopped when its member node is "
+                          "seen to go, not before (docs/cron.md)", node=node)
+            return False
+        expires, timeout = found
+        return expires - clock.now() <= margin(timeout) + stop_time(self.opts.stop_timeout, timeout)
 
     def start_job(self, loop):
         opts = self.opts
@@ -210,6 +253,7 @@ class Cron(Program):
             self.log.error(str(exc))
             self.exit_code = exits.NOT_FOUND
             return
+        loop.fence.also(self.lease.bound)
         loop.fence.arm(self.job.child, opts.stop_timeout)
 
     def supervise(self, loop):

@@ -24,6 +24,7 @@ from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH
 from zkherd.core import exits
 from zkherd.core.loop import Program
+from zkherd.recipes.lease import LeaseWriter
 from zkherd.recipes.sequential import delete_all, in_order, made_as, new_token, nothing_made, own_nodes, tagged
 
 MEMBER = "member-"
@@ -73,6 +74,7 @@ class Member(Program):
         self.dirty = True
         self.leading = None
         self.stopping = None
+        self.lease = None  # the leadership lease `zkherd cron` fences its job on (recipes/lease.py)
 
     def on_event(self, kind, value):
         if kind == "signal":
@@ -82,6 +84,7 @@ class Member(Program):
             if value == KazooState.LOST:
                 self.log.warning("the ZooKeeper session expired; joining the pool again")
                 self.node = self.attempt = None
+                self.lease.hold(None, None)
                 self.set_leading(False)
             elif value == KazooState.SUSPENDED:
                 self.log.warning("lost contact with ZooKeeper")
@@ -117,6 +120,12 @@ class Member(Program):
 
     def start(self, loop):
         self.post = loop.wakeup.post
+        loop.fence  # noqa: B018  # its syncs through the leader keep the lease's bound fresh
+        self.lease = LeaseWriter(loop.session, self.log)
+
+    def close(self, loop):
+        if self.lease is not None:
+            self.lease.close()
 
     def look(self, loop):
         try:
@@ -130,6 +139,7 @@ class Member(Program):
         client = loop.client
         if self.node is None:
             self.node = self.join(loop)
+            self.lease.hold(self.node, loop.session.session_id)
         mine = self.node.rsplit("/", 1)[1]
         try:
             names = in_order(loop.get(client.get_children_async(self.election)), MEMBER)
@@ -139,6 +149,7 @@ class Member(Program):
             self.log.warning("our member node is gone; joining again", node=self.node)
             self.node, self.attempt, self.dirty = None, None, True
             self.set_leading(False)  # what the log says agrees with is-leader meanwhile
+            self.lease.hold(None, None)
             return
         index = names.index(mine)
         watched = [mine] if index == 0 else [names[index - 1], mine]  # ahead of us, and our own node
@@ -187,6 +198,7 @@ class Member(Program):
             except Exception:  # ephemeral: it goes with the session anyway
                 pass
             self.node = self.attempt = None
+            self.lease.hold(None, None)
 
 
 def is_leader(election, ident, settings, log):

@@ -1,0 +1,175 @@
+"""Issue 14, cron's honest semantics (docs/cron.md): markers collected by age, per job and for stale
+jobs; hand edits of markers; --catch-up when the leader dies mid-tick; exactly once per tick while
+a member is up. Real ZooKeeper, real `zkherd elect` and `zkherd cron` processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.runner import REPO, Zkherd
+from tests.support.zkutil import wait_for
+
+DAY = 86400
+
+
+def cron(hosts, election, tmp_path, *args, ident="h0", name="job"):
+    return subprocess.run([sys.executable, "-m", "zkherd", "cron", "--zk", hosts, "--election", election, "--id", ident,
+                           "--timeout", "10", "--name", name, *args, "--", "sh", "-c",
+                           "echo %s >> %s/runs" % (ident, tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+                          env=dict(os.environ, ZKHERD_RUN_DIR=str(tmp_path)))
+
+
+def runs(tmp_path):
+    path = Path(tmp_path) / "runs"
+    return path.read_text().split() if path.exists() else []
+
+
+def member(hosts, election, ident, tmp_path, *extra):
+    proc = Zkherd(["elect", "--zk", hosts, "--election", election, "--id", ident, *extra],
+                  tmp_path / ("%s.log" % ident), env={"ZKHERD_RUN_DIR": str(tmp_path)})
+    proc.wait_log("joined the pool")
+    return proc
+
+
+@pytest.fixture
+def pool_led_by_h0(zk, zk_base):
+    election = zk_base + "/cron"
+    zk.create(election + "/member-", b"h0", ephemeral=True, sequence=True, makepath=True)
+    return election
+
+
+def ok(result):
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def test_markers_are_named_by_the_tick_start_and_collected_by_age(zk_server, zk, pool_led_by_h0, tmp_path):
+    election, now = pool_led_by_h0, int(time.time())
+    job = election + "/ticks/job"
+    keep = {now - 60, now - DAY, now + 60}  # young, or a clock a little ahead
+    gone = {now - 3 * DAY, now - 2 * DAY - 10, now + 3 * DAY}  # old, and one from far in the future
+    for start in keep | gone:
+        zk.create("%s/%d" % (job, start), b"h0 x 60", makepath=True)
+    zk.create(job + "/not-a-marker", b"")  # a name that is no tick's: never touched
+    ok(cron(zk_server.hosts, election, tmp_path, "--tick", "60"))
+    current = str(now // 60 * 60)
+    wait_for(lambda: not gone & {int(n) for n in zk.get_children(job) if n.isdigit()}, 10,
+             message=lambda: zk.get_children(job))
+    left = set(zk.get_children(job))
+    assert {str(s) for s in keep} | {current, "not-a-marker"} <= left
+    assert zk.get("%s/%s" % (job, current))[0].decode().split()[::2] == ["h0", "60"]
+
+
+def test_a_stale_job_is_collected_by_another_jobs_run(zk_server, zk, pool_led_by_h0, tmp_path):
+    election, now = pool_led_by_h0, int(time.time())
+    for start in (now - 4 * DAY, now - 3 * DAY):
+        zk.create("%s/ticks/old-job/%d" % (election, start), b"h0 x 60", makepath=True)
+    # a weekly job that ran 3 days ago is not stale: 10 of its ticks are kept
+    zk.create("%s/ticks/weekly/%d" % (election, now - 3 * DAY), b"h0 x %d" % (7 * DAY), makepath=True)
+    ok(cron(zk_server.hosts, election, tmp_path, "--tick", "60", name="new-job"))
+    wait_for(lambda: zk.exists(election + "/ticks/old-job") is None, 10,
+             message=lambda: zk.get_children(election + "/ticks"))
+    assert zk.get_children(election + "/ticks/weekly") == [str(now - 3 * DAY)]
+    assert runs(tmp_path) == ["h0"]
+
+
+def test_hand_edited_markers_never_crash_and_never_run_a_tick_twice(zk_server, zk, pool_led_by_h0, tmp_path):
+    election = pool_led_by_h0
+    job = election + "/ticks/job"
+    ok(cron(zk_server.hosts, election, tmp_path, "--tick", "3600"))
+    current = list(zk.get_children(job))
+    assert len(current) == 1 and runs(tmp_path) == ["h0"]
+    marker = "%s/%s" % (job, current[0])
+    zk.set(marker, b"\xff\xfe garbage")  # data edited by hand: still a claimed tick
+    assert "this tick already ran" in ok(cron(zk_server.hosts, election, tmp_path, "--tick", "3600")).stderr
+    zk.delete(marker)
+    zk.create(marker + "/child", b"", makepath=True)  # a folder where the marker was
+    zk.create("%s/%d" % (job, int(time.time()) + 3 * DAY), b"")  # one from the future
+    ok(cron(zk_server.hosts, election, tmp_path, "--tick", "3600"))
+    assert runs(tmp_path) == ["h0"]
+    zk.delete(marker, recursive=True)  # deleted: the tick may run again (docs/cron.md says so)
+    ok(cron(zk_server.hosts, election, tmp_path, "--tick", "3600"))
+    assert runs(tmp_path) == ["h0", "h0"]
+
+
+@pytest.mark.parametrize("catch_up", [False, True])
+def test_the_leader_dies_at_the_tick_start(zk_server, zk, zk_base, tmp_path, catch_up):
+    """A (its `elect` SIGKILLed, its host's cron silent) still leads when B's cron fires, until its
+    session expires: without --catch-up the tick is lost, with it B runs it once."""
+    election, tick = zk_base + "/cron", 30
+    a = member(zk_server.hosts, election, "A", tmp_path, "--session-timeout", "4")
+    a.wait_log("this member leads the pool")
+    b = member(zk_server.hosts, election, "B", tmp_path)
+    try:
+        if time.time() % tick > 2:
+            time.sleep(tick - time.time() % tick + 0.05)
+        a.proc.send_signal(signal.SIGKILL)
+        extra = ["--catch-up", "25"] if catch_up else []
+        started = time.monotonic()
+        result = ok(cron(zk_server.hosts, election, tmp_path, "--tick", str(tick), *extra, ident="B"))
+        if catch_up:
+            assert runs(tmp_path) == ["B"], result.stderr
+            assert "catching up on the tick" in result.stderr
+            # another late run of the same tick finds the marker
+            assert "this tick already ran" in ok(cron(zk_server.hosts, election, tmp_path, "--tick", str(tick),
+                                                      *extra, ident="B")).stderr
+            assert runs(tmp_path) == ["B"]
+        else:
+            assert runs(tmp_path) == [] and time.monotonic() - started < 4
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_a_leader_whose_member_is_dead_does_not_claim_the_tick(zk_server, zk, zk_base, tmp_path):
+    """A's `elect` is frozen (SIGSTOP) but A's crontab fires: its lease runs out, so A leaves the
+    tick to B, whose --catch-up run takes it once A's session expired."""
+    election, tick = zk_base + "/cron", 30
+    a = member(zk_server.hosts, election, "A", tmp_path, "--session-timeout", "4")
+    a.wait_log("this member leads the pool")
+    b = member(zk_server.hosts, election, "B", tmp_path)
+    try:
+        if time.time() % tick > 2:
+            time.sleep(tick - time.time() % tick + 0.05)
+        a.proc.send_signal(signal.SIGSTOP)
+        time.sleep(3)  # A's lease: under a second left
+        on_a = cron(zk_server.hosts, election, tmp_path, "--tick", str(tick), ident="A")
+        assert on_a.returncode == 76 and "not claiming the tick" in on_a.stderr, on_a.stderr
+        ok(cron(zk_server.hosts, election, tmp_path, "--tick", str(tick), "--catch-up", "25", ident="B"))
+        assert runs(tmp_path) == ["B"]
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+        a.stop()
+        b.stop()
+
+
+def test_exactly_once_per_tick_while_members_are_up(zk_server, zk, zk_base, tmp_path):
+    """Three members, every host's cron fires each tick (seconds apart), leadership moves by SIGTERM
+    mid-run: each tick ran exactly once."""
+    election, tick = zk_base + "/cron", 6
+    members = {ident: member(zk_server.hosts, election, ident, tmp_path) for ident in ("h0", "h1", "h2")}
+    members["h0"].wait_log("this member leads the pool")
+    fired = []
+    try:
+        for index in range(4):
+            time.sleep(tick - time.time() % tick + 0.05)
+            fired.append(int(time.time()) // tick)
+            if index == 2:
+                members["h0"].proc.send_signal(signal.SIGTERM)
+            for ident in ("h0", "h1", "h2"):
+                if index < 2 or ident != "h0":
+                    ok(cron(zk_server.hosts, election, tmp_path, "--tick", str(tick), ident=ident))
+        assert len(set(fired)) == 4
+        assert len(runs(tmp_path)) == 4, runs(tmp_path)
+        assert runs(tmp_path)[-1] == "h1"
+    finally:
+        for proc in members.values():
+            proc.stop()
