@@ -68,21 +68,51 @@ def merge(base, local, remote):
     merged, conflicts = {}, []
     for key in sorted(set(b) | set(lo) | set(re_)):
         mine, theirs, was = lo.get(key, _GONE), re_.get(key, _GONE), b.get(key, _GONE)
-        mine_changed = not codec.equal(mine, was)
-        if mine_changed and not codec.equal(theirs, was) and not codec.equal(mine, theirs):
+        mine_changed = not _same(mine, was)
+        if mine_changed and not _same(theirs, was) and not _same(mine, theirs):
             conflicts.append(key)
             value = mine
         else:
             value = mine if mine_changed else theirs
         if value is not _GONE:
             merged[key] = value
-    doc = {}
-    for key, value in merged.items():
-        doc = farm.set_field(doc, key, value)
-    return doc, conflicts
+    return unflatten(merged), conflicts
+
+
+def unflatten(flat):
+    """{"a.b": 1} -> {"a": {"b": 1}}, in one pass over the fields (a copy of the whole member per
+    field made a 1 MB member take minutes). Keys in sorted order, as set_field made them; a field
+    below one that is a value ({"a": 1, "a.b": 2}) is a FarmError, as set_field says it. The dicts
+    are new: an empty dict that a field lands in is copied, never one of the inputs changed."""
+    doc, made = {}, set()  # ids of the dicts made here, which may be filled
+    made.add(id(doc))
+    for dotted in sorted(flat):
+        keys = farm.check_field(dotted).split(".")
+        node = doc
+        for key in keys[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                if key in node:
+                    raise farm.FarmError("cannot set %s: %s is a value, not a dict" % (dotted, key))
+                child = node[key] = {}
+                made.add(id(child))
+            elif id(child) not in made:
+                child = node[key] = dict(child)
+                made.add(id(child))
+            node = child
+        node[keys[-1]] = flat[dotted]
+    if farm.too_deep(doc):  # what decode_member would refuse is never made
+        raise farm.FarmError("the merged member would nest deeper than %d levels" % farm.MAX_DEPTH)
+    return doc
 
 
 _GONE = object()
+
+
+def _same(a, b):
+    if type(a) is str and type(b) is str:  # most fields: a plain comparison says it, without the typed walk
+        return a == b
+    return codec.equal(a, b)
 
 
 class Conf:
