@@ -1,4 +1,5 @@
-"""Issue 14, farm part: the cost of `farm join`'s three-way merge and the JSON export from cached pieces (pure logic)."""
+"""Issue 14, farm part (pure logic): the cost of `farm join`'s three-way merge, and the JSON export
+made from cached pieces."""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ its last state is always written. The farm is rendered (json, yaml, php in zkfar
 `return array(...)` shape, or a Jinja2 template), filtered (--filter), and DEST is replaced
 atomically if the text differs, after
 --check-cmd accepted the staged file. With fewer than --min-members members the last file stays.
-A member that is not a JSON object is reported and left out; it never stops the export.
+A member that is not a JSON object, or that this client may not read (its ACL), is reported and
+left out; it never stops the export (a farm folder it may not list ends it with 77).
 
 The export holds only what its format allows: a NaN or infinite number (JSON members may hold
 NaN, Infinity or 1e999) is PHP's NAN/INF and YAML's .nan/.inf, but JSON has no such value: it is
@@ -25,7 +26,7 @@ import os
 import subprocess
 import time
 
-from kazoo.exceptions import KazooException, NoNodeError
+from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 from kazoo.protocol.states import KazooState
 
 from zkherd.common import farm, paths
@@ -230,6 +231,11 @@ class Export(Program):
                     data = loop.get(result)[0]
                 except NoNodeError:
                     self.members.pop(name, None)
+                    continue
+                except NoAuthError:  # an ACL on one member: left out like a malformed one, never the end
+                    self.log.warning("skipping member %s: access denied (the member's ACL does not let this "
+                                     "client read it)" % paths.join(farm_path, name))
+                    self.members[name] = None
                     continue
                 try:
                     self.members[name] = farm.decode_member(data, "member %s" % paths.join(farm_path, name))

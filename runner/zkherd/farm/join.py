@@ -265,14 +265,18 @@ class Member(Program):
             self.log.info("joined the farm", node=self.node)
             self.remember(loop, local)
             return
-        remote = farm.decode_member(data, "member %s" % self.node)
-        if self.conf.fmt == "dir":
+        try:
+            remote = farm.decode_member(data, "member %s" % self.node)
+        except farm.FarmError as exc:  # a hand edit left no fields to merge: the local side is the member
+            self.log.warning("replacing the member with the local configuration", error=exc.message)
+            remote, self.base = None, local
+        if remote is not None and self.conf.fmt == "dir":
             farm.check_dir_names(remote, "member %s" % self.node)
         base = self.base if self.base is not None else remote
-        merged, conflicts = merge(base, local, remote)
+        merged, conflicts = merge(base, local, remote) if remote is not None else (local, [])
         for field in conflicts:
             self.log.warning("field changed here and in ZooKeeper; keeping the local value", field=field)
-        if not codec.equal(merged, remote):  # compare-and-set: BadVersion merges again
+        if remote is None or not codec.equal(merged, remote):  # compare-and-set: BadVersion merges again
             self.write(loop, client.set_async(self.node, farm.encode_member(merged), version=stat.version), "update")
             self.log.info("member updated from the local configuration", node=self.node)
         if not codec.equal(merged, local):
