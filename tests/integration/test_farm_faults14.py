@@ -132,3 +132,16 @@ def test_a_member_deleted_between_the_listing_and_its_read(zk_server, zk, zk_bas
     finally:
         clean(exporter)
         exporter.stop()
+
+
+def test_a_member_too_big_for_zookeeper_says_so(zk_server, zk, zk_base, tmp_path):
+    farm, conf = zk_base + "/farm", tmp_path / "m.json"
+    conf.write_text(json.dumps({"f%05d" % i: "v" * 40 for i in range(20000)}))  # 1.08 MB: above jute.maxbuffer
+    member = join(zk_server.hosts, farm, conf, tmp_path / "j.log")
+    try:
+        member.wait_log("the member is bigger than ZooKeeper takes by default .*bytes=1080000", timeout=20)
+        conf.write_text(json.dumps({"role": "web"}))  # made smaller: it joins
+        wait_for(lambda: zk.exists(farm + "/m1"), 30, message=lambda: member.log()[-2000:])
+    finally:
+        clean(member)
+        member.stop()

@@ -108,6 +108,10 @@ def unflatten(flat):
 
 _GONE = object()
 
+# Data a server takes in one request by default (jute.maxbuffer 0xfffff), less the request's path and
+# header: 1,048,518 bytes of data in /farm/x was the most a create got through.
+JUTE_MAXBUFFER = 1048575 - 512
+
 
 def _same(a, b):
     if type(a) is str and type(b) is str:  # most fields: a plain comparison says it, without the typed walk
@@ -201,6 +205,7 @@ class Member(Program):
         self.dirty = True
         self.tasks = []
         self.post = None
+        self.warned_size = None
 
     def start(self, loop):
         self.post = loop.wakeup.post
@@ -260,7 +265,7 @@ class Member(Program):
         if stat is None or not self.joined and stat.ephemeralOwner != ours:
             if stat is not None:  # a node of an old session of ours, or of another host: replace it
                 self.write(loop, client.delete_async(self.node, version=stat.version), "replace")
-            self.write(loop, client.create_async(self.node, farm.encode_member(local), ephemeral=True, makepath=True),
+            self.write(loop, client.create_async(self.node, self.encode(local), ephemeral=True, makepath=True),
                        "join the farm as")
             self.log.info("joined the farm", node=self.node)
             self.remember(loop, local)
@@ -277,7 +282,7 @@ class Member(Program):
         for field in conflicts:
             self.log.warning("field changed here and in ZooKeeper; keeping the local value", field=field)
         if remote is None or not codec.equal(merged, remote):  # compare-and-set: BadVersion merges again
-            self.write(loop, client.set_async(self.node, farm.encode_member(merged), version=stat.version), "update")
+            self.write(loop, client.set_async(self.node, self.encode(merged), version=stat.version), "update")
             self.log.info("member updated from the local configuration", node=self.node)
         if not codec.equal(merged, local):
             self.conf.write(merged)
@@ -286,6 +291,17 @@ class Member(Program):
             if self.opts.on_change:
                 self.tasks.append(Task("on-change command", self.opts.on_change, command_env(), 300.0, self.log))
         self.remember(loop, merged)
+
+    def encode(self, doc):
+        """The member's data; a warning (once per size) when ZooKeeper's default limit would refuse it:
+        a server drops the connection of a request above jute.maxbuffer, which looks like any other
+        connection loss and is tried again - the warning says why it never gets through."""
+        data = farm.encode_member(doc)
+        if len(data) > JUTE_MAXBUFFER and len(data) != self.warned_size:
+            self.warned_size = len(data)
+            self.log.warning("the member is bigger than ZooKeeper takes by default (jute.maxbuffer, 1 MiB): "
+                             "unless the servers' limit was raised, it cannot be written", bytes=len(data))
+        return data
 
     def write(self, loop, result, action):
         """Wait for a write; races (BadVersion, NodeExists, NoNode) and transient errors go up as
