@@ -114,7 +114,7 @@ JUTE_MAXBUFFER = 1048575 - 512
 
 
 def _same(a, b):
-    if type(a) is str and type(b) is str:  # most fields: a plain comparison says it, without the typed walk
+    if isinstance(a, str) and isinstance(b, str):  # most fields: a plain comparison says it, without the typed walk
         return a == b
     return codec.equal(a, b)
 
