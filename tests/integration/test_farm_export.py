@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 from tests.support.runner import REPO, Zkherd
 from tests.support.zkutil import wait_for
@@ -77,7 +78,9 @@ def test_follows_the_farm_with_one_read_per_change(zk_server, zk, zk_base, tmp_p
     for i in range(15):  # the farm shrinks below --min-members: the last file stays
         zk.delete("%s/10.0.0.%d" % (farm, i))
     runner.wait_log("fewer members than --min-members; keeping the last file")
-    assert len(json.loads(dest.read_text())) == 50
+    # writes are on the leading edge: the first deletes may be written one by one, never fewer than 40
+    time.sleep(0.3)
+    assert 40 <= len(json.loads(dest.read_text())) <= 50
     assert runner.proc.poll() is None
     runner.stop()
 

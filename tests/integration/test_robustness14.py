@@ -316,11 +316,9 @@ def test_hole7_a_250_character_field_reaches_a_member_folder(zk_server, zk, zk_b
         member.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 hole 8: farm join's merge deep-copies the member per field "
-                   "(quadratic)")
 def test_hole8_a_large_member_merges_in_linear_time(zk_server, zk, zk_base, tmp_path):
     farm, conf = zk_base + "/farm", tmp_path / "m.json"
-    doc = {"f%05d" % i: "v" * 40 for i in range(10000)}  # about 540 KB (under jute.maxbuffer)
+    doc = {"f%05d" % i: "v" * 40 for i in range(19000)}  # 1.03 MB: 19,417 such fields is all jute.maxbuffer takes
     conf.write_text(json.dumps(doc))
     zk.ensure_path(farm)
     member = join(zk_server.hosts, farm, conf, tmp_path / "j.log")
@@ -331,7 +329,8 @@ def test_hole8_a_large_member_merges_in_linear_time(zk_server, zk, zk_base, tmp_
         zk.set(farm + "/m1", json.dumps(doc).encode())
         wait_for(lambda: '"changed"' in (read(conf) or ""), 60, message=lambda: member.log()[-2000:])
         took = time.monotonic() - started
-        assert took < 5.0, "a remote change of a 1 MB member (10,000 fields) took %.1f s to reach the file" % took
+        print("a remote change of a 1 MB member reached the file in %.2f s" % took)
+        assert took < 3.0, "a remote change of a 1 MB member (19,000 fields) took %.1f s to reach the file" % took
     finally:
         no_traceback(member)
         member.stop()

@@ -45,12 +45,12 @@ def decode_member(data, where="member"):
         raise FarmError("%s holds JSON nested too deeply" % where) from None
     if not isinstance(doc, dict):
         raise FarmError("%s holds JSON, but not an object (a %s)" % (where, type(doc).__name__))
-    if _too_deep(doc):
+    if too_deep(doc):
         raise FarmError("%s holds JSON nested deeper than %d levels" % (where, MAX_DEPTH))
     return doc
 
 
-def _too_deep(doc):
+def too_deep(doc):
     """Whether dicts and lists in *doc* nest deeper than MAX_DEPTH (walked without recursion)."""
     pending = [(doc, 1)]
     while pending:
@@ -103,7 +103,7 @@ def set_field(doc, dotted, value):
             node[key] = {}
         node = node[key]
     node[keys[-1]] = value
-    if _too_deep(doc):  # what decode_member would refuse is never made
+    if too_deep(doc):  # what decode_member would refuse is never made
         raise FarmError("cannot set %s: the member would nest deeper than %d levels" % (dotted, MAX_DEPTH))
     return doc
 

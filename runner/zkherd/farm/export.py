@@ -2,11 +2,15 @@
 
 The members are cached: a child watch on FARM says who joined or left (a new member costs one
 read), a data watch on each member says whose data changed (one read of that member only), so a
-change among a thousand members costs one read, not a thousand. After a change settles (50 ms),
-the farm is rendered (json, yaml, php in zkfarmer's `return array(...)` shape, or a Jinja2
-template), filtered (--filter), and DEST is replaced atomically if the text differs, after
+change among a thousand members costs one read, not a thousand. Writes are on the leading edge:
+the first change after a quiet spell is written at once; the changes that follow it within GAP
+(50 ms) are merged into one write at the end of that gap, so a burst costs a write per 50 ms and
+its last state is always written. The farm is rendered (json, yaml, php in zkfarmer's
+`return array(...)` shape, or a Jinja2 template), filtered (--filter), and DEST is replaced
+atomically if the text differs, after
 --check-cmd accepted the staged file. With fewer than --min-members members the last file stays.
-A member that is not a JSON object is reported and left out; it never stops the export.
+A member that is not a JSON object, or that this client may not read (its ACL), is reported and
+left out; it never stops the export (a farm folder it may not list ends it with 77).
 
 The export holds only what its format allows: a NaN or infinite number (JSON members may hold
 NaN, Infinity or 1e999) is PHP's NAN/INF and YAML's .nan/.inf, but JSON has no such value: it is
@@ -22,7 +26,7 @@ import os
 import subprocess
 import time
 
-from kazoo.exceptions import KazooException, NoNodeError
+from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 from kazoo.protocol.states import KazooState
 
 from zkherd.common import farm, paths
@@ -32,8 +36,9 @@ from zkherd.configfiles.install import FileSet, LocalFileError, Target
 from zkherd.core import exits
 from zkherd.core.loop import TRANSIENT, Loop, Program
 from zkherd.core.shellcmd import Task, command_env
+from zkherd.farm.jsontext import JsonText
 
-SETTLE = 0.05
+GAP = 0.05  # the shortest time between two writes: a burst of changes is merged into one write per GAP
 
 
 def php(value, depth=0):
@@ -90,9 +95,12 @@ def finite(value):
     return value
 
 
-def render(members, fmt, template=None, farm_path=None):
-    """The export's text. JSON is strict (RFC 8259): no NaN or Infinity, see finite()."""
+def render(members, fmt, template=None, farm_path=None, json_text=None):
+    """The export's text. JSON is strict (RFC 8259): no NaN or Infinity, see finite(); with
+    *json_text* (a jsontext.JsonText) only the members that changed since its last text are encoded."""
     if fmt == "json":
+        if json_text is not None:
+            return json_text.render(members)
         return json.dumps(finite(members), indent=4, allow_nan=False) + "\n"
     if fmt == "yaml":
         import yaml
@@ -124,9 +132,11 @@ class Export(Program):
         self.members = {}  # name -> doc (None: malformed, left out)
         self.names_dirty = True
         self.dirty_members = set()
-        self.due = None
+        self.due = None  # when to write next (monotonic); None: nothing to write
+        self.last_write = None  # when the last write was tried (monotonic)
         self.reads = 0
         self.template = load_template(opts.template) if opts.format == "template" else None
+        self.json_text = JsonText(finite)
         self.filter = farm.parse_filter(opts.filter)
         self.tasks = []
         self.last_error = None
@@ -153,7 +163,13 @@ class Export(Program):
             self.dirty_members.add(value)
         elif kind == "state" and value == KazooState.CONNECTED:  # watches may have been missed: read all again
             self.names_dirty, self.dirty_members = True, set(self.members)
-        self.due = self.due or time.monotonic() + SETTLE
+        if self.due is None:
+            self.due = self.next_slot()
+
+    def next_slot(self):
+        """Now after a quiet spell (the leading edge), else GAP after the last write."""
+        now = time.monotonic()
+        return now if self.last_write is None else max(now, self.last_write + GAP)
 
     def turn(self, loop):
         for task in self.tasks:
@@ -164,13 +180,13 @@ class Export(Program):
             self.refresh(loop)
             self.last_error = None
             if self.due is None:
-                self.due = time.monotonic()
+                self.due = self.next_slot()
         if self.due is None or self.names_dirty or self.dirty_members:
             return None
         left = self.due - time.monotonic()
         if left > 0:
             return left
-        self.due = None
+        self.due, self.last_write = None, time.monotonic()
         code = self.write()
         if self.opts.once:
             self.exit_code = code
@@ -216,6 +232,11 @@ class Export(Program):
                 except NoNodeError:
                     self.members.pop(name, None)
                     continue
+                except NoAuthError:  # an ACL on one member: left out like a malformed one, never the end
+                    self.log.warning("skipping member %s: access denied (the member's ACL does not let this "
+                                     "client read it)" % paths.join(farm_path, name))
+                    self.members[name] = None
+                    continue
                 try:
                     self.members[name] = farm.decode_member(data, "member %s" % paths.join(farm_path, name))
                 except farm.FarmError as exc:
@@ -245,7 +266,7 @@ class Export(Program):
                              min_members=opts.min_members, dest=opts.dest)
             return exits.TEMPFAIL
         try:
-            text = render(chosen, opts.format, self.template, opts.farm)
+            text = render(chosen, opts.format, self.template, opts.farm, self.json_text)
         except Exception as exc:  # a template error names the line; the last file stays
             self.log.error("cannot render %s: %s" % (opts.dest, exc))
             return exits.DATAERR

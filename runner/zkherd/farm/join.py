@@ -68,21 +68,55 @@ def merge(base, local, remote):
     merged, conflicts = {}, []
     for key in sorted(set(b) | set(lo) | set(re_)):
         mine, theirs, was = lo.get(key, _GONE), re_.get(key, _GONE), b.get(key, _GONE)
-        mine_changed = not codec.equal(mine, was)
-        if mine_changed and not codec.equal(theirs, was) and not codec.equal(mine, theirs):
+        mine_changed = not _same(mine, was)
+        if mine_changed and not _same(theirs, was) and not _same(mine, theirs):
             conflicts.append(key)
             value = mine
         else:
             value = mine if mine_changed else theirs
         if value is not _GONE:
             merged[key] = value
-    doc = {}
-    for key, value in merged.items():
-        doc = farm.set_field(doc, key, value)
-    return doc, conflicts
+    return unflatten(merged), conflicts
+
+
+def unflatten(flat):
+    """{"a.b": 1} -> {"a": {"b": 1}}, in one pass over the fields (a copy of the whole member per
+    field made a 1 MB member take minutes). Keys in sorted order, as set_field made them; a field
+    below one that is a value ({"a": 1, "a.b": 2}) is a FarmError, as set_field says it. The dicts
+    are new: an empty dict that a field lands in is copied, never one of the inputs changed."""
+    doc, made = {}, set()  # ids of the dicts made here, which may be filled
+    made.add(id(doc))
+    for dotted in sorted(flat):
+        keys = farm.check_field(dotted).split(".")
+        node = doc
+        for key in keys[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                if key in node:
+                    raise farm.FarmError("cannot set %s: %s is a value, not a dict" % (dotted, key))
+                child = node[key] = {}
+                made.add(id(child))
+            elif id(child) not in made:
+                child = node[key] = dict(child)
+                made.add(id(child))
+            node = child
+        node[keys[-1]] = flat[dotted]
+    if farm.too_deep(doc):  # what decode_member would refuse is never made
+        raise farm.FarmError("the merged member would nest deeper than %d levels" % farm.MAX_DEPTH)
+    return doc
 
 
 _GONE = object()
+
+# Data a server takes in one request by default (jute.maxbuffer 0xfffff), less the request's path and
+# header: 1,048,518 bytes of data in /farm/x was the most a create got through.
+JUTE_MAXBUFFER = 1048575 - 512
+
+
+def _same(a, b):
+    if isinstance(a, str) and isinstance(b, str):  # most fields: a plain comparison says it, without the typed walk
+        return a == b
+    return codec.equal(a, b)
 
 
 class Conf:
@@ -171,6 +205,7 @@ class Member(Program):
         self.dirty = True
         self.tasks = []
         self.post = None
+        self.warned_size = None
 
     def start(self, loop):
         self.post = loop.wakeup.post
@@ -230,20 +265,24 @@ class Member(Program):
         if stat is None or not self.joined and stat.ephemeralOwner != ours:
             if stat is not None:  # a node of an old session of ours, or of another host: replace it
                 self.write(loop, client.delete_async(self.node, version=stat.version), "replace")
-            self.write(loop, client.create_async(self.node, farm.encode_member(local), ephemeral=True, makepath=True),
+            self.write(loop, client.create_async(self.node, self.encode(local), ephemeral=True, makepath=True),
                        "join the farm as")
             self.log.info("joined the farm", node=self.node)
             self.remember(loop, local)
             return
-        remote = farm.decode_member(data, "member %s" % self.node)
-        if self.conf.fmt == "dir":
+        try:
+            remote = farm.decode_member(data, "member %s" % self.node)
+        except farm.FarmError as exc:  # a hand edit left no fields to merge: the local side is the member
+            self.log.warning("replacing the member with the local configuration", error=exc.message)
+            remote, self.base = None, local
+        if remote is not None and self.conf.fmt == "dir":
             farm.check_dir_names(remote, "member %s" % self.node)
         base = self.base if self.base is not None else remote
-        merged, conflicts = merge(base, local, remote)
+        merged, conflicts = merge(base, local, remote) if remote is not None else (local, [])
         for field in conflicts:
             self.log.warning("field changed here and in ZooKeeper; keeping the local value", field=field)
-        if not codec.equal(merged, remote):  # compare-and-set: BadVersion merges again
-            self.write(loop, client.set_async(self.node, farm.encode_member(merged), version=stat.version), "update")
+        if remote is None or not codec.equal(merged, remote):  # compare-and-set: BadVersion merges again
+            self.write(loop, client.set_async(self.node, self.encode(merged), version=stat.version), "update")
             self.log.info("member updated from the local configuration", node=self.node)
         if not codec.equal(merged, local):
             self.conf.write(merged)
@@ -252,6 +291,17 @@ class Member(Program):
             if self.opts.on_change:
                 self.tasks.append(Task("on-change command", self.opts.on_change, command_env(), 300.0, self.log))
         self.remember(loop, merged)
+
+    def encode(self, doc):
+        """The member's data; a warning (once per size) when ZooKeeper's default limit would refuse it:
+        a server drops the connection of a request above jute.maxbuffer, which looks like any other
+        connection loss and is tried again - the warning says why it never gets through."""
+        data = farm.encode_member(doc)
+        if len(data) > JUTE_MAXBUFFER and len(data) != self.warned_size:
+            self.warned_size = len(data)
+            self.log.warning("the member is bigger than ZooKeeper takes by default (jute.maxbuffer, 1 MiB): "
+                             "unless the servers' limit was raised, it cannot be written", bytes=len(data))
+        return data
 
     def write(self, loop, result, action):
         """Wait for a write; races (BadVersion, NodeExists, NoNode) and transient errors go up as
