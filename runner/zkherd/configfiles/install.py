@@ -248,7 +248,7 @@ class InPlace:
         """Every entry below ROOT/names... that is not a folder (files, links...), as Targets;
         folders are entered without following links; our private folders are left out."""
         found = []
-        self._walk(root, names, lambda path, is_dir: is_dir or found.append(Target(root, path)))
+        self._walk(root, names, lambda path, kind: kind == "folder" or found.append(Target(root, path)))
         return sorted(found)
 
     def unwanted(self, root, keep):
@@ -259,20 +259,21 @@ class InPlace:
         prefixes = {path[:depth] for path in keep for depth in range(1, len(path))}
         found = []
 
-        def sort(path, is_dir):
-            if path in keep or path in prefixes and not is_dir:
-                return False
+        def sort(path, kind):
+            if path in keep and kind in ("file", "link") or path in prefixes and kind != "folder":
+                return False  # replaced by staging (or, a link, refused)
             if path in prefixes:
                 return True  # a wanted folder: enter it
-            found.append(Target(root, path))
+            found.append(Target(root, path))  # also a folder or FIFO where a file goes
             return False
 
         self._walk(root, (), sort)
         return sorted(found)
 
     def _walk(self, root, names, visit):
-        """Call visit(names, is_folder) for the entries below ROOT/names (not our private folders);
-        the folders it returns True for are entered, without following a link."""
+        """Call visit(names, kind: "folder", "file", "link" or "other") for the entries below
+        ROOT/names (not our private folders); the folders it returns True for are entered, without
+        following a link."""
         pending = [tuple(names)]
         while pending:
             names = pending.pop()
@@ -280,9 +281,9 @@ class InPlace:
             if fd is None:
                 continue
             with os.scandir(fd) as entries:
-                listed = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
-            for name, is_dir in listed:
-                if not is_temp(name) and visit(names + (name,), is_dir):
+                listed = [(entry.name, _kind(entry)) for entry in entries]
+            for name, kind in listed:
+                if not is_temp(name) and visit(names + (name,), kind) and kind == "folder":
                     pending.append(names + (name,))
 
 
@@ -306,10 +307,15 @@ class FileSet(InPlace):
 
     def stage(self, target, data):
         """Write *data* for *target* in the private folder of its entry, with the owner and mode of
-        the regular file it replaces (file_mode for a new one)."""
+        the regular file it replaces (file_mode for a new one). Anything but a folder or a link on
+        its way is moved aside with the install; in its own place, anything but a regular file
+        (a folder, a FIFO) only if remove()d first, else it is refused: a path an operator named
+        is never a folder to delete."""
         key, name, below, old = self._place(target)
         if self.entries.get((key, name)) == "file" or self.entries.get((key, name)) and not below:
             raise LocalFileError("refusing to write %s: the set holds it both as a file and as a folder" % target.path)
+        if old is not None and not stat.S_ISREG(old.st_mode) and self.entries.get((key, name), "") is not None:
+            raise LocalFileError("refusing to write %s: it is not a regular file" % target.path)  # and not removed
         private = self._private_folder(key, target.path)
         path = os.path.join(name, *below)
         try:
@@ -328,6 +334,7 @@ class FileSet(InPlace):
             view = memoryview(data)
             while view:
                 view = view[os.write(handle, view):]
+            old = old if old is not None and stat.S_ISREG(old.st_mode) else None  # what we take owner and mode of
             mode = self.file_mode if old is None else stat.S_IMODE(old.st_mode)
             if old is not None:
                 try:
@@ -344,8 +351,8 @@ class FileSet(InPlace):
             os.close(handle)
 
     def _place(self, target):
-        """(folder key, entry name, names below the entry, the regular file in place or None) for
-        *target*: its entry is the first name on its way that is not a folder in place, or that
+        """(folder key, entry name, names below the entry, the stat of the target in place or None)
+        for *target*: its entry is the first name on its way that is not a folder in place, or that
         this set stages already. A symlink on the way or in place is refused."""
         root, names = target.root, target.names
         fd = self.folders.open(root, (), create=True, purpose=target.path)
@@ -362,8 +369,7 @@ class FileSet(InPlace):
             if old is not None and stat.S_ISLNK(old.st_mode):
                 raise _symlink(os.path.join(root, *names[:depth + 1]), root, target.path)
             if last or old is None or not stat.S_ISDIR(old.st_mode):
-                regular = last and old is not None and stat.S_ISREG(old.st_mode)
-                return key, name, names[depth + 1:], old if regular else None
+                return key, name, names[depth + 1:], old if last else None
             fd = self.folders.open(root, names[:depth + 1], purpose=target.path)
             if fd is None:
                 raise LocalFileError("refusing to write %s: %s was replaced while it was staged"
@@ -387,9 +393,13 @@ class FileSet(InPlace):
     def remove(self, target):
         """Delete *target* - a file, a link (itself), a folder with all below it - with the install
         (nothing if its folder is gone)."""
-        if self.folders.open(*target.folder, purpose=target.path) is not None:
-            self.removed.append(target)
-            self.entries.setdefault((target.folder, target.names[-1]), None)
+        fd = self.folders.open(*target.folder, purpose=target.path)
+        if fd is None:
+            return
+        if stat.S_ISDIR(_lmode(fd, target.names[-1])):  # opened now: one swapped before the install refuses it
+            self.folders.open(target.root, target.names, purpose=target.path)
+        self.removed.append(target)
+        self.entries.setdefault((target.folder, target.names[-1]), None)
 
     def in_the_way(self):
         """Targets of what the install would replace or remove that is not a folder in place: the
@@ -476,6 +486,13 @@ class FileSet(InPlace):
         self.entries.clear()
         self._where.clear()
         self.folders.close()
+
+
+def _kind(entry):
+    if entry.is_symlink():
+        return "link"
+    return "folder" if entry.is_dir(follow_symlinks=False) else "file" if entry.is_file(follow_symlinks=False) \
+        else "other"
 
 
 def _fsync_folder(path, parent):

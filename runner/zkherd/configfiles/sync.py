@@ -187,6 +187,7 @@ class ConfigSync:
         files = FileSet(self.file_mode)
         try:
             for target, data in sorted(self.last_good.items()):
+                files.remove(target)  # a folder the install put in its place goes (a file is simply replaced)
                 files.stage(target, data)
             files.install()
         except LocalFileError as exc:

@@ -162,11 +162,11 @@ class Conf:
 
 
 def _topmost_unwanted(path, names, keep):
-    """The Target of the field *names* (a list) that goes, or of its highest folder that no field
-    in *keep* is below (a field object that went goes as a whole folder)."""
-    depth = len(names)
-    while depth > 1 and not any(k[:depth - 1] == tuple(names[:depth - 1]) for k in keep):
-        depth -= 1
+    """The Target of the first folder on the way of the field *names* (a list) that no field in
+    *keep* is below (a field object that went goes as a whole folder, also when it became a value),
+    else of the field itself."""
+    depth = next((d for d in range(1, len(names)) if not any(len(k) > d and k[:d] == tuple(names[:d]) for k in keep)),
+                 len(names))
     return Target.below(path, names[:depth])
 
 
