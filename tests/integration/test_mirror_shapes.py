@@ -216,3 +216,37 @@ def test_a_member_folder_loses_a_field_object(zk_server, zk, zk_base, tmp_path):
         assert member.proc.poll() is None and not member.has("Traceback|WARNING")
     finally:
         member.stop()
+
+
+@pytest.mark.parametrize("direction", ["file-to-folder", "folder-to-file"])
+def test_on_failure_rollback_puts_the_old_shape_back(zk_server, zk, zk_base, tmp_path, direction):
+    """A shape change whose restarted child is not healthy is rolled back (--on-failure rollback):
+    the old file (or folder with its files) is in place again, byte for byte."""
+    root, local = zk_base + "/cfg", tmp_path / "etc"
+    if direction == "file-to-folder":
+        zk.create(root + "/a", b"file\n", makepath=True)
+        before, healthy = {"a": b"file\n", "b": b"b1\n"}, "[ -f %s/a ]" % local
+    else:
+        zk.create(root + "/a/sub", b"sub\n", makepath=True)
+        before, healthy = {"a": None, "a/sub": b"sub\n", "b": b"b1\n"}, "[ -d %s/a ]" % local
+    zk.create(root + "/b", b"b1\n")
+    runner = Zkherd(["run", "--zk", zk_server.hosts, "--mirror-dir", "%s=%s" % (local, root), "--rolling-lock",
+                     zk_base + "/roll", "--on-failure", "rollback", "--health", healthy, "--health-delay", "0.2",
+                     "--health-interval", "0.1", "--health-fall", "1", "--", *SERVICE], tmp_path / "run.log")
+    try:
+        runner.wait_log("child is healthy", timeout=30)
+        assert tree(local) == before
+        txn = zk.transaction()
+        if direction == "file-to-folder":
+            txn.create(root + "/a/sub", b"sub\n")
+        else:
+            txn.delete(root + "/a/sub")
+            txn.set_data(root + "/a", b"file\n")
+        txn.set_data(root + "/b", b"b2\n")
+        txn.commit()
+        runner.wait_log("rolled back to the last good configuration", timeout=30)
+        wait_for(lambda: tree(local) == before, 15, message=lambda: "%r\n%s" % (tree(local), runner.log()[-2500:]))
+        no_leftovers(local)
+        assert not runner.has("Traceback|ERROR"), runner.log()[-3000:]
+    finally:
+        runner.stop()

@@ -13,9 +13,13 @@ nothing is done by path:
   name, is created with O_CREAT|O_EXCL|O_NOFOLLOW relative to it, written, given the old file's
   owner and mode with fchown/fchmod on the open file, and fsynced. The private folder's name is
   short and fixed-length, so a target name of any length up to NAME_MAX works.
-- Install: the folders opened are checked to still be in place (a swapped one refuses the set);
-  then renameat from the private folder into place, unlinkat of the files to remove, fsync of the
-  folders; the private folders are removed.
+- A set is made of entries: a file, or the first folder on a file's way that is new (nothing, or
+  a file, in place) staged whole with what is below it; nothing is made in place before install.
+- Install, all or nothing: the folders opened are checked to still be in place (a swapped one
+  refuses the set); then each entry is renamed into place, and what it displaces - or an entry
+  that goes - is moved into a second private folder, not deleted (swap.Swaps); a failed step
+  undoes the steps before it, in reverse. Then fsync of the folders; the private folders are
+  removed with what they hold.
 - What is in place is read with O_NOFOLLOW|O_NONBLOCK and must be a regular file.
 
 A symlink below the operator's folder is never followed, read or written through: the set is
