@@ -13,9 +13,13 @@ nothing is done by path:
   name, is created with O_CREAT|O_EXCL|O_NOFOLLOW relative to it, written, given the old file's
   owner and mode with fchown/fchmod on the open file, and fsynced. The private folder's name is
   short and fixed-length, so a target name of any length up to NAME_MAX works.
-- Install: the folders opened are checked to still be in place (a swapped one refuses the set);
-  then renameat from the private folder into place, unlinkat of the files to remove, fsync of the
-  folders; the private folders are removed.
+- A set is made of entries: a file, or the first folder on a file's way that is new (nothing, or
+  a file, in place) staged whole with what is below it; nothing is made in place before install.
+- Install, all or nothing: the folders opened are checked to still be in place (a swapped one
+  refuses the set); then each entry is renamed into place, and what it displaces - or an entry
+  that goes - is moved into a second private folder, not deleted (swap.Swaps); a failed step
+  undoes the steps before it, in reverse. Then fsync of the folders; the private folders are
+  removed with what they hold.
 - What is in place is read with O_NOFOLLOW|O_NONBLOCK and must be a regular file.
 
 A symlink below the operator's folder is never followed, read or written through: the set is
@@ -33,6 +37,7 @@ from zkherd.common.connection import ZkError
 from zkherd.common.tree import MAX_FILE_BYTES, read_up_to
 from zkherd.configfiles import staging
 from zkherd.configfiles.staging import is_temp  # noqa: F401 (the name callers know)
+from zkherd.configfiles.swap import Swaps
 
 DEFAULT_FILE_MODE = 0o644  # --file-mode: the mode of the files zkherd creates (a file in place keeps its own)
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -87,13 +92,17 @@ def _symlink(link, root, target=None, verb="write"):
                           % (verb, target or link, link, root))
 
 
+def _lmode(parent, name):
+    """The mode of *name* in the folder *parent* (0: there is none), without following a link."""
+    try:
+        return os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode
+    except OSError:
+        return 0
+
+
 def _refusal(parent, name, path, root, exc, target=None, verb="write"):
     """The error for *name* in the folder *parent* that could not be opened (*exc*)."""
-    try:
-        mode = os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode
-    except OSError:
-        mode = 0
-    if stat.S_ISLNK(mode):
+    if stat.S_ISLNK(_lmode(parent, name)):
         return _symlink(path, root, target, verb)
     if exc.errno in (errno.ENOTDIR, errno.ELOOP):
         return LocalFileError("refusing to %s %s: %s is not a folder" % (verb, target or path, path))
@@ -109,8 +118,10 @@ class Folders:
         self.mode = mode  # of the folders made below an operator's folder
 
     def open(self, root, names, create=False, purpose=None):
-        """The fd of ROOT/names..., None if it does not exist (and create is False). *purpose*:
-        the file that needs it, for messages."""
+        """The fd of ROOT/names..., None if it does not exist - or if something that is neither a
+        folder nor a link is on the way (a file where a folder goes: nothing is below it). *create*
+        makes ROOT itself (the folders below it come with an install); *purpose*: the file that
+        needs it, for messages."""
         key = (root, tuple(names))
         if key in self.fds:
             return self.fds[key]
@@ -125,31 +136,23 @@ class Folders:
                 raise LocalFileError("cannot open the folder %s: %s" % (root, exc.strerror)) from None
         else:
             parent = self.open(root, names[:-1], create, purpose)
-            mode = self.mode if create else None
-            fd = None if parent is None else self._open_below(parent, root, names, mode, purpose)
+            fd = None if parent is None else self._open_below(parent, root, names, purpose)
             if fd is None:
                 return None
         self.fds[key] = fd
         return fd
 
     @staticmethod
-    def _open_below(parent, root, names, create, purpose):
-        """*create*: the mode of a folder to make if missing, or None."""
+    def _open_below(parent, root, names, purpose):
         name, path = names[-1], os.path.join(root, *names)
-        for _attempt in range(2):
-            try:
-                return os.open(name, _DIR, dir_fd=parent)
-            except FileNotFoundError:
-                if create is None:
-                    return None
-                try:
-                    os.mkdir(name, create, dir_fd=parent)
-                    os.fsync(parent)
-                except FileExistsError:
-                    pass  # made meanwhile: open it (and check it) again
-            except OSError as exc:
-                raise _refusal(parent, name, path, root, exc, purpose) from None
-        raise LocalFileError("cannot make the folder %s" % path)
+        try:
+            return os.open(name, _DIR, dir_fd=parent)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ENOTDIR and not stat.S_ISLNK(_lmode(parent, name)):
+                return None
+            raise _refusal(parent, name, path, root, exc, purpose) from None
 
     def check(self):
         """LocalFileError if a folder below an operator's folder is no longer where it was."""
@@ -172,20 +175,17 @@ class Folders:
         self.fds.clear()
 
 
-class FileSet:
-    """Files to write and remove together: stage() and remove() as many as needed, then
-    install() or discard() (both release everything). New files get *file_mode*."""
+class InPlace:
+    """What is in place below operators' folders, read without following a link or blocking."""
 
     def __init__(self, file_mode=DEFAULT_FILE_MODE):
         self.file_mode = file_mode
         self.folders = Folders(folder_mode(file_mode))
-        self.staged = []  # [Target]
-        self.removed = []  # [Target]
-        self._private = {}  # folder key -> (name, fd) of its private staging folder
 
-    def _open(self, target, verb="read"):
-        """An fd of the regular file in place (the caller closes it), None if there is none;
-        LocalFileError for a link, a FIFO, a socket... (never followed, never blocking)."""
+    def _open(self, target, verb="read", folder_ok=False):
+        """An fd of the regular file in place (the caller closes it), None if there is none (or,
+        with *folder_ok*, a folder is there); LocalFileError for a link, a FIFO, a socket... (never
+        followed, never blocking)."""
         fd = self.folders.open(*target.folder, purpose=target.path)
         if fd is None:
             return None
@@ -195,8 +195,11 @@ class FileSet:
             return None
         except OSError as exc:
             raise _refusal(fd, target.names[-1], target.path, target.root, exc, verb=verb) from None
-        if not stat.S_ISREG(os.fstat(handle).st_mode):
+        mode = os.fstat(handle).st_mode
+        if not stat.S_ISREG(mode):
             os.close(handle)
+            if folder_ok and stat.S_ISDIR(mode):
+                return None
             raise LocalFileError("refusing to %s %s: it is not a regular file" % (verb, target.path))
         return handle
 
@@ -226,7 +229,7 @@ class FileSet:
     def differs(self, target, data):
         """Whether the file in place differs from *data* (also: there is none). A size that
         differs is a change, without reading; else at most len(data) + 1 bytes are read."""
-        handle = self._open(target)
+        handle = self._open(target, folder_ok=True)  # a folder where the file goes: it differs
         if handle is None:
             return True
         try:
@@ -245,49 +248,97 @@ class FileSet:
             st = None
         return self.read(target) if st is not None and stat.S_ISREG(st.st_mode) else None
 
-    def files(self, root):
-        """Every entry below ROOT that is not a folder (files, links...), as Targets; folders
-        are entered without following links; our staging folders are left out."""
-        found, pending = [], [()]
+    def files(self, root, names=()):
+        """Every entry below ROOT/names... that is not a folder (files, links...), as Targets;
+        folders are entered without following links; our private folders are left out."""
+        found = []
+        self._walk(root, names, lambda path, kind: kind == "folder" or found.append(Target(root, path)))
+        return sorted(found)
+
+    def unwanted(self, root, keep):
+        """The topmost entries below ROOT that no path in *keep* (tuples of names: the files
+        wanted) is at or below - a whole folder where nothing wanted is left - as Targets. A file
+        or link where a wanted folder goes is not listed: staging moves it aside (or refuses a link)."""
+        keep = set(keep)
+        prefixes = {path[:depth] for path in keep for depth in range(1, len(path))}
+        found = []
+
+        def sort(path, kind):
+            if path in keep and kind in ("file", "link") or path in prefixes and kind != "folder":
+                return False  # replaced by staging (or, a link, refused)
+            if path in prefixes:
+                return True  # a wanted folder: enter it
+            found.append(Target(root, path))  # also a folder or FIFO where a file goes
+            return False
+
+        self._walk(root, (), sort)
+        return sorted(found)
+
+    def _walk(self, root, names, visit):
+        """Call visit(names, kind: "folder", "file", "link" or "other") for the entries below
+        ROOT/names (not our private folders); the folders it returns True for are entered, without
+        following a link."""
+        pending = [tuple(names)]
         while pending:
             names = pending.pop()
             fd = self.folders.open(root, names)
             if fd is None:
                 continue
             with os.scandir(fd) as entries:
-                for entry in entries:
-                    if is_temp(entry.name):
-                        continue
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append(names + (entry.name,))
-                    else:
-                        found.append(Target(root, names + (entry.name,)))
-        return sorted(found)
+                listed = [(entry.name, _kind(entry)) for entry in entries]
+            for name, kind in listed:
+                if not is_temp(name) and visit(names + (name,), kind) and kind == "folder":
+                    pending.append(names + (name,))
+
+
+class FileSet(InPlace):
+    """Files to write and entries to remove together, all or nothing: stage() and remove() as many
+    as needed, then install() or discard() (both release everything). New files get *file_mode*.
+
+    Each entry of the set - the first name on a file's way that is not a folder in place - is
+    staged whole in the private folder beside it: a file, or a new folder with the files below it
+    (where nothing, or a file, is in place). Nothing is written in place before install()."""
+
+    def __init__(self, file_mode=DEFAULT_FILE_MODE):
+        super().__init__(file_mode)
+        self.staged = []  # [Target]
+        self.removed = []  # [Target]
+        self.entries = {}  # (folder key, name) -> "file" or "folder" staged, None: it goes
+        self._where = {}  # Target -> (folder key, its path in the private folder)
+        self._private = {}  # folder key -> (name, fd) of its private staging folder
+        self._aside = {}  # folder key -> (name, fd) of the private folder that keeps what an install displaces
+        self._keep_aside = False  # an install could not be undone whole: what it displaced stays there
 
     def stage(self, target, data):
-        """Write *data* for *target* in the private folder beside it, with the owner and mode of
-        the file it replaces (file_mode for a new one)."""
-        fd = self.folders.open(*target.folder, create=True, purpose=target.path)
-        name = target.names[-1]
+        """Write *data* for *target* in the private folder of its entry, with the owner and mode of
+        the regular file it replaces (file_mode for a new one). Anything but a folder or a link on
+        its way is moved aside with the install; in its own place, anything but a regular file
+        (a folder, a FIFO) only if remove()d first, else it is refused: a path an operator named
+        is never a folder to delete."""
+        key, name, below, old = self._place(target)
+        if self.entries.get((key, name)) == "file" or self.entries.get((key, name)) and not below:
+            raise LocalFileError("refusing to write %s: the set holds it both as a file and as a folder" % target.path)
+        if old is not None and not stat.S_ISREG(old.st_mode) and self.entries.get((key, name), "") is not None:
+            raise LocalFileError("refusing to write %s: it is not a regular file" % target.path)  # and not removed
+        private = self._private_folder(key, target.path)
+        path = os.path.join(name, *below)
         try:
-            old = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        except FileNotFoundError:
-            old = None
+            for depth in range(len(below)):  # the new folders on the way, in the private folder
+                try:
+                    os.mkdir(os.path.join(name, *below[:depth]), self.folders.mode, dir_fd=private)
+                except FileExistsError:
+                    pass  # made for another file of the set (nobody else can enter the private folder)
+            handle = os.open(path, _CREATE, 0o600, dir_fd=private)
         except OSError as exc:
             raise LocalFileError("cannot stage %s: %s" % (target.path, exc.strerror)) from None
-        if old is not None and stat.S_ISLNK(old.st_mode):
-            raise _symlink(target.path, target.root)
-        if old is not None and not stat.S_ISREG(old.st_mode):
-            raise LocalFileError("refusing to write %s: it is not a regular file" % target.path)
-        try:
-            handle = os.open(name, _CREATE, 0o600, dir_fd=self._private_folder(target, fd))
-        except OSError as exc:
-            raise LocalFileError("cannot stage %s: %s" % (target.path, exc.strerror)) from None
+        self.entries[(key, name)] = "folder" if below else "file"
         self.staged.append(target)
+        self._where[target] = (key, path)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(handle, view):]
+            old = old if old is not None and stat.S_ISREG(old.st_mode) else None  # what we take owner and mode of
             mode = self.file_mode if old is None else stat.S_IMODE(old.st_mode)
             if old is not None:
                 try:
@@ -296,72 +347,164 @@ class FileSet:
                     mode &= ~(stat.S_ISUID | stat.S_ISGID)
             os.fchmod(handle, mode)
             os.fsync(handle)
+            if below:  # its new folder's entry, before that folder is renamed into place
+                _fsync_folder(os.path.dirname(path), private)
         except OSError as exc:
             raise LocalFileError("cannot stage %s: %s" % (target.path, exc.strerror)) from None
         finally:
             os.close(handle)
 
-    def _private_folder(self, target, fd):
-        """The fd of the private staging folder in the folder *fd*: made (after sweeping our
-        leftovers there) on first use."""
-        if target.folder not in self._private:
+    def _place(self, target):
+        """(folder key, entry name, names below the entry, the stat of the target in place or None)
+        for *target*: its entry is the first name on its way that is not a folder in place, or that
+        this set stages already. A symlink on the way or in place is refused."""
+        root, names = target.root, target.names
+        fd = self.folders.open(root, (), create=True, purpose=target.path)
+        for depth, name in enumerate(names):
+            key, last = (root, names[:depth]), depth == len(names) - 1
+            if self.entries.get((key, name)):
+                return key, name, names[depth + 1:], None
             try:
-                staging.sweep(fd)
-                self._private[target.folder] = staging.make(fd)
+                old = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                old = None
+            except OSError as exc:
+                raise LocalFileError("cannot stage %s: %s" % (target.path, exc.strerror)) from None
+            if old is not None and stat.S_ISLNK(old.st_mode):
+                raise _symlink(os.path.join(root, *names[:depth + 1]), root, target.path)
+            if last or old is None or not stat.S_ISDIR(old.st_mode):
+                return key, name, names[depth + 1:], old if last else None
+            fd = self.folders.open(root, names[:depth + 1], purpose=target.path)
+            if fd is None:
+                raise LocalFileError("refusing to write %s: %s was replaced while it was staged"
+                                     % (target.path, os.path.join(root, *names[:depth + 1])))
+        raise LocalFileError("refusing to write %s: no file name" % target.path)
+
+    def _private_folder(self, key, purpose, store=None):
+        """The fd of the private folder of the folder *key*: made (after sweeping our leftovers
+        there) on first use. *store*: self._private (new entries) or self._aside (displaced ones)."""
+        store = self._private if store is None else store
+        if key not in store:
+            try:
+                fd = self.folders.open(*key, purpose=purpose)
+                if key not in self._private and key not in self._aside:
+                    staging.sweep(fd)
+                store[key] = staging.make(fd)
             except (staging.StagingError, OSError) as exc:
-                raise LocalFileError("refusing to stage %s: %s" % (target.path, exc)) from None
-        return self._private[target.folder][1]
+                raise LocalFileError("refusing to stage %s: %s" % (purpose, exc)) from None
+        return store[key][1]
 
     def remove(self, target):
-        """Delete *target* with the install (nothing if its folder is gone)."""
-        if self.folders.open(*target.folder, purpose=target.path) is not None:
-            self.removed.append(target)
+        """Delete *target* - a file, a link (itself), a folder with all below it - with the install
+        (nothing if its folder is gone)."""
+        fd = self.folders.open(*target.folder, purpose=target.path)
+        if fd is None:
+            return
+        if stat.S_ISDIR(_lmode(fd, target.names[-1])):  # opened now: one swapped before the install refuses it
+            self.folders.open(target.root, target.names, purpose=target.path)
+        self.removed.append(target)
+        self.entries.setdefault((target.folder, target.names[-1]), None)
+
+    def in_the_way(self):
+        """Targets of what the install would replace or remove that is not a folder in place: the
+        entries of the set, and the files (links...) below those that are folders."""
+        found = set()
+        for key, name in self.entries:
+            fd = self.folders.open(*key)
+            if fd is None:
+                continue
+            entry = Target(key[0], key[1] + (name,))
+            if stat.S_ISDIR(_lmode(fd, name)):
+                found.update(self.files(entry.root, entry.names))
+            else:
+                found.add(entry)
+        return sorted(found)
 
     def staged_paths(self):
         """[(target path, path of the staged file for --check-cmd)]: through the private folder's
         descriptor (/proc/PID/fd/N/NAME), so that no rename or link in the folder can redirect it."""
-        return [(t.path, staging.check_path(self._private[t.folder][1], t.names[-1])) for t in self.staged]
+        return [(t.path, staging.check_path(self._private[self._where[t][0]][1], self._where[t][1]))
+                for t in self.staged]
 
     def install(self):
-        """Rename every staged file into place, delete the removed files, fsync the folders;
-        LocalFileError, and nothing changed, if a folder was swapped meanwhile."""
-        touched = set()
+        """Put every entry in place - all, or (on any error) none: what was done is undone, and
+        LocalFileError says what failed. Refused before anything moves if a folder was swapped."""
         try:
             self.folders.check()
-            for target in self.staged:
-                os.replace(target.names[-1], target.names[-1], src_dir_fd=self._private[target.folder][1],
-                           dst_dir_fd=self.folders.fds[target.folder])
-                touched.add(target.folder)
+            plan = self._plan()
+            for key, _name, _kind in plan:
+                self._private_folder(key, os.path.join(key[0], *key[1]), self._aside)
+            swaps, current = Swaps(), None
+            try:
+                for key, name, kind in plan:
+                    current = os.path.join(key[0], *key[1], name)
+                    swaps.put(self.folders.fds[key], name, self._private[key][1] if kind else None,
+                              self._aside[key][1], kind == "file")
+                current = None
+                for key in {key for key, _name, _kind in plan}:
+                    os.fsync(self.folders.fds[key])
+            except OSError as exc:
+                raise self._rolled_back(current, exc, swaps.undo()) from None
             self.staged = []
-            for target in self.removed:
-                try:
-                    os.unlink(target.names[-1], dir_fd=self.folders.fds[target.folder])
-                    touched.add(target.folder)
-                except (FileNotFoundError, IsADirectoryError):
-                    pass  # gone already, or a folder now: never removed
-            for key in touched:
-                os.fsync(self.folders.fds[key])
-        except OSError as exc:
-            raise LocalFileError("cannot install %s: %s" % (exc.filename or "the files", exc.strerror)) from None
         finally:
             self.discard()
 
+    def _plan(self):
+        """[(folder key, name, "file" | "folder" | None: it goes)], sorted; an entry below another
+        entry of the set goes with it."""
+        plan = []
+        for (key, name), kind in sorted(self.entries.items(), key=lambda item: item[0]):
+            path = key[1] + (name,)
+            above = next((path[:depth] for depth in range(1, len(path))
+                          if ((key[0], path[:depth - 1]), path[depth - 1]) in self.entries), None)
+            if above is None:
+                plan.append((key, name, kind))
+            elif kind:
+                raise LocalFileError("refusing to install %s: the same set replaces %s, a folder on its way"
+                                     % (os.path.join(key[0], *path), os.path.join(key[0], *above)))
+        return plan
+
+    def _rolled_back(self, current, exc, failed):
+        what = "put %s in place" % current if current else "fsync the folders"
+        if not failed:
+            return LocalFileError("cannot %s: %s; the whole set was rolled back, the files in place are as they were"
+                                  % (what, exc.strerror))
+        self._keep_aside = True
+        kept = ", ".join(os.path.join(key[0], *key[1], name) for key, (name, _fd) in self._aside.items())
+        return LocalFileError("cannot %s: %s; rolling the set back failed for %s (%s): what they replaced is kept "
+                              "in %s" % (what, exc.strerror, ", ".join(step[1] for step in failed), failed[0][2], kept))
+
     def discard(self):
-        """Delete what was staged and not installed, and release every folder."""
-        for target in self.staged:
-            try:
-                os.unlink(target.names[-1], dir_fd=self._private[target.folder][1])
-            except OSError:
-                pass
-        for key, (name, fd) in self._private.items():
-            os.close(fd)  # and with it our lock on it
-            try:
-                os.rmdir(name, dir_fd=self.folders.fds[key])
-            except OSError:
-                pass  # moved away (or replaced) by someone else: nothing of ours is left in it
-        self.staged, self.removed = [], []
-        self._private.clear()
+        """Delete what was staged (and displaced) and not installed, and release every folder."""
+        for store in (self._private, self._aside):
+            for key, (name, fd) in store.items():
+                if store is not self._aside or not self._keep_aside:
+                    staging.clear(fd)
+                os.close(fd)  # and with it our lock on it
+                try:
+                    os.rmdir(name, dir_fd=self.folders.fds[key])
+                except OSError:
+                    pass  # not empty (kept), moved away or replaced by someone else: nothing of ours is left in it
+            store.clear()
+        self.staged, self.removed, self._keep_aside = [], [], False
+        self.entries.clear()
+        self._where.clear()
         self.folders.close()
+
+
+def _kind(entry):
+    if entry.is_symlink():
+        return "link"
+    return "folder" if entry.is_dir(follow_symlinks=False) else "file" if entry.is_file(follow_symlinks=False) \
+        else "other"
+
+
+def _fsync_folder(path, parent):
+    fd = os.open(path, _DIR, dir_fd=parent)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _too_big(path, limit):

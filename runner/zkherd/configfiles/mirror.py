@@ -11,8 +11,10 @@
 - A missing znode never becomes an empty file: at start the runner waits for it, later the last
   file stays (and a warning says so).
 - --mirror-dir LOCAL_DIR=ZNODE mirrors a subtree: every znode without children is a file at its
-  relative path (folders' own data is not written), files whose znode went are deleted with the
-  next install, and every znode of the subtree is watched. Nothing is written outside LOCAL_DIR,
+  relative path (folders' own data is not written), files and folders that no znode is at or
+  below are deleted with the next install, and every znode of the subtree is watched. A change of
+  shape (a file that becomes a folder or back, a subtree that appears or goes) is one set like any
+  other: installed whole or not at all (install.FileSet). Nothing is written outside LOCAL_DIR,
   nor through a symlink inside it (install.Target.below, install.FileSet).
 """
 
@@ -96,15 +98,15 @@ class Mirror:
         return result
 
     def stale(self, snap, files):
-        """Files in mirrored directories whose znode is gone (deleted with the next install),
-        listed through *files* (a FileSet) without following links."""
+        """Entries in mirrored directories that no znode is at or below (deleted with the next
+        install: a file, a link itself, a whole folder), listed through *files* (a FileSet)
+        without following links."""
         result = []
         for local_dir, root in self.dir_pairs:
             leaves = snap[("tree", root)]
             if leaves is None or not os.path.isdir(local_dir):
                 continue  # a missing root keeps the last files, as a missing znode does
-            wanted = {Target.below(local_dir, rel) for rel in leaves}
-            result += [target for target in files.files(local_dir) if target not in wanted]
+            result += files.unwanted(local_dir, [Target.below(local_dir, rel).names for rel in leaves])
         return result
 
     def changes(self, snap, files):

@@ -12,8 +12,9 @@ can still rename it (or put their own at its name), so it is only ever used thro
 
 A crash (or a user who renamed one and back) can leave one behind. Before making a new one, the
 leftovers in that folder are removed: only folders with exactly that name pattern, owned by our
-uid, mode 0700, made before this process started and not locked by a live zkherd - and in them
-only files. Nothing else is ever deleted.
+uid, mode 0700, made before this process started and not locked by a live zkherd - with what is
+in them (what we staged, or moved aside during an install), deleted relative to their descriptors
+without following a link. Nothing else is ever deleted.
 """
 
 from __future__ import annotations
@@ -106,14 +107,30 @@ def _leftover(fd):
 
 
 def _empty(fd):
-    """Unlink the files in the folder *fd*; True if it is empty then (a folder inside: not ours)."""
+    """Delete what is in the folder *fd*; True if it is empty then."""
+    clear(fd)
     with os.scandir(fd) as entries:
-        inside = [(entry.name, entry.is_file(follow_symlinks=False)) for entry in entries]
-    for name, is_file in inside:
-        if not is_file:
-            return False
-        os.unlink(name, dir_fd=fd)
-    return True
+        return next(entries, None) is None
+
+
+def clear(fd):
+    """Delete everything in the folder *fd* (ours: a private folder), relative to descriptors and
+    never through a link; what cannot be deleted stays (OSError is not raised)."""
+    with os.scandir(fd) as entries:
+        inside = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+    for name, is_dir in inside:
+        try:
+            if is_dir:
+                sub = os.open(name, _DIR, dir_fd=fd)
+                try:
+                    clear(sub)
+                finally:
+                    os.close(sub)
+                os.rmdir(name, dir_fd=fd)
+            else:
+                os.unlink(name, dir_fd=fd)
+        except OSError:
+            pass
 
 
 def _same(parent, name, fd):

@@ -166,10 +166,11 @@ class ConfigSync:
         return self.version
 
     def copies(self, files):
-        """{Target: bytes} of the regular files the install replaces or removes, to roll back to.
-        Links, FIFOs and sockets are removed without being read; a file too big to keep is not kept."""
+        """{Target: bytes} of the regular files the install replaces or removes (also those in a
+        folder it replaces by a file, or a file it replaces by a folder), to roll back to. Links,
+        FIFOs and sockets are removed without being read; a file too big to keep is not kept."""
         last_good = {}
-        for target in files.staged + files.removed:
+        for target in files.in_the_way():
             try:
                 data = files.copy(target)
             except LocalFileError as exc:
@@ -186,6 +187,7 @@ class ConfigSync:
         files = FileSet(self.file_mode)
         try:
             for target, data in sorted(self.last_good.items()):
+                files.remove(target)  # a folder the install put in its place goes (a file is simply replaced)
                 files.stage(target, data)
             files.install()
         except LocalFileError as exc:

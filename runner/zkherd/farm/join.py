@@ -5,8 +5,9 @@ interface, or --name) holding CONF as a JSON object. CONF is a JSON or YAML file
 directory (folder = dict, file = key holding its text, trailing newline trimmed).
 
 - A local edit (checked every --poll seconds) is written to the znode; an edit of the znode (for
-  instance `zkherd farm set`) is written to CONF - atomically: a file is replaced by rename, each
-  changed file of a directory too.
+  instance `zkherd farm set`) is written to CONF - atomically: a file is replaced by rename; the
+  changed files of a directory are installed as one set, all or nothing (install.FileSet), also
+  when a field changes between an object (folder) and a value (file).
 - Conflict rule, nothing lost silently: both sides are merged field by field against the last
   state both agreed on (a three-way merge of dotted fields). A field changed on one side only takes
   that side's value; a field changed on both sides differently takes the local value and a warning
@@ -181,9 +182,10 @@ class Conf:
                 files.stage(Target.file(self.path), yaml.safe_dump(doc, default_flow_style=False).encode())
             else:
                 current, wanted = flatten(farm.read_dir(self.path)), flatten(doc)
+                keep = {tuple(key.split(".")) for key in wanted}
                 for key in current:
                     if key not in wanted:  # first: their folders are opened before anything is staged
-                        files.remove(Target.below(self.path, key.split(".")))
+                        files.remove(_topmost_unwanted(self.path, key.split("."), keep))
                 for key, value in wanted.items():
                     if current.get(key) != farm.text(value):
                         files.stage(Target.below(self.path, key.split(".")), (farm.text(value) + "\n").encode())
@@ -191,6 +193,15 @@ class Conf:
         except BaseException:
             files.discard()
             raise
+
+
+def _topmost_unwanted(path, names, keep):
+    """The Target of the first folder on the way of the field *names* (a list) that no field in
+    *keep* is below (a field object that went goes as a whole folder, also when it became a value),
+    else of the field itself."""
+    depth = next((d for d in range(1, len(names)) if not any(len(k) > d and k[:d] == tuple(names[:d]) for k in keep)),
+                 len(names))
+    return Target.below(path, names[:depth])
 
 
 class Member(Program):

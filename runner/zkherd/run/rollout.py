@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 
 from zkherd.configfiles import sync as outcomes
+from zkherd.configfiles.install import LocalFileError
 from zkherd.configfiles.sync import ConfigSync
 from zkherd.recipes.lock import Lock, LockLost
 from zkherd.run.failedversion import FailedVersions
@@ -46,6 +47,7 @@ class Rollout:
         self.release_pending = False  # the rolling lock is to be released (on the next turn with a connection)
         self.record_pending = None  # (version, why) of a failure, to record on the next turn with a connection
         self.after_failure = None  # what the runner is to do after a failed version: RESTART (rolled back) or None
+        self.local_failure = None  # the last version that a local error kept out (alerted once)
 
     # -- what the runner tells --------------------------------------------------------------------
 
@@ -111,7 +113,20 @@ class Rollout:
     # -- the work ---------------------------------------------------------------------------------
 
     def poll(self, loop, child_up):
-        """ZooKeeper work (call when connected): returns (seconds until due or None, action or None)."""
+        """ZooKeeper work (call when connected): returns (seconds until due or None, action or None).
+        A local error (a set that cannot be read, staged or installed here) goes up to the runner,
+        which logs it and tries again in a second; the alert runs once per version it hits."""
+        try:
+            return self._poll(loop, child_up)
+        except LocalFileError as exc:
+            version = self.sync.newest_read
+            if version != self.local_failure:
+                self.local_failure = version
+                self.alerts.fire("install-failed", "configuration version %d cannot be installed here, the files in "
+                                 "place are kept: %s" % (version, exc.message))
+            raise
+
+    def _poll(self, loop, child_up):
         if self.release_pending:
             self.release(loop)
         sync = self.sync
