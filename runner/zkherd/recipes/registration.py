@@ -69,13 +69,14 @@ class Registration:
 
     def _check(self, client, timeout):
         """Watch our node; forget it if it is gone, so that ensure() makes it again."""
+        self.unchecked = False  # before the request: a watch that fires meanwhile sets it again
         try:
             there = client.exists_async(self.node, watch=self._watch).get(timeout=timeout)
         except Exception as exc:
+            self.unchecked = True
             if isinstance(exc, client.handler.timeout_exception):
                 raise
             raise translate(exc, "look at the registration", self.node) from None
-        self.unchecked = False
         if there is None or there.ephemeralOwner != client.client_id[0]:
             self.log.warning("our registration was deleted; registering again", node=self.node)
             self.node = None
