@@ -37,6 +37,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from kazoo.exceptions import NoNodeError
+
 from tests.chaos.cluster import (
     ELECTION,
     FARM,
@@ -602,12 +604,12 @@ class PresenceChecker(Checker):
 
     def nodes(self, folder: str) -> set[str]:
         found = set()
-        for name in self.client.get_children(folder):
-            if folder == ELECTION and not name.startswith("member-"):
-                continue
+        names = [n for n in self.client.get_children_async(folder).get(timeout=2)
+                 if folder != ELECTION or n.startswith("member-")]
+        for reply in [self.client.get_async("%s/%s" % (folder, name)) for name in names]:
             try:
-                found.add(self.client.get("%s/%s" % (folder, name))[0].decode(errors="replace"))
-            except Exception:  # gone meanwhile
+                found.add(reply.get(timeout=2)[0].decode(errors="replace"))
+            except NoNodeError:  # gone meanwhile
                 pass
         return found
 
@@ -663,7 +665,7 @@ class OutageWatch:
             members = [s.name for s in chaos.cluster.group("member") if s.running]
             try:
                 doc = json.loads(chaos.cluster.export_path.read_text())
-                joined = set(chaos.client.get_children(FARM))
+                joined = set(chaos.client.get_children_async(FARM).get(timeout=1))
             except Exception:  # not written yet, or ZooKeeper not serving our session yet
                 return False
             return all(name in doc and name in joined for name in members)

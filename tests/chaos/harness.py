@@ -208,7 +208,9 @@ class Chaos:
         quiet = logging.getLogger("zkherd.chaos.kazoo")  # failovers are expected: not on stderr
         quiet.addHandler(logging.NullHandler())
         quiet.propagate = False
-        self.client = KazooClient(hosts=cluster.ensemble.hosts, timeout=10, logger=quiet)
+        # back within a second of the ensemble serving again, as the runners are (--reconnect-max-delay)
+        self.client = KazooClient(hosts=cluster.ensemble.hosts, timeout=10, logger=quiet,
+                                  connection_retry={"max_tries": -1, "delay": 0.1, "max_delay": 1.0})
         self.client.start(timeout=30)
         self.client.create(CONFIG, config_content(0, True), makepath=True)
         self.client.ensure_path(FARM)
