@@ -682,7 +682,7 @@ class OutageWatch:
         quorum = time.monotonic()
         entry = {"length": round(length, 1), "quorum_after_start": round(quorum - started, 1), "recovered": {}}
         left = self.conditions(quorum)
-        while left and time.monotonic() - quorum < 3 * OUTAGE_RECOVERY:
+        while left and time.monotonic() - quorum < OUTAGE_RECOVERY + 10:
             for name, condition in list(left.items()):
                 if condition():
                     entry["recovered"][name] = round(time.monotonic() - quorum, 1)
@@ -704,7 +704,7 @@ class OutageWatch:
 
     def finish_pending(self) -> None:
         if self.thread is not None:
-            self.thread.join(3 * OUTAGE_RECOVERY + 130)
+            self.thread.join(OUTAGE_RECOVERY + 140)
 
     def finish(self) -> None:
         self.finish_pending()
