@@ -318,8 +318,7 @@ class Cluster:
             name = "tree-%d" % i
             folder = self.tree_dir(name)
             folder.mkdir(parents=True, exist_ok=True)
-            record = 'echo "$2 $(%s)" >> %s; exec sleep 1000000' % (TREE_DIGEST,
-                                                                     self.digest_log("tree"))
+            record = 'echo "$2 $(%s)" >> %s; exec sleep 1000000' % (TREE_DIGEST, self.digest_log("tree"))
             self.add(name, "tree", [
                 "run", *self.common(link), "--stop-timeout", "1", "--change-delay", "0.1",
                 "--mirror-dir", "%s=%s" % (folder, TREE), "--check-cmd", TREE_CHECK_CMD,
