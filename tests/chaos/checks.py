@@ -601,6 +601,23 @@ class PresenceChecker(Checker):
         self.present_at = 0.0  # when `present` was read (monotonic)
         self.reported: set = set()
         self.watched = [(s, REGISTRY) for s in cluster.group("roll")] + [(s, ELECTION) for s in cluster.group("host")]
+        # a registration is there while the child runs: the runner's last state, from its log
+        self.logs = {s.name: Tail(s.log_path) for s in cluster.group("roll")}
+        self.running_since: dict[str, float | None] = {}
+
+    STATE = re.compile(r"INFO state .* -> (\S+(?: \S+)*?) why=")
+
+    def child_running_since(self, name: str, now: float) -> float | None:
+        """When the service's runner last went to `running` (None: it is in another state)."""
+        for line in self.logs[name].lines():
+            match = self.STATE.search(line)
+            if not match or match.group(1) == "checking new files":  # the child runs on meanwhile
+                continue
+            if match.group(1) != "running":
+                self.running_since[name] = None
+            elif self.running_since.get(name) is None:
+                self.running_since[name] = now
+        return self.running_since.get(name)
 
     def nodes(self, folder: str) -> set[str]:
         found = set()
@@ -627,6 +644,9 @@ class PresenceChecker(Checker):
             with self.cluster.lock:
                 state, since = service.state, service.since
             due = max(since, self.last_seen.get(service.name, 0.0), self.zk_health.quiet_since)
+            if service.name in self.logs:  # registered while its child runs (--register-when started)
+                running = self.child_running_since(service.name, now)
+                due = max(due, running if running is not None else now)
             if state != "up" or now - due <= service.timeout + self.slack:
                 continue
             self.report.checked(self.invariant)
@@ -638,9 +658,11 @@ class PresenceChecker(Checker):
         self.report.checked(self.invariant)
 
     def all_present(self, since: float = 0.0) -> bool:
-        """Every running service's node was there at a look made after *since*."""
-        return self.present_at > since and all(service.name in self.present
-                                               for service, _folder in self.watched if service.running)
+        """Every running service's node (a registration: with its child running) was there at a
+        look made after *since*."""
+        return self.present_at > since and all(
+            service.name in self.present for service, _folder in self.watched
+            if service.running and (service.name not in self.logs or self.running_since.get(service.name)))
 
 
 class OutageWatch:
