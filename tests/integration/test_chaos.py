@@ -82,3 +82,16 @@ def test_tree_versions_are_whole_files_and_shapes():
     assert cluster.parse_tree_file(first, files[first]) == (5, "bad")
     assert cluster.parse_tree_file("b", files[first]) is None  # another place's file
     assert cluster.parse_tree_file(first, files[first][:-1]) is None
+
+
+def test_up_throughout_reads_the_state_history():
+    class Holder:
+        lock = __import__("threading").RLock()
+
+    service = cluster.Service.__new__(cluster.Service)
+    service.cluster = Holder()
+    service.history = [(0.0, "down"), (1.0, "up"), (5.0, "unknown"), (6.0, "up")]
+    assert service.up_throughout(1.5, 4.9)
+    assert not service.up_throughout(0.5, 2.0)  # down at the start
+    assert not service.up_throughout(4.0, 5.5)  # slow links meanwhile
+    assert service.up_throughout(6.0, 100.0)
