@@ -411,7 +411,7 @@ class Chaos:
 
     def apply(self, fault: Fault) -> None:
         kind = fault.kind
-        if kind in ("partition", "kill", "delay"):
+        if kind in ("partition", "kill", "delay", "lostreply"):
             service = self.resolve(fault.target)
             if service is None or service.fault is not None or not service.running:
                 self.record(fault, False, "target busy, down or no holder")
