@@ -14,8 +14,8 @@ help:
 	@echo "make demo         boot three systemd boxes, deploy ZooKeeper and zkherd services with the roles, show them work"
 	@echo "make demo-stop    power the demo boxes off"
 	@echo "make test         everything CI runs: ruff, ansible-lint, ansible-test sanity+units, integration tests, molecule"
-	@echo "make chaos        a long chaos run: faults against everything, invariants checked (SEED=n DURATION=s;"
-	@echo "                  default: a seed from the clock, 600 s); report in .cache/chaos/ (docs/reliability.md)"
+	@echo "make chaos        a long chaos run: faults against everything, invariants checked (SEED=n DURATION=s"
+	@echo "                  PROFILE=quick|wide; default: a seed from the clock, 600 s, wide); report in .cache/chaos/"
 	@echo "make bench        benchmarks; tables go to docs/benchmarks.md"
 	@echo "make docs         regenerate docs/plugins/ from the plugins' own documentation"
 	@echo "  (parts of make test: lint, sanity, units, integration, molecule)"
@@ -42,11 +42,14 @@ molecule: bootstrap
 	@scripts/test.sh molecule
 
 # `make chaos SEED=7 DURATION=600`: the same seed and duration replay the same fault schedule.
+# PROFILE=quick|wide (docs/reliability.md): the services per group and the outages' length.
 SEED ?=
 DURATION ?= 600
+PROFILE ?= wide
 chaos: bootstrap
 	@seed=$(SEED); seed=$${seed:-$$(( $$(date +%s) % 100000 ))}; mkdir -p .cache/chaos; \
-	$(BIN)/python -m tests.chaos --seed $$seed --duration $(DURATION) --report .cache/chaos/seed-$$seed.json
+	$(BIN)/python -m tests.chaos --seed $$seed --duration $(DURATION) --profile $(PROFILE) \
+		--report .cache/chaos/$(PROFILE)-seed-$$seed.json
 
 demo: bootstrap
 	@scripts/demo.sh

@@ -31,10 +31,15 @@ def main(argv=None) -> int:
                         help="session timeout of the daemon group (default 10)")
     parser.add_argument("--lockroll-timeout", type=float, default=3.0,
                         help="session timeout of the lockroll group (default 3)")
-    parser.add_argument("--daemons", type=int, default=harness.LAYOUT["daemon"],
-                        help="services in the daemon group (default %d)" % harness.LAYOUT["daemon"])
-    parser.add_argument("--lockrolls", type=int, default=harness.LAYOUT["lockroll"],
-                        help="services in the lockroll group (default %d)" % harness.LAYOUT["lockroll"])
+    parser.add_argument("--slow-timeout", type=float, default=30.0,
+                        help="session timeout of the slow group (default 30)")
+    parser.add_argument("--profile", choices=sorted(schedule.PROFILES), default="wide",
+                        help="services per group and outage lengths: quick (make test) or wide (default)")
+    parser.add_argument("--catch-up", choices=("auto", "on", "off"), default="auto",
+                        help="cron firings with --catch-up (3 ticks): auto = when `zkherd cron --help` has it")
+    parser.add_argument("--daemons", type=int, default=None, help="services in the daemon group (default: profile's)")
+    parser.add_argument("--lockrolls", type=int, default=None,
+                        help="services in the lockroll group (default: the profile's)")
     parser.add_argument("--plan", action="store_true", help="print the fault schedule and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="say every fault as it is applied")
     args = parser.parse_args(argv)
@@ -43,6 +48,7 @@ def main(argv=None) -> int:
                               session_timeout=args.session_timeout, slack=args.slack, dead_slack=args.dead_slack,
                               tick=args.tick, daemon_timeout=args.daemon_timeout,
                               lockroll_timeout=args.lockroll_timeout, daemons=args.daemons, lockrolls=args.lockrolls,
+                              slow_timeout=args.slow_timeout, profile=args.profile, catch_up=args.catch_up,
                               verbose=args.verbose)
     if args.plan:
         chaos = harness.Chaos(options)

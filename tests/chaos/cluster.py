@@ -8,9 +8,13 @@ Services (names are what the fault schedule targets):
                around exclusive_child(daemon=True): a wrapper that does not exec, whose setsid
                grandchild ignores SIGTERM and holds the slot's flock; the last one with
                `--containment subreaper`, the others with a cgroup when the runner can make one
+- slow-0..1    like the daemons, with a session timeout of 30 s, at /chaos/slow
 - pair-0..3    `zkherd run --lock /chaos/pair --slots 2` around exclusive_child with 2 slot files
-- roll-0..2    `zkherd run --mirror ... --rolling-lock ... --check-cmd` (rejects kind=bad); the child
-               records a digest of the file it starts with
+- roll-0..2    `zkherd run --mirror ... --rolling-lock ... --check-cmd --register /chaos/reg/roll-`
+               (rejects kind=bad); the child records a digest of the file it starts with
+- tree-0..1    `zkherd run --mirror-dir DIR=/chaos/tree --check-cmd ...` (rejects a set with a
+               kind=bad file); the tree changes shape (schedule.SHAPES); the child records a digest of
+               the folder it starts with
 - lockroll-0..2  `zkherd run --lock /chaos/lockroll --mirror ... --rolling-lock ... --check-cmd`
                together: the child holds the slot's flock like a mutex child and records the digest
                of the file it started with like a roll child
@@ -44,13 +48,51 @@ from tests.support.zkserver import ZooKeeperEnsemble
 MARK = "ZKHERD_CHAOS_MARK"
 ROOT = "/chaos"
 MUTEX, PAIR, DAEMON, LOCKROLL = ROOT + "/mutex", ROOT + "/pair", ROOT + "/daemon", ROOT + "/lockroll"
+SLOW, TREE, REGISTRY = ROOT + "/slow", ROOT + "/tree", ROOT + "/reg"
 CONFIG, ROLLING, LOCKROLL_ROLLING = ROOT + "/config/app", ROOT + "/config/roll", ROOT + "/config/lockroll"
 # groups whose children hold a slot flock (how many slots), and those that mirror CONFIG
-SLOTS = {"mutex": 1, "pair": 2, "daemon": 1, "lockroll": 1}
+SLOTS = {"mutex": 1, "pair": 2, "daemon": 1, "lockroll": 1, "slow": 1}
+DAEMON_STYLE = ("daemon", "slow")  # children that do not exec: a setsid grandchild holds the slot
 MIRRORED = ("roll", "lockroll")
 FARM, ELECTION = ROOT + "/farm/web", ROOT + "/cron"
 JOB = "job"
 CHECK_CMD = 'grep -qx kind=good "$ZKHERD_STAGED_FILE"'
+# every staged file of the tree (a line LOCAL=STAGED each) must say kind=good
+TREE_CHECK_CMD = ('printf "%s\\n" "$ZKHERD_STAGED_FILES" | while IFS= read -r line; do '
+                  '[ -z "$line" ] || grep -qx kind=good "${line#*=}" || exit 1; done')
+# the child's record of the folder it started with: each file's path and content, in order
+TREE_DIGEST = ("cd \"$1\" && find . -type f ! -path '*/.*' | LC_ALL=C sort | "
+               "while IFS= read -r f; do printf '%s\\n' \"$f\"; cat \"$f\"; done | sha256sum | cut -c1-16")
+
+
+def tree_file(version: int, kind: str, path: str) -> bytes:
+    """The file *path* of the tree's version *version*: it names its path, version and kind, so a
+    file of another version or place cannot pass for it."""
+    lines = ["version=%d" % version, "kind=%s" % kind, "path=%s" % path]
+    lines += ["line %02d %s" % (n, hashlib.sha1(b"%d:%s:%d" % (version, path.encode(), n)).hexdigest())
+              for n in range(20)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def tree_files(version: int, good: bool, shape: tuple[str, ...]) -> dict[str, bytes]:
+    """Version *version* of the mirrored tree: {relative path: content}; in a bad version the first
+    file alone says kind=bad (the check must look at every file)."""
+    return {path: tree_file(version, "bad" if not good and i == 0 else "good", path) for i, path in enumerate(shape)}
+
+
+def tree_digest(files: dict[str, bytes]) -> str:
+    """What TREE_DIGEST prints for a folder holding *files*."""
+    order = sorted(files, key=lambda path: ("./" + path).encode())
+    return hashlib.sha256(b"".join(b"./%s\n%s" % (path.encode(), files[path]) for path in order)).hexdigest()[:16]
+
+
+def parse_tree_file(path: str, data: bytes) -> tuple[int, str] | None:
+    """(version, kind) if *data* is exactly the whole file *path* of some version."""
+    match = re.match(rb"version=(\d+)\nkind=(good|bad)\npath=", data)
+    if not match:
+        return None
+    version, kind = int(match.group(1)), match.group(2).decode()
+    return (version, kind) if data == tree_file(version, kind, path) else None
 
 
 def config_content(version: int, good: bool) -> bytes:
@@ -95,6 +137,21 @@ class Link:
         for proxy in self.proxies:
             proxy.delay(seconds)
 
+    def lose_reply(self) -> bool:
+        """Arm the proxy the service is connected through (the first with a connection): its next
+        request (any but pings) is forwarded and the reply cut. False if none is connected."""
+        for proxy in self.proxies:
+            if proxy.connection_count:
+                proxy.lose_reply(None, nth=1, then="pass")
+                return True
+        return False
+
+    def disarm(self) -> int:
+        """Disarm what lose_reply armed; returns how many rules fired so far on this link."""
+        for proxy in self.proxies:
+            proxy.disarm()
+        return sum(proxy.fired for proxy in self.proxies)
+
     def heal(self, reset: bool = False) -> None:
         for proxy in self.proxies:
             if reset:
@@ -125,6 +182,7 @@ class Service:
         # what the harness knows: "up" (running, links fine), "down" (killed or cut off) or
         # "unknown" (slow links), and since when (monotonic)
         self.state, self.since = "down", time.monotonic()
+        self.history: list[tuple[float, str]] = [(self.since, "down")]  # every (since, state)
         self.exits: list[int] = []  # exit codes of incarnations that ended on their own
 
     @property
@@ -138,6 +196,19 @@ class Service:
     def set_state(self, state: str) -> None:
         with self.cluster.lock:
             self.state, self.since = state, time.monotonic()
+            self.history.append((self.since, state))
+
+    def up_throughout(self, start: float, end: float) -> bool:
+        """Whether the service was "up" (running, links fine) all of [start, end] (monotonic)."""
+        with self.cluster.lock:
+            history = list(self.history)
+        state_at_start = "down"
+        for since, state in history:
+            if since <= start:
+                state_at_start = state
+            elif since <= end and state != "up":
+                return False
+        return state_at_start == "up"
 
     def start(self) -> None:
         """Spawn a new incarnation (from the main thread: see tests/support/procs.py)."""
@@ -179,7 +250,7 @@ class Cluster:
         self.timeout = session_timeout  # of every service but those given one of their own
         self.tick = tick
         self.lock = threading.RLock()
-        for sub in ("logs", "mutex", "pair", "daemon", "lockroll", "roll", "farm", "cron/fires"):
+        for sub in ("logs", "mutex", "pair", "daemon", "slow", "lockroll", "roll", "tree", "farm", "cron/fires"):
             (work / sub).mkdir(parents=True, exist_ok=True)
         self.ensemble = ZooKeeperEnsemble(3, work / "zk")
         self.services: dict[str, Service] = {}
@@ -208,18 +279,21 @@ class Cluster:
 
     def build(self, mutex: int = 3, pair: int = 4, roll: int = 3, members: int = 4, hosts: int = 3,
               daemon: int = 3, lockroll: int = 3, daemon_timeout: float = 10.0,
-              lockroll_timeout: float | None = None) -> None:
+              lockroll_timeout: float | None = None, slow: int = 0, slow_timeout: float = 30.0, tree: int = 0,
+              catch_up: float | None = None) -> None:
+        self.catch_up = catch_up
         for group, count, path, timeout in (("mutex", mutex, MUTEX, None), ("pair", pair, PAIR, None),
-                                            ("daemon", daemon, DAEMON, daemon_timeout)):
+                                            ("daemon", daemon, DAEMON, daemon_timeout),
+                                            ("slow", slow, SLOW, slow_timeout)):
             slots = SLOTS[group]
             for i in range(count):
                 link = self.link()
                 name = "%s-%d" % (group, i)
                 child = exclusive_child(self.work / group, slots=slots, name=name, interval=0.2,
-                                        daemon=group == "daemon")
+                                        daemon=group in DAEMON_STYLE)
                 args = ["run", *self.common(link, timeout), "--stop-timeout", "1", "--lock", path, "--slots",
                         str(slots)]
-                if group == "daemon":
+                if group in DAEMON_STYLE:
                     # its holder ignores TERM: a stop ends in SIGKILL of the tree (after 2 s of TERM, or
                     # at once when the wrapper died of it); the last one without a cgroup, so that both
                     # ways of containment (docs/runner.md) meet the faults
@@ -237,7 +311,18 @@ class Cluster:
             self.add("roll-%d" % i, "roll", [
                 "run", *self.common(link), "--stop-timeout", "1", "--change-delay", "0.1",
                 "--mirror", "%s=%s" % (conf, CONFIG), "--rolling-lock", ROLLING, "--check-cmd", CHECK_CMD,
+                "--register", REGISTRY + "/roll-", "--data", "roll-%d" % i,
                 "--", "sh", "-c", record, "roll-child", str(conf), "roll-%d" % i], link)
+        for i in range(tree):
+            link = self.link()
+            name = "tree-%d" % i
+            folder = self.tree_dir(name)
+            folder.mkdir(parents=True, exist_ok=True)
+            record = 'echo "$2 $(%s)" >> %s; exec sleep 1000000' % (TREE_DIGEST, self.digest_log("tree"))
+            self.add(name, "tree", [
+                "run", *self.common(link), "--stop-timeout", "1", "--change-delay", "0.1",
+                "--mirror-dir", "%s=%s" % (folder, TREE), "--check-cmd", TREE_CHECK_CMD,
+                "--", "sh", "-c", record, "tree-child", str(folder), name], link)
         for i in range(lockroll):
             link = self.link()
             name = "lockroll-%d" % i
@@ -278,8 +363,13 @@ class Cluster:
         """The mirrored file of a roll or lockroll service."""
         return self.work / name.rsplit("-", 1)[0] / name / "app.conf"
 
+    def tree_dir(self, name: str) -> Path:
+        """The --mirror-dir folder of a tree service."""
+        return self.work / "tree" / name / "dir"
+
     def digest_log(self, group: str) -> Path:
-        """Where the children of a mirroring group record "name digest" of the file they started with."""
+        """Where the children of a mirroring group record "name digest" of the file (or, for the
+        tree, the folder) they started with."""
         return self.work / group / ("starts.log" if group == "roll" else "digests.log")
 
     def group(self, group: str) -> list[Service]:
@@ -298,8 +388,9 @@ class Cluster:
         """What a timer on *host* does once a tick: `zkherd cron` through the host's links."""
         service = self.services[host]
         runs = self.work / "cron" / "runs.log"
+        catch_up = ["--catch-up", "%g" % self.catch_up] if self.catch_up else []
         args = ["cron", *self.common(service.link), "--election", ELECTION, "--id", host, "--tick", str(self.tick),
-                "--timeout", "2", "--name", JOB, "--stop-timeout", "0.5",
+                "--timeout", "2", "--name", JOB, "--stop-timeout", "0.5", *catch_up,
                 "--", "sh", "-c", 'echo "$1 $2" >> %s; exec sleep 1' % runs, "job", host, fire_id]
         env = {MARK: "%s:cron:%s" % (self.run_id, fire_id), "ZKHERD_RUN_DIR": str(self.work / "cron" / host)}
         proc = Zkherd(args, self.work / "cron" / "fires" / ("%s.log" % fire_id), env=env)
@@ -333,6 +424,9 @@ class Cluster:
                                     cwd=REPO, env=env, capture_output=True, timeout=30, check=False)
         except subprocess.TimeoutExpired:
             return -1
+        if result.returncode or result.stderr:  # the logs invariant reads it for tracebacks
+            with open(self.work / "logs" / "farm-set.log", "ab") as log:
+                log.write(b"[%s exit %d]\n%s" % (member.encode(), result.returncode, result.stderr))
         return result.returncode
 
     # -- the end --------------------------------------------------------------------------------

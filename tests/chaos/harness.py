@@ -17,6 +17,9 @@ import os
 import queue
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -33,20 +36,25 @@ from tests.chaos.cluster import (
     FARM,
     JOB,
     LOCKROLL_ROLLING,
+    REGISTRY,
     ROLLING,
     ROOT,
     SLOTS,
+    TREE,
     Cluster,
     config_content,
     processes_marked,
+    tree_files,
 )
-from tests.chaos.schedule import Fault, make_plan
+from tests.chaos.schedule import PROFILES, SHAPES, Fault, make_plan
 from tests.support import procs, zkutil
+from tests.support.runner import REPO
 
 KEEP_TICKS = 20  # zkherd cron keeps the 20 newest tick znodes of a job
 ROLLING_FAILED = ROLLING + "/failed"  # where a rollout records a failed version
 EX_UNAVAILABLE = 69  # zkherd's exit code when ZooKeeper cannot be reached at start (docs/runner.md)
-LAYOUT = {"mutex": 3, "pair": 4, "daemon": 3, "roll": 3, "lockroll": 3, "member": 4, "host": 3}
+LAYOUT = PROFILES["wide"]["layout"]
+CRON_EXITS = (0, 69, 75, 76)  # a firing's own exits: not leader or ran already, unreachable, busy, lost
 
 
 @dataclass
@@ -62,16 +70,24 @@ class Options:
     settle: float = 60.0  # time allowed to recover once the faults stop
     daemon_timeout: float = 10.0  # the session timeout of the daemon group
     lockroll_timeout: float = 3.0  # and of the lockroll group
-    daemons: int = LAYOUT["daemon"]  # services in the daemon group
-    lockrolls: int = LAYOUT["lockroll"]  # and in the lockroll group
+    daemons: int | None = None  # services in the daemon group (default: the profile's)
+    lockrolls: int | None = None  # and in the lockroll group
+    profile: str = "wide"  # schedule.PROFILES: the services per group, the outages' length
+    slow_timeout: float = 30.0  # the session timeout of the slow group
+    catch_up: str = "auto"  # cron --catch-up: on (3 ticks), off, or auto (on if `zkherd cron --help` has it)
     verbose: bool = False
 
     def layout(self) -> dict[str, int]:
-        return dict(LAYOUT, daemon=self.daemons, lockroll=self.lockrolls)
+        layout = dict(PROFILES[self.profile]["layout"])
+        if self.daemons is not None:
+            layout["daemon"] = self.daemons
+        if self.lockrolls is not None:
+            layout["lockroll"] = self.lockrolls
+        return layout
 
     def timeouts(self) -> dict[str, float]:
         """Each service's session timeout, by name."""
-        own = {"daemon": self.daemon_timeout, "lockroll": self.lockroll_timeout}
+        own = {"daemon": self.daemon_timeout, "lockroll": self.lockroll_timeout, "slow": self.slow_timeout}
         return {name: own.get(name.rsplit("-", 1)[0], self.session_timeout)
                 for name in Chaos.service_names(self.layout())}
 
@@ -79,12 +95,25 @@ class Options:
         """How to run this again: `make chaos`, or the module with the options that differ."""
         extra = ["--%s %g" % (name.replace("_", "-"), getattr(self, name))
                  for name in ("session_timeout", "tick", "slack", "dead_slack", "daemon_timeout",
-                              "lockroll_timeout", "daemons", "lockrolls")
-                 if getattr(self, name) != getattr(Options, name)]
+                              "lockroll_timeout", "slow_timeout", "daemons", "lockrolls")
+                 if getattr(self, name) is not None and getattr(self, name) != getattr(Options, name)]
+        if self.catch_up != "auto":
+            extra.append("--catch-up %s" % self.catch_up)
         if extra:
-            return ".venv/bin/python -m tests.chaos --seed %d --duration %g %s" % (
-                self.seed, self.duration, " ".join(extra))
-        return "make chaos SEED=%d DURATION=%g" % (self.seed, self.duration)
+            return ".venv/bin/python -m tests.chaos --seed %d --duration %g --profile %s %s" % (
+                self.seed, self.duration, self.profile, " ".join(extra))
+        return "make chaos PROFILE=%s SEED=%d DURATION=%g" % (self.profile, self.seed, self.duration)
+
+    def cron_catch_up(self) -> float | None:
+        """The --catch-up of the cron firings (3 ticks), or None when off or not there yet."""
+        if self.catch_up == "off":
+            return None
+        if self.catch_up == "auto":
+            found = subprocess.run([sys.executable, "-m", "zkherd", "cron", "--help"], cwd=REPO,
+                                   capture_output=True, text=True, check=False, timeout=60)
+            if "--catch-up" not in found.stdout:
+                return None
+        return 3 * self.tick
 
 
 class Worker(threading.Thread):
@@ -114,9 +143,13 @@ class Chaos:
         self.opts = options
         self.out = out
         self.report = checks.Report()
-        self.plan = make_plan(options.seed, options.duration, self.service_names(options.layout()),
-                              self.member_names(), options.timeouts())
+        layout = options.layout()
+        self.plan = make_plan(options.seed, options.duration, self.service_names(layout),
+                              self.member_names(layout), options.timeouts(), profile=options.profile)
         self.max_version = max([f.params["version"] for f in self.plan if f.kind == "push"], default=0) + 1
+        self.max_tree = max([f.params["version"] for f in self.plan if f.kind == "tree"], default=0) + 1
+        self.tree_pushes: list[tuple[int, bool, float]] = []  # (version, good, written at: monotonic)
+        self.frozen: set[int] = set()  # ZooKeeper servers SIGSTOPped right now
         self.applied: list[dict] = []  # what was done, when (for the report)
         self.counts = {"applied": {}, "skipped": {}}
         self.record_lock = threading.Lock()
@@ -136,8 +169,8 @@ class Chaos:
         return ["%s-%d" % (group, i) for group, count in layout.items() for i in range(count)]
 
     @staticmethod
-    def member_names() -> list[str]:
-        return ["member-%d" % i for i in range(4)]
+    def member_names(layout: dict[str, int] | None = None) -> list[str]:
+        return ["member-%d" % i for i in range((layout or LAYOUT)["member"])]
 
     def say(self, text: str) -> None:
         if self.out is not None:
@@ -175,15 +208,24 @@ class Chaos:
         quiet = logging.getLogger("zkherd.chaos.kazoo")  # failovers are expected: not on stderr
         quiet.addHandler(logging.NullHandler())
         quiet.propagate = False
-        self.client = KazooClient(hosts=cluster.ensemble.hosts, timeout=10, logger=quiet)
+        # back within a second of the ensemble serving again, as the runners are (--reconnect-max-delay)
+        self.client = KazooClient(hosts=cluster.ensemble.hosts, timeout=10, logger=quiet,
+                                  connection_retry={"max_tries": -1, "delay": 0.1, "max_delay": 1.0})
         self.client.start(timeout=30)
         self.client.create(CONFIG, config_content(0, True), makepath=True)
         self.client.ensure_path(FARM)
+        self.client.ensure_path(REGISTRY)
+        self.write_tree(0, True, SHAPES[0])
         baseline = zkutil.list_tree(self.client)
         layout = opts.layout()
+        self.catch_up = opts.cron_catch_up()
+        self.say("cron firings %s" % ("with --catch-up %g" % self.catch_up if self.catch_up else
+                                      "without --catch-up (not in `zkherd cron --help`, or off)"))
         cluster.build(mutex=layout["mutex"], pair=layout["pair"], roll=layout["roll"], members=layout["member"],
                       hosts=layout["host"], daemon=layout["daemon"], lockroll=layout["lockroll"],
-                      daemon_timeout=opts.daemon_timeout, lockroll_timeout=opts.lockroll_timeout)
+                      daemon_timeout=opts.daemon_timeout, lockroll_timeout=opts.lockroll_timeout,
+                      slow=layout.get("slow", 0), slow_timeout=opts.slow_timeout, tree=layout.get("tree", 0),
+                      catch_up=self.catch_up)
         for service in cluster.services.values():
             service.start()
         cluster.export.start()
@@ -200,7 +242,13 @@ class Chaos:
         self.slots = checks.SlotChecker(cluster, self.report)
         self.export = checks.ExportChecker(cluster, self.report, zk_health, opts.slack, opts.dead_slack)
         self.cron = checks.CronChecker(cluster, self.report)
-        for checker in (self.slots, self.mirror, self.export, self.cron, self.orphans):
+        versions = {0: (True, SHAPES[0]), self.max_tree: (True, SHAPES[self.max_tree % len(SHAPES)])}
+        versions.update({f.params["version"]: (f.params["good"], SHAPES[f.params["shape"]])
+                         for f in self.plan if f.kind == "tree"})
+        self.tree = checks.TreeChecker(cluster, self.report, zk_health, self.tree_pushes, versions)
+        self.presence = checks.PresenceChecker(cluster, self.report, zk_health, self.client, opts.slack)
+        self.outage = checks.OutageWatch(self, opts.slack)
+        for checker in (self.slots, self.mirror, self.export, self.cron, self.orphans, self.tree, self.presence):
             checker.start()
         worker = Worker()
         worker.start()
@@ -211,6 +259,8 @@ class Chaos:
         for fault in self.plan:
             self.at(self.t0 + fault.at, self.apply, fault)
         self.loop(self.t0 + opts.duration)
+        while self.outage.pending() or any(func == self.outage_end for _w, _s, func, _a in self.actions):
+            self.loop(time.monotonic() + 0.5)  # an outage's recovery is timed to its end (quick profile)
         self.say("faults stop; healing everything")
 
         # recovery: heal, restart, and the services must come back by themselves
@@ -223,9 +273,10 @@ class Chaos:
         # stop everything, then what is left behind
         worker.finish()
         self.export.finish()  # members leave the farm now
+        self.outage.finish()
         self.say("stopping every service")
         codes = cluster.stop_all()
-        for checker in (self.slots, self.mirror, self.orphans):
+        for checker in (self.slots, self.mirror, self.orphans, self.tree, self.presence):
             checker.finish()
         for name, code in codes.items():
             if code is None:
@@ -239,6 +290,8 @@ class Chaos:
         for fire_id in cluster.reap_fires(hung_after=0):
             self.report.violation("cron", "cron run %s still running at the end" % fire_id)
         self.cron.finish()
+        self.cron.exactly_once(self, self.t0, self.t0 + opts.duration)
+        self.check_fire_exits()
         zk_health.halt.set()
         self.check_logs()
         self.check_leftovers(baseline)
@@ -260,6 +313,8 @@ class Chaos:
                 ("config children started", starts.exists()
                  and len(starts.read_text().splitlines()) >= len(cluster.group("roll"))),
                 ("lockroll child started", not cluster.group("lockroll") or cluster.digest_log("lockroll").exists()),
+                ("tree children started", not cluster.group("tree") or (cluster.digest_log("tree").exists() and len(
+                    cluster.digest_log("tree").read_text().splitlines()) >= len(cluster.group("tree")))),
                 ("export %s" % exported, exported == sorted(cluster.members)),
                 ("pool members", all(s.proc is not None and s.proc.has("joined the pool")
                                      for s in cluster.group("host"))),
@@ -356,7 +411,7 @@ class Chaos:
 
     def apply(self, fault: Fault) -> None:
         kind = fault.kind
-        if kind in ("partition", "kill", "delay"):
+        if kind in ("partition", "kill", "delay", "lostreply"):
             service = self.resolve(fault.target)
             if service is None or service.fault is not None or not service.running:
                 self.record(fault, False, "target busy, down or no holder")
@@ -371,14 +426,28 @@ class Chaos:
                 service.fault = "kill"
                 self.orphans.expect_gone(service.kill())
                 self.at(time.monotonic() + fault.params["restart_after"], self.restart, service, "kill")
+            elif kind == "lostreply":
+                if not service.link.lose_reply():
+                    self.record(fault, False, "%s has no connection right now" % service.name)
+                    return
+                service.fault = "lostreply"  # a blip: the service stays "up"
+                self.at(time.monotonic() + fault.params["for"], self.heal, service, False)
             else:
                 service.fault = "delay"
                 service.link.delay(fault.params["seconds"])
                 service.set_state("unknown")
                 self.at(time.monotonic() + fault.params["for"], self.heal, service, False)
             self.record(fault, True, detail)
-        elif kind == "zk":
+        elif kind in ("zk", "freeze"):
             self.zk_fault(fault)
+        elif kind == "outage":
+            self.outage_fault(fault)
+        elif kind == "tree":
+            params = fault.params
+            self.worker.submit(lambda: self.push_tree(params["version"], params["good"], SHAPES[params["shape"]]))
+            self.record(fault, True)
+        elif kind in ("unelect", "unregister", "marker"):
+            self.worker.submit(lambda: self.hand_edit(fault))
         elif kind == "push":
             self.worker.submit(lambda: self.push(fault.params["version"], fault.params["good"]))
             self.record(fault, True)
@@ -403,7 +472,103 @@ class Chaos:
             return
         self.record(fault, True, node)
 
+    def hand_edit(self, fault: Fault) -> None:
+        """Delete a pool member or a registration node, or edit a tick marker, by hand (worker)."""
+        try:
+            detail = {"unelect": self.unelect, "unregister": self.unregister, "marker": self.edit_marker}[fault.kind](
+                fault)
+        except Exception as exc:  # NoNode, or ZooKeeper failing over
+            self.record(fault, False, repr(exc))
+            return
+        self.record(fault, detail is not None, detail or "nothing to edit")
+
+    def unelect(self, fault: Fault) -> str | None:
+        members = sorted((n for n in self.client.get_children(ELECTION) if n.startswith("member-")),
+                         key=lambda n: n[-10:])
+        for name in members:
+            ident = self.client.get("%s/%s" % (ELECTION, name))[0].decode(errors="replace")
+            if fault.target in ("leader", ident):
+                self.client.delete("%s/%s" % (ELECTION, name))
+                return "%s (%s)" % (name, ident)
+        return None
+
+    def unregister(self, fault: Fault) -> str | None:
+        for name in self.client.get_children(REGISTRY):
+            if self.client.get("%s/%s" % (REGISTRY, name))[0] == fault.target.encode():
+                self.client.delete("%s/%s" % (REGISTRY, name))
+                return name
+        return None
+
+    def edit_marker(self, fault: Fault) -> str | None:
+        """Garbage into the newest marker; or delete an old one: older than the catch-up window and
+        two ticks, so that no rule of the cron may run its tick again (docs/reliability.md)."""
+        folder = "%s/ticks/%s" % (ELECTION, JOB)
+        ticks = sorted(int(n) for n in self.client.get_children(folder) if n.isdigit())
+        if not ticks:
+            return None
+        if fault.params["how"] == "garbage":
+            self.client.set("%s/%d" % (folder, ticks[-1]), b"\xff\x00garbage by hand \xfe")
+            return "garbage in %d" % ticks[-1]
+        window = (self.catch_up or 0.0) + 2 * self.opts.tick
+        old = [t for t in ticks if (t + 1) * self.opts.tick < time.time() - window]
+        if not old:
+            return None
+        self.client.delete("%s/%d" % (folder, old[-1]))
+        return "deleted %d" % old[-1]
+
+    def write_tree(self, version: int, good: bool, shape: tuple[str, ...]) -> None:
+        """Make the tree's znodes version *version* in one transaction: gone paths deleted (deepest
+        first), new ones created (folders first), leaves given their content."""
+        files = {"%s/%s" % (TREE, path): data for path, data in tree_files(version, good, shape).items()}
+        wanted = {TREE: b""}
+        for path, data in files.items():
+            parts = path.split("/")
+            for i in range(3, len(parts)):
+                wanted.setdefault("/".join(parts[:i]), b"")
+            wanted[path] = data
+        have = set(zkutil.list_tree(self.client, TREE)) | {TREE} if self.client.exists(TREE) else set()
+        txn = self.client.transaction()
+        for path in sorted(have - set(wanted), key=lambda p: -p.count("/")):
+            txn.delete(path)
+        for path in sorted(wanted, key=lambda p: p.count("/")):
+            if path not in have:
+                txn.create(path, wanted[path])
+            elif path in files:
+                txn.set_data(path, wanted[path])
+        results = txn.commit()
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            raise failed[0]
+
+    def push_tree(self, version: int, good: bool, shape: tuple[str, ...]) -> None:
+        """A new version of the tree (worker); retried across failovers. A retry after a lost
+        reply finds the tree already made and does nothing (set_data of equal data)."""
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                self.write_tree(version, good, shape)
+                self.tree_pushes.append((version, good, time.monotonic()))
+                return
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    self.say("tree push of version %d failed: %r" % (version, exc))
+                    return
+                time.sleep(0.2)
+
+    def check_fire_exits(self) -> None:
+        """Every exit of a `zkherd cron` firing is one of its documented own exits."""
+        for host, fire_id, code, _took in self.cluster.finished_fires:
+            self.report.checked("exits")
+            if code not in CRON_EXITS:
+                self.report.violation("exits", "cron firing %s on %s exited with code %s (see cron/fires/%s.log)"
+                                      % (fire_id, host, code, fire_id))
+
     def heal(self, service, reset: bool) -> None:
+        if service.fault == "lostreply":
+            fired = service.link.disarm()
+            service.fault = None
+            self.report.stats["lost_replies_fired"] = self.report.stats.get("lost_replies_fired", 0) + (fired > 0)
+            return
         if service.fault not in ("partition", "delay"):
             return
         service.link.heal(reset=reset)
@@ -440,12 +605,43 @@ class Chaos:
         index = wanted[0]
         server = ensemble.servers[index]
         self.zk_health.touch()
+        if fault.kind == "freeze":
+            os.kill(server.pid, signal.SIGSTOP)
+            self.frozen.add(index)
+            self.record(fault, True, "zk%d" % (index + 1))
+            self.at(time.monotonic() + fault.params["down_for"], self.zk_thaw, index)
+            return
         if fault.params["how"] == "crash":
             server.kill()
         else:
             server.stop(timeout=10)
         self.record(fault, True, "zk%d" % (index + 1))
         self.at(time.monotonic() + fault.params["down_for"], self.zk_start, index)
+
+    def zk_thaw(self, index: int) -> None:
+        if index in self.frozen:
+            self.frozen.discard(index)
+            os.kill(self.cluster.ensemble.servers[index].pid, signal.SIGCONT)
+        self.zk_health.touch()
+
+    def outage_fault(self, fault: Fault) -> None:
+        """Every ZooKeeper server down for the fault's length; then OutageWatch times the recovery."""
+        for index in list(self.frozen):
+            self.zk_thaw(index)
+        for server in self.cluster.ensemble.servers:
+            if server.running:
+                if fault.params["how"] == "crash":
+                    server.kill()
+                else:
+                    server.stop(timeout=10)
+        self.zk_health.touch()
+        self.record(fault, True)
+        self.at(time.monotonic() + fault.params["down_for"], self.outage_end, fault)
+
+    def outage_end(self, fault: Fault) -> None:
+        for index in range(len(self.cluster.ensemble.servers)):
+            self.zk_start(index)
+        self.outage.expect(fault.params["down_for"])
 
     def zk_start(self, index: int) -> None:
         server = self.cluster.ensemble.servers[index]
@@ -503,6 +699,8 @@ class Chaos:
                 self.restart(service, "kill")
         if not cluster.export.running:
             cluster.export.start()
+        for index in list(self.frozen):
+            self.zk_thaw(index)
         for index, server in enumerate(cluster.ensemble.servers):
             if not server.running:
                 self.zk_start(index)
@@ -523,6 +721,12 @@ class Chaos:
             "the export equals every member's file and znode": self.farm_agrees,
             "a cron tick runs again": lambda: any(t > tick_now for t in self.cron.ticks),
         }
+        if cluster_has(self.cluster, "tree"):
+            tree_final = self.max_tree
+            self.worker.submit(lambda: self.push_tree(tree_final, True, SHAPES[tree_final % len(SHAPES)]))
+            conditions["the newest tree (version %d) is installed and running on every tree host" % tree_final] = \
+                lambda: self.tree.runs(tree_final, SHAPES[tree_final % len(SHAPES)])
+        conditions["every registration and every pool member is there"] = self.presence.all_present
         left = dict(conditions)
         deadline = time.monotonic() + opts.settle
         while left and time.monotonic() < deadline:
@@ -562,7 +766,7 @@ class Chaos:
                 znode = json.loads(self.client.get("%s/%s" % (FARM, member))[0])
                 if not exported.get(member) == local == znode:
                     return False
-        except (OSError, ValueError, NoNodeError):
+        except Exception:  # not there yet, or ZooKeeper failing over (NoNode, SessionExpired...)
             return False
         return sorted(exported) == sorted(cluster.members)
 
@@ -629,12 +833,18 @@ class Chaos:
         documented = (ROOT + "/mutex", ROOT + "/pair", ROOT + "/daemon", ROOT + "/lockroll", ROLLING, ROLLING_FAILED,
                       LOCKROLL_ROLLING, LOCKROLL_ROLLING + "/failed", ELECTION,
                       ELECTION + "/ticks", "%s/ticks/%s" % (ELECTION, JOB))
+        if path in (ROOT + "/slow", REGISTRY) or path == TREE or path.startswith(TREE + "/"):
+            return True  # the slow lock's parent, the registrations' folder, the tree the harness pushes
         return path in documented or re.match(r"^%s/ticks/%s/\d+$" % (ELECTION, JOB), path) is not None
 
     # -- the report -----------------------------------------------------------------------------
 
     def result(self) -> dict:
         return report.build(self)
+
+
+def cluster_has(cluster: Cluster, group: str) -> bool:
+    return bool(cluster.group(group))
 
 
 def run(options: Options, out=None) -> dict:

@@ -7,8 +7,8 @@ import re
 import time
 from collections import Counter
 
-INVARIANTS = ("slots", "mirror", "export", "cron", "orphans", "znodes", "liveness", "stop", "logs", "exits",
-              "harness")
+INVARIANTS = ("slots", "mirror", "tree", "export", "presence", "cron", "outage", "orphans", "znodes", "liveness",
+              "stop", "logs", "exits", "harness")
 
 
 def _count(paths, pattern: str) -> int:
@@ -33,7 +33,7 @@ def build(chaos) -> dict:
     cluster, opts, rep = chaos.cluster, chaos.opts, chaos.report
     logs = sorted((cluster.work / "logs").glob("*.log"))
     by_group = {group: [cluster.work / "logs" / ("%s.log" % s.name) for s in cluster.group(group)]
-                for group in ("mutex", "pair", "daemon", "roll", "lockroll", "member", "host")}
+                for group in ("mutex", "pair", "daemon", "slow", "roll", "lockroll", "tree", "member", "host")}
     locks = [path for group in cluster.slot_groups() for path in by_group[group]]
     fire_codes = Counter(code for _host, _fire, code, _took in cluster.finished_fires)
     holders = {}
@@ -70,6 +70,15 @@ def build(chaos) -> dict:
             "lockroll_installs": _count(by_group["lockroll"], "configuration installed"),
             "lockroll_rejections": _count(by_group["lockroll"], "check command rejected the new configuration"),
             "lockroll_child_starts": len(_lines(cluster.digest_log("lockroll"))),
+        },
+        "tree": {
+            "pushed_good": sum(1 for _v, good, _at in chaos.tree_pushes if good),
+            "pushed_bad": sum(1 for _v, good, _at in chaos.tree_pushes if not good),
+            "installs_seen": dict(chaos.tree.installs),
+            "installs_logged": _count(by_group["tree"], "configuration installed"),
+            "rejections": _count(by_group["tree"], "check command rejected the new configuration"),
+            "child_starts": len(_lines(cluster.digest_log("tree"))),
+            "errors_logged": _count(by_group["tree"], "ERROR"),
         },
         "farm": {
             "edits_file": sum(1 for _m, via, _c in chaos.edits if via == "file"),
@@ -166,6 +175,18 @@ def text(result: dict) -> str:
     out.append("  cron: %d firings, %d ticks run, exit codes %s, %d jobs stopped on lost leadership, "
                "%d leadership changes" % (cron["firings"], cron["ticks_run"], cron["exit_codes"],
                                           cron["jobs_stopped_on_lost_leadership"], cron["leader_changes"]))
+    tree = stats["tree"]
+    out.append("  tree: %d good + %d bad pushed; installs seen %s (%d logged), %d rejections, %d child starts, "
+               "%d ERROR lines" % (tree["pushed_good"], tree["pushed_bad"], tree["installs_seen"],
+                                   tree["installs_logged"], tree["rejections"], tree["child_starts"],
+                                   tree["errors_logged"]))
+    if stats.get("cron_exactly_once"):
+        out.append("  cron exactly once: %s" % stats["cron_exactly_once"])
+    for outage in stats.get("outages", []):
+        out.append("  outage of %.0f s: quorum %.1f s after the restart; recovered (s after quorum) %s"
+                   % (outage["length"], outage["quorum_after_start"], outage["recovered"]))
+    if stats.get("lost_replies_fired") is not None:
+        out.append("  lost replies fired: %d" % stats["lost_replies_fired"])
     if stats.get("unexpected_exits"):
         out.append("  services that exited by themselves: %s" % stats["unexpected_exits"])
     if result["violations"]:

@@ -37,7 +37,7 @@ Semantics:
 * before_request(opcode, nth=1, then="blackhole"): switch to mode `then` as
   that request arrives, before it is forwarded: with "blackhole", it is held
   (with everything after it) until heal() delivers it.
-  One rule is armed at a time (arming replaces it) and it fires once;
+  One rule is armed at a time (arming replaces it, disarm() forgets it) and it fires once;
   `fired` counts the rules fired so far, wait_fired(n) waits for the nth.
   Rules need ZooKeeper's own framing (not TLS): the proxy follows the
   packets of each connection (a 4-byte length, then xid and type; the
@@ -232,6 +232,13 @@ class FaultProxy:
             self._rule = [code, nth - 1, action, then]
 
         self._call(arm)
+
+    def disarm(self) -> None:
+        """Forget the armed rule, if it has not fired (a reply it already waits for is still cut)."""
+        def forget() -> None:
+            self._rule = None
+
+        self._call(forget)
 
     @property
     def fired(self) -> int:
