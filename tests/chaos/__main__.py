@@ -26,7 +26,9 @@ def main(argv=None) -> int:
                         help="a live member is in the export within session timeout + slack (default 5)")
     parser.add_argument("--dead-slack", type=float, default=2.5,
                         help="a dead member is out of the export within session timeout + this (default 2.5)")
-    parser.add_argument("--tick", type=float, default=4.0, help="cron tick in seconds (default 4)")
+    parser.add_argument("--tick", type=float, default=10.0,
+                        help="cron tick in seconds (default 10: --catch-up, the tick less 2 s, must exceed the "
+                             "pool's session timeout)")
     parser.add_argument("--daemon-timeout", type=float, default=10.0,
                         help="session timeout of the daemon group (default 10)")
     parser.add_argument("--lockroll-timeout", type=float, default=3.0,

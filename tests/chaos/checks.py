@@ -360,7 +360,8 @@ class CronChecker(Checker):
                     match = self.CLAIM.search(path.read_text(errors="replace"))
                 except FileNotFoundError:
                     match = None
-                self.claimed[fire_id] = int(match.group(1)) if match else None
+                # the log names the tick by its start (Unix seconds); this checker counts ticks by number
+                self.claimed[fire_id] = int(int(match.group(1)) // self.cluster.tick) if match else None
         return self.claimed
 
     def look(self) -> None:
