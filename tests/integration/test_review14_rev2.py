@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from kazoo.exceptions import NotEmptyError
