@@ -82,7 +82,9 @@ def test_catch_up_loses_the_tick_when_the_claim_reply_is_lost_and_the_leader_is_
         assert b_cron.wait(40) == 0, b_cron.log()
         assert int(time.time()) // TICK * TICK == tick, "the scenario ran over a tick boundary"
         marker = zk.get("%s/ticks/job/%d" % (election, tick))[0].decode()
-        assert marker.startswith("A "), marker  # A's claim, made by the server, reply lost
+        # A's claim, made by the server (reply lost), taken over by B: B's committed data now
+        assert marker.startswith("B ") and " started " in marker, marker
+        assert "claimed_by=A" in b_cron.log(), b_cron.log()[-2000:]
         assert ran(runs) == ["B"], "the tick ran %r; B's log:\n%s\nA's log:\n%s" % (
             ran(runs), b_cron.log()[-2000:], a_cron.log()[-2000:])
     finally:
