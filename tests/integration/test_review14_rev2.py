@@ -135,25 +135,33 @@ def test_catch_up_loses_the_tick_when_leadership_moves_between_claim_and_start(
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare -m")
-@pytest.mark.parametrize("sandboxed", [False, True], ids=["control", "read-only-run"])
-def test_elect_under_the_roles_sandbox_publishes_no_lease(zk_server, zk, zk_base, tmp_path, sandboxed):
+@pytest.mark.parametrize("sandboxed", ["control", "read-only-run", "read-only-leases"])
+def test_elect_under_the_roles_sandbox_publishes_its_lease(zk_server, zk, zk_base, tmp_path, sandboxed):
     """roles/cron/templates/zkherd-elect.service.j2 runs `zkherd elect` as root with
-    ProtectSystem=strict and no RuntimeDirectory=/ReadWritePaths=: /run is read-only for it
-    (systemd.exec(5): "the entire file system hierarchy is mounted read-only, except ... /dev/, /proc/
-    and /sys/"), so it can never write /run/zkherd/zkherd-lease-*. Here: the same, by a read-only bind
-    mount of the run folder in elect's own mount namespace (cron, outside, sees the folder writable,
-    as the cron.d root job does). The lease that docs/cron.md's "No overlap with another leader's job"
-    rests on is never written, and elect says so only at debug (the folder exists)."""
-    election, rundir = zk_base + "/cron", folder(tmp_path, "run")
-    remount = ' && mount -o remount,bind,ro "$0"' if sandboxed else ""  # control: the same, writable
-    readonly = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                'mount --bind "$0" "$0"%s && exec "$@"' % remount, str(rundir)]
-    a = elect(zk_server.hosts, election, "A", rundir, tmp_path / "A.log", prefix=readonly)
+    ProtectSystem=strict: /run is read-only for it but its RuntimeDirectory= (the lease folder, given
+    with --lease-dir to elect and cron alike). Here: the run folder is bound read-only in elect's own
+    mount namespace, the lease folder stays writable - the lease is written there. With the lease
+    folder itself read-only, elect says so once, as a WARNING (not at debug, as before)."""
+    election, rundir, leases = zk_base + "/cron", folder(tmp_path, "run"), folder(tmp_path, "leases")
+    leases.chmod(0o755)
+    readonly = {"control": None, "read-only-run": rundir, "read-only-leases": leases}[sandboxed]
+    remount = ' && mount -o remount,bind,ro "$0"' if readonly else ""
+    prefix = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+              'mount --bind "$0" "$0"%s && exec "$@"' % remount, str(readonly or rundir)]
+    a = elect(zk_server.hosts, election, "A", rundir, tmp_path / "A.log", "--lease-dir", str(leases), prefix=prefix)
     try:
         a.wait_log("this member leads the pool")
-        time.sleep(1.0)  # the lease is written within 50 ms of a change
-        leases = [p.name for p in rundir.iterdir() if p.name.startswith("zkherd-lease-")]
-        assert leases, "no lease written; elect's log:\n%s" % a.log()[-2000:]
+        if sandboxed == "read-only-leases":
+            a.wait_log("cannot write the leadership lease")
+            time.sleep(1.0)
+            assert a.log().count("cannot write the leadership lease") == 1, a.log()[-2000:]
+            assert "WARNING cannot write the leadership lease" in a.log(), a.log()[-2000:]
+            return
+        wait_for(lambda: [p for p in leases.iterdir() if p.name.startswith("zkherd-lease-")], 10,
+                 message=lambda: "no lease written; elect's log:\n%s" % a.log()[-2000:])
+        lease = next(p for p in leases.iterdir() if p.name.startswith("zkherd-lease-"))
+        assert lease.stat().st_mode & 0o777 == 0o644
+        assert not [p for p in rundir.iterdir() if p.name.startswith("zkherd-lease-")]
     finally:
         a.stop()
         no_traceback(a)

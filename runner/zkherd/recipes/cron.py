@@ -218,6 +218,7 @@ class Cron(Program):
             self.exit_code = exits.LOST
             return
         self.watched = True
+        self.lease.own(found.ephemeralOwner)  # a lease of another session is not this node's
         with asking("commit the tick at", self.mark.node):
             committed = self.mark.commit(client, wait)
         if not committed:
@@ -230,7 +231,7 @@ class Cron(Program):
 
     def doomed(self, node):
         """True if the lease of our member *node* says the fence would stop a job at once."""
-        self.lease = LeaseReader(node)
+        self.lease = LeaseReader(node, self.opts.lease_dir, self.log)
         found = self.lease.bound()
         if found is None:
             self.log.info("no leadership lease of this host's member: the job is stopped when its member node is "
