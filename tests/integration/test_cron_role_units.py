@@ -31,8 +31,8 @@ JOB = dict(config="/etc/zkherd/cron-nightly.yml", election="/cron/pool", id="", 
 
 
 def test_elect_unit_writes_the_lease_folder_under_protect_system_strict():
-    unit = render("zkherd-elect.service.j2", dict(config="/etc/zkherd/elect-pool.yml", election="/cron/pool",
-                                                   name="pool"))
+    pool = dict(config="/etc/zkherd/elect-pool.yml", election="/cron/pool", name="pool")
+    unit = render("zkherd-elect.service.j2", pool)
     assert "ProtectSystem=strict" in unit
     assert "\nRuntimeDirectory=zkherd-leases\n" in unit
     assert "\nRuntimeDirectoryMode=0755\n" in unit

@@ -180,7 +180,7 @@ def test_elect_converges_after_the_whole_pool_is_deleted_and_logs_agree_with_is_
                for i in ("A", "B", "C")}
     try:
         members["A"].wait_log("this member leads the pool")
-        for _ in range(2):
+        for _round in range(2):
             zk.create(election + "/ticks/job/1", b"x", makepath=True)
             for _attempt in range(20):  # members rejoin (makepath) while the folder is being emptied
                 try:

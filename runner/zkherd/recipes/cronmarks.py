@@ -83,8 +83,8 @@ class Collector:
     def _own(self, client, wait, current):
         now = time.time()
         for start, name in self._starts(client, wait, self.job):
-            if name != current and expired(start, self.tick, now) and self._past_its_tick(client, wait, self.job,
-                                                                                          name, start, now):
+            old = name != current and expired(start, self.tick, now)
+            if old and self._past_its_tick(client, wait, self.job, name, start, now):
                 self._delete(client, self.job, name)
 
     def _past_its_tick(self, client, wait, job, name, start, now):
@@ -101,8 +101,8 @@ class Collector:
             return
         newest, newest_name = past[-1]
         for start, name in starts:
-            if name != newest_name and expired(start, None, now) and self._past_its_tick(client, wait, job, name,
-                                                                                          start, now):
+            old = name != newest_name and expired(start, None, now)
+            if old and self._past_its_tick(client, wait, job, name, start, now):
                 self._delete(client, job, name)
         if not expired(newest, None, now):
             return
