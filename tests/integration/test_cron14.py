@@ -65,7 +65,32 @@ def test_markers_are_named_by_the_tick_start_and_collected_by_age(zk_server, zk,
              message=lambda: zk.get_children(job))
     left = set(zk.get_children(job))
     assert {str(s) for s in keep} | {current, "not-a-marker"} <= left
-    assert zk.get("%s/%s" % (job, current))[0].decode().split()[::2] == ["h0", "60"]
+    fields = zk.get("%s/%s" % (job, current))[0].decode().split()  # ID TOKEN TICK STATE MEMBER
+    assert [fields[0], fields[2], fields[3]] == ["h0", "60", "started"], fields
+
+
+def test_a_shorter_tick_job_of_the_same_name_keeps_a_longer_ticks_current_marker(
+        zk_server, zk, pool_led_by_h0, tmp_path):
+    """Review rev2 M2 (a): a weekly job and a --tick 60 job share a --name (documented as a mistake,
+    but it must not lose the weekly job's marker): the weekly marker of 3 days ago stays."""
+    election, now = pool_led_by_h0, int(time.time())
+    weekly = "%s/ticks/job/%d" % (election, now - 3 * DAY)
+    zk.create(weekly, b"h0 x %d started /x" % (7 * DAY), makepath=True)
+    ok(cron(zk_server.hosts, election, tmp_path, "--tick", "60"))
+    time.sleep(1.0)  # collection is fire and forget: give a delete the time to land
+    assert zk.exists(weekly) is not None, zk.get_children(election + "/ticks/job")
+
+
+def test_a_future_marker_is_not_the_newest_of_another_job(zk_server, zk, pool_led_by_h0, tmp_path):
+    """Review rev2 M2 (b): a weekly job's current marker (3 days old) is kept even when a marker from
+    the future (a clock ahead, a hand edit) sorts after it."""
+    election, now = pool_led_by_h0, int(time.time())
+    current = "%s/ticks/weekly/%d" % (election, now - 3 * DAY)
+    zk.create(current, b"h0 x %d" % (7 * DAY), makepath=True)
+    zk.create("%s/ticks/weekly/%d" % (election, now + DAY), b"h0 x %d" % (7 * DAY))
+    ok(cron(zk_server.hosts, election, tmp_path, "--tick", "60", name="minutely"))
+    time.sleep(1.0)
+    assert zk.exists(current) is not None, zk.get_children(election + "/ticks/weekly")
 
 
 def test_a_stale_job_is_collected_by_another_jobs_run(zk_server, zk, pool_led_by_h0, tmp_path):

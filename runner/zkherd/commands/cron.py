@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import socket
 
-from zkherd.commands.elect import election_options, election_path
+from zkherd.commands.elect import election_options, election_path, lease_dir_option
 from zkherd.commands.run import check_containment, containment_option
 from zkherd.common import paths
 from zkherd.core.argtypes import parse_signal, seconds
@@ -13,7 +13,7 @@ from zkherd.core.settings import ConfigError
 
 NAMES = ("cron",)
 DEFAULTS = dict(election=None, id=None, timeout=None, name=None, tick=60.0, catch_up=0.0, if_running="skip",
-                stop_signal="TERM", stop_timeout=10.0, command=None, containment="auto")
+                stop_signal="TERM", stop_timeout=10.0, command=None, containment="auto", lease_dir=None)
 
 
 def add_parsers(commands):
@@ -37,6 +37,7 @@ def add_parsers(commands):
                       help="if the job still runs on this host: refuse with 75 (skip, default) or wait for it")
     cron.add_argument("--stop-signal", metavar="SIG", help="signal that stops the job (default TERM)")
     cron.add_argument("--stop-timeout", type=seconds, metavar="S", help="SIGKILL S seconds later (default 10)")
+    lease_dir_option(cron)
     containment_option(cron)
 
 

@@ -9,11 +9,12 @@ and run `zkherd elect --election /cron/pool` on each host. Then, each time cron 
    cron runs never hang (77 if it denies access). A request that fails on the way (a lost reply,
    a connection that drops and comes back) is asked again within that time.
 3. A host that does not lead the pool exits 0 quietly.
-4. The leader creates the tick's marker ELECTION/ticks/NAME/START (recipes/cronmarks.py; START: the
-   tick's start in Unix seconds, the time rounded down to a multiple of --tick). If it exists, this
-   tick already ran (say, leadership moved during the minute): exit 0. So a tick runs at most once,
-   even when the hosts' cron starts are seconds apart. The node holds the id and a token of this
-   run, so a claim whose reply was lost is recognised as ours when asked again.
+4. The leader claims the tick's marker ELECTION/ticks/NAME/START (recipes/cronmarks.py; START: the
+   tick's start in Unix seconds, the time rounded down to a multiple of --tick), and commits it
+   right before the job starts (recipes/tickmark.py: one compare-and-set decides). A tick taken by
+   another run (say, leadership moved during the minute): exit 0. So a tick runs at most once,
+   even when the hosts' cron starts are seconds apart; a claim whose claimer lost the leadership
+   before starting the job is taken over by the next leader.
    With --catch-up S, a host that does not lead waits, until S after the tick's start, for the
    leadership to come to it (the leader died, its session has to expire), and then claims the tick.
 5. While the job runs (on the Loop, contained like `zkherd run`'s child: run/job.py), leadership is
@@ -27,9 +28,7 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
 
-from kazoo.exceptions import NodeExistsError, NoNodeError
 from kazoo.protocol.states import EventType, KazooState
 
 from zkherd.common import paths
@@ -43,6 +42,7 @@ from zkherd.recipes.cronlock import job_name, local_lock
 from zkherd.recipes.cronmarks import Collector
 from zkherd.recipes.election import pool
 from zkherd.recipes.lease import LeaseReader
+from zkherd.recipes.tickmark import TickMark
 from zkherd.run.job import ChildError, Job
 
 REWATCH_RETRY = 0.2
@@ -79,12 +79,11 @@ class Cron(Program):
         self.tick = str(self.tick_start)  # the marker's name
         self.ticks = paths.join(paths.join(opts.election, "ticks"), name)
         self.collector = Collector(paths.join(opts.election, "ticks"), name, opts.tick, log)
-        # our claim, told from any other; the tick length tells the markers' collector how long to keep it
-        self.mark = ("%s %s %d" % (opts.id, uuid.uuid4().hex, opts.tick)).encode("utf-8")
         self.catch_up_until = self.tick_start + opts.catch_up if opts.catch_up else None  # wall clock
         self.waiting = False  # --catch-up: not the leader yet, waiting for the leadership
         self.leader_node = None  # the leader's member node, once we know we lead
         self.lease = None  # the elect member's lease (recipes/lease.py), if it publishes one
+        self.mark = None  # our part in the tick's marker (recipes/tickmark.py), once we lead
         self.claimed = False
         self.job = None
         self.watched = False  # the watch on the leader's node is set
@@ -200,11 +199,17 @@ class Cron(Program):
             self.waiting = False
             self.leader_node = node
         if not self.claimed:
-            if not self.claim(client, wait):
+            if self.mark is None:
+                self.mark = TickMark(paths.join(self.ticks, self.tick), opts.id, opts.tick, self.leader_node)
+            with asking("claim the tick at", self.mark.node):
+                self.claimed = self.mark.claim(client, wait)
+            if not self.claimed:
+                self.log.info("this tick already ran", job=self.name, tick=self.tick)
                 self.exit_code = 0
                 return
-            self.claimed = True
-            self.log.info("this host leads the pool; running the job", job=self.name, tick=self.tick)
+            if self.mark.taken_from is not None:
+                self.log.warning("the tick was claimed under a leadership that is gone, and its job never started; "
+                                 "taking it over", job=self.name, tick=self.tick, claimed_by=self.mark.taken_from)
             self.collector.collect(client, wait, self.tick)
         with asking("watch the leader's node", self.leader_node):
             found = wait(client.exists_async(self.leader_node, watch=self._leader_changed))
@@ -213,29 +218,20 @@ class Cron(Program):
             self.exit_code = exits.LOST
             return
         self.watched = True
+        self.lease.own(found.ephemeralOwner)  # a lease of another session is not this node's
+        with asking("commit the tick at", self.mark.node):
+            committed = self.mark.commit(client, wait)
+        if not committed:
+            self.log.warning("another leader took this tick over before the job started; not running it",
+                             job=self.name, tick=self.tick)
+            self.exit_code = exits.LOST
+            return
+        self.log.info("this host leads the pool; running the job", job=self.name, tick=self.tick)
         self.start_job(loop)
-
-    def claim(self, client, wait):
-        """Create the tick's node; False if another run did. A create whose reply was lost and that
-        did happen finds the node with our mark: ours, and the job runs."""
-        node = paths.join(self.ticks, self.tick)
-        with asking("mark the tick at", node):
-            try:
-                wait(client.create_async(node, self.mark, makepath=True))
-                return True
-            except NodeExistsError:
-                pass
-            try:
-                if wait(client.get_async(node))[0] == self.mark:
-                    return True
-            except NoNodeError:
-                pass
-        self.log.info("this tick already ran", job=self.name, tick=self.tick)
-        return False
 
     def doomed(self, node):
         """True if the lease of our member *node* says the fence would stop a job at once."""
-        self.lease = LeaseReader(node)
+        self.lease = LeaseReader(node, self.opts.lease_dir, self.log)
         found = self.lease.bound()
         if found is None:
             self.log.info("no leadership lease of this host's member: the job is stopped when its member node is "

@@ -1,11 +1,13 @@
 """The tick markers of `zkherd cron` (docs/cron.md, "Tick markers"): their names and their collection.
 
 A marker is the persistent znode ELECTION/ticks/JOB/START: START is the tick's start in Unix seconds
-(the time rounded down to a multiple of --tick), its data "ID TOKEN TICK" (who claimed it, the run's
+(the time rounded down to a multiple of --tick), its data "ID TOKEN TICK STATE MEMBER" (recipes/tickmark.py; the run's
 token, the tick length). The name alone tells a marker's age, whatever --tick each run used, so
 markers are collected by age without a read per marker:
 
-- a run collects its own job's markers older than keep(tick) = max(2 days, 10 ticks);
+- a run collects its own job's markers older than keep(tick) = max(2 days, 10 ticks), and older than
+  keep() of the tick in the marker's data too (read only for those candidates: a job of another
+  --tick under the same name keeps its markers);
 - it also collects every other job's markers older than 2 days, but the newest, and that newest one
   (then the job's folder) once it is older than keep(its own tick, from its data) - a stale job, say
   one named after a command line that was edited since;
@@ -81,22 +83,30 @@ class Collector:
     def _own(self, client, wait, current):
         now = time.time()
         for start, name in self._starts(client, wait, self.job):
-            if name != current and expired(start, self.tick, now):
+            old = name != current and expired(start, self.tick, now)
+            if old and self._past_its_tick(client, wait, self.job, name, start, now):
                 self._delete(client, self.job, name)
+
+    def _past_its_tick(self, client, wait, job, name, start, now):
+        """A marker that is old by a name's reckoning is also old for the tick in its data: a job of
+        another --tick under the same name (a weekly one) keeps its current marker."""
+        data = wait(client.get_async(paths.join(paths.join(self.root, job), name)))[0]
+        return expired(start, tick_of(data), now)
 
     def _other(self, client, wait, job):
         now = time.time()
         starts = self._starts(client, wait, job)
-        if not starts:
+        past = [(start, name) for start, name in starts if start <= now]  # a future marker is never the newest
+        if not past:
             return
-        *older, (newest, newest_name) = starts
-        for start, name in older:
-            if expired(start, None, now):
+        newest, newest_name = past[-1]
+        for start, name in starts:
+            old = name != newest_name and expired(start, None, now)
+            if old and self._past_its_tick(client, wait, job, name, start, now):
                 self._delete(client, job, name)
         if not expired(newest, None, now):
             return
-        data = wait(client.get_async(paths.join(paths.join(self.root, job), newest_name)))[0]
-        if expired(newest, tick_of(data), now):
+        if self._past_its_tick(client, wait, job, newest_name, newest, now):
             self.log.info("collecting the markers of a job that has not run for long", job=job, last_tick=newest)
             self._delete(client, job, newest_name)
             self._delete(client, job, None)  # refused while a run makes a new marker: it stays then

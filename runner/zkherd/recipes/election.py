@@ -65,8 +65,9 @@ class Member(Program):
     watch on the member just ahead and on its own node: a member node deleted by hand - its own or
     the one ahead - is seen at once and the member joins again within a turn."""
 
-    def __init__(self, election, ident, log):
+    def __init__(self, election, ident, log, lease_dir=None):
         self.election = election
+        self.lease_dir = lease_dir  # --lease-dir (recipes/lease.py)
         self.ident = ident
         self.log = log
         self.node = None
@@ -121,7 +122,7 @@ class Member(Program):
     def start(self, loop):
         self.post = loop.wakeup.post
         loop.fence  # noqa: B018  # its syncs through the leader keep the lease's bound fresh
-        self.lease = LeaseWriter(loop.session, self.log)
+        self.lease = LeaseWriter(loop.session, self.log, self.lease_dir)
 
     def close(self, loop):
         if self.lease is not None:

@@ -4,51 +4,126 @@ it leads under, which is another process's (docs/cron.md, "Fenced by the leaders
 `elect` knows, from its own syncs through the ZooKeeper leader (core/session.py), a moment before
 which the leader cannot expire its session, and so cannot delete its member node. It writes that
 moment (CLOCK_BOOTTIME, the same clock for every process of the host) to the lease file of its member
-node in the run folder (recipes/cronlock.py run_dir: the folder of cron's local locks), at each
-change. `cron` reads the lease of the member node it claims the tick under, and its fence
-(core/fence.py) kills the job that much before the moment, as `zkherd run` does with its own
-session: the job is dead before the member's session can expire, so before another member can lead.
+node in the lease folder (--lease-dir: lease_dir() below), at each change. `cron` reads the lease of
+the member node it claims the tick under, and its fence (core/fence.py) kills the job that much before
+the moment, as `zkherd run` does with its own session: the job is dead before the member's session can
+expire, so before another member can lead.
 
     DIR/zkherd-lease-HASH   node=PATH session=0xID timeout=4.000 expires=12345.678
 
 A lease that is not updated any more (the member is frozen, cut off, killed) keeps its old moment:
-the job is stopped early, never late.
+the job is stopped early, never late. The folder and the files are never followed through a link,
+and cron trusts only a folder and files of root or of its own user that nobody else can write.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import threading
 
 from zkherd.common.connection import ZkError
 from zkherd.core import clock
-from zkherd.recipes.cronlock import open_run_dir, run_dir
+from zkherd.recipes.cronlock import run_dir
 
 WRITE_EVERY = 0.05
+COLLECT_EVERY = 60.0  # seconds between looks for the stale leases of elects that were SIGKILLed
+STALE_AFTER = 600.0  # a lease whose moment is this far in the past: its session is long gone
+ROOT_LEASE_DIR = "/run/zkherd-leases"
+PREFIX = "zkherd-lease-"
+OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def lease_name(node):
-    return "zkherd-lease-%s" % hashlib.sha1(node.encode("utf-8")).hexdigest()[:16]
+    return PREFIX + hashlib.sha1(node.encode("utf-8")).hexdigest()[:16]
+
+
+def lease_dir(given=None, env=None, euid=None):
+    """--lease-dir, else ZKHERD_RUN_DIR, else /run/zkherd-leases for root (readable by the jobs' users),
+    else the run folder ($XDG_RUNTIME_DIR/zkherd). ZkError if there is none."""
+    env = os.environ if env is None else env
+    euid = os.geteuid() if euid is None else euid
+    if given:
+        return given
+    if euid == 0 and not env.get("ZKHERD_RUN_DIR"):
+        return ROOT_LEASE_DIR
+    return run_dir(env, euid)
+
+
+def trusted(st, euid):
+    """Why a folder or lease file with this stat is not to be trusted, or None: root's or ours, and
+    nobody else may write it."""
+    if st.st_uid not in (0, euid):
+        return "owned by uid %d" % st.st_uid
+    if st.st_mode & 0o022:
+        return "writable by others (mode %04o)" % stat.S_IMODE(st.st_mode)
+    return None
+
+
+def open_folder(path, make):
+    """A descriptor of the lease folder (made 0755 if *make* and missing); ZkError unless trusted."""
+    if make:
+        try:
+            os.mkdir(path, 0o755)
+            os.chmod(path, 0o755)  # whatever the umask: cron jobs of other users read it
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise ZkError("cannot make the lease folder %s: %s" % (path, exc.strerror)) from None
+    try:
+        fd = os.open(path, OPEN_DIR)
+    except OSError as exc:
+        raise ZkError("cannot open the lease folder %s: %s" % (
+            path, "it is a symlink" if os.path.islink(path) else exc.strerror)) from None
+    problem = trusted(os.fstat(fd), os.geteuid())
+    if problem:
+        os.close(fd)
+        raise ZkError("refusing the lease folder %s: %s" % (path, problem))
+    return fd
+
+
+def read_lease(folder_fd, name):
+    """The fields of lease file *name* in the folder, or None (missing, a link, untrusted, unreadable)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder_fd)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or trusted(st, os.geteuid()):
+            return None
+        text = os.read(fd, 4096).decode("utf-8")
+        return dict(part.split("=", 1) for part in text.split() if "=" in part)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    finally:
+        os.close(fd)
 
 
 class LeaseWriter:
-    """In `elect`: a thread that keeps the lease file of our member node up to date."""
+    """In `elect`: a thread that keeps the lease file of our member node up to date in the lease
+    folder (lease_dir(*given*): --lease-dir)."""
 
-    def __init__(self, session, log):
+    def __init__(self, session, log, given=None):
         self.session = session
         self.log = log
         self._cond = threading.Condition()
         self._node = self._owner = None
         self._closed = False
-        self._folder = None
+        self._fd = None
+        self._failing = False  # a write failed: warned once, until one works again
         try:
-            self._folder = run_dir()
-            os.close(open_run_dir(self._folder))
+            self.folder = lease_dir(given)
+        except ZkError as exc:  # a user without a run folder: no lease, as documented
+            log.info("no leadership lease for `zkherd cron` (its jobs are then stopped when they see this "
+                     "member's node go, not before): %s" % exc.message)
+            return
+        try:
+            self._fd = open_folder(self.folder, make=True)
         except ZkError as exc:
-            self._folder = None
-            log.info("no leadership lease for `zkherd cron` (its jobs are then stopped when they see this member's "
-                     "node go, not before): %s" % exc.message)
+            log.warning("no leadership lease for `zkherd cron` (its jobs are then stopped when they see this "
+                        "member's node go, not before): %s" % exc.message)
             return
         self._thread = threading.Thread(target=self._run, name="zkherd-lease", daemon=True)
         self._thread.start()
@@ -62,7 +137,7 @@ class LeaseWriter:
             self._cond.notify()
 
     def close(self):
-        if self._folder is None:
+        if self._fd is None:
             return
         with self._cond:
             self._closed = True
@@ -71,12 +146,15 @@ class LeaseWriter:
             self._cond.notify()
 
     def _run(self):
-        written = None
+        written, collected = None, None
         with self._cond:
             while not self._closed:
                 line = self._line()
                 if line is not None and line != written:
                     written = line if self._write(line) else None
+                if collected is None or clock.now() - collected >= COLLECT_EVERY:
+                    collected = clock.now()
+                    self._collect()
                 self._cond.wait(WRITE_EVERY)
 
     def _line(self):
@@ -87,48 +165,95 @@ class LeaseWriter:
             self._node, self._owner, session.timeout, session.expires_no_earlier_than())
 
     def _write(self, line):
-        path = os.path.join(self._folder, lease_name(self._node))
-        temp = path + ".new"
+        """Write the lease to a new file and rename it over the old one, in the folder we checked,
+        never through a link; 0644: cron jobs of other users read it."""
+        name = lease_name(self._node)
+        temp = name + ".new"
         try:
-            with open(temp, "w", encoding="utf-8") as out:
-                out.write(line)
-            os.replace(temp, path)
-            return True
+            try:
+                os.unlink(temp, dir_fd=self._fd)
+            except FileNotFoundError:
+                pass
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                         dir_fd=self._fd)
+            try:
+                os.fchmod(fd, 0o644)
+                os.write(fd, line.encode("utf-8"))
+            finally:
+                os.close(fd)
+            os.replace(temp, name, src_dir_fd=self._fd, dst_dir_fd=self._fd)
         except OSError as exc:
-            self.log.debug("could not write the leadership lease", path=path, error=exc.strerror)
+            if not self._failing:
+                self.log.warning("cannot write the leadership lease: `zkherd cron` jobs under this member are stopped "
+                                 "early (an old lease) or only when they see its node go (none)",
+                                 path=os.path.join(self.folder, name), error=exc.strerror)
+            self._failing = True
             return False
+        if self._failing:
+            self.log.info("the leadership lease is written again", path=os.path.join(self.folder, name))
+        self._failing = False
+        return True
+
+    def _collect(self):
+        """Remove the leases of members long gone (an elect that was SIGKILLed leaves its lease)."""
+        try:
+            names = [n for n in os.listdir(self._fd) if n.startswith(PREFIX) and not n.endswith(".new")]
+        except OSError:
+            return
+        mine = None if self._node is None else lease_name(self._node)
+        for name in names:
+            fields = read_lease(self._fd, name)
+            try:
+                stale = name != mine and float(fields["expires"]) < clock.now() - STALE_AFTER
+            except (TypeError, KeyError, ValueError):
+                continue
+            if stale:
+                try:
+                    os.unlink(name, dir_fd=self._fd)
+                except OSError:
+                    pass
 
     def _remove(self, node):
-        if node is not None and self._folder is not None:
+        if node is not None and self._fd is not None:
             try:
-                os.unlink(os.path.join(self._folder, lease_name(node)))
+                os.unlink(lease_name(node), dir_fd=self._fd)
             except OSError:
                 pass
 
 
 class LeaseReader:
-    """In `cron`: the lease of the member node it leads under. bound() -> (expires, timeout) or None;
-    once read, the last good value stays (a lease that goes or turns unreadable only ages)."""
+    """In `cron`: the lease of the member node it leads under, in *folder*. bound() -> (expires,
+    timeout) or None; once read, the last good value stays (a lease that goes or turns unreadable
+    only ages). Once *owner* is set (the node's ephemeralOwner), a lease of another session is not
+    the node's and is ignored."""
 
-    def __init__(self, node):
+    def __init__(self, node, given, log):
         self.node = node
+        self.owner = None
         self.last = None
+        self.fd = None
         try:
-            self.path = os.path.join(run_dir(), lease_name(node))
-        except ZkError:
-            self.path = None
+            self.fd = open_folder(lease_dir(given), make=False)
+        except ZkError as exc:
+            log.info("no leadership lease to read: %s" % exc.message)
 
     def bound(self):
-        if self.path is None:
+        if self.fd is None:
             return None
+        fields = read_lease(self.fd, lease_name(self.node))
         try:
-            with open(self.path, encoding="utf-8") as lease:
-                fields = dict(part.split("=", 1) for part in lease.read(4096).split() if "=" in part)
-            if fields.get("node") == self.node:
+            if fields is not None and fields.get("node") == self.node and (
+                    self.owner is None or int(fields["session"], 16) == self.owner):
                 self.last = (float(fields["expires"]), float(fields["timeout"]))
-        except (OSError, ValueError, KeyError, UnicodeDecodeError):
+        except (KeyError, ValueError):
             pass
         return self.last
+
+    def own(self, owner):
+        """The member node's session is *owner*: forget a bound read from another session's lease."""
+        self.owner = owner
+        self.last = None
+        return self.bound()
 
     def left(self):
         """Seconds until the member's session may expire, None without a lease."""
