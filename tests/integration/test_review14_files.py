@@ -117,7 +117,7 @@ def test_rollback_copies_of_a_planted_folder_are_bounded(zk_server, zk, zk_base,
     (`internal error`), the child with it; without one, the OOM killer."""
     root = zk_base + "/cfg"
     zk.create(root + "/a", b"a1\n", makepath=True)
-    local, alerts = tmp_path / "etc", tmp_path / "alerts"
+    local = tmp_path / "etc"
     runner = Zkherd(["run", "--zk", zk_server.hosts, "--mirror-dir", "%s=%s" % (local, root), "--on-change", "none",
                      "--change-delay", "0.05", "--", *SERVICE], tmp_path / "run.log",
                     prefix=["prlimit", "--as=%d" % (2 << 30)])
