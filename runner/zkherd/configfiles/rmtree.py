@@ -41,7 +41,10 @@ def clear(fd, allowed_owners=None):
     to it) of the folders left alone because of their owner, or because the work bound was reached.
     *allowed_owners*: the owners a folder right inside *fd* may have to be entered (None: any)."""
     kept, steps = [], 0
-    top = _Frame(fd, None, os.geteuid(), _listing(fd), ours=True)
+    try:
+        top = _Frame(fd, None, os.geteuid(), _listing(fd), ours=True)
+    except OSError:
+        return ["."]
     stack = [top]
     while stack:
         frame = stack[-1]
