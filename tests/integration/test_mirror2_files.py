@@ -31,8 +31,8 @@ def test_a_stale_folder_holding_a_folder_of_root_is_not_deleted_inside(zk_server
         m.runner.wait_log("were not deleted", timeout=15)
         kept = [os.path.join(d, f) for d, _s, files in os.walk(m.local) for f in files if f == "precious"]
         assert len(kept) == 1 and ".zkherd" in kept[0], tree(m.local)
-        assert not (m.local / "x").exists() and not [f for _d, _s, files in os.walk(m.local) for f in files
-                                                      if f == "junk"]
+        junk = [f for _d, _s, files in os.walk(m.local) for f in files if f == "junk"]
+        assert not (m.local / "x").exists() and not junk
         m.finish()
     finally:
         m.runner.stop()

@@ -22,7 +22,7 @@ def _deep(parent, name, depth):
     os.mkdir(name, dir_fd=parent)
     fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=parent)
     try:
-        for _ in range(depth):
+        for _level in range(depth):
             os.mkdir("d", dir_fd=fd)
             new = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
             os.close(fd)
