@@ -39,6 +39,7 @@ def test_a_huge_file_in_place_is_replaced_without_being_read(zk_server, zk, zk_b
     sparse(conf)
     zk.create(znode, b"v1\n")
     runner = Zkherd(["run", "--zk", zk_server.hosts, "--change-delay", "0.1", "--mirror", "%s=%s" % (conf, znode),
+                     "--on-failure", "rollback",  # copies are kept for it only
                      "--", "sh", "-c", SERVE], tmp_path / "run.log", prefix=LIMITED)
     runner.wait_log("started child|Traceback", timeout=60)
     assert not runner.has("Traceback") and conf.read_bytes() == b"v1\n", runner.log()[-3000:]

@@ -29,6 +29,7 @@ refused with a message that names it (LocalFileError) and the files in place sta
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 from typing import NamedTuple
@@ -47,6 +48,23 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 class LocalFileError(ZkError):
     """A local file or folder that zkherd refuses to (or cannot) read or write."""
+
+
+def _guarded(method):
+    """Any other error of a local file operation (a RecursionError, a MemoryError, an OSError no
+    branch expected) becomes a LocalFileError: an install failure - the files in place kept, an
+    alert, a retry - never the end of the runner and its child."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except ZkError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (see above)
+            raise LocalFileError("%s failed: %s: %s" % (method.__name__, type(exc).__name__, exc)) from None
+
+    return guarded
 
 
 class Target(NamedTuple):
@@ -203,6 +221,7 @@ class InPlace:
             raise LocalFileError("refusing to %s %s: it is not a regular file" % (verb, target.path))
         return handle
 
+    @_guarded
     def read(self, target, limit=MAX_FILE_BYTES):
         """The bytes of the regular file in place, None if there is none; LocalFileError if it
         is bigger than *limit* (never read whole: a sparse file of terabytes costs nothing)."""
@@ -219,6 +238,7 @@ class InPlace:
         finally:
             os.close(handle)
 
+    @_guarded
     def exists(self, target):
         """Whether a regular file is in place (LocalFileError for anything else)."""
         handle = self._open(target)
@@ -226,6 +246,7 @@ class InPlace:
             os.close(handle)
         return handle is not None
 
+    @_guarded
     def differs(self, target, data):
         """Whether the file in place differs from *data* (also: there is none). A size that
         differs is a change, without reading; else at most len(data) + 1 bytes are read."""
@@ -237,17 +258,19 @@ class InPlace:
         finally:
             os.close(handle)
 
-    def copy(self, target):
+    @_guarded
+    def copy(self, target, limit=MAX_FILE_BYTES):
         """The bytes of the file in place, kept to put it back (--on-failure rollback): None if
         there is none or it is no regular file (a link, a FIFO, a socket: nothing of it is read);
-        LocalFileError if it is bigger than MAX_FILE_BYTES."""
+        LocalFileError if it is bigger than *limit*."""
         fd = self.folders.open(*target.folder, purpose=target.path)
         try:
             st = None if fd is None else os.stat(target.names[-1], dir_fd=fd, follow_symlinks=False)
         except FileNotFoundError:
             st = None
-        return self.read(target) if st is not None and stat.S_ISREG(st.st_mode) else None
+        return self.read(target, limit) if st is not None and stat.S_ISREG(st.st_mode) else None
 
+    @_guarded
     def files(self, root, names=()):
         """Every entry below ROOT/names... that is not a folder (files, links...), as Targets;
         folders are entered without following links; our private folders are left out."""
@@ -255,6 +278,7 @@ class InPlace:
         self._walk(root, names, lambda path, kind: kind == "folder" or found.append(Target(root, path)))
         return sorted(found)
 
+    @_guarded
     def unwanted(self, root, keep):
         """The topmost entries below ROOT that no path in *keep* (tuples of names: the files
         wanted) is at or below - a whole folder where nothing wanted is left - as Targets. A file
@@ -308,7 +332,9 @@ class FileSet(InPlace):
         self._private = {}  # folder key -> (name, fd) of its private staging folder
         self._aside = {}  # folder key -> (name, fd) of the private folder that keeps what an install displaces
         self._keep_aside = False  # an install could not be undone whole: what it displaced stays there
+        self.left_alone = []  # folders displaced by the last install and not deleted (their owner: rmtree.py)
 
+    @_guarded
     def stage(self, target, data):
         """Write *data* for *target* in the private folder of its entry, with the owner and mode of
         the regular file it replaces (file_mode for a new one). Anything but a folder or a link on
@@ -394,6 +420,7 @@ class FileSet(InPlace):
                 raise LocalFileError("refusing to stage %s: %s" % (purpose, exc)) from None
         return store[key][1]
 
+    @_guarded
     def remove(self, target):
         """Delete *target* - a file, a link (itself), a folder with all below it - with the install
         (nothing if its folder is gone)."""
@@ -405,20 +432,24 @@ class FileSet(InPlace):
         self.removed.append(target)
         self.entries.setdefault((target.folder, target.names[-1]), None)
 
-    def in_the_way(self):
-        """Targets of what the install would replace or remove that is not a folder in place: the
-        entries of the set, and the files (links...) below those that are folders."""
-        found = set()
-        for key, name in self.entries:
-            fd = self.folders.open(*key)
-            if fd is None:
-                continue
-            entry = Target(key[0], key[1] + (name,))
-            if stat.S_ISDIR(_lmode(fd, name)):
-                found.update(self.files(entry.root, entry.names))
-            else:
-                found.add(entry)
-        return sorted(found)
+    def affects(self, target):
+        """Whether the install replaces or removes *target* (it is an entry of the set, or below one)."""
+        names = target.names
+        return any(((target.root, names[:depth]), names[depth]) in self.entries for depth in range(len(names)))
+
+    @_guarded
+    def sweep(self, folders):
+        """Remove our leftover private folders (staging.sweep) in each of *folders* [(root, names)]
+        that is there; returns their paths. A folder that cannot be opened is skipped."""
+        removed = []
+        for root, names in folders:
+            try:
+                fd = self.folders.open(root, names)
+            except LocalFileError:
+                continue  # a link on the way, say: refused when a file is written there
+            if fd is not None:
+                removed += [os.path.join(root, *names, name) for name in staging.sweep(fd)]
+        return removed
 
     def staged_paths(self):
         """[(target path, path of the staged file for --check-cmd)]: through the private folder's
@@ -426,9 +457,11 @@ class FileSet(InPlace):
         return [(t.path, staging.check_path(self._private[self._where[t][0]][1], self._where[t][1]))
                 for t in self.staged]
 
+    @_guarded
     def install(self):
         """Put every entry in place - all, or (on any error) none: what was done is undone, and
         LocalFileError says what failed. Refused before anything moves if a folder was swapped."""
+        self.left_alone = []
         try:
             self.folders.check()
             plan = self._plan()
@@ -478,8 +511,11 @@ class FileSet(InPlace):
         """Delete what was staged (and displaced) and not installed, and release every folder."""
         for store in (self._private, self._aside):
             for key, (name, fd) in store.items():
-                if store is not self._aside or not self._keep_aside:
-                    staging.clear(fd)
+                if store is self._aside and not self._keep_aside:  # what a local user may have planted
+                    owners = {os.geteuid(), os.fstat(self.folders.fds[key]).st_uid}
+                    self.left_alone += [os.path.join(key[0], *key[1], name, left) for left in staging.clear(fd, owners)]
+                elif store is not self._aside:
+                    staging.clear(fd)  # only what we staged
                 os.close(fd)  # and with it our lock on it
                 try:
                     os.rmdir(name, dir_fd=self.folders.fds[key])

@@ -11,8 +11,10 @@
 - A missing znode never becomes an empty file: at start the runner waits for it, later the last
   file stays (and a warning says so).
 - --mirror-dir LOCAL_DIR=ZNODE mirrors a subtree: every znode without children is a file at its
-  relative path (folders' own data is not written), files and folders that no znode is at or
-  below are deleted with the next install, and every znode of the subtree is watched. A change of
+  relative path (folders' own data is not written; the root znode is always the folder, so a root
+  without children is an empty folder - made at start, emptied as one set later), files and folders
+  that no znode is at or below are deleted with the next install, and every znode of the subtree is
+  watched. A change of
   shape (a file that becomes a folder or back, a subtree that appears or goes) is one set like any
   other: installed whole or not at all (install.FileSet). Nothing is written outside LOCAL_DIR,
   nor through a symlink inside it (install.Target.below, install.FileSet).
@@ -82,8 +84,9 @@ class Mirror:
                 raise Moving("a mirrored znode changed while the set was read")
         snap = {z: (found[z][0] or b"") if z in found else None for z in znodes}
         for root, nodes in trees.items():
-            snap[("tree", root)] = None if nodes is None else {
-                paths.relative(root, path): node.data for path, node in nodes.items() if not node.children}
+            snap[("tree", root)] = None if nodes is None else {  # the root itself is a folder, also when empty
+                paths.relative(root, path): node.data for path, node in nodes.items()
+                if not node.children and path != root}
         # a deletion shows in the parent's pzxid, not in any mzxid
         version = max((max(answer[1].mzxid, answer[1].pzxid) for answer in found.values()), default=0)
         return snap, version
@@ -120,6 +123,24 @@ class Mirror:
             elif files.differs(target, data):
                 result.append((target, data))
         return result
+
+    def folders(self, snap):
+        """[(root, names)] of the folders the mirrored files go into: the operator's, and every folder
+        on the way of a file of *snap* below a mirrored directory."""
+        found = {(os.path.dirname(os.path.abspath(local)), ()) for local, _z in self.pairs}
+        for local_dir, root in self.dir_pairs:
+            found.add((local_dir, ()))
+            for rel in snap[("tree", root)] or {}:
+                try:
+                    names = Target.below(local_dir, rel).names
+                except ZkError:
+                    continue  # refused when the set is staged
+                found.update((local_dir, names[:depth]) for depth in range(1, len(names)))
+        return sorted(found)
+
+    def empty_roots(self, snap):
+        """Mirrored directories whose root znode has no children: an empty folder (made if missing)."""
+        return [local_dir for local_dir, root in self.dir_pairs if snap[("tree", root)] == {}]
 
     def missing(self, snap):
         """Files or directories that do not exist yet and whose znode is missing (the child

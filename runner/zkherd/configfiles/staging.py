@@ -26,6 +26,8 @@ import secrets
 import stat
 import time
 
+from zkherd.configfiles import rmtree
+
 TEMP_SUFFIX = ".zkherd"  # "." + 12 hex digits + this: 20 characters, whatever the target's name
 _NAME = re.compile(r"\A\.[0-9a-f]{12}\.zkherd\Z")
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -85,7 +87,7 @@ def sweep(parent):
         except OSError:
             continue  # a link, gone, not a folder: not ours to touch
         try:
-            if _leftover(fd) and _empty(fd) and _same(parent, name, fd):
+            if _leftover(fd) and _empty(fd, parent) and _same(parent, name, fd):
                 os.rmdir(name, dir_fd=parent)
                 removed.append(name)
         except OSError:
@@ -106,31 +108,18 @@ def _leftover(fd):
     return True
 
 
-def _empty(fd):
-    """Delete what is in the folder *fd*; True if it is empty then."""
-    clear(fd)
+def _empty(fd, parent):
+    """Delete what is in the folder *fd* (its top entries: if ours or the owner's of *parent*);
+    True if it is empty then."""
+    clear(fd, {os.geteuid(), os.fstat(parent).st_uid})
     with os.scandir(fd) as entries:
         return next(entries, None) is None
 
 
-def clear(fd):
-    """Delete everything in the folder *fd* (ours: a private folder), relative to descriptors and
-    never through a link; what cannot be deleted stays (OSError is not raised)."""
-    with os.scandir(fd) as entries:
-        inside = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
-    for name, is_dir in inside:
-        try:
-            if is_dir:
-                sub = os.open(name, _DIR, dir_fd=fd)
-                try:
-                    clear(sub)
-                finally:
-                    os.close(sub)
-                os.rmdir(name, dir_fd=fd)
-            else:
-                os.unlink(name, dir_fd=fd)
-        except OSError:
-            pass
+def clear(fd, allowed_owners=None):
+    """Delete everything in the folder *fd* (ours: a private folder), relative to descriptors, never
+    through a link, without recursion (rmtree.py); returns what was left alone (OSError is not raised)."""
+    return rmtree.clear(fd, allowed_owners)
 
 
 def _same(parent, name, fd):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 
+from zkherd.common.tree import MAX_VALUE_BYTES
 from zkherd.configfiles.install import DEFAULT_FILE_MODE, FileSet, LocalFileError
 from zkherd.configfiles.mirror import Mirror, Moving
 from zkherd.core.shellcmd import Task, command_env
@@ -25,8 +26,13 @@ SAME, MISSING, FAILED, MOVING, CHANGED = "same", "missing", "failed", "moving", 
 
 
 class ConfigSync:
-    def __init__(self, pairs, dir_pairs, check_cmd, check_timeout, quiet, post, log, file_mode=DEFAULT_FILE_MODE):
+    def __init__(self, pairs, dir_pairs, check_cmd, check_timeout, quiet, post, log, file_mode=DEFAULT_FILE_MODE,
+                 keep_copies=False):
         self.mirror = Mirror(pairs, dir_pairs, post, log)
+        self.keep_copies = keep_copies  # --on-failure rollback: keep what an install replaces to put it back
+        self.mirrored = set()  # the Targets of the set last installed (or found in place)
+        self.staged_wanted = set()  # the Targets of the set staged
+        self.swept = False  # our leftovers in the mirrored folders are swept on the first look
         self.file_mode = file_mode
         self.check_cmd = check_cmd
         self.check_timeout = check_timeout
@@ -34,7 +40,7 @@ class ConfigSync:
         self.log = log
         self.dirty = True
         self.first_change = self.last_change = time.monotonic() - quiet
-        self.pending = None  # (FileSet, version, changes, stale) from the last look, not staged yet
+        self.pending = None  # (FileSet, version, changes, stale, wanted) from the last look, not staged yet
         self.check = None  # the running --check-cmd Task
         self.staged = None  # the FileSet staged (and being checked)
         self.staged_version = None
@@ -101,21 +107,34 @@ class ConfigSync:
             return FAILED
         files = FileSet(self.file_mode)
         try:
+            self.prepare(snap, files)
             changes, stale = self.mirror.changes(snap, files), self.mirror.stale(snap, files)
         except BaseException:
             files.discard()
             raise
+        wanted = {target for target, _data in self.mirror.desired_files(snap)}
         if not changes and not stale:
             files.discard()
-            self.version = version
+            self.version, self.mirrored = version, wanted
             return SAME
-        self.pending = (files, version, changes, stale)
+        self.pending = (files, version, changes, stale, wanted)
         return CHANGED
+
+    def prepare(self, snap, files):
+        """Before the first set: sweep our leftovers (a runner killed half way through an install) in
+        every folder of the mirrored trees; make the folder of a mirrored root that has no children."""
+        if not self.swept:
+            self.swept = True
+            removed = files.sweep(self.mirror.folders(snap))
+            if removed:
+                self.log.info("removed leftovers of an interrupted install", folders=",".join(removed))
+        for local_dir in self.mirror.empty_roots(snap):
+            files.folders.open(local_dir, (), create=True)
 
     def stage(self):
         """Write the set found by the last look beside its files; start --check-cmd. Returns
         "checking", or "staged" (no check command: install() may follow at once)."""
-        files, version, changes, stale = self.pending
+        files, version, changes, stale, self.staged_wanted = self.pending
         self.pending = None
         try:
             for target in stale:  # their folders are opened (and pinned) before anything is staged
@@ -154,25 +173,31 @@ class ConfigSync:
         a file or folder was swapped meanwhile: nothing is installed then."""
         files, self.staged = self.staged, None
         try:
-            last_good = self.copies(files)
+            last_good = self.copies(files) if self.keep_copies else {}
             written = ",".join(path for path, _tmp in files.staged_paths())
             files.install()
         except BaseException:
             files.discard()
             raise
-        self.last_good = last_good
+        if files.left_alone:
+            self.log.warning("folders moved aside by the install were not deleted: a folder of another owner is "
+                             "inside (see docs/security.md); remove them by hand", folders=",".join(files.left_alone))
+        self.last_good, self.mirrored = last_good, self.staged_wanted
         self.log.info("configuration installed", version=self.staged_version, files=written)
         self.version = self.staged_version
         return self.version
 
     def copies(self, files):
-        """{Target: bytes} of the regular files the install replaces or removes (also those in a
-        folder it replaces by a file, or a file it replaces by a folder), to roll back to. Links,
-        FIFOs and sockets are removed without being read; a file too big to keep is not kept."""
+        """{Target: bytes} of the mirrored files - those of the last set and of this one, which came
+        from ZooKeeper - that the install replaces or removes, to roll back to. Nothing else in the way
+        (what a local user planted) is read; a file bigger than a znode can be is not kept, so the
+        copies never hold more than the mirrored znodes do."""
         last_good = {}
-        for target in files.in_the_way():
+        for target in sorted(self.mirrored | self.staged_wanted):
+            if not files.affects(target):
+                continue
             try:
-                data = files.copy(target)
+                data = files.copy(target, MAX_VALUE_BYTES)
             except LocalFileError as exc:
                 self.log.warning("not kept for --on-failure rollback: " + exc.message, file=target.path)
                 continue

@@ -187,8 +187,13 @@ class Conf:
                     if key not in wanted:  # first: their folders are opened before anything is staged
                         files.remove(_topmost_unwanted(self.path, key.split("."), keep))
                 for key, value in wanted.items():
-                    if current.get(key) != farm.text(value):
-                        files.stage(Target.below(self.path, key.split(".")), (farm.text(value) + "\n").encode())
+                    now = current.get(key)
+                    if now == farm.text(value) or isinstance(now, dict) and value == {}:
+                        continue  # the same text, or an empty folder for {}: nothing to write
+                    target = Target.below(self.path, key.split("."))
+                    if isinstance(now, dict):  # an empty folder becomes a value: replaced in the same set
+                        files.remove(target)
+                    files.stage(target, (farm.text(value) + "\n").encode())
             files.install()
         except BaseException:
             files.discard()

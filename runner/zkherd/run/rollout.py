@@ -35,7 +35,7 @@ class Rollout:
         self.log = log
         self.alerts = alerts
         self.sync = ConfigSync(opts.mirror, opts.mirror_dir, opts.check_cmd, opts.check_timeout, opts.change_delay,
-                               loop.wakeup.post, log, opts.file_mode)
+                               loop.wakeup.post, log, opts.file_mode, keep_copies=opts.on_failure == "rollback")
         self.rolling = self.failed_versions = None
         if opts.rolling_lock:
             self.rolling = Lock(opts.rolling_lock, opts.rolling_slots, opts.id, loop.wakeup, log, loop.op_timeout,
