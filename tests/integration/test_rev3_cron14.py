@@ -20,8 +20,17 @@ import subprocess
 import sys
 import time
 
-from tests.integration.test_cron14 import member, ok, pool_led_by_h0, runs  # noqa: F401 (fixture)
+import pytest
+
+from tests.integration.test_cron14 import member, runs
 from tests.support.runner import REPO
+
+
+@pytest.fixture
+def pool_led_by_h0(zk, zk_base):
+    election = zk_base + "/cron"
+    zk.create(election + "/member-", b"h0", ephemeral=True, sequence=True, makepath=True)
+    return election
 
 
 def cron_cmd(hosts, election, tmp_path, ident, shell, *args, name="job"):
