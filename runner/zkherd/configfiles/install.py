@@ -32,6 +32,7 @@ import errno
 import functools
 import os
 import stat
+import traceback
 from typing import NamedTuple
 
 from zkherd.common.connection import ZkError
@@ -62,7 +63,9 @@ def _guarded(method):
         except ZkError:
             raise
         except Exception as exc:  # noqa: BLE001 (see above)
-            raise LocalFileError("%s failed: %s: %s" % (method.__name__, type(exc).__name__, exc)) from None
+            error = LocalFileError("%s failed: %s: %s" % (method.__name__, type(exc).__name__, exc))
+            error.traceback = traceback.format_exc()  # a bug is retried, not hidden: the runner logs it with -v
+            raise error from None
 
     return guarded
 
@@ -476,7 +479,7 @@ class FileSet(InPlace):
                 current = None
                 for key in {key for key, _name, _kind in plan}:
                     os.fsync(self.folders.fds[key])
-            except OSError as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever failed, undo what was done before anything is discarded
                 raise self._rolled_back(current, exc, swaps.undo()) from None
             self.staged = []
         finally:
@@ -499,13 +502,14 @@ class FileSet(InPlace):
 
     def _rolled_back(self, current, exc, failed):
         what = "put %s in place" % current if current else "fsync the folders"
+        reason = getattr(exc, "strerror", None) or "%s: %s" % (type(exc).__name__, exc)
         if not failed:
             return LocalFileError("cannot %s: %s; the whole set was rolled back, the files in place are as they were"
-                                  % (what, exc.strerror))
+                                  % (what, reason))
         self._keep_aside = True
         kept = ", ".join(os.path.join(key[0], *key[1], name) for key, (name, _fd) in self._aside.items())
         return LocalFileError("cannot %s: %s; rolling the set back failed for %s (%s): what they replaced is kept "
-                              "in %s" % (what, exc.strerror, ", ".join(step[1] for step in failed), failed[0][2], kept))
+                              "in %s" % (what, reason, ", ".join(step[1] for step in failed), failed[0][2], kept))
 
     def discard(self):
         """Delete what was staged (and displaced) and not installed, and release every folder."""

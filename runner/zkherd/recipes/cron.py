@@ -41,7 +41,7 @@ from zkherd.core.shellcmd import command_env
 from zkherd.recipes.cronlock import job_name, local_lock
 from zkherd.recipes.cronmarks import Collector
 from zkherd.recipes.election import pool
-from zkherd.recipes.lease import LeaseReader
+from zkherd.recipes.lease import LeaseReader, Liveness
 from zkherd.recipes.tickmark import TickMark
 from zkherd.run.job import ChildError, Job
 
@@ -83,6 +83,8 @@ class Cron(Program):
         self.waiting = False  # --catch-up: not the leader yet, waiting for the leadership
         self.leader_node = None  # the leader's member node, once we know we lead
         self.lease = None  # the elect member's lease (recipes/lease.py), if it publishes one
+        self.alive = None  # lease.Liveness of it, before the claim
+        self.again_in = None  # seconds until decide() goes on (the lease has not moved yet)
         self.mark = None  # our part in the tick's marker (recipes/tickmark.py), once we lead
         self.claimed = False
         self.job = None
@@ -156,6 +158,9 @@ class Cron(Program):
             return left
         loop.talk()
         self.decide(loop, lambda result: loop.get(result, timeout=max(0.05, min(loop.op_timeout(), left))))
+        if self.again_in is not None:
+            again, self.again_in = self.again_in, None
+            return again
         if self.waiting and self.exit_code is None and self.job is None:
             self.give_up_at = time.monotonic() + self.opts.timeout  # ZooKeeper answered: --timeout starts again
             return max(0.0, min(CATCH_UP_LOOK, self.catch_up_until - time.time()))
@@ -189,10 +194,14 @@ class Cron(Program):
                 self.exit_code = 0
                 return
             node = paths.join(opts.election, members[0][0])
-            if self.doomed(node):  # our member is dead or cut off: leave the tick to the next leader
-                self.log.warning("this host leads the pool, but its member has not been heard by ZooKeeper for too "
-                                 "long (its lease): not claiming the tick", node=node)
+            verdict = self.liveness(node)
+            if verdict == "dead":  # our member is dead or cut off: leave the tick to the next leader
+                self.log.warning("this host leads the pool, but its member is not heard by ZooKeeper any more (its "
+                                 "lease does not move, or runs out): not claiming the tick", node=node)
                 self.exit_code = exits.LOST
+                return
+            if verdict != "ok":
+                self.again_in = verdict  # look at the lease again in a moment
                 return
             if self.waiting:
                 self.log.info("this host leads the pool now; catching up on the tick", job=self.name, tick=self.tick)
@@ -229,16 +238,16 @@ class Cron(Program):
         self.log.info("this host leads the pool; running the job", job=self.name, tick=self.tick)
         self.start_job(loop)
 
-    def doomed(self, node):
-        """True if the lease of our member *node* says the fence would stop a job at once."""
-        self.lease = LeaseReader(node, self.opts.lease_dir, self.log)
-        found = self.lease.bound()
-        if found is None:
-            self.log.info("no leadership lease of this host's member: the job is stopped when its member node is "
-                          "seen to go, not before (docs/cron.md)", node=node)
-            return False
-        expires, timeout = found
-        return expires - clock.now() <= margin(timeout) + stop_time(self.opts.stop_timeout, timeout)
+    def liveness(self, node):
+        """What the lease of our member *node* says (lease.Liveness): "ok", "dead", or seconds to wait."""
+        if self.lease is None or self.lease.node != node:
+            self.lease = LeaseReader(node, self.opts.lease_dir, self.log)
+            self.alive = Liveness(self.lease, lambda timeout: margin(timeout) + stop_time(self.opts.stop_timeout,
+                                                                                         timeout))
+            if self.lease.bound() is None:
+                self.log.info("no leadership lease of this host's member: the job is stopped when its member node "
+                              "is seen to go, not before (docs/cron.md)", node=node)
+        return self.alive.verdict()
 
     def start_job(self, loop):
         opts = self.opts

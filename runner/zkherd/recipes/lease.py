@@ -30,6 +30,7 @@ from zkherd.recipes.cronlock import run_dir
 WRITE_EVERY = 0.05
 COLLECT_EVERY = 60.0  # seconds between looks for the stale leases of elects that were SIGKILLed
 STALE_AFTER = 600.0  # a lease whose moment is this far in the past: its session is long gone
+BEAT_EVERY = 0.25  # seconds: a live elect rewrites its lease at least this often (its beat= field)
 ROOT_LEASE_DIR = "/run/zkherd-leases"
 PREFIX = "zkherd-lease-"
 OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -66,9 +67,9 @@ def open_folder(path, make):
     if make:
         try:
             os.mkdir(path, 0o755)
-            os.chmod(path, 0o755)  # whatever the umask: cron jobs of other users read it
+            made = True
         except FileExistsError:
-            pass
+            made = False
         except OSError as exc:
             raise ZkError("cannot make the lease folder %s: %s" % (path, exc.strerror)) from None
     try:
@@ -76,6 +77,11 @@ def open_folder(path, make):
     except OSError as exc:
         raise ZkError("cannot open the lease folder %s: %s" % (
             path, "it is a symlink" if os.path.islink(path) else exc.strerror)) from None
+    if make and made:
+        try:
+            os.fchmod(fd, 0o755)  # whatever the umask: cron jobs of other users read it (never through a link)
+        except OSError:
+            pass
     problem = trusted(os.fstat(fd), os.geteuid())
     if problem:
         os.close(fd)
@@ -161,8 +167,9 @@ class LeaseWriter:
         session = self.session
         if self._node is None or session.last_heard is None or session.session_id != self._owner:
             return None
-        return "node=%s session=0x%x timeout=%.3f expires=%.3f\n" % (
-            self._node, self._owner, session.timeout, session.expires_no_earlier_than())
+        beat = int(clock.now() / BEAT_EVERY) * BEAT_EVERY  # moves every BEAT_EVERY while we live
+        return "node=%s session=0x%x timeout=%.3f expires=%.3f beat=%.2f\n" % (
+            self._node, self._owner, session.timeout, session.expires_no_earlier_than(), beat)
 
     def _write(self, line):
         """Write the lease to a new file and rename it over the old one, in the folder we checked,
@@ -231,6 +238,7 @@ class LeaseReader:
         self.node = node
         self.owner = None
         self.last = None
+        self.beat = None  # the lease's beat= as last read: it moves while the elect lives
         self.fd = None
         try:
             self.fd = open_folder(lease_dir(given), make=False)
@@ -245,6 +253,7 @@ class LeaseReader:
             if fields is not None and fields.get("node") == self.node and (
                     self.owner is None or int(fields["session"], 16) == self.owner):
                 self.last = (float(fields["expires"]), float(fields["timeout"]))
+                self.beat = fields.get("beat", fields["expires"])  # an elect without beats: its proofs
         except (KeyError, ValueError):
             pass
         return self.last
@@ -259,3 +268,29 @@ class LeaseReader:
         """Seconds until the member's session may expire, None without a lease."""
         found = self.bound()
         return None if found is None else found[0] - clock.now()
+
+
+class Liveness:
+    """Before a claim: is the member that leads alive right now? A live elect rewrites its lease
+    every BEAT_EVERY (its beat= field); the run waits for one beat newer than its first look before
+    it claims - an elect SIGKILLed just before the tick would otherwise claim the tick for a job its
+    fence kills a moment later, and a --catch-up member would find it "already ran". It waits as
+    long as the lease leaves a job time to run (a live elect on a loaded host beats late, not never);
+    a dead one's lease runs out, and the run leaves the tick to the next leader. *need(timeout)*:
+    the seconds a job needs before the lease's moment (the fence's margin and stop time)."""
+
+    def __init__(self, reader, need):
+        self.reader, self.need = reader, need
+        self.first = None
+
+    def verdict(self):
+        """"ok", "dead", or the seconds until asking again (no new beat yet)."""
+        found = self.reader.bound()
+        if found is None:
+            return "ok"  # no lease: nothing to tell from it
+        expires, timeout = found
+        if expires - clock.now() <= self.need(timeout):
+            return "dead"
+        if self.first is None:
+            self.first = self.reader.beat
+        return "ok" if self.reader.beat != self.first else 0.05

@@ -4,9 +4,12 @@ The marker ELECTION/ticks/JOB/START holds "ID TOKEN TICK STATE MEMBER": the clai
 of its run, the tick length, "claimed" or "started", and the leader member node the run leads under.
 
 - claim: create the marker "... claimed MEMBER". A marker that exists is ours if it holds our data
-  (the reply to our create was lost); a "claimed" one whose MEMBER is not our leader node and no
-  longer exists is an orphan (its claimer lost the leadership before starting the job) and is
-  taken over with set_data(our claimed data, version=its version). Anything else: the tick is taken.
+  (the reply to our create was lost); a "claimed" one is an orphan, taken over with set_data(our
+  claimed data, version=its version), if its MEMBER is not our leader node and no longer exists (its
+  claimer lost the leadership before starting the job), or if it is an earlier run's of this job on
+  this host under the same member (same id and MEMBER: that run has ended, since we hold the job's
+  local lock - it was stopped or timed out between its claim and its commit). Anything else: the
+  tick is taken.
 - commit, right before the job starts: set_data("... started MEMBER", version=our claim's). That
   compare-and-set is the one decision point: of the claimer and any number of takers-over, exactly
   one commits; a failure is re-read (our own "started": a lost reply) and otherwise means "do not run".
@@ -19,7 +22,7 @@ from __future__ import annotations
 import uuid
 from typing import NamedTuple
 
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from kazoo.exceptions import BadArgumentsError, BadVersionError, NodeExistsError, NoNodeError
 
 CLAIMED, STARTED = "claimed", "started"
 ATTEMPTS = 3  # the marker changed under us this many times: someone else is on it, leave it
@@ -39,9 +42,15 @@ def parse(data):
         fields = data.decode("utf-8").split(" ")
     except (UnicodeDecodeError, AttributeError):
         return None
-    if len(fields) != 5 or fields[3] not in (CLAIMED, STARTED) or not fields[4].startswith("/"):
+    if len(fields) != 5 or fields[3] not in (CLAIMED, STARTED) or not _znode_path(fields[4]):
         return None
     return Marker(*fields)
+
+
+def _znode_path(text):
+    """A path ZooKeeper takes (a hand edit may hold anything: the server would refuse the request)."""
+    return text.startswith("/") and len(text) > 1 and "\x00" not in text and all(
+        part not in ("", ".", "..") for part in text[1:].split("/"))
 
 
 class TickMark:
@@ -51,6 +60,7 @@ class TickMark:
     def __init__(self, node, ident, tick, member):
         token = uuid.uuid4().hex
         self.node = node
+        self.ident = ident
         self.member = member
         self.claimed = self._data(ident, token, tick, CLAIMED)
         self.started = self._data(ident, token, tick, STARTED)
@@ -88,12 +98,15 @@ class TickMark:
         return False
 
     def _orphan(self, client, wait, found):
-        """A claim whose claimer never started the job and whose leadership is gone."""
-        if found is None or found.state != CLAIMED or found.member == self.member:
+        """A claim whose claimer never started the job, and whose leadership is gone or which an
+        earlier run of this job on this host left (the caller holds the job's local lock)."""
+        if found is None or found.state != CLAIMED:
             return False
+        if found.member == self.member:
+            return found.ident == self.ident
         try:
             return wait(client.exists_async(found.member)) is None
-        except ValueError:  # not a znode path: a hand edit
+        except (ValueError, BadArgumentsError):  # not a znode path: a hand edit
             return False
 
     def commit(self, client, wait):

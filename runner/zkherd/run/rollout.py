@@ -119,6 +119,8 @@ class Rollout:
         try:
             return self._poll(loop, child_up)
         except LocalFileError as exc:
+            if getattr(exc, "traceback", None):
+                self.log.debug("traceback", traceback=exc.traceback)
             version = self.sync.newest_read
             if version != self.local_failure:
                 self.local_failure = version
