@@ -1,6 +1,7 @@
-"""Review of issue 14 (files side): tree shapes under --mirror-dir, what a local user who can write the
-mirrored folder can do, farm join's DJB folders. Real ZooKeeper, real `zkherd` processes, real files.
-Each test states the promise it holds the change to; a failing test is a finding."""
+"""Mirrored sets under faults (issue 14, found by an adversarial read): tree shapes under --mirror-dir
+(an empty root), what a local user who can write the mirrored folder can do (deep folders, huge
+planted files, leftovers after a SIGKILL mid-install), farm join's DJB folders. Real ZooKeeper, real
+`zkherd` processes, real files; each test states the promise it holds."""
 
 from __future__ import annotations
 

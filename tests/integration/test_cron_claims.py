@@ -1,4 +1,4 @@
-"""Review rev3 of issue 14 (cron): failing tests for what the second adversarial read found.
+"""Cron's tick claims (issue 14, found by a second adversarial read; each failed before its fix):
 
 - F1: a leader whose `elect` was SIGKILLed a moment before its cron fires still claims and commits
   the tick (its lease has more than the stop margin left), starts the job, and the fence kills it

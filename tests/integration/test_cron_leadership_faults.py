@@ -1,6 +1,7 @@
-"""Review of issue 14 (rev2: cron and leadership). Each test is a finding against docs/cron.md's
-"What is guaranteed" / "Fenced by the leadership it claimed under", on a real ZooKeeper with real
-`zkherd elect` and `zkherd cron` processes. A failing test is the finding."""
+"""Cron and leadership under faults (issue 14, found by an adversarial read): each test holds
+docs/cron.md's "What is guaranteed" / "Fenced by the leadership it claimed under" to a fault, on a
+real ZooKeeper with real `zkherd elect` and `zkherd cron` processes: --catch-up after a lost claim
+reply or a leadership move between claim and start, elect under the cron role's sandbox."""
 
 from __future__ import annotations
 

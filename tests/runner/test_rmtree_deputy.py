@@ -1,5 +1,5 @@
-"""Review rev3 of issue 14 (files), F4: the owner rule still lets a local user make root delete what
-that user could not.
+"""The owner rule of rmtree (issue 14, found by an adversarial read, failed before the fix): a local
+user must never make root delete what that user could not.
 
 rmtree.clear() enters a folder right inside the private folder if its owner is root (the runner) or
 the mirrored folder's owner, and below that every folder of the same owner. A user who can *move* a
