@@ -242,12 +242,15 @@ class Cron(Program):
         """What the lease of our member *node* says (lease.Liveness): "ok", "dead", or seconds to wait."""
         if self.lease is None or self.lease.node != node:
             self.lease = LeaseReader(node, self.opts.lease_dir, self.log)
-            self.alive = Liveness(self.lease, lambda timeout: margin(timeout) + stop_time(self.opts.stop_timeout,
-                                                                                         timeout))
+            self.alive = Liveness(self.lease, self.needs)
             if self.lease.bound() is None:
                 self.log.info("no leadership lease of this host's member: the job is stopped when its member node "
                               "is seen to go, not before (docs/cron.md)", node=node)
         return self.alive.verdict()
+
+    def needs(self, timeout):
+        """Seconds a job needs before its member's session may expire: the fence's margin and stop time."""
+        return margin(timeout) + stop_time(self.opts.stop_timeout, timeout)
 
     def start_job(self, loop):
         opts = self.opts
