@@ -54,7 +54,7 @@ def no_traceback(*runners):
         assert "Traceback" not in runner.log(), runner.log()[-3000:]
 
 
-def test_catch_up_loses_the_tick_when_the_claim_reply_is_lost_and_the_leader_is_cut_off(
+def test_catch_up_runs_the_tick_when_the_claim_reply_is_lost_and_the_leader_is_cut_off(
         zk_server, zk, zk_base, tmp_path, fault_proxy):
     """docs/cron.md: "With --catch-up S, exactly once if some member's cron fired at the tick and that
     member stays up until S seconds after the tick's start, and S is longer than the session timeout".
@@ -96,7 +96,7 @@ def test_catch_up_loses_the_tick_when_the_claim_reply_is_lost_and_the_leader_is_
         no_traceback(a, b)
 
 
-def test_catch_up_loses_the_tick_when_leadership_moves_between_claim_and_start(
+def test_catch_up_runs_the_tick_when_leadership_moves_between_claim_and_start(
         zk_server, zk, zk_base, tmp_path, fault_proxy):
     """The same promise. A's cron claims the tick (the create's reply arrives), then A's elect leaves
     (SIGTERM: a restart, a deploy) before A's cron has watched the leader's node - here held there by a
