@@ -103,8 +103,10 @@ class Target(NamedTuple):
 
 
 def folder_mode(file_mode):
-    """The mode of folders made for files of *file_mode*: x wherever r is (0644 -> 0755, 0600 -> 0700)."""
-    return file_mode | (file_mode & 0o444) >> 2
+    """The mode of folders made for files of *file_mode*: x wherever r is (0644 -> 0755, 0600 -> 0700),
+    and writable by zkherd's user alone (0664 -> 0755): nobody else adds to a mirrored folder, and a
+    folder of ours that others may write is never emptied when it goes (rmtree.py)."""
+    return (file_mode | (file_mode & 0o444) >> 2) & ~0o022
 
 
 def _symlink(link, root, target=None, verb="write"):

@@ -12,8 +12,10 @@ number of descriptors, and without making root delete anything that user could n
   (the runner's uid, or the owner of the mirrored folder it came from). So a user who moves in a
   folder of theirs holding root's folders never gets root to delete inside those: they stay where
   they are (in the private folder, which then stays too) and `kept` names them. Nor is a folder of
-  ours right inside the private folder that others may write: renaming a folder needs write access
-  to it, so that is the one kind of our folders another user can have moved into a mirrored folder.
+  ours right inside the private folder that others may write, when the caller names the owners
+  (a folder of displaced or leftover entries): renaming a folder needs write access to it, so that
+  is the one kind of our folders another user can have moved into a mirrored folder. zkherd makes
+  its own folders writable by itself alone (install.folder_mode).
 - Bounded work: at most MAX_STEPS entries per call; beyond, the rest stays (a leftover, swept later).
 Never raises: what cannot be deleted stays.
 """
@@ -94,7 +96,7 @@ def _enter(frame, name, allowed_owners):
     if owner != frame.owner and not (frame.ours and (allowed_owners is None or owner in allowed_owners)):
         os.close(sub)
         return None
-    if frame.ours and owner == frame.owner and st.st_mode & 0o022:
+    if frame.ours and allowed_owners is not None and owner == frame.owner and st.st_mode & 0o022:
         # Ours, yet others may write it: moving a folder needs write access to it, so another user may
         # have moved it into the mirrored folder from anywhere (a shared group folder of root's).
         os.close(sub)

@@ -158,7 +158,8 @@ class Cron(Program):
             return left
         loop.talk()
         self.decide(loop, lambda result: loop.get(result, timeout=max(0.05, min(loop.op_timeout(), left))))
-        if self.again_in is not None:
+        if self.again_in is not None:  # waiting for a beat of the member's lease: ZooKeeper did answer
+            self.give_up_at = time.monotonic() + self.opts.timeout
             again, self.again_in = self.again_in, None
             return again
         if self.waiting and self.exit_code is None and self.job is None:
@@ -178,22 +179,9 @@ class Cron(Program):
         """Each step is kept once done: a turn that failed half way goes on from there."""
         opts, client = self.opts, loop.client
         if self.leader_node is None:
-            with asking("read the pool", opts.election):
-                if self.catch_up_until is not None:  # a change of the pool wakes us
-                    wait(client.get_children_async(opts.election, watch=self._pool_changed))
-                members = pool(client, opts.election, wait)
-            if not members or members[0][1] != opts.id:
-                leader = members[0][1] if members else "-"
-                if self.catch_up_until is not None and time.time() < self.catch_up_until:
-                    if not self.waiting:
-                        self.log.debug("not the leader of the pool; waiting for the leadership (--catch-up)",
-                                       election=opts.election, leader=leader)
-                    self.waiting = True
-                    return
-                self.log.debug("not the leader of the pool; nothing to do", election=opts.election, leader=leader)
-                self.exit_code = 0
+            node = self.lead(client, wait) if self.lease is None else self.lease.node  # once ours: its lease
+            if node is None:
                 return
-            node = paths.join(opts.election, members[0][0])
             verdict = self.liveness(node)
             if verdict == "dead":  # our member is dead or cut off: leave the tick to the next leader
                 self.log.warning("this host leads the pool, but its member is not heard by ZooKeeper any more (its "
@@ -201,11 +189,8 @@ class Cron(Program):
                 self.exit_code = exits.LOST
                 return
             if verdict != "ok":
-                self.again_in = verdict  # look at the lease again in a moment
+                self.again_in = verdict  # look at the lease again in a moment (the commit checks the node again)
                 return
-            if self.waiting:
-                self.log.info("this host leads the pool now; catching up on the tick", job=self.name, tick=self.tick)
-            self.waiting = False
             self.leader_node = node
         if not self.claimed:
             if self.mark is None:
@@ -237,6 +222,30 @@ class Cron(Program):
             return
         self.log.info("this host leads the pool; running the job", job=self.name, tick=self.tick)
         self.start_job(loop)
+
+    def lead(self, client, wait):
+        """Our leader member node if this host leads the pool, else None (exit_code set, or waiting
+        for the leadership with --catch-up)."""
+        opts = self.opts
+        with asking("read the pool", opts.election):
+            if self.catch_up_until is not None:  # a change of the pool wakes us
+                wait(client.get_children_async(opts.election, watch=self._pool_changed))
+            members = pool(client, opts.election, wait)
+        if not members or members[0][1] != opts.id:
+            leader = members[0][1] if members else "-"
+            if self.catch_up_until is not None and time.time() < self.catch_up_until:
+                if not self.waiting:
+                    self.log.debug("not the leader of the pool; waiting for the leadership (--catch-up)",
+                                   election=opts.election, leader=leader)
+                self.waiting = True
+                return None
+            self.log.debug("not the leader of the pool; nothing to do", election=opts.election, leader=leader)
+            self.exit_code = 0
+            return None
+        if self.waiting:  # from now on the --catch-up deadline no longer applies: this run leads
+            self.log.info("this host leads the pool now; catching up on the tick", job=self.name, tick=self.tick)
+        self.waiting = False
+        return paths.join(opts.election, members[0][0])
 
     def liveness(self, node):
         """What the lease of our member *node* says (lease.Liveness): "ok", "dead", or seconds to wait."""
