@@ -705,13 +705,14 @@ class OutageWatch:
         quorum = time.monotonic()
         entry = {"length": round(length, 1), "quorum_after_start": round(quorum - started, 1), "recovered": {}}
         left = self.conditions(quorum)
-        while left and time.monotonic() - quorum < self.slot_bound(started) + 10:
+        slots_bound = self.slot_bound(started - length)  # *started*: the restart; the outage began *length* before
+        while left and time.monotonic() - quorum < slots_bound + 10:
             for name, condition in list(left.items()):
                 if condition():
                     entry["recovered"][name] = round(time.monotonic() - quorum, 1)
                     del left[name]
             time.sleep(0.2)
-        bounds = {"lock slots held": self.slot_bound(started)}
+        bounds = {"lock slots held": slots_bound}
         for name in list(entry["recovered"]) + list(left):
             report.checked("outage")
             took, bound = entry["recovered"].get(name), bounds.get(name, OUTAGE_RECOVERY)
@@ -725,9 +726,9 @@ class OutageWatch:
 
     def slot_bound(self, outage_start: float) -> float:
         """OUTAGE_RECOVERY; but a lock service killed less than its session timeout before the
-        outage left a session behind that the restored ensemble keeps for a whole fresh timeout (the
-        leader restores every session with one): its place in the line goes T after quorum, so the
-        slots come back within T + 5 s then."""
+        outage began (*outage_start*) left a session behind that the restored ensemble keeps for a
+        whole fresh timeout (the leader restores every session with one): its place in the line goes
+        T after quorum, so the slots come back within T + 5 s then."""
         chaos, bound = self.chaos, OUTAGE_RECOVERY
         for event in chaos.applied:
             service = chaos.cluster.services.get(event.get("detail") or event.get("target") or "")
