@@ -39,6 +39,16 @@ def member(hosts, election, ident, tmp_path, *extra):
     return proc
 
 
+def two_members_at_a_tick_start(hosts, election, tmp_path, tick):
+    """A (session 4 s) leads and B follows; returns (a, b) within 2 s of a tick's start."""
+    a = member(hosts, election, "A", tmp_path, "--session-timeout", "4")
+    a.wait_log("this member leads the pool")
+    b = member(hosts, election, "B", tmp_path)
+    if time.time() % tick > 2:
+        time.sleep(tick - time.time() % tick + 0.05)
+    return a, b
+
+
 @pytest.fixture
 def pool_led_by_h0(zk, zk_base):
     election = zk_base + "/cron"
@@ -130,12 +140,8 @@ def test_the_leader_dies_at_the_tick_start(zk_server, zk, zk_base, tmp_path, cat
     """A (its `elect` SIGKILLed, its host's cron silent) still leads when B's cron fires, until its
     session expires: without --catch-up the tick is lost, with it B runs it once."""
     election, tick = zk_base + "/cron", 30
-    a = member(zk_server.hosts, election, "A", tmp_path, "--session-timeout", "4")
-    a.wait_log("this member leads the pool")
-    b = member(zk_server.hosts, election, "B", tmp_path)
+    a, b = two_members_at_a_tick_start(zk_server.hosts, election, tmp_path, tick)
     try:
-        if time.time() % tick > 2:
-            time.sleep(tick - time.time() % tick + 0.05)
         a.proc.send_signal(signal.SIGKILL)
         extra = ["--catch-up", "25"] if catch_up else []
         started = time.monotonic()
@@ -158,12 +164,8 @@ def test_a_leader_whose_member_is_dead_does_not_claim_the_tick(zk_server, zk, zk
     """A's `elect` is frozen (SIGSTOP) but A's crontab fires: its lease runs out, so A leaves the
     tick to B, whose --catch-up run takes it once A's session expired."""
     election, tick = zk_base + "/cron", 30
-    a = member(zk_server.hosts, election, "A", tmp_path, "--session-timeout", "4")
-    a.wait_log("this member leads the pool")
-    b = member(zk_server.hosts, election, "B", tmp_path)
+    a, b = two_members_at_a_tick_start(zk_server.hosts, election, tmp_path, tick)
     try:
-        if time.time() % tick > 2:
-            time.sleep(tick - time.time() % tick + 0.05)
         a.proc.send_signal(signal.SIGSTOP)
         time.sleep(3)  # A's lease: under a second left
         on_a = cron(zk_server.hosts, election, tmp_path, "--tick", str(tick), ident="A")

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from tests.integration.test_cron14 import member, runs
+from tests.integration.test_cron14 import runs, two_members_at_a_tick_start
 from tests.support.runner import REPO
 
 
@@ -47,12 +47,8 @@ def env(tmp_path, host=None):
 
 def test_f1_a_leader_whose_elect_was_just_killed_does_not_eat_the_catch_up_tick(zk_server, zk, zk_base, tmp_path):
     election, tick = zk_base + "/cron", 30
-    a = member(zk_server.hosts, election, "A", tmp_path, "--session-timeout", "4")
-    a.wait_log("this member leads the pool")
-    b = member(zk_server.hosts, election, "B", tmp_path)
+    a, b = two_members_at_a_tick_start(zk_server.hosts, election, tmp_path, tick)
     try:
-        if time.time() % tick > 2:
-            time.sleep(tick - time.time() % tick + 0.05)
         a.proc.send_signal(signal.SIGKILL)  # A's elect dies; A's host and its cron are fine
         # A's cron fires at once: its lease still has ~3.5 s, more than margin + stop time (1.6 s)
         on_a = subprocess.Popen(cron_cmd(zk_server.hosts, election, tmp_path, "A",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+from tests.integration.test_mirror_local_faults import plant_sparse_files
 from tests.integration.test_mirror_shapes import SERVICE, Mirrored, tree
 from tests.support.runner import Zkherd
 from tests.support.zkutil import wait_for
@@ -49,11 +50,7 @@ def test_rollback_copies_read_no_planted_file(zk_server, zk, zk_base, tmp_path):
                     prefix=["prlimit", "--as=%d" % (2 << 30)])
     try:
         runner.wait_log("started child", timeout=30)
-        junk = local / "junk"
-        junk.mkdir()
-        for i in range(400):
-            with open(junk / ("f%03d" % i), "wb") as handle:
-                handle.truncate(7_900_000)
+        junk = plant_sparse_files(local / "junk")
         zk.set(root + "/a", b"a2\n")
         wait_for(lambda: runner.has("internal error") or (local / "a").read_bytes() == b"a2\n" and not junk.exists(),
                  30, message=lambda: runner.log()[-2000:])

@@ -36,6 +36,16 @@ def _remove_deep(top):
     subprocess.run(["rm", "-rf", str(top)], check=False)
 
 
+
+def plant_sparse_files(folder, count=400, size=7_900_000):
+    """What a local user plants in a mirrored folder: *count* sparse files just under 8 MB each
+    (no disk space; 3 GB if read into memory)."""
+    folder.mkdir()
+    for i in range(count):
+        with open(folder / ("f%03d" % i), "wb") as handle:
+            handle.truncate(size)
+    return folder
+
 def test_the_mirrored_root_losing_all_its_children_is_a_set_like_any_other(zk_server, zk, zk_base, tmp_path):
     """Deleting the last znodes below the mirrored root (the root is then a leaf): the files go, as
     they do below any other folder - or at least the runner says something that makes sense. Found:
@@ -124,11 +134,7 @@ def test_rollback_copies_of_a_planted_folder_are_bounded(zk_server, zk, zk_base,
                     prefix=["prlimit", "--as=%d" % (2 << 30)])
     try:
         runner.wait_log("started child", timeout=30)
-        junk = local / "junk"
-        junk.mkdir()
-        for i in range(400):
-            with open(junk / ("f%03d" % i), "wb") as handle:
-                handle.truncate(7_900_000)
+        plant_sparse_files(local / "junk")
         zk.set(root + "/a", b"a2\n")
         wait_for(lambda: runner.has("configuration installed.*a2|internal error") or (local / "a").read_bytes()
                  == b"a2\n", 30)
