@@ -36,7 +36,6 @@ def _remove_deep(top):
     subprocess.run(["rm", "-rf", str(top)], check=False)
 
 
-
 def plant_sparse_files(folder, count=400, size=7_900_000):
     """What a local user plants in a mirrored folder: *count* sparse files just under 8 MB each
     (no disk space; 3 GB if read into memory)."""
@@ -45,6 +44,7 @@ def plant_sparse_files(folder, count=400, size=7_900_000):
         with open(folder / ("f%03d" % i), "wb") as handle:
             handle.truncate(size)
     return folder
+
 
 def test_the_mirrored_root_losing_all_its_children_is_a_set_like_any_other(zk_server, zk, zk_base, tmp_path):
     """Deleting the last znodes below the mirrored root (the root is then a leaf): the files go, as
