@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 from zkherd.common import codec, paths, tree, znodes
@@ -13,6 +14,8 @@ from zkherd.common.connection import ZkError, stat_dict, to_kazoo_acls, translat
 from zkherd.common.errors import NO_NODE, USAGE, VERSION
 from zkherd.core import exits
 from zkherd.znodes import LocalError, fail, run
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
 
 
 def main(values, settings, out=None):
@@ -75,8 +78,8 @@ def get(client, path, show_stat, value_type, out):
     elif value_type != "raw":
         value = codec.decode(data, value_type, "data of %s" % path)
         out.write(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    elif out.isatty():  # a terminal gets text; binary data is summarized, never sent raw
-        text = codec.preview(data, limit=len(data) + 1)
+    elif out.isatty():  # a terminal gets text: binary data summarized, control characters escaped
+        text = _CONTROL.sub(lambda found: "\\x%02x" % ord(found.group()), codec.preview(data, limit=len(data) + 1))
         out.write(text if text.endswith("\n") or not text else text + "\n")
     else:  # a pipe or a file gets the bytes exactly: `get > f` and `set @f` round-trip
         out.flush()
