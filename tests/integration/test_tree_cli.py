@@ -178,3 +178,21 @@ def test_tree_changing_while_loaded(zk_server, zk, zk_base, tmp_path):
             assert "kept changing while it was read" in text(result)[1] or "another writer" in text(result)[1]
     assert zkherd(zk_server.hosts, "tree", "load", str(src), root).returncode == 0
     assert zk.get(root + "/f3/k199")[0] == b"v"
+
+
+def test_the_readme_example(zk_server, zk, zk_base, tmp_path):
+    """The README's `zkherd tree` block, run as it is written (on this test's server and base)."""
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("Trees of znodes from a directory", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    codes = []
+    for line in block.splitlines():
+        words = line.split("#", 1)[0].split()
+        assert words[0] == ".venv/bin/zkherd", line
+        words = [w.replace("/app", zk_base + "/app").replace("/tmp/config-backup", str(tmp_path / "backup"))
+                 for w in words[1:]]
+        run = zkherd(zk_server.hosts, *words)
+        assert b"Traceback" not in run.stderr
+        codes.append(run.returncode)
+    assert codes == [0, 0, 1, 0]
+    assert zk.get(zk_base + "/app/config/log_level")[0] == b"debug"
+    assert (tmp_path / "backup" / "log_level").read_bytes() == b"debug"

@@ -38,6 +38,9 @@ def run(settings, body, err=None):
     except UserError as exc:  # a value that does not decode (codec)
         err.write("zkherd: %s\n" % exc.message)
         return exits.DATAERR
+    except Exception as exc:  # a bug: one line, never a traceback (docs/runner.md, exit 70)
+        err.write("zkherd: unexpected error (a bug in zkherd): %s: %s\n" % (type(exc).__name__, exc))
+        return exits.SOFTWARE
 
 
 def fail(message, code):
