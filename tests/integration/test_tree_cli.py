@@ -167,7 +167,7 @@ def test_tree_changing_while_loaded(zk_server, zk, zk_base, tmp_path):
     thread = threading.Thread(target=churn)
     thread.start()
     try:
-        results = [zkherd(zk_server.hosts, "tree", "load", str(src), root) for _ in range(3)]
+        results = [zkherd(zk_server.hosts, "tree", "load", str(src), root) for _attempt in range(3)]
     finally:
         stop.set()
         thread.join()
