@@ -13,6 +13,7 @@ table=$(python -m bench.znode_tree --cg-collections "$cg")
 runner_table=$(python -m bench.runner)
 config_table=$(python -m bench.config)
 farm_table=$(python -m bench.farm)
+tree_table=$(python -m bench.tree_scale)
 {
     echo "# Benchmarks"
     echo
@@ -33,5 +34,9 @@ farm_table=$(python -m bench.farm)
     echo "## zkherd farm export (\`python -m bench.farm\`)"
     echo
     echo "$farm_table"
+    echo
+    echo "## Trees of 10,000 and 50,000 znodes (\`python -m bench.tree_scale\`)"
+    echo
+    echo "$tree_table"
 } >"$out"
 cat "$out"

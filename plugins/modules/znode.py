@@ -309,10 +309,9 @@ error_kind:
 """
 
 from ansible_collections.zkherd.ops.plugins.module_utils.common import acl as acls
-from ansible_collections.zkherd.ops.plugins.module_utils.common import codec, outcome, paths, tree, txn
+from ansible_collections.zkherd.ops.plugins.module_utils.common import codec, outcome, paths, tree, txn, znodes
 from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import (
     ZkError,
-    from_kazoo_acls,
     stat_dict,
     to_kazoo_acls,
     translate,
@@ -320,32 +319,9 @@ from ansible_collections.zkherd.ops.plugins.module_utils.common.connection impor
 from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import (
     AUTH,
     NO_NODE,
-    NOT_EMPTY,
     USAGE,
-    VERSION,
 )
 from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import ACL_OPTIONS, ZkModule
-
-
-def read(client, path):
-    """(data, stat, acl triples) or None when the znode does not exist."""
-    from kazoo.exceptions import NoNodeError
-
-    data_result, acl_result = client.get_async(path), client.get_acls_async(path)  # one round trip
-    try:
-        data, stat = data_result.get()
-        acl = acl_result.get()[0]
-    except NoNodeError:
-        return None
-    except Exception as exc:
-        raise translate(exc, "read", path) from None
-    return data or b"", stat, from_kazoo_acls(acl)
-
-
-def check_version(path, expected, stat):
-    if expected is not None and expected != -1 and stat.version != expected:
-        raise ZkError("znode %s is at version %d, not the expected %d; nothing was changed"
-                      % (path, stat.version, expected), VERSION)
 
 
 def diff_text(node, value_type, show_acl):
@@ -369,29 +345,27 @@ def ensure_present(module, client, path, desired, want_acl, before):
     if before is None:
         if p["version"] not in (None, -1):
             raise ZkError("znode %s does not exist, so it cannot be at version %d" % (path, p["version"]), NO_NODE)
-        parents = tree.missing_ancestors(client, path)
-        if parents and not p["makepath"]:
-            raise ZkError("cannot create %s: parent %s does not exist (set makepath=true to create it)"
-                          % (path, parents[0]), NO_NODE)
+        try:
+            parents = znodes.missing_parents(client, path, p["makepath"])
+        except ZkError as exc:
+            exc.message += " (set makepath=true to create it)"
+            raise
         result["created_parents"] = parents
         result["changed"] = True
         if not module.check_mode:
-            kazoo_acl = to_kazoo_acls(want_acl) if want_acl else None
-            ops = [txn.Op("create", parent, acl=kazoo_acl) for parent in parents]
-            ops.append(txn.Op("create", path, desired[0] if desired else b"", acl=kazoo_acl))
-            txn.apply(client, ops, wait=p["connect_timeout"])  # one transaction: all or nothing
+            znodes.create(client, path, desired[0] if desired else b"",
+                          parents, to_kazoo_acls(want_acl) if want_acl else None, p["connect_timeout"])
         return result
     data, stat, current_acl = before
     data_changes = desired is not None and not codec.same(data, desired[0], desired[1], p["value_type"])
     acl_changes = want_acl is not None and not acls.same(current_acl, want_acl)
     result["changed"] = data_changes or acl_changes
     if result["changed"]:
-        check_version(path, p["version"], stat)  # only a write needs the pinned version: reruns stay ok
+        znodes.check_version(path, p["version"], stat)  # only a write needs the pinned version: reruns stay ok
     if module.check_mode:
         return result
     if data_changes:
-        txn.apply(client, [txn.Op("set", path, desired[0], version=stat.version, old=data, czxid=stat.czxid)],
-                  wait=p["connect_timeout"])
+        znodes.set_value(client, path, desired[0], before, p["connect_timeout"])
     if acl_changes:
         set_acl(client, path, want_acl, stat.aversion, data_changes, result)
     return result
@@ -419,27 +393,17 @@ def ensure_absent(module, client, path, before):
     result = dict(created_parents=[], deleted=[], changed=False)
     if before is None:
         return result
-    stat = before[1]
-    check_version(path, p["version"], stat)
-    if stat.numChildren and not p["recursive"]:
-        raise ZkError("znode %s has children (%d); set recursive=true to delete it with its subtree"
-                      % (path, stat.numChildren), NOT_EMPTY)
-    nodes = tree.read_tree(client, path) if stat.numChildren else {path: tree.Node(path, before[0], stat, [])}
-    doomed = sorted(nodes, key=lambda q: (-paths.depth(q), q))
+    znodes.check_version(path, p["version"], before[1])
+    try:
+        nodes, doomed = znodes.subtree(client, path, before, p["recursive"])
+    except ZkError as exc:
+        exc.message = exc.message.replace("a recursive delete takes", "set recursive=true to delete")
+        raise
     result.update(changed=True, deleted=doomed)
     if not module.check_mode:
-        plan = tree.Plan()
-        # the root's version is the one read (or pinned) at the start: compare-and-set
-        plan.deletes = [(q, nodes[q].data, stat.version if q == path else nodes[q].stat.version) for q in doomed]
-        # several transactions: each one also checks the root's version (common.txn.Guard)
-        guard = txn.Guard(path, before[0], stat.version, stat.czxid) if len(doomed) > 1 else None
         try:
-            txn.apply(client, txn.plan_ops(plan, client, nodes), guard, wait=p["connect_timeout"])
+            znodes.delete(client, path, before, nodes, doomed, p["connect_timeout"])
         except txn.ApplyError as exc:
-            if exc.kind == AUTH and ("update %s:" % path) in exc.message:  # the guard's write on the root
-                exc.message += (" (a subtree deleted in several transactions also sets the data of %s, unchanged, "
-                                "in each one to keep other writers out: the credentials need write permission "
-                                "on it)" % path)
             exc.result = dict(result, changed=exc.written, uncertain=[op.path for op in exc.uncertain],
                               deleted=[op.path for op in exc.done if op.kind == "delete"])
             raise
@@ -449,7 +413,7 @@ def ensure_absent(module, client, path, before):
 def read_back(client, path, before):
     """The znode after a write; if it cannot be read, the error still says what was written."""
     try:
-        return read(client, path)
+        return znodes.read(client, path)
     except ZkError as exc:
         hint = ""
         if exc.kind == AUTH:
@@ -482,7 +446,7 @@ def predict(before, desired, want_acl):
 
 def run(module, client, path, desired, want_acl):
     p = module.params
-    before = read(client, path)
+    before = znodes.read(client, path)
     if p["state"] == "present":
         result = ensure_present(module, client, path, desired, want_acl, before)
     else:

@@ -186,9 +186,8 @@ error_kind:
 """
 
 from ansible_collections.zkherd.ops.plugins.module_utils.common import acl as acls
-from ansible_collections.zkherd.ops.plugins.module_utils.common import codec, paths, tree, txn
+from ansible_collections.zkherd.ops.plugins.module_utils.common import codec, paths, tree, treeload, txn
 from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import to_kazoo_acls
-from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import AUTH
 from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import ACL_OPTIONS, ZkModule
 
 
@@ -215,10 +214,7 @@ def done_lists(ops):
 
 
 def run(module, client, root, desired, want_acl):
-    current = tree.read_tree(client, root)
-    plan = tree.plan(current, desired, root, prune=module.params["prune"])
-    if root not in current:
-        plan.creates[:0] = [(parent, b"") for parent in tree.missing_ancestors(client, root)]
+    current, plan = treeload.plan_load(client, root, desired, prune=module.params["prune"])
     result = dict(
         changed=plan.changed,
         path=root,
@@ -230,15 +226,10 @@ def run(module, client, root, desired, want_acl):
     )
     if plan.changed and not module.check_mode:
         create_acl = to_kazoo_acls(want_acl) if want_acl else None
-        ops = txn.plan_ops(plan, client, current, create_acl)
         try:
-            result["transactions"] = txn.apply(client, ops, txn.Guard.of(root, current),
-                                               wait=module.params["connect_timeout"])
+            result["transactions"] = treeload.apply_load(client, root, plan, current, create_acl,
+                                                         module.params["connect_timeout"])
         except txn.ApplyError as exc:
-            if exc.kind == AUTH:  # the guard's write on the root is the surprising one
-                exc.message += (" (every transaction of znode_tree also sets the data of %s, unchanged, to keep "
-                                "other writers out: the credentials need write permission on it, also to create "
-                                "or delete below it)" % root)
             # what the tree holds now: what stayed committed, and what may have been
             exc.result = dict(result, changed=exc.written, uncertain=[op.path for op in exc.uncertain],
                               **done_lists(exc.done))

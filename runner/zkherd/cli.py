@@ -15,14 +15,14 @@ import signal
 import sys
 
 from zkherd import __version__
-from zkherd.commands import barrier, cron, elect, farm, run
+from zkherd.commands import barrier, cron, elect, farm, run, tree, znode
 from zkherd.common.errors import UserError
 from zkherd.core import exits, hostcodec
 from zkherd.core.argtypes import file_mode, seconds
 from zkherd.core.logs import Log
 from zkherd.core.settings import ConfigError, connection_settings, load_file, merge
 
-COMMANDS = (run, elect, cron, barrier, farm)
+COMMANDS = (run, elect, cron, barrier, farm, tree, znode)
 SECRET_KEYS = ("auth",)  # config file keys whose values no message may repeat
 GLOBAL_DEFAULTS = dict(
     zk=None, session_timeout=None, connect_timeout=None, auth=None, auth_file=None, acl=None, tls_ca=None,
@@ -179,7 +179,7 @@ def build_parser():
 
 def command_parser(parser, namespace):
     """The (sub)parser of the command given: `farm join` -> the parser of join."""
-    for name in ("cmd", "farm_cmd", "pool_cmd"):
+    for name in ("cmd", "farm_cmd", "pool_cmd", "tree_cmd"):
         chosen = getattr(namespace, name, None)
         subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
         if chosen and subparsers and chosen in subparsers[0].choices:

@@ -15,7 +15,7 @@ import json
 import os
 import time
 
-from . import paths
+from . import multiread, paths
 from .connection import ZkError, translate
 from .errors import USAGE, VERSION
 
@@ -110,6 +110,11 @@ def _read_once(client, root, watch, get):
     start = getattr(client, "last_zxid", None)
     if start is None:  # not a kazoo client that tracks it: no check possible
         start = float("inf")
+    if watch is None and multiread.supported(client, get):
+        try:
+            return _read_levels_multi(client, root, start, get)
+        except _Unsupported:
+            multiread.forget(client)  # a server without multi-read (an ensemble in an upgrade)
     nodes = {}
     level, listed = [root], False
     try:
@@ -123,6 +128,52 @@ def _read_once(client, root, watch, get):
                 names = sorted(children[path][0]) if path in children else []
                 nodes[path] = Node(path, data, stat, names)
                 level.extend(c for c in (paths.join(path, name) for name in names) if not paths.is_system(c))
+    except _Changed:
+        return None
+    return nodes
+
+
+class _Unsupported(Exception):
+    """The server answered a multi-read as a server without it does."""
+
+
+def _read_levels_multi(client, root, start, get):
+    """_read_once with multiRead requests: each level's children and data in a few requests."""
+    from kazoo.exceptions import MarshallingError, NoNodeError, UnimplementedError
+
+    def answer(path, value, listed):
+        if isinstance(value, NoNodeError):
+            if listed:
+                raise _Changed()  # listed by its parent, gone since
+            return None
+        if isinstance(value, Exception):
+            raise translate(value, "read", path)
+        return value
+
+    nodes = {}
+    level, listed = [root], False
+    try:
+        while level:
+            try:
+                read = list(multiread.read_nodes(client, level, get))
+            except (UnimplementedError, MarshallingError) as exc:
+                raise _Unsupported() from exc
+            except Exception as exc:
+                if not type(exc).__module__.startswith("kazoo"):
+                    raise
+                raise translate(exc, "read", level[0]) from None
+            next_level = []
+            for path, names, got in read:
+                got, names = answer(path, got, listed), answer(path, names, listed)
+                if got is None or names is None:
+                    continue
+                data, stat = got
+                if stat.mzxid > start or stat.pzxid > start:
+                    raise _Changed()
+                names = sorted(names)
+                nodes[path] = Node(path, data, stat, names)
+                next_level.extend(c for c in (paths.join(path, name) for name in names) if not paths.is_system(c))
+            level, listed = next_level, True
     except _Changed:
         return None
     return nodes

@@ -10,6 +10,7 @@ from zkherd.common.errors import AUTH, CONNECT, USAGE
 OK = 0
 USAGE_ERROR = 64  # bad usage or configuration
 DATAERR = 65  # data in ZooKeeper that cannot be used (farm get of a malformed member)
+NOINPUT = 66  # the znode asked for does not exist (get, set without --create, rm, tree dump)
 UNAVAILABLE = 69  # ZooKeeper unreachable at start
 SOFTWARE = 70  # a bug: an exception nobody expected (logged without a traceback)
 CANTCREAT = 73  # a local file cannot be written (farm export --once)
