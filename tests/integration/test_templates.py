@@ -23,7 +23,7 @@ def tpl(tmp_path, name, text):
     return path
 
 
-def run_with(zk_server, tmp_path, templates, *extra, child=SERVICE, env=None, log="run.log"):
+def run_with(zk_server, tmp_path, templates, *extra, child=tuple(SERVICE), env=None, log="run.log"):
     alert = 'echo "$ZKHERD_ALERT $ZKHERD_ALERT_MESSAGE" >> %s' % (tmp_path / "alerts")
     args = ["run", "--zk", zk_server.hosts, "--change-delay", "0.05", "--alert", alert]
     for src, dest in templates:

@@ -130,17 +130,14 @@ class TemplateSet:
         except (ZkError, KazooException) + TRANSIENT:
             raise  # ZooKeeper's, not the template's: the loop tries again
         except Exception as exc:  # noqa: BLE001  # whatever a template raises is the template's error
-            raise RenderError("cannot render %s%s: %s: %s" % (template.src, _line(exc),
-                                                             type(exc).__name__, exc)) from None
+            why = "%s: %s" % (type(exc).__name__, exc)
+            raise RenderError("cannot render %s%s: %s" % (template.src, _line(exc), why)) from None
 
     def confirm(self, loop):
         self.cache.confirm(loop)
 
     def version(self):
         return self.cache.version()
-
-    def missing_pairs(self):
-        return [(dest, znode) for dest, znode in self.missing.items()]
 
 
 def _line(exc):
