@@ -287,3 +287,18 @@ def test_a_set_is_one_state_under_a_stream_of_transactions(zk_server, zk, zk_bas
         assert len(counts) >= 3 and set(counts) == {"1"}, counts
     finally:
         runner.stop()
+
+
+def test_config_file_key_template(zk_server, zk, zk_base, tmp_path):
+    """`template:` in a --config file is a list of "SRC=DEST", for run and for render."""
+    zk.create(zk_base + "/cf", b"7", makepath=True)
+    src = tpl(tmp_path, "cf.j2", "cf={{ znode('%s/cf') }}\n" % zk_base)
+    dest = tmp_path / "cf.conf"
+    cfg = tmp_path / "render.yml"
+    cfg.write_text("zk: %s\nonce: true\ntemplate:\n  - %s=%s\n" % (zk_server.hosts, src, dest))
+    done = zkherd_once(["render", "--config", str(cfg)])
+    assert done.returncode == 0 and dest.read_text() == "cf=7\n", done.stderr
+    dest2 = tmp_path / "cf2.conf"
+    cfg.write_text("zk: %s\ntemplate: ['%s=%s']\ncommand: [sh, -c, 'cat %s']\n" % (zk_server.hosts, src, dest2, dest2))
+    done = zkherd_once(["run", "--config", str(cfg)])
+    assert done.returncode == 0 and done.stdout == "cf=7\n", done.stderr

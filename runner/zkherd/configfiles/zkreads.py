@@ -126,6 +126,8 @@ class ZnodeCache:
             moved = self._everything or bool(self._invalid & self.used)
         if moved:
             raise Moving("a znode a template read changed while it was read")
+        if len(self.entries) > 2 * len(self.used) + 64:  # what no template reads any more is not kept
+            self.entries = {key: entry for key, entry in self.entries.items() if key[1] in self.used}
 
     def version(self):
         """The newest zxid among the entries the render used (a deletion shows in the parent's pzxid)."""
