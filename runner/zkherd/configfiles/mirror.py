@@ -30,8 +30,7 @@ from zkherd.common import paths, tree
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import VERSION
 from zkherd.configfiles.install import Target
-from zkherd.configfiles.templates import RenderError, TemplateSet
-from zkherd.configfiles.zkreads import Moving
+from zkherd.configfiles.zkreads import Moving, RenderError
 
 __all__ = ["Mirror", "Moving"]
 
@@ -43,7 +42,11 @@ class Mirror:
         self.post = post
         self.log = log
         # --template: rendered first, confirmed after the mirrored reads: one state for the whole set
-        self.templates = TemplateSet(templates, post, log) if templates else None
+        self.templates = None
+        if templates:
+            from zkherd.configfiles.templates import TemplateSet  # only runners with templates pay for its imports
+
+            self.templates = TemplateSet(templates, post, log)
 
     def _watch(self, event):
         self.post("mirror", event.path)

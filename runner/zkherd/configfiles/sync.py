@@ -19,7 +19,7 @@ import time
 from zkherd.common.tree import MAX_VALUE_BYTES
 from zkherd.configfiles.install import DEFAULT_FILE_MODE, FileSet, LocalFileError
 from zkherd.configfiles.mirror import Mirror, Moving
-from zkherd.configfiles.templates import RenderError
+from zkherd.configfiles.zkreads import RenderError
 from zkherd.core.shellcmd import Task, command_env
 
 MAX_DELAY = 2.0  # a steady stream of changes still gets applied this often
