@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from tests.integration.test_templates import run_with, tpl
+from tests.integration.test_templates import run_with, tpl, zkherd_once
 from tests.support.zkutil import wait_for
 
 
@@ -36,3 +36,25 @@ def test_a_change_made_while_the_session_expired_is_rendered(zk_server, zk, zk_b
         assert runner.proc.poll() is None and not runner.has("Traceback")
     finally:
         runner.stop()
+
+
+def test_a_znode_the_template_may_not_read_is_a_render_error(zk_server, zk, zk_base, tmp_path):
+    """An ACL that denies the read: a render error naming the znode (65 with --once), not the end of
+    a long-running command (77 is for the command's own paths)."""
+    from kazoo.security import make_digest_acl
+
+    zk.create(zk_base + "/secret", b"s", acl=[make_digest_acl("boss", "pw", all=True)], makepath=True)
+    src = tpl(tmp_path, "acl.j2", "s={{ znode('%s/secret') }}\n" % zk_base)
+    dest = tmp_path / "acl.conf"
+    done = zkherd_once(["render", "--zk", zk_server.hosts, "--once", "%s=%s" % (src, dest)])
+    assert done.returncode == 65 and "%s/secret" % zk_base in done.stderr and "Traceback" not in done.stderr, \
+        done.stderr
+    assert not dest.exists()
+
+
+def test_render_once_of_a_missing_znode_writes_nothing(zk_server, zk_base, tmp_path):
+    src = tpl(tmp_path, "gone.j2", "g={{ znode('%s/not-there') }}\n" % zk_base)
+    dest = tmp_path / "gone.conf"
+    done = zkherd_once(["render", "--zk", zk_server.hosts, "--once", "%s=%s" % (src, dest)])
+    assert done.returncode == 75 and "%s/not-there" % zk_base in done.stderr, done.stderr
+    assert not dest.exists() and "Traceback" not in done.stderr
