@@ -112,13 +112,15 @@ def render(members, fmt, template=None, farm_path=None, json_text=None):
 
 
 def load_template(path):
+    """The --template of --format template, in the one environment of zkherd's templates (the
+    sandbox: member data is data; configfiles/templates.py)."""
     import jinja2
+
+    from zkherd.configfiles.templates import environment
 
     try:
         with open(path, encoding="utf-8") as handle:
-            env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-            env.policies["json.dumps_kwargs"] = {"sort_keys": True, "allow_nan": False}  # `tojson` is strict JSON
-            return env.from_string(handle.read())
+            return environment().from_string(handle.read())
     except OSError as exc:
         raise ZkError("cannot read template %s: %s" % (path, exc.strerror), "usage") from None
     except jinja2.TemplateSyntaxError as exc:
