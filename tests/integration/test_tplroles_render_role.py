@@ -70,14 +70,16 @@ def test_the_unit_is_hardened_writes_only_the_rendered_folders_and_is_valid(tmp_
 
 def test_the_role_ships_templates_through_the_service_roles_tasks(tmp_path):
     (tmp_path / "templates").mkdir()
-    (tmp_path / "templates" / "backends.cfg.j2").write_text("{% for m in children('/lb') %}server {{ m }}\n{% endfor %}")
+    text = "{% for m in children('/lb') %}server {{ m }}\n{% endfor %}"
+    (tmp_path / "templates" / "backends.cfg.j2").write_text(text)
     entry = dict(ENTRY, templates=[{"src": "backends.cfg.j2", "dest": str(tmp_path / "out" / "backends.cfg")}])
     role_tasks = yaml.safe_load((REPO / "roles" / "render" / "tasks" / "main.yml").read_text())
     tasks = [next(task for task in role_tasks if task["name"] == "Ship the templates")]
-    first = play(tmp_path, tasks, role_vars(tmp_path, render_renderers=[entry], render_template_dir=str(tmp_path / "t")))
+    play_vars = role_vars(tmp_path, render_renderers=[entry], render_template_dir=str(tmp_path / "t"))
+    first = play(tmp_path, tasks, play_vars)
     assert first.returncode == 0, first.stdout + first.stderr
     shipped = tmp_path / "t" / "render-lb" / "backends.cfg.j2"
-    assert shipped.read_text() == (tmp_path / "templates" / "backends.cfg.j2").read_text()
+    assert shipped.read_text() == text
     assert (tmp_path / "out").is_dir()
-    again = play(tmp_path, tasks, role_vars(tmp_path, render_renderers=[entry], render_template_dir=str(tmp_path / "t")))
+    again = play(tmp_path, tasks, play_vars)
     assert again.returncode == 0 and changed_count(again.stdout) == 0, again.stdout
