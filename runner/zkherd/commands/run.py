@@ -13,7 +13,8 @@ NAMES = ("run",)
 DEFAULTS = dict(
     lock=None, slots=1, no_wait=False, wait_timeout=None, register=None, data="", id=None,
     stop_signal="TERM", stop_timeout=10.0, command=None, containment="auto",
-    mirror=None, mirror_dir=None, check_cmd=None, check_timeout=30.0, on_change="restart", reload_signal="HUP",
+    mirror=None, mirror_dir=None, template=None, check_cmd=None, check_timeout=30.0, on_change="restart",
+    reload_signal="HUP",
     change_delay=0.2, file_mode=0o644,
     rolling_lock=None, rolling_slots=1, on_failure="pause",
     health=None, health_delay=5.0, health_interval=10.0, health_timeout=10.0, health_rise=1, health_fall=2,
@@ -45,6 +46,9 @@ def add_parsers(commands):
                      help="keep file LOCAL equal to ZNODE (repeat for a set read as one snapshot)")
     cfg.add_argument("--mirror-dir", action="append", metavar="LOCAL_DIR=ZNODE",
                      help="keep directory LOCAL_DIR equal to the subtree under ZNODE (leaves are files)")
+    cfg.add_argument("--template", action="append", metavar="SRC.j2=DEST",
+                     help="render the local Jinja2 template SRC.j2 from znodes into DEST, in the same set as the "
+                          "mirrored files (repeatable; docs/templates.md)")
     cfg.add_argument("--check-cmd", metavar="CMD",
                      help="shell command that validates the staged files ($ZKHERD_STAGED_FILE, $ZKHERD_STAGED_FILES)")
     cfg.add_argument("--check-timeout", type=seconds, metavar="S", help="a check running longer fails (default 30)")
@@ -136,8 +140,9 @@ def check_rollout(opts):
     """Validate the options of mirrored configuration, rolling restarts and health checks."""
     opts.mirror = mirror_pairs(opts.mirror, "--mirror", "LOCAL=ZNODE")
     opts.mirror_dir = mirror_pairs(opts.mirror_dir, "--mirror-dir", "LOCAL_DIR=ZNODE")
-    if not opts.mirror and not opts.mirror_dir and (opts.check_cmd or opts.rolling_lock):
-        raise ConfigError("--check-cmd and --rolling-lock need --mirror or --mirror-dir")
+    opts.templates = load_templates(opts)
+    if not opts.mirror and not opts.mirror_dir and not opts.templates and (opts.check_cmd or opts.rolling_lock):
+        raise ConfigError("--check-cmd and --rolling-lock need --mirror, --mirror-dir or --template")
     if opts.rolling_lock:
         znode_path(opts.rolling_lock, "--rolling-lock path")
     if opts.register_when == "healthy" and not (opts.health and opts.register):
@@ -151,6 +156,21 @@ def check_rollout(opts):
         if getattr(opts, name) < 0:
             raise ConfigError("--%s must not be negative" % name.replace("_", "-"))
     opts.reload_signal = parse_signal(opts.reload_signal)
+
+
+def load_templates(opts):
+    """--template SRC.j2=DEST: compiled now (a syntax error or an unreadable SRC is a usage error, 64);
+    a DEST is no mirrored file."""
+    if not opts.template:
+        return []
+    from zkherd.configfiles import templates  # only runners with templates pay for Jinja2
+
+    pairs = templates.template_pairs(opts.template)
+    taken = {local for local, _z in opts.mirror}
+    clash = [dest for _src, dest in pairs if dest in taken]
+    if clash:
+        raise ConfigError("--template DEST %s is also a --mirror file" % clash[0])
+    return templates.load_all(pairs)
 
 
 def mirror_pairs(items, option, form):

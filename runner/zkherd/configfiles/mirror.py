@@ -30,18 +30,20 @@ from zkherd.common import paths, tree
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import VERSION
 from zkherd.configfiles.install import Target
+from zkherd.configfiles.templates import RenderError, TemplateSet
+from zkherd.configfiles.zkreads import Moving
 
-
-class Moving(Exception):
-    """The mirrored znodes changed while they were read: read them again in a moment."""
+__all__ = ["Mirror", "Moving"]
 
 
 class Mirror:
-    def __init__(self, pairs, dir_pairs, post, log):
+    def __init__(self, pairs, dir_pairs, post, log, templates=()):
         self.pairs = list(pairs)  # [(local path, znode)]
         self.dir_pairs = list(dir_pairs)  # [(local directory, root znode)]
         self.post = post
         self.log = log
+        # --template: rendered first, confirmed after the mirrored reads: one state for the whole set
+        self.templates = TemplateSet(templates, post, log) if templates else None
 
     def _watch(self, event):
         self.post("mirror", event.path)
@@ -50,6 +52,7 @@ class Mirror:
         """({znode: data or None if missing}, version) as of one moment; every znode is watched.
         Raises Moving when a znode changed while the set was read (the loop reads again)."""
         client, get = loop.client, loop.get
+        rendered = self.render(loop)
         znodes = sorted({pair[1] for pair in self.pairs})
         reads = [(z, client.get_async(z, watch=self._watch)) for z in znodes]
         found, missing = {}, []
@@ -89,7 +92,22 @@ class Mirror:
                 if not node.children and path != root}
         # a deletion shows in the parent's pzxid, not in any mzxid
         version = max((max(answer[1].mzxid, answer[1].pzxid) for answer in found.values()), default=0)
+        if self.templates is not None:
+            self.templates.confirm(loop)  # Moving if what they read changed before the mirrored reads ended
+            snap.update((("template", dest), data) for dest, data in rendered.items())
+            version = max(version, self.templates.version())
         return snap, version
+
+    def render(self, loop):
+        """{DEST: bytes or None} of the templates; a RenderError is believed only once confirmed
+        (bad data that was already being replaced is Moving)."""
+        if self.templates is None:
+            return {}
+        try:
+            return self.templates.render(loop)
+        except RenderError:
+            self.templates.confirm(loop)
+            raise
 
     def desired_files(self, snap):
         """[(Target, data or None)] of every mirrored file (None: its znode is missing)."""
@@ -98,7 +116,14 @@ class Mirror:
             leaves = snap[("tree", root)]
             for rel, data in sorted((leaves or {}).items()):
                 result.append((Target.below(local_dir, rel), data))
+        for template in self.templates.templates if self.templates is not None else ():
+            result.append((Target.file(template.dest), snap[("template", template.dest)]))
         return result
+
+    def source(self, path):
+        """The znode a file comes from (for a template: the missing znode its render read)."""
+        found = dict(self.pairs + self.template_pairs()).get(path)
+        return found or "-"
 
     def stale(self, snap, files):
         """Entries in mirrored directories that no znode is at or below (deleted with the next
@@ -119,7 +144,8 @@ class Mirror:
         for target, data in self.desired_files(snap):
             if data is None:
                 if files.exists(target):
-                    self.log.warning("mirrored znode is missing, keeping the last file", file=target.path)
+                    self.log.warning("mirrored znode is missing, keeping the last file", file=target.path,
+                                     znode=self.source(target.path))
             elif files.differs(target, data):
                 result.append((target, data))
         return result
@@ -127,7 +153,7 @@ class Mirror:
     def folders(self, snap):
         """[(root, names)] of the folders the mirrored files go into: the operator's, and every folder
         on the way of a file of *snap* below a mirrored directory."""
-        found = {(os.path.dirname(os.path.abspath(local)), ()) for local, _z in self.pairs}
+        found = {(os.path.dirname(os.path.abspath(local)), ()) for local, _z in self.pairs + self.template_pairs()}
         for local_dir, root in self.dir_pairs:
             found.add((local_dir, ()))
             for rel in snap[("tree", root)] or {}:
@@ -147,8 +173,16 @@ class Mirror:
         cannot start)."""
         return ([(local, znode) for local, znode in self.pairs if snap[znode] is None and not os.path.exists(local)]
                 + [(local_dir, root) for local_dir, root in self.dir_pairs
-                   if snap[("tree", root)] is None and not os.path.isdir(local_dir)])
+                   if snap[("tree", root)] is None and not os.path.isdir(local_dir)]
+                + [(dest, znode) for dest, znode in self.template_pairs()
+                   if snap[("template", dest)] is None and not os.path.exists(dest)])
 
     def missing_files(self):
-        return ([pair[0] for pair in self.pairs if not os.path.exists(pair[0])]
+        return ([pair[0] for pair in self.pairs + self.template_pairs() if not os.path.exists(pair[0])]
                 + [pair[0] for pair in self.dir_pairs if not os.path.isdir(pair[0])])
+
+    def template_pairs(self):
+        """[(DEST, the znode its last render missed, or SRC)]."""
+        if self.templates is None:
+            return []
+        return [(t.dest, self.templates.missing.get(t.dest, t.src)) for t in self.templates.templates]

@@ -19,16 +19,18 @@ import time
 from zkherd.common.tree import MAX_VALUE_BYTES
 from zkherd.configfiles.install import DEFAULT_FILE_MODE, FileSet, LocalFileError
 from zkherd.configfiles.mirror import Mirror, Moving
+from zkherd.configfiles.templates import RenderError
 from zkherd.core.shellcmd import Task, command_env
 
 MAX_DELAY = 2.0  # a steady stream of changes still gets applied this often
 SAME, MISSING, FAILED, MOVING, CHANGED = "same", "missing", "failed", "moving", "changed"
+BROKEN = "broken"  # a template raised while rendering: self.render_failure says which version and why
 
 
 class ConfigSync:
     def __init__(self, pairs, dir_pairs, check_cmd, check_timeout, quiet, post, log, file_mode=DEFAULT_FILE_MODE,
-                 keep_copies=False):
-        self.mirror = Mirror(pairs, dir_pairs, post, log)
+                 keep_copies=False, templates=()):
+        self.mirror = Mirror(pairs, dir_pairs, post, log, templates)
         self.keep_copies = keep_copies  # --on-failure rollback: keep what an install replaces to put it back
         self.mirrored = set()  # the Targets of the set last installed (or found in place)
         self.staged_wanted = set()  # the Targets of the set staged
@@ -49,6 +51,7 @@ class ConfigSync:
         self.newest_read = 0  # the newest version of a snapshot read so far
         self.last_good = None  # {Target: bytes} before the last install, for --on-failure rollback
         self.waiting = None  # why the first files cannot be installed yet (for the service manager's status)
+        self.render_failure = None  # (version, message) of the last template that raised
 
     def changed(self):
         now = time.monotonic()
@@ -85,6 +88,12 @@ class ConfigSync:
             self.log.debug("mirror: " + str(exc))
             self.dirty = True
             return MOVING
+        except RenderError as exc:  # the files in place stay; a change of what it read renders again
+            self.newest_read = max(self.newest_read, exc.version)
+            self.render_failure = (exc.version, exc.message)
+            self.log.error(exc.message + "; keeping the files in place", version=exc.version)
+            self.waiting = "waiting for templates that render: " + exc.message
+            return BROKEN
         except BaseException:
             self.dirty = True  # the loop tries again
             raise
@@ -221,6 +230,11 @@ class ConfigSync:
             return
         self.log.warning("rolled back to the last good configuration",
                          files=",".join(sorted(t.path for t in self.last_good)))
+
+    def forget_cache(self):
+        """A new connection: the templates' cached znodes are read again (their watches may be gone)."""
+        if self.mirror.templates is not None:
+            self.mirror.templates.cache.forget()
 
     def forget_pending(self):
         if self.pending is not None:

@@ -35,7 +35,8 @@ class Rollout:
         self.log = log
         self.alerts = alerts
         self.sync = ConfigSync(opts.mirror, opts.mirror_dir, opts.check_cmd, opts.check_timeout, opts.change_delay,
-                               loop.wakeup.post, log, opts.file_mode, keep_copies=opts.on_failure == "rollback")
+                               loop.wakeup.post, log, opts.file_mode, keep_copies=opts.on_failure == "rollback",
+                               templates=opts.templates)
         self.rolling = self.failed_versions = None
         if opts.rolling_lock:
             self.rolling = Lock(opts.rolling_lock, opts.rolling_slots, opts.id, loop.wakeup, log, loop.op_timeout,
@@ -48,6 +49,7 @@ class Rollout:
         self.record_pending = None  # (version, why) of a failure, to record on the next turn with a connection
         self.after_failure = None  # what the runner is to do after a failed version: RESTART (rolled back) or None
         self.local_failure = None  # the last version that a local error kept out (alerted once)
+        self.render_alerted = None  # the last version whose render failure was alerted (once per version)
 
     # -- what the runner tells --------------------------------------------------------------------
 
@@ -62,13 +64,14 @@ class Rollout:
         return self.phase == WAITING or self.sync.busy
 
     def on_event(self, kind):
-        if kind == "mirror":
+        if kind in ("mirror", "template"):
             self.sync.changed()
         elif kind == "rolling":
             self.rolling_dirty = True
 
     def reconnected(self):
         """kazoo drops watches with the connection: read the set and look at the rolling lock again."""
+        self.sync.forget_cache()
         self.sync.changed()
         self.rolling_dirty = True
 
@@ -108,6 +111,7 @@ class Rollout:
             if self.phase in (WAITING, PAUSED):
                 self.phase = IDLE
         self.sync.discard()
+        self.sync.forget_cache()
         self.sync.dirty = True  # read again on the new session: changes may have been missed
 
     # -- the work ---------------------------------------------------------------------------------
@@ -161,6 +165,8 @@ class Rollout:
         outcome = sync.look(loop, self.failed_versions if learn else None)
         if outcome == outcomes.MOVING:
             return 0.1, None
+        if outcome == outcomes.BROKEN:
+            self.render_failed()
         if outcome != outcomes.CHANGED:
             if self.phase == IDLE:  # nothing to apply after all; never while applying or paused
                 self.release(loop)
@@ -173,6 +179,12 @@ class Rollout:
         if sync.stage() == "checking":
             return sync.check_timeout, None
         return 0.0, self.install(child_up)
+
+    def render_failed(self):
+        version, message = self.sync.render_failure
+        if version != self.render_alerted:
+            self.render_alerted = version
+            self.alerts.fire("render-failed", message)
 
     def checked(self, loop, child_up):
         sync = self.sync

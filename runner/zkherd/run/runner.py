@@ -62,7 +62,7 @@ class Runner(Program):
         if self.opts.lock:
             loop.fence  # noqa: B018  # its thread keeps the session's proof through the leader fresh from now
         self.holding = Holding(self.opts, loop, self.log, self.alerts)
-        if self.opts.mirror or self.opts.mirror_dir:
+        if self.opts.mirror or self.opts.mirror_dir or self.opts.templates:
             from zkherd.run.rollout import Rollout  # only runners that mirror files pay for its imports
 
             self.rollout = Rollout(self.opts, loop, self.log, self.alerts)

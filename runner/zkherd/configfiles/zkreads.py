@@ -1,0 +1,136 @@
+"""The znodes templates read (configfiles/templates.py): a cache that watches decide is still true,
+and the proof that one render read one consistent state.
+
+Every read leaves a watch (a data watch on a value, a child watch on a listing, an exists watch on
+a znode that is missing). A watch that fires marks its path invalid (on kazoo's callback thread,
+under a lock) and wakes the loop; the next render drops those entries and reads them again, so a
+change among 200 znodes costs one read, not 200. The other znodes the previous render read and that
+are not cached are fetched pipelined before the render starts.
+
+Why a cached entry can be trusted: ZooKeeper sends a watch notification before any reply to a
+request it serves after the change, and kazoo queues notifications on its callback thread before it
+hands over any later reply. So after the last reply of a render, a no-op put on that same callback
+queue (confirm()) runs after every notification for a change the server had made by then: if none
+of them touched a znode the render used, every value used was still true when the server served
+that last reply - one moment, one consistent state. If one did, the render is thrown away (Moving)
+and done again. This also covers a value read and then changed within the render, which a cache
+could not check with zxids alone.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from kazoo.exceptions import ConnectionLoss, KazooException, NoNodeError, SessionExpiredError
+from kazoo.protocol.states import Callback
+
+from zkherd.common.connection import translate
+
+DATA, CHILDREN = "data", "children"
+
+
+class RenderError(Exception):
+    """A template that cannot be rendered (it raised, or read what it may not); *version*: the newest
+    zxid it had read."""
+
+    def __init__(self, message, version=0):
+        super().__init__(message)
+        self.message, self.version = message, version
+
+
+class Moving(Exception):
+    """What a render read changed while it was read: render again in a moment."""
+
+
+class ZnodeCache:
+    def __init__(self, post):
+        self.post = post
+        self.entries = {}  # (DATA, path) -> (bytes, stat) or None (missing); (CHILDREN, path) -> (names, stat) or None
+        self.used = set()  # the paths read by the current render
+        self._invalid = set()  # paths whose watch fired (written by kazoo's callback thread)
+        self._everything = False  # a connection loss: no cached entry is trusted
+        self._lock = threading.Lock()
+        self.pending = {}  # key -> async result of a read sent ahead (prefetch)
+
+    def _watch(self, event):
+        with self._lock:
+            if event.path is None:
+                self._everything = True
+            else:
+                self._invalid.add(event.path)
+        self.post("template", event.path)
+
+    def forget(self):
+        """A new connection or session: nothing cached is trusted (watches may be gone)."""
+        with self._lock:
+            self._everything = True
+
+    def begin(self):
+        """Start a render: drop what watches said changed."""
+        with self._lock:
+            invalid, everything = self._invalid, self._everything
+            self._invalid, self._everything = set(), False
+        if everything:
+            self.entries.clear()
+        else:
+            for path in invalid:
+                self.entries.pop((DATA, path), None)
+                self.entries.pop((CHILDREN, path), None)
+        self.pending = {}
+        self.used = set()
+
+    def prefetch(self, client, keys):
+        """Send the reads of *keys* that are not cached, all at once (answers are collected as used)."""
+        for key in keys:
+            if key not in self.entries and key not in self.pending:
+                self.pending[key] = self._send(client, key)
+
+    def _send(self, client, key):
+        kind, path = key
+        if kind == DATA:
+            return client.get_async(path, watch=self._watch)
+        return client.get_children_async(path, watch=self._watch, include_data=True)
+
+    def read(self, loop, key):
+        """The entry of *key*: (bytes or names, stat), or None if the znode is missing."""
+        self.used.add(key[1])
+        if key in self.entries:
+            return self.entries[key]
+        result = self.pending.pop(key, None) or self._send(loop.client, key)
+        try:
+            entry = loop.get(result)
+        except NoNodeError:
+            entry = None
+            if loop.get(loop.client.exists_async(key[1], watch=self._watch)) is not None:
+                raise Moving("%s appeared while it was read" % key[1]) from None
+        except (ConnectionLoss, SessionExpiredError):
+            raise  # the loop tries again
+        except KazooException as exc:  # denied by its ACL, say: the template's problem, not the runner's end
+            raise RenderError("cannot read znode %s: %s" % (key[1], translate(exc, "read", key[1]).message)) from None
+        self.entries[key] = entry
+        return entry
+
+    def read_many(self, loop, keys):
+        """[entry] of several keys, their reads sent together."""
+        keys = list(keys)
+        self.prefetch(loop.client, keys)
+        return [self.read(loop, key) for key in keys]
+
+    def confirm(self, loop):
+        """After the last reply of a render: Moving if a watch says a znode it used changed."""
+        done = threading.Event()
+        loop.client.handler.dispatch_callback(Callback("barrier", done.set, ()))
+        if not done.wait(loop.op_timeout()):
+            raise Moving("kazoo's callback thread is busy")
+        with self._lock:
+            moved = self._everything or bool(self._invalid & self.used)
+        if moved:
+            raise Moving("a znode a template read changed while it was read")
+
+    def version(self):
+        """The newest zxid among the entries the render used (a deletion shows in the parent's pzxid)."""
+        newest = 0
+        for (_kind, path), entry in self.entries.items():
+            if entry is not None and path in self.used:
+                newest = max(newest, entry[1].mzxid, entry[1].pzxid)
+        return newest
