@@ -13,6 +13,7 @@ table=$(python -m bench.znode_tree --cg-collections "$cg")
 runner_table=$(python -m bench.runner)
 config_table=$(python -m bench.config)
 farm_table=$(python -m bench.farm)
+template_table=$(python -m bench.template)
 {
     echo "# Benchmarks"
     echo
@@ -33,5 +34,9 @@ farm_table=$(python -m bench.farm)
     echo "## zkherd farm export (\`python -m bench.farm\`)"
     echo
     echo "$farm_table"
+    echo
+    echo "## Templates (\`python -m bench.template\`)"
+    echo
+    echo "$template_table"
 } >"$out"
 cat "$out"
