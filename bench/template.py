@@ -80,7 +80,7 @@ class RawWatches:
 
 
 def one_change_at_a_time(admin, proc, watches, count, changes):
-    ours, references = [], [[] for _ in watches]
+    ours, references = [], [[] for watch in watches]
     for change in range(1, changes + 1):
         index = (change * 7) % count  # each change another znode
         value = b"v%d-%d" % (change, index)

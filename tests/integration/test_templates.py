@@ -254,3 +254,36 @@ def test_dest_through_a_symlink_is_refused(zk_server, zk, zk_base, tmp_path):
     done = zkherd_once(["render", "--zk", zk_server.hosts, "--once", "%s=%s" % (src, tmp_path / "link")])
     assert done.returncode == 73 and "symlink" in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert secret.read_text() == "precious\n" and (tmp_path / "link").is_symlink()
+
+
+def test_a_set_is_one_state_under_a_stream_of_transactions(zk_server, zk, zk_base, tmp_path):
+    """A template over 40 znodes and a mirrored file, all set to one value by each transaction of a
+    writer that hardly pauses: every set the check command sees holds one value only (a render
+    whose znodes moved while it ran is thrown away, cached values included)."""
+    names = ["k%02d" % i for i in range(40)]
+    for name in names + ["m"]:
+        zk.create(zk_base + "/c/" + name, b"0", makepath=True)
+    src = tpl(tmp_path, "all.j2", "".join("{{ znode('%s/c/%s') }}\n" % (zk_base, n) for n in names))
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    record = tmp_path / "sets"
+    check = ('for f in $ZKHERD_STAGED_FILES; do cat "${f#*=}"; echo; done | sort -u | grep . | wc -l >> %s'
+             % record)
+    runner = run_with(zk_server, tmp_path, [(src, etc / "all")], "--mirror", "%s=%s" % (etc / "m", zk_base + "/c/m"),
+                      "--check-cmd", check, "--on-change", "none", "--change-delay", "0")
+    try:
+        runner.wait_log("started child", timeout=30)
+        deadline, i = time.monotonic() + 4.0, 0
+        while time.monotonic() < deadline:
+            i += 1
+            txn = zk.transaction()
+            for name in names[::-1] + ["m"]:
+                txn.set_data(zk_base + "/c/" + name, str(i).encode())
+            txn.commit()
+            time.sleep(0.002 * (i % 8))  # now and then a gap in which a render can complete
+        wait_for(lambda: (etc / "m").read_text() == str(i) and (etc / "all").read_text() == ("%d\n" % i) * 40, 20,
+                 message=runner.log)
+        counts = record.read_text().split()
+        assert len(counts) >= 3 and set(counts) == {"1"}, counts
+    finally:
+        runner.stop()
