@@ -72,7 +72,8 @@ def test_what_the_render_role_writes_runs_checks_and_runs_on_change(zk_server, z
     changes = tmp_path / "changes"
     entry = {"name": "lb", "zk": zk_server.hosts, "change_delay": 0.05,
              "templates": [{"src": "backends.cfg.j2", "dest": str(dest)}],
-             "check_cmd": "grep -q '^server [a-z0-9]* [0-9.]*:[0-9]*$' \"$ZKHERD_STAGED_FILE\"",
+             # every line a server line, or the set is refused
+             "check_cmd": "! grep -qv '^server [a-z0-9]* [0-9.]*:[0-9]*$' \"$ZKHERD_STAGED_FILE\"",
              "on_change": "cat %s >> %s" % (dest, changes)}
     render_entry = dict(entry, name="render-lb")  # what the render role hands the service role's shipping
     assert ship(tmp_path, [render_entry]).returncode == 0
@@ -143,3 +144,17 @@ def test_templates_roll_one_host_at_a_time_and_a_failing_version_pauses(zk_serve
     finally:
         for runner in runners:
             runner.stop()
+
+
+def test_a_scheduled_renderers_configuration_renders_once_and_exits(zk_server, zk, zk_base, tmp_path):
+    zk.create(zk_base + "/motd", b"hello", makepath=True)
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "motd.j2").write_text("motd={{ znode('%s/motd') }}\n" % zk_base)
+    dest = tmp_path / "etc" / "motd"
+    entry = {"name": "motd", "zk": zk_server.hosts, "schedule": "hourly",
+             "templates": [{"src": "motd.j2", "dest": str(dest)}]}
+    assert ship(tmp_path, [dict(entry, name="render-motd")]).returncode == 0
+    config = role_config(tmp_path, "render", "render.yml.j2", entry)
+    done = subprocess.run([sys.executable, "-m", "zkherd", "render", "--config", str(config)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and dest.read_text() == "motd=hello\n", done.stderr
