@@ -14,6 +14,7 @@ runner_table=$(python -m bench.runner)
 config_table=$(python -m bench.config)
 farm_table=$(python -m bench.farm)
 tree_table=$(python -m bench.tree_scale)
+template_table=$(python -m bench.template)
 {
     echo "# Benchmarks"
     echo
@@ -38,5 +39,9 @@ tree_table=$(python -m bench.tree_scale)
     echo "## Trees of 10,000 and 50,000 znodes (\`python -m bench.tree_scale\`)"
     echo
     echo "$tree_table"
+    echo
+    echo "## Templates (\`python -m bench.template\`)"
+    echo
+    echo "$template_table"
 } >"$out"
 cat "$out"
