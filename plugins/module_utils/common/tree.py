@@ -115,6 +115,7 @@ def _read_once(client, root, watch, get):
             return _read_levels_multi(client, root, start, get)
         except _Unsupported:
             multiread.forget(client)  # a server without multi-read (an ensemble in an upgrade)
+            multiread.settle(client, get, root)  # it closes the connection: not under the reads below
     nodes = {}
     level, listed = [root], False
     try:
@@ -150,12 +151,12 @@ def _read_levels_multi(client, root, start, get):
             raise translate(value, "read", path)
         return value
 
-    nodes = {}
+    nodes, sizes = {}, multiread.Sizes(client)
     level, listed = [root], False
     try:
         while level:
             try:
-                read = list(multiread.read_nodes(client, level, get))
+                read = list(multiread.read_nodes(client, level, get, sizes))
             except (UnimplementedError, MarshallingError) as exc:
                 raise _Unsupported() from exc
             except Exception as exc:
