@@ -31,7 +31,7 @@ def main(values, settings, out=None):
                                                  settings.connect_timeout, out))
     if cmd == "diff":
         return run(settings, lambda client: diff(client, root, desired, out))
-    return run(settings, lambda client: dump_tree(client, root, values["local_dir"], values["force"], out))
+    return run(settings, lambda client: dump_tree(client, root, values, out))
 
 
 def load(client, root, desired, values, create_acl, wait, out):
@@ -72,10 +72,12 @@ def _shown(data):
     return codec.preview(data, limit=120).replace("\n", "\\n")
 
 
-def dump_tree(client, root, directory, force, out):
+def dump_tree(client, root, values, out):
     nodes = tree.read_tree(client, root)
     if not nodes:
         raise ZkError("znode %s does not exist" % root, NO_NODE)
-    written = dump(nodes, root, directory, force, warn=lambda text: sys.stderr.write("zkherd: warning: %s\n" % text))
+    directory = values["local_dir"]
+    written = dump(nodes, root, directory, values["force"], file_mode=values["file_mode"],
+                   warn=lambda text: sys.stderr.write("zkherd: warning: %s\n" % text))
     out.write("%d znodes into %s (%d files)\n" % (len(nodes), directory, written))
     return 0
