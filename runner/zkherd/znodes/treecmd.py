@@ -47,25 +47,24 @@ def load(client, root, desired, values, create_acl, wait, out):
         out.write("%s (dry run: nothing was changed)\n" % summary.replace(" created", " to create")
                   .replace(" updated", " to update").replace(" deleted", " to delete"))
         return 0
-    count = treeload.apply_load(client, root, plan, current, create_acl, wait) if plan.changed else 0
+    count = treeload.apply_load(client, root, plan, current, create_acl, wait,
+                                 doer="`zkherd tree load`") if plan.changed else 0
     out.write("%s, in %d transaction%s\n" % (summary, count, "" if count == 1 else "s"))
     return 0
 
 
 def diff(client, root, desired, out):
-    """What `tree load --prune` would change, and ephemeral znodes it would leave as they are."""
+    """What `tree load --prune` would change (its own plan), then what it would keep as it is
+    (ephemeral znodes and the folders that hold them): the exit says whether anything changes."""
     current = tree.read_tree(client, root)
-    lines = []
-    for path in sorted(set(desired) | set(current)):
-        want, node = desired.get(path, b""), current.get(path)
-        if node is None:
-            lines.append("+ %s" % path)
-        elif path not in desired:
-            lines.append("- %s%s" % (path, " (ephemeral)" if node.ephemeral else ""))
-        elif want is not None and want != node.data:
-            lines.append("~ %s\n  - %s\n  + %s" % (path, _shown(node.data), _shown(want)))
-    out.write("".join(line + "\n" for line in lines))
-    return DIFFERENT if lines else 0
+    plan = tree.plan(current, desired, root, prune=True)
+    lines = sorted([(path, "+ %s" % path) for path, _data in plan.creates]
+                   + [(path, "- %s" % path) for path, _data, _version in plan.deletes]
+                   + [(path, "~ %s\n  - %s\n  + %s" % (path, _shown(old), _shown(new)))
+                      for path, old, new, _version in plan.updates])
+    kept = ["= %s (kept: %s)" % pair for pair in sorted(plan.kept)]
+    out.write("".join(line + "\n" for _path, line in lines) + "".join(line + "\n" for line in kept))
+    return DIFFERENT if plan.changed else 0
 
 
 def _shown(data):
