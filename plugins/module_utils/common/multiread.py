@@ -22,8 +22,8 @@ stop a server with an out-of-memory error. The values' sizes are not known befor
 so read_nodes sizes each request from what the read has seen so far: each level of the tree starts
 with one request of FIRST_ZNODES znode, a request holds at most GROWTH times the znodes of the
 largest answered in its level, and (znodes x the largest value seen, at least MIN_VALUE_GUESS)
-stays under ANSWER_BYTES; more requests are sent before the oldest is answered (after the first
-of a level) while the same guess of their answers stays under IN_FLIGHT_BYTES. This is a guess,
+stays under ANSWER_BYTES; once requests are that big, more are sent before the oldest is
+answered while the same guess of their answers stays under IN_FLIGHT_BYTES. This is a guess,
 not a bound: a level whose first few hundred values are small and whose next ones are all near
 a megabyte still makes answers of many megabytes. A request's own bytes (its paths) stay under REQUEST_BYTES,
 far from the server's 1 MB jute.maxbuffer. No Ansible imports.
@@ -203,11 +203,15 @@ class Sizes:
     def more(self):
         """Whether another request may be sent before the oldest is answered: not before a first
         answer (nothing is known of the values yet), then while the guessed answers fit."""
-        return bool(self.proven) and sum(self.awaited) * self.guess() < IN_FLIGHT_BYTES
+        if not self.proven or self.proven * GROWTH < self._cap():
+            return False  # still growing: the next size waits for the answer that allows it
+        return sum(self.awaited) * self.guess() < IN_FLIGHT_BYTES
+
+    def _cap(self):
+        return max(1, min(MAX_OPS // 2, ANSWER_BYTES // self.guess()))
 
     def next_part(self, level, start):
-        grown = max(FIRST_ZNODES, self.proven * GROWTH)
-        most = max(1, min(MAX_OPS // 2, grown, ANSWER_BYTES // self.guess()))
+        most = min(self._cap(), max(FIRST_ZNODES, self.proven * GROWTH))
         part, size = [], 0
         for path in level[start:start + most]:
             size += _OP_OVERHEAD + 2 * (len(path.encode("utf-8")) + self.extra)
