@@ -47,8 +47,9 @@ def load(client, root, desired, values, create_acl, wait, out):
         out.write("%s (dry run: nothing was changed)\n" % summary.replace(" created", " to create")
                   .replace(" updated", " to update").replace(" deleted", " to delete"))
         return 0
-    count = treeload.apply_load(client, root, plan, current, create_acl, wait,
-                                 doer="`zkherd tree load`") if plan.changed else 0
+    count = 0
+    if plan.changed:
+        count = treeload.apply_load(client, root, plan, current, create_acl, wait, doer="`zkherd tree load`")
     out.write("%s, in %d transaction%s\n" % (summary, count, "" if count == 1 else "s"))
     return 0
 
