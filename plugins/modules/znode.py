@@ -348,7 +348,8 @@ def ensure_present(module, client, path, desired, want_acl, before):
         try:
             parents = znodes.missing_parents(client, path, p["makepath"])
         except ZkError as exc:
-            exc.message += " (set makepath=true to create it)"
+            if exc.kind == NO_NODE:  # not an access denied or a lost connection while checking
+                exc.message += " (set makepath=true to create it)"
             raise
         result["created_parents"] = parents
         result["changed"] = True

@@ -228,7 +228,7 @@ def run(module, client, root, desired, want_acl):
         create_acl = to_kazoo_acls(want_acl) if want_acl else None
         try:
             result["transactions"] = treeload.apply_load(client, root, plan, current, create_acl,
-                                                         module.params["connect_timeout"])
+                                                         module.params["connect_timeout"], doer="znode_tree")
         except txn.ApplyError as exc:
             # what the tree holds now: what stayed committed, and what may have been
             exc.result = dict(result, changed=exc.written, uncertain=[op.path for op in exc.uncertain],

@@ -13,7 +13,20 @@ when a watch is wanted.
 Support is found out once per client: the first multi-read is a probe of one getData. A server
 before 3.6 answers an unknown request type with UNIMPLEMENTED (and drops the connection, which
 kazoo re-opens in the same session); that, or a marshalling error, marks the client as without
-multi-read, and its reads are pipelined from then on. No Ansible imports.
+multi-read, and its reads are pipelined from then on. A probe lost with the connection decides
+nothing: the next read probes again.
+
+Sizes. The server builds an answer whole in its heap (and kazoo reads it whole, without pinging
+meanwhile), so a request of a thousand znodes of a megabyte each would be a gigabyte: enough to
+stop a server with an out-of-memory error. The values' sizes are not known before they are read,
+so read_nodes sizes each request from what the read has seen so far: each level of the tree starts
+with one request of FIRST_ZNODES znode, a request holds at most GROWTH times the znodes of the
+largest answered in its level, and (znodes x the largest value seen, at least MIN_VALUE_GUESS)
+stays under ANSWER_BYTES; once requests are that big, more are sent before the oldest is
+answered while the same guess of their answers stays under IN_FLIGHT_BYTES. This is a guess,
+not a bound: a level whose first few hundred values are small and whose next ones are all near
+a megabyte still makes answers of many megabytes. A request's own bytes (its paths) stay under REQUEST_BYTES,
+far from the server's 1 MB jute.maxbuffer. No Ansible imports.
 """
 
 from __future__ import annotations
@@ -21,7 +34,14 @@ from __future__ import annotations
 import struct
 
 GET_DATA, GET_CHILDREN, ERROR = 4, 8, -1
-MAX_OPS = 2000  # sub-ops a request: a thousand znodes (children + data each), about 100 kB of paths
+MAX_OPS = 2000  # sub-ops a request: a thousand znodes (children + data each)
+REQUEST_BYTES = 256 * 1024  # of a request (paths and headers); the server refuses one over 1 MB
+ANSWER_BYTES = 1024 * 1024  # guessed bytes of an answer: no more than one plain read's (see the module doc)
+IN_FLIGHT_BYTES = 4 * 1024 * 1024  # guessed bytes of the answers awaited at once
+FIRST_ZNODES = 1  # the first request of a read: one value, as a plain read
+GROWTH = 4  # a request holds at most this times the znodes of the one before
+MIN_VALUE_GUESS = 256  # a small value still costs its stat and names in the answer
+_OP_OVERHEAD = 2 * (12 + 4 + 1)  # two sub-ops: header, path length, watch flag (and the path twice)
 _ATTR = "_zkherd_multiread"  # on the client: True, False, or absent (not known yet)
 _INT = struct.Struct("!i")
 _HEADER = struct.Struct("!ibi")
@@ -45,7 +65,17 @@ class MultiRead:
 
     @classmethod
     def deserialize(cls, data, offset):
-        from kazoo.exceptions import EXCEPTIONS
+        """The answers; a malformed answer is a MarshallingError (the caller reads pipelined instead)."""
+        from kazoo.exceptions import MarshallingError
+
+        try:
+            return cls._answers(data, offset)
+        except (struct.error, ValueError, UnicodeDecodeError) as exc:
+            raise MarshallingError("a malformed multiRead answer: %s" % exc) from None
+
+    @staticmethod
+    def _answers(data, offset):
+        from kazoo.exceptions import EXCEPTIONS, ZookeeperError
         from kazoo.protocol.states import ZnodeStat
 
         results = []
@@ -74,7 +104,8 @@ class MultiRead:
             elif kind == ERROR:
                 code = _INT.unpack_from(data, offset)[0]
                 offset += _INT.size
-                results.append(EXCEPTIONS[code]())
+                known = code in EXCEPTIONS
+                results.append(EXCEPTIONS[code]() if known else ZookeeperError("error code %d from the server" % code))
             else:
                 raise ValueError("multiRead answer with an unexpected op type %d" % kind)
 
@@ -104,15 +135,18 @@ def supported(client, get, probe_path="/"):
     try:
         answer = get(submit(client, [(GET_DATA, probe_path)]))
         known = len(answer) == 1
-    except (UnimplementedError, MarshallingError, ConnectionLoss):
+    except ConnectionLoss:  # lost with the connection: nothing is known yet, the next read asks again
+        settle(client, get, probe_path)
+        return False
+    except (UnimplementedError, MarshallingError):
         known = False
-        _settle(client, get, probe_path)
+        settle(client, get, probe_path)
     setattr(client, _ATTR, known)
     return known
 
 
-def _settle(client, get, path, attempts=5):
-    """After a refused probe the server closes the connection: wait until a plain read passes
+def settle(client, get, path, attempts=5):
+    """After a refused multi-read the server closes the connection: wait until a plain read passes
     again (kazoo queues it while it reconnects), so that the pipelined reads that follow do not
     meet the drop. A connection that stays lost is the caller's next read's to report."""
     from kazoo.exceptions import ConnectionLoss, NoNodeError
@@ -132,18 +166,66 @@ def forget(client):
     setattr(client, _ATTR, False)
 
 
-def read_nodes(client, level, get):
+def read_nodes(client, level, get, sizes=None):
     """For every path of *level*: (path, names or exception, (data, stat) or exception), read with
-    as few multiRead requests as MAX_OPS allows, all sent before any answer is awaited. The
-    children of a znode are listed before its data is read, so that the data's stat (pzxid)
-    tells whether the list changed after a given zxid."""
-    per_request = MAX_OPS // 2
-    pending = []
-    for start in range(0, len(level), per_request):
-        part = level[start:start + per_request]
-        ops = [op for path in part for op in ((GET_CHILDREN, path), (GET_DATA, path))]
-        pending.append((part, submit(client, ops)))
-    for part, result in pending:
+    multiRead requests sized as the module doc says (*sizes*: a Sizes kept over the levels of one
+    read), several awaited at once. The children of a znode are listed before its data is read, so
+    that the data's stat (pzxid) tells whether the list changed after a given zxid."""
+    sizes = sizes or Sizes(client)
+    sizes.proven = 0  # a new level: its values may be bigger than the last level's
+    pending, start = [], 0
+    while start < len(level) or pending:
+        while start < len(level) and (not pending or sizes.more()):
+            part = sizes.next_part(level, start)
+            ops = [op for path in part for op in ((GET_CHILDREN, path), (GET_DATA, path))]
+            pending.append((part, submit(client, ops)))
+            sizes.sent(len(part))
+            start += len(part)
+        part, result = pending.pop(0)
         answers = get(result)
+        sizes.answered(len(part), answers)
         for index, path in enumerate(part):
             yield path, answers[2 * index], answers[2 * index + 1]
+
+
+class Sizes:
+    """How many znodes the next request of a read may hold (the module doc's rules)."""
+
+    def __init__(self, client):
+        self.largest = 0  # the largest value seen by this read
+        self.proven = 0  # the most znodes of a request of this level answered so far
+        self.awaited = []  # znodes of each request sent and not answered
+        self.extra = len(getattr(client, "chroot", "") or "")
+
+    def guess(self):
+        return max(self.largest, MIN_VALUE_GUESS)
+
+    def more(self):
+        """Whether another request may be sent before the oldest is answered: not before a first
+        answer (nothing is known of the values yet), then while the guessed answers fit."""
+        if not self.proven or self.proven * GROWTH < self._cap():
+            return False  # still growing: the next size waits for the answer that allows it
+        return sum(self.awaited) * self.guess() < IN_FLIGHT_BYTES
+
+    def _cap(self):
+        return max(1, min(MAX_OPS // 2, ANSWER_BYTES // self.guess()))
+
+    def next_part(self, level, start):
+        most = min(self._cap(), max(FIRST_ZNODES, self.proven * GROWTH))
+        part, size = [], 0
+        for path in level[start:start + most]:
+            size += _OP_OVERHEAD + 2 * (len(path.encode("utf-8")) + self.extra)
+            if part and size > REQUEST_BYTES:
+                break
+            part.append(path)
+        return part
+
+    def sent(self, count):
+        self.awaited.append(count)
+
+    def answered(self, count, answers):
+        self.awaited.remove(count)
+        self.proven = max(self.proven, count)
+        for answer in answers[1::2]:
+            if isinstance(answer, tuple):
+                self.largest = max(self.largest, answer[1].dataLength)

@@ -14,6 +14,7 @@ import fnmatch
 import json
 import os
 import time
+from stat import S_ISREG
 
 from . import multiread, paths
 from .connection import ZkError, translate
@@ -115,6 +116,7 @@ def _read_once(client, root, watch, get):
             return _read_levels_multi(client, root, start, get)
         except _Unsupported:
             multiread.forget(client)  # a server without multi-read (an ensemble in an upgrade)
+            multiread.settle(client, get, root)  # it closes the connection: not under the reads below
     nodes = {}
     level, listed = [root], False
     try:
@@ -150,12 +152,12 @@ def _read_levels_multi(client, root, start, get):
             raise translate(value, "read", path)
         return value
 
-    nodes = {}
+    nodes, sizes = {}, multiread.Sizes(client)
     level, listed = [root], False
     try:
         while level:
             try:
-                read = list(multiread.read_nodes(client, level, get))
+                read = list(multiread.read_nodes(client, level, get, sizes))
             except (UnimplementedError, MarshallingError) as exc:
                 raise _Unsupported() from exc
             except Exception as exc:
@@ -244,10 +246,11 @@ def desired_from_dir(local_dir, root, data_name=DEFAULT_DATA_NAME, exclude=DEFAU
                     if leads_to != top and not leads_to.startswith(top.rstrip("/") + "/"):
                         raise ZkError("%r is a symlink to %r, outside the source directory %r: refused"
                                       % (entry.path, leads_to, local_dir), USAGE)
+                inside = top if entry.is_symlink() else None  # where its target must still be when opened
                 if entry.name == data_name:
                     if not entry.is_file():
                         raise ZkError("%r must be a file" % entry.path, USAGE)
-                    desired[znode] = check_value_size(znode, _read(entry.path), "file %r" % entry.path)
+                    desired[znode] = check_value_size(znode, _read(entry.path, inside), "file %r" % entry.path)
                     continue
                 try:
                     child = paths.join(znode, paths.validate_name(entry.name))
@@ -256,7 +259,7 @@ def desired_from_dir(local_dir, root, data_name=DEFAULT_DATA_NAME, exclude=DEFAU
                 if entry.is_dir():
                     walk(entry.path, child)
                 elif entry.is_file():
-                    desired[child] = check_value_size(child, _read(entry.path), "file %r" % entry.path)
+                    desired[child] = check_value_size(child, _read(entry.path, inside), "file %r" % entry.path)
                 else:
                     raise ZkError("%r is neither a file nor a directory (or a dangling symlink)"
                                   % entry.path, USAGE)
@@ -266,12 +269,33 @@ def desired_from_dir(local_dir, root, data_name=DEFAULT_DATA_NAME, exclude=DEFAU
     return desired
 
 
-def _read(path):
+def _read(path, inside=None):
+    """The bytes of the file *path*, checked when open (a folder another user can write may have
+    its entries swapped after they were checked): not a link when it was none (O_NOFOLLOW); a
+    link's target (*inside*: the source directory) still inside the source directory and the very
+    file opened. Read no further than a value may be."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if inside else os.O_NOFOLLOW)
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        handle = os.open(path, flags)
     except OSError as exc:
         raise ZkError("cannot read %r: %s" % (path, exc.strerror), USAGE) from None
+    try:
+        st = os.fstat(handle)
+        if inside is not None:
+            leads_to = os.path.realpath(path)
+            try:
+                same = os.path.samestat(st, os.stat(leads_to))
+            except OSError:
+                same = False
+            if not same or not leads_to.startswith(inside.rstrip("/") + "/"):
+                raise ZkError("%r changed while it was read (a symlink swapped?): refused" % path, USAGE)
+        if not S_ISREG(st.st_mode):
+            raise ZkError("%r is not a regular file" % path, USAGE)
+        return read_up_to(handle, MAX_VALUE_BYTES + 1)
+    except OSError as exc:
+        raise ZkError("cannot read %r: %s" % (path, exc.strerror), USAGE) from None
+    finally:
+        os.close(handle)
 
 
 def leaf_bytes(value):

@@ -22,14 +22,15 @@ def plan_load(client, root, desired, prune=False):
     return current, plan
 
 
-def apply_load(client, root, plan, current, create_acl, wait):
-    """Commit *plan*; the number of transactions. Raises txn.ApplyError (what stays written)."""
+def apply_load(client, root, plan, current, create_acl, wait, doer="a tree load"):
+    """Commit *plan*; the number of transactions. Raises txn.ApplyError (what stays written).
+    *doer*: what the user ran, for the hint of an access denied (znode_tree, `zkherd tree load`)."""
     ops = txn.plan_ops(plan, client, current, create_acl)
     try:
         return txn.apply(client, ops, txn.Guard.of(root, current), wait=wait)
     except txn.ApplyError as exc:
         if exc.kind == AUTH:  # the guard's write on the root is the surprising one
-            exc.message += (" (every transaction of a tree load also sets the data of %s, unchanged, to keep "
+            exc.message += (" (every transaction of %s also sets the data of %s, unchanged, to keep "
                             "other writers out: the credentials need write permission on it, also to create "
-                            "or delete below it)" % root)
+                            "or delete below it)" % (doer, root))
         raise

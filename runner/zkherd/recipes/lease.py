@@ -24,6 +24,7 @@ import stat
 import threading
 
 from zkherd.common.connection import ZkError
+from zkherd.configfiles.owners import untrusted
 from zkherd.core import clock
 from zkherd.recipes.cronlock import run_dir
 
@@ -53,13 +54,8 @@ def lease_dir(given=None, env=None, euid=None):
 
 
 def trusted(st, euid):
-    """Why a folder or lease file with this stat is not to be trusted, or None: root's or ours, and
-    nobody else may write it."""
-    if st.st_uid not in (0, euid):
-        return "owned by uid %d" % st.st_uid
-    if st.st_mode & 0o022:
-        return "writable by others (mode %04o)" % stat.S_IMODE(st.st_mode)
-    return None
+    """Why a folder or lease file with this stat is not to be trusted, or None (configfiles.owners)."""
+    return untrusted(st, euid)
 
 
 def open_folder(path, make):

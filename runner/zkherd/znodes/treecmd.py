@@ -31,7 +31,7 @@ def main(values, settings, out=None):
                                                  settings.connect_timeout, out))
     if cmd == "diff":
         return run(settings, lambda client: diff(client, root, desired, out))
-    return run(settings, lambda client: dump_tree(client, root, values["local_dir"], values["force"], out))
+    return run(settings, lambda client: dump_tree(client, root, values, out))
 
 
 def load(client, root, desired, values, create_acl, wait, out):
@@ -47,35 +47,37 @@ def load(client, root, desired, values, create_acl, wait, out):
         out.write("%s (dry run: nothing was changed)\n" % summary.replace(" created", " to create")
                   .replace(" updated", " to update").replace(" deleted", " to delete"))
         return 0
-    count = treeload.apply_load(client, root, plan, current, create_acl, wait) if plan.changed else 0
+    count = 0
+    if plan.changed:
+        count = treeload.apply_load(client, root, plan, current, create_acl, wait, doer="`zkherd tree load`")
     out.write("%s, in %d transaction%s\n" % (summary, count, "" if count == 1 else "s"))
     return 0
 
 
 def diff(client, root, desired, out):
-    """What `tree load --prune` would change, and ephemeral znodes it would leave as they are."""
+    """What `tree load --prune` would change (its own plan), then what it would keep as it is
+    (ephemeral znodes and the folders that hold them): the exit says whether anything changes."""
     current = tree.read_tree(client, root)
-    lines = []
-    for path in sorted(set(desired) | set(current)):
-        want, node = desired.get(path, b""), current.get(path)
-        if node is None:
-            lines.append("+ %s" % path)
-        elif path not in desired:
-            lines.append("- %s%s" % (path, " (ephemeral)" if node.ephemeral else ""))
-        elif want is not None and want != node.data:
-            lines.append("~ %s\n  - %s\n  + %s" % (path, _shown(node.data), _shown(want)))
-    out.write("".join(line + "\n" for line in lines))
-    return DIFFERENT if lines else 0
+    plan = tree.plan(current, desired, root, prune=True)
+    lines = sorted([(path, "+ %s" % path) for path, _data in plan.creates]
+                   + [(path, "- %s" % path) for path, _data, _version in plan.deletes]
+                   + [(path, "~ %s\n  - %s\n  + %s" % (path, _shown(old), _shown(new)))
+                      for path, old, new, _version in plan.updates])
+    kept = ["= %s (kept: %s)" % pair for pair in sorted(plan.kept)]
+    out.write("".join(line + "\n" for _path, line in lines) + "".join(line + "\n" for line in kept))
+    return DIFFERENT if plan.changed else 0
 
 
 def _shown(data):
     return codec.preview(data, limit=120).replace("\n", "\\n")
 
 
-def dump_tree(client, root, directory, force, out):
+def dump_tree(client, root, values, out):
     nodes = tree.read_tree(client, root)
     if not nodes:
         raise ZkError("znode %s does not exist" % root, NO_NODE)
-    written = dump(nodes, root, directory, force, warn=lambda text: sys.stderr.write("zkherd: warning: %s\n" % text))
+    directory = values["local_dir"]
+    written = dump(nodes, root, directory, values["force"], file_mode=values["file_mode"],
+                   warn=lambda text: sys.stderr.write("zkherd: warning: %s\n" % text))
     out.write("%d znodes into %s (%d files)\n" % (len(nodes), directory, written))
     return 0
