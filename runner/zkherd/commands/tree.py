@@ -6,7 +6,7 @@ from zkherd.core.argtypes import file_mode
 
 NAMES = ("tree",)
 DEFAULTS = dict(tree_cmd=None, local_dir=None, znode=None, prune=False, dry_run=False, force=False,
-                file_mode=0o600)
+                dump_file_mode=0o600)
 EXIT_CODES = ("Exit codes: 0 done (diff: equal), 1 diff: different, 64 bad usage or local input (a bad path, a file "
               "over 1 MB), 65 data that cannot be dumped, 66 the znode does not exist, 69 ZooKeeper unreachable or "
               "the connection lost, 73 DIR cannot be written (not empty without --force, another user's or writable by "
@@ -33,7 +33,7 @@ def add_parsers(commands):
     dump.add_argument("local_dir", metavar="DIR")
     dump.add_argument("--force", action="store_true", help="write into a DIR that is not empty (files of the same "
                                                            "name are replaced, other entries left alone)")
-    dump.add_argument("--file-mode", type=file_mode, metavar="MODE",
+    dump.add_argument("--file-mode", dest="dump_file_mode", type=file_mode, metavar="MODE",
                       help="mode of the files the dump creates, in octal (default 0600: a dump may hold ACL-protected "
                            "data; its folders get x where r is, 0700; a file it replaces keeps its own)")
     diff = trees.add("diff", help="list how ZNODE differs from DIR: exit 0 equal, 1 different",

@@ -77,7 +77,7 @@ def dump_tree(client, root, values, out):
     if not nodes:
         raise ZkError("znode %s does not exist" % root, NO_NODE)
     directory = values["local_dir"]
-    written = dump(nodes, root, directory, values["force"], file_mode=values["file_mode"],
+    written = dump(nodes, root, directory, values["force"], file_mode=values["dump_file_mode"],
                    warn=lambda text: sys.stderr.write("zkherd: warning: %s\n" % text))
     out.write("%d znodes into %s (%d files)\n" % (len(nodes), directory, written))
     return 0
