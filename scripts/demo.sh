@@ -3,7 +3,8 @@
 # systemd-nspawn boxes (tests/support/boxes.py; the Debian root is built once, then cached),
 # deploys with the roles (playbooks/site.yml: a ZooKeeper ensemble across the boxes - the embedded
 # default - the runner, a singleton service, a rolling-config service, a farm with exports, a web
-# farm behind haproxy and nginx fed from ZooKeeper, a leader-only timer), then shows each capability working (tests/support/sitecheck.py). Secure by
+# farm behind haproxy and nginx fed from ZooKeeper, a leader-only timer), then shows each capability
+# working (tests/support/sitecheck.py; curl through haproxy and nginx for the web farm). Secure by
 # default: every znode belongs to the deployment's credentials, which the runner role generated on
 # the first run (playbooks/credentials/, see docs/security.md); the commands below use a copy.
 set -euo pipefail
