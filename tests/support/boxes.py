@@ -32,7 +32,7 @@ SUITE, MIRROR = "bookworm", "http://deb.debian.org/debian"
 # systemd and python3 (with python3-apt for the package module) for Ansible; python3-venv for the
 # runner role; zookeeper and its Java for the
 # zookeeper role (installed here so that the role's package task finds it and no box downloads it);
-# haproxy, nginx and curl for the farm's real consumers (playbooks/consumers.yml): in the cached root
+# haproxy, nginx and curl for the farm's real consumers (playbooks/farm.yml): in the cached root
 # they cost nothing per run, where an apt-get in every box would download them at every boot.
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "python3-apt", "iproute2", "procps",
             "zookeeper", "default-jre-headless", "cron", "haproxy", "nginx", "curl"]

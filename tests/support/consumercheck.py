@@ -1,4 +1,4 @@
-"""The farm's real consumers on the boxes (playbooks/consumers.yml), seen through real requests: curl
+"""The farm's real consumers on the boxes (playbooks/farm.yml), seen through real requests: curl
 from each box through its haproxy and its nginx, whose backend sections zkherd farm export renders
 from the farm /services/web. Used by tests/support/sitecheck.py (the demo prints it, molecule's
 verify asserts it):
