@@ -38,6 +38,7 @@ PACKAGES = ["systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "pytho
             "zookeeper", "default-jre-headless", "cron", "haproxy", "nginx", "curl"]
 # Services of those packages that the root leaves disabled: the boxes share the host's network, so
 # three nginx on port 80 would collide; the playbooks configure them on ports of their own, then start them.
+# The root's cache key is SUITE and PACKAGES only: a change here alone needs a change there to rebuild.
 DISABLED_SERVICES = ["haproxy.service", "nginx.service"]
 CACHE = Path(os.environ.get("ZKHERD_BOXES_CACHE", "/var/cache/zkherd/boxes"))
 BOOT_TIMEOUT = 60.0
