@@ -2,8 +2,9 @@
 # `make demo`: from nothing to every capability at work on real systemd hosts. Boots three
 # systemd-nspawn boxes (tests/support/boxes.py; the Debian root is built once, then cached),
 # deploys with the roles (playbooks/site.yml: a ZooKeeper ensemble across the boxes - the embedded
-# default - the runner, a singleton service, a rolling-config service, a farm with exports, a
-# leader-only timer), then shows each capability working (tests/support/sitecheck.py). Secure by
+# default - the runner, a singleton service, a rolling-config service, a farm with exports, a web
+# farm behind haproxy and nginx fed from ZooKeeper, a leader-only timer), then shows each capability
+# working (tests/support/sitecheck.py; curl through haproxy and nginx for the web farm). Secure by
 # default: every znode belongs to the deployment's credentials, which the runner role generated on
 # the first run (playbooks/credentials/, see docs/security.md); the commands below use a copy.
 set -euo pipefail
@@ -35,7 +36,9 @@ Poke at it (the boxes share this machine's network; ZooKeeper is at $zk):
   box1:         nsenter -t $pid1 -a systemctl status 'zkherd-*'     (other boxes: $state/boxes.json)
   its logs:     nsenter -t $pid1 -a journalctl -u zkherd-hello -u zkherd-web -f
   the farm:     .venv/bin/zkherd farm ls /services/db --fields hostname,enabled --zk $zk --auth-file $auth
-  set a field:  .venv/bin/zkherd farm set /services/db/box2 enabled 0 --zk $zk --auth-file $auth   (box2's /var/service/db/enabled follows; the haproxy backends drop box2)
+  set a field:  .venv/bin/zkherd farm set /services/db/box2 enabled 0 --zk $zk --auth-file $auth   (box2's /var/service/db/enabled follows; the db exports drop box2)
+  the web farm: nsenter -t $pid1 -a sh -c 'for i in 1 2 3; do curl -s 127.0.0.1:25781; curl -s 127.0.0.1:25881; done'   (haproxy, nginx on box1)
+  take box3 out: .venv/bin/zkherd farm set /services/web/box3 enabled 0 --zk $zk --auth-file $auth   (every haproxy and nginx drop it; docs/consumers.md)
   a new config: ZKHERD_AUTH=\$(cat $auth) .venv/bin/ansible localhost -m zkherd.ops.znode -a 'path=/config/web/web.conf value="greeting = hi" hosts=$zk'
   without credentials everything above is denied (exit 77): the znodes belong to the deployment
   run again:    make demo        tear down: make demo-stop

@@ -31,9 +31,15 @@ import yaml
 SUITE, MIRROR = "bookworm", "http://deb.debian.org/debian"
 # systemd and python3 (with python3-apt for the package module) for Ansible; python3-venv for the
 # runner role; zookeeper and its Java for the
-# zookeeper role (installed here so that the role's package task finds it and no box downloads it).
+# zookeeper role (installed here so that the role's package task finds it and no box downloads it);
+# haproxy, nginx and curl for the farm's real consumers (playbooks/farm.yml): in the cached root
+# they cost nothing per run, where an apt-get in every box would download them at every boot.
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "python3-apt", "iproute2", "procps",
-            "zookeeper", "default-jre-headless", "cron"]
+            "zookeeper", "default-jre-headless", "cron", "haproxy", "nginx", "curl"]
+# Services of those packages that the root leaves disabled: the boxes share the host's network, so
+# three nginx on port 80 would collide; the playbooks configure them on ports of their own, then start them.
+# The root's cache key is SUITE and PACKAGES only: a change here alone needs a change there to rebuild.
+DISABLED_SERVICES = ["haproxy.service", "nginx.service"]
 CACHE = Path(os.environ.get("ZKHERD_BOXES_CACHE", "/var/cache/zkherd/boxes"))
 BOOT_TIMEOUT = 60.0
 
@@ -90,6 +96,9 @@ def _build(root, partial):
     # The machine name (-M) becomes the hostname only when the root does not name one.
     (partial / "etc/hostname").unlink(missing_ok=True)
     (partial / "etc/machine-id").write_text("")  # a fresh id at every boot
+    for unit in DISABLED_SERVICES:
+        (partial / "etc/systemd/system/multi-user.target.wants" / unit).unlink(missing_ok=True)
+    (partial / "etc/nginx/sites-enabled/default").unlink(missing_ok=True)  # port 80 on every box
     (partial / ".zkherd-complete").write_text(" ".join(PACKAGES) + "\n")
     partial.rename(root)
     say("root file system built in %.0f s" % (time.monotonic() - started))

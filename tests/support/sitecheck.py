@@ -26,6 +26,8 @@ from pathlib import Path
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 
+from tests.support.consumercheck import Consumers
+
 SINGLETON_UNIT, SINGLETON_REGISTRY = "zkherd-hello.service", "/services/hello"
 FORKING_UNIT, FORKING_REGISTRY, FORKING_DAEMON = "zkherd-forking.service", "/services/forking", "zkherd-forking-daemon"
 ROLLING_UNIT, ROLLING_ZNODE, ROLLING_FILE = "zkherd-web.service", "/config/web/web.conf", "/etc/demo/web.conf"
@@ -215,6 +217,10 @@ class Site:
         for line in sample:
             yield "    " + line
 
+    def consumers(self):
+        """haproxy and nginx fed from the farm /services/web, through real requests (consumercheck.py)."""
+        yield from Consumers(self, CheckFailed).checks()
+
     def cron(self, ticks=2):
         def markers():  # one per tick that ran, made by the leader's run
             return self.zk.get_children(CRON_TICKS) if self.zk.exists(CRON_TICKS) else []
@@ -326,7 +332,8 @@ def main(argv=None):
     anonymous = (args.tls_ca, args.anonymous_cert, args.anonymous_key) if args.tls_ca else None
     site = Site(args.state, args.zk, tls, anonymous, [a for a in args.closed.split(",") if a])
     failed = 0
-    for check in (site.singleton, site.takeover, site.containment, site.roll, site.export, site.cron, site.denied,
+    for check in (site.singleton, site.takeover, site.containment, site.roll, site.export, site.consumers,
+                  site.cron, site.denied,
                   site.ports, site.units):
         try:
             for line in check():
