@@ -110,3 +110,19 @@ def test_yaml_bomb_never_lets_a_standby_start(zk_server, zk, zk_base, tmp_path):
         for runner in (standby, holder):
             if runner is not None:
                 runner.stop()
+
+
+def test_render_once_on_a_dark_zookeeper_exits_69_with_a_message(zk_server, zk, zk_base, tmp_path, fault_proxy):
+    zk.create(zk_base + "/dark", b"1", makepath=True)
+    proxy = fault_proxy()
+    proxy.before_request("get_data", nth=1, then="blackhole")
+    src = tpl(tmp_path, "dark.j2", "d={{ znode('%s/dark') }}\n" % zk_base)
+    renderer = Zkherd(["render", "--zk", proxy.hosts, "--session-timeout", "2", "--connect-timeout", "3", "--once",
+                       "%s=%s" % (src, tmp_path / "dark.conf")], tmp_path / "render.log")
+    try:
+        assert renderer.wait(30) == 69, renderer.log()
+        assert renderer.has("stopped answering") and not renderer.has("Traceback")
+        assert not (tmp_path / "dark.conf").exists()
+    finally:
+        if renderer.proc.poll() is None:
+            renderer.kill()
