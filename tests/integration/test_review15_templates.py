@@ -115,7 +115,7 @@ def test_sigterm_ends_render_while_a_template_loops(zk_server, zk, zk_base, tmp_
     renderer = Zkherd(["render", "--zk", zk_server.hosts, "--change-delay", "0.05", "%s=%s" % (src, dest)],
                       tmp_path / "render.log")
     try:
-        wait_for(lambda: dest.exists(), 20, message=renderer.log)
+        wait_for(dest.exists, 20, message=renderer.log)
         zk.set(zk_base + "/go", b"1")
         time.sleep(1.0)
         renderer.signal(signal.SIGTERM)

@@ -72,7 +72,7 @@ def test_sighup_renders_again_and_keeps_running(zk_server, zk, zk_base, tmp_path
     dest = tmp_path / "h.conf"
     renderer = Zkherd(["render", "--zk", zk_server.hosts, "%s=%s" % (src, dest)], tmp_path / "render.log")
     try:
-        wait_for(lambda: dest.exists(), 20, message=renderer.log)
+        wait_for(dest.exists, 20, message=renderer.log)
         renderer.signal(signal.SIGHUP)
         renderer.wait_log("received SIGHUP", timeout=10)
         time.sleep(0.5)

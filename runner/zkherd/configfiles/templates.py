@@ -59,10 +59,10 @@ def environment():
         def call_binop(self, context, operator, left, right):
             if operator == "*":
                 for seq, times in ((left, right), (right, left)):
-                    if isinstance(seq, (str, bytes, list, tuple)) and isinstance(times, int) \
-                            and len(seq) * times > MAX_REPEAT:
-                        raise SecurityError("%r * %d makes more than %d items" % (type(seq).__name__, times,
-                                                                                   MAX_REPEAT))
+                    sized = isinstance(seq, (str, bytes, list, tuple)) and isinstance(times, int)
+                    if sized and len(seq) * times > MAX_REPEAT:
+                        why = "%s * %d makes more than %d items" % (type(seq).__name__, times, MAX_REPEAT)
+                        raise SecurityError(why)
             elif isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 10_000:
                 raise SecurityError("%d ** %d is too large a number" % (left, right))
             return super().call_binop(context, operator, left, right)
