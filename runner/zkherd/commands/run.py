@@ -15,7 +15,7 @@ DEFAULTS = dict(
     stop_signal="TERM", stop_timeout=10.0, command=None, containment="auto",
     mirror=None, mirror_dir=None, template=None, check_cmd=None, check_timeout=30.0, on_change="restart",
     reload_signal="HUP",
-    change_delay=0.2, file_mode=0o644,
+    change_delay=0.2, render_timeout=10.0, file_mode=0o644,
     rolling_lock=None, rolling_slots=1, on_failure="pause",
     health=None, health_delay=5.0, health_interval=10.0, health_timeout=10.0, health_rise=1, health_fall=2,
     alert=None, register_when="started",
@@ -49,6 +49,8 @@ def add_parsers(commands):
     cfg.add_argument("--template", action="append", metavar="SRC.j2=DEST",
                      help="render the local Jinja2 template SRC.j2 from znodes into DEST, in the same set as the "
                           "mirrored files (repeatable; docs/templates.md)")
+    cfg.add_argument("--render-timeout", type=seconds, metavar="S",
+                     help="a --template rendering longer fails, a render error (default 10; 0: no limit)")
     cfg.add_argument("--check-cmd", metavar="CMD",
                      help="shell command that validates the staged files ($ZKHERD_STAGED_FILE, $ZKHERD_STAGED_FILES)")
     cfg.add_argument("--check-timeout", type=seconds, metavar="S", help="a check running longer fails (default 30)")
@@ -170,7 +172,10 @@ def load_templates(opts):
     clash = [dest for _src, dest in pairs if dest in taken]
     if clash:
         raise ConfigError("--template DEST %s is also a --mirror file" % clash[0])
-    return templates.load_all(pairs)
+    limit = float(opts.render_timeout)
+    if limit < 0:
+        raise ConfigError("--render-timeout must not be negative")
+    return templates.load_all(pairs, limit)
 
 
 def mirror_pairs(items, option, form):

@@ -7,11 +7,17 @@ loop skeleton (core/loop.py).
 --once does that once and exits: 0 when the files are in place (changed or not; --on-change ran and
 ended if they changed), 65 when a template raised or the check rejected the set, 73 when a file
 cannot be written, 75 when a znode a template reads (without default) does not exist - nothing is
-written then. Long-running, SIGTERM or SIGINT exits 0; a failure keeps the files in place and is
-alerted once per version, and the next change tries again.
+written then, 69 when ZooKeeper stops answering for longer than the session (or connect) timeout -
+never a silent wait. Long-running, SIGTERM or SIGINT exits 0 (also during a render: renderguard.py),
+SIGHUP reads everything again and renders now; a failure keeps the files in place and is alerted
+once per version, and the next change tries again. One --on-change command at a time: while one
+runs nothing is read or installed; the newest change is applied after it ended.
 """
 
 from __future__ import annotations
+
+import signal
+import time
 
 from kazoo.protocol.states import KazooState
 
@@ -27,6 +33,8 @@ ON_CHANGE_TIMEOUT = 300.0
 
 
 class Renderer(Program):
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
     def __init__(self, opts, log):
         self.opts, self.log = opts, log
         self.alerts = Alerts(opts.alert, log)
@@ -34,6 +42,7 @@ class Renderer(Program):
         self.on_change = None  # the running --on-change Task
         self.alerted = set()  # (kind, version) already alerted: once per version
         self.finished = None  # --once: the exit code, once --on-change is done
+        self.dark_since = None  # --once: since when ZooKeeper has not answered
 
     def start(self, loop):
         opts = self.opts
@@ -41,7 +50,11 @@ class Renderer(Program):
                                loop.wakeup.post, self.log, opts.file_mode, templates=opts.templates)
 
     def on_event(self, kind, value):
-        if kind == "signal":
+        if kind == "signal" and value == signal.SIGHUP:
+            self.log.info("received SIGHUP, reading the znodes again and rendering now")
+            self.sync.forget_cache()
+            self.sync.changed()
+        elif kind == "signal":
             self.log.info("received a stop signal, exiting")
             self.exit_code = exits.OK
         elif kind in ("mirror", "template"):
@@ -54,7 +67,13 @@ class Renderer(Program):
             self.sync.forget_cache()
 
     def turn(self, loop):
-        due = self.work(loop)
+        left = self.dark_left(loop) if self.opts.once and self.finished is None else None
+        if left is not None and left <= 0:
+            self.log.error("ZooKeeper stopped answering for longer than %gs; nothing was written"
+                           % self.dark_limit(loop))
+            self.exit_code = exits.UNAVAILABLE
+            return 0.0
+        due = _sooner(left, self.work(loop))
         self.alerts.poll()
         if self.finished is not None:  # --once: done when what it started has ended
             if self.on_change is None and not self.alerts.tasks:
@@ -62,9 +81,23 @@ class Renderer(Program):
             return 0.0 if self.exit_code is not None else 0.05
         return due
 
+    def dark_limit(self, loop):
+        return max(loop.session.timeout, loop.settings.connect_timeout or 0.0)
+
+    def dark_left(self, loop):
+        """--once: seconds left before giving up on a ZooKeeper that does not answer (None: it does).
+        Transient errors are retried by the loop and never reach on_error: this is the bound."""
+        if loop.connected and loop.session.may_talk():
+            self.dark_since = None
+            return None
+        now = time.monotonic()
+        if self.dark_since is None:
+            self.dark_since = now
+        return self.dark_since + self.dark_limit(loop) - now
+
     def work(self, loop):
         due = self.poll_on_change()
-        if self.finished is not None:
+        if self.finished is not None or self.on_change is not None:  # one --on-change at a time
             return due
         if self.sync.check is not None:
             return _sooner(due, self.checked())

@@ -27,12 +27,15 @@ from kazoo.exceptions import KazooException
 
 from zkherd.common import farm, paths
 from zkherd.common.connection import ZkError
+from zkherd.configfiles.renderguard import DEFAULT_TIMEOUT, Guard, RenderTimeout
 from zkherd.configfiles.zkreads import CHILDREN, DATA, Moving, RenderError, ZnodeCache
 from zkherd.core.loop import TRANSIENT
 from zkherd.core.settings import ConfigError
 
 NO_DEFAULT = object()
 TYPES = ("raw", "json", "yaml")
+MAX_DEPTH = 100  # of a decoded JSON or YAML value (a znode holds at most 1 MB: its size bounds the rest)
+MAX_REPEAT = 10_000_000  # items or characters `*` may make, `**`'s exponent: C code no signal interrupts
 
 
 class MissingZnode(Exception):
@@ -45,9 +48,26 @@ class MissingZnode(Exception):
 
 def environment():
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    class Environment(ImmutableSandboxedEnvironment):
+        """`'x' * n` and `n ** m` run in C code holding the GIL (no signal, no fence thread, no kazoo ping
+        runs meanwhile): with n from a znode they would be ZooKeeper data holding the process."""
+
+        intercepted_binops = frozenset(["*", "**"])
+
+        def call_binop(self, context, operator, left, right):
+            if operator == "*":
+                for seq, times in ((left, right), (right, left)):
+                    sized = isinstance(seq, (str, bytes, list, tuple)) and isinstance(times, int)
+                    if sized and len(seq) * times > MAX_REPEAT:
+                        why = "%s * %d makes more than %d items" % (type(seq).__name__, times, MAX_REPEAT)
+                        raise SecurityError(why)
+            elif isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 10_000:
+                raise SecurityError("%d ** %d is too large a number" % (left, right))
+            return super().call_binop(context, operator, left, right)
+
+    env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.policies["json.dumps_kwargs"] = {"sort_keys": True, "allow_nan": False}  # `tojson` is strict JSON
     return env
 
@@ -55,10 +75,11 @@ def environment():
 class Template:
     """One SRC=DEST: the compiled template (a syntax error or an unreadable SRC is a ConfigError: 64)."""
 
-    def __init__(self, env, src, dest):
+    def __init__(self, env, src, dest, limit=DEFAULT_TIMEOUT):
         import jinja2
 
         self.src, self.dest = src, os.path.abspath(dest)
+        self.limit = limit  # --render-timeout
         self.keys = []  # what its last render read, in order: prefetched before the next one
         try:
             with open(src, encoding="utf-8") as handle:
@@ -71,10 +92,10 @@ class Template:
             raise ConfigError("template %s line %s: %s" % (src, exc.lineno, exc.message)) from None
 
 
-def load_all(pairs):
-    """[Template] of [(src, dest)]."""
+def load_all(pairs, limit=DEFAULT_TIMEOUT):
+    """[Template] of [(src, dest)]; *limit*: --render-timeout (seconds, 0: none)."""
     env = environment()
-    return [Template(env, src, dest) for src, dest in pairs]
+    return [Template(env, src, dest, limit) for src, dest in pairs]
 
 
 def template_pairs(items, option="--template"):
@@ -97,6 +118,7 @@ class TemplateSet:
         self.cache = ZnodeCache(post)
         self.log = log
         self.missing = {}  # DEST -> the znode missing in its last render
+        self.guard = Guard(max(t.limit for t in self.templates) if self.templates else 0)
 
     def render(self, loop):
         """{DEST: bytes, or None when a znode it reads is missing}. Raises Moving, RenderError, or a
@@ -107,9 +129,9 @@ class TemplateSet:
             cache.prefetch(loop.client, template.keys)
         out, self.missing = {}, {}
         for template in self.templates:
-            reads = Reads(loop, cache, self.log)
+            reads = Reads(loop, cache, self.log, self.guard)
             try:
-                out[template.dest] = self._render(template, reads)
+                out[template.dest] = self._render(template, reads, loop)
             except MissingZnode as exc:
                 out[template.dest], self.missing[template.dest] = None, exc.znode
             except RenderError as exc:
@@ -119,12 +141,15 @@ class TemplateSet:
             template.keys = reads.keys
         return out
 
-    def _render(self, template, reads):
+    def _render(self, template, reads, loop):
         functions = dict(znode=reads.znode, children=reads.children, tree=reads.tree, farm=reads.farm)
         try:
-            return template.compiled.render(**functions).encode("utf-8")
-        except (MissingZnode, Moving):
+            with self.guard.rendering(getattr(loop, "wakeup", None)):
+                return template.compiled.render(**functions).encode("utf-8")
+        except (MissingZnode, Moving):  # Moving: also renderguard.Interrupted (a signal for the loop)
             raise
+        except RenderTimeout as exc:
+            raise RenderError("cannot render %s%s: %s" % (template.src, _line(exc), exc)) from None
         except RenderError as exc:  # a function's: bad data in a znode
             raise RenderError("cannot render %s%s: %s" % (template.src, _line(exc), exc.message)) from None
         except (ZkError, KazooException) + TRANSIENT:
@@ -153,13 +178,19 @@ def _line(exc):
 class Reads:
     """The functions of one render: what they read is recorded (prefetched next time)."""
 
-    def __init__(self, loop, cache, log):
-        self.loop, self.cache, self.log = loop, cache, log
+    def __init__(self, loop, cache, log, guard):
+        self.loop, self.cache, self.log, self.guard = loop, cache, log, guard
         self.keys = []
 
     def _read(self, key):
         self.keys.append(key)
-        return self.cache.read(self.loop, key)
+        with self.guard.read():
+            return self.cache.read(self.loop, key)
+
+    def _read_many(self, keys):
+        self.keys.extend(keys)
+        with self.guard.read():
+            return self.cache.read_many(self.loop, keys)
 
     def znode(self, path, type="raw", default=NO_DEFAULT):  # noqa: A002  # the name templates use
         path = _check_path(path)
@@ -180,37 +211,33 @@ class Reads:
         return sorted(entry[0])
 
     def tree(self, path):
-        """{name: subtree or leaf text} below *path* (its own data and folders' data are left out)."""
+        """{name: subtree or leaf text} below *path* (its own data and folders' data are left out).
+        Every znode's children are read (a child watch: a leaf that gains a child renders again),
+        a leaf's data too (a data watch)."""
         path = _check_path(path)
-        if self._read((CHILDREN, path)) is None:
+        listing = self._read((CHILDREN, path))
+        if listing is None:
             raise MissingZnode(path)
         result = {}
-        level = [(path, result)]
+        level = [(path, listing, result)]
         while level:
-            keys = [(CHILDREN, p) for p, _d in level]
-            self.keys.extend(keys)
-            listings = self.cache.read_many(self.loop, keys)
-            leaves, deeper = [], []
-            for (parent, into), listing in zip(level, listings):
+            below = [(paths.join(parent, name), name, into) for parent, listing, into in level
+                     for name in sorted(listing[0]) if not paths.is_system(paths.join(parent, name))]
+            listings = self._read_many([(CHILDREN, child) for child, _n, _i in below])
+            leaves, level = [], []
+            for (child, name, into), listing in zip(below, listings):
                 if listing is None:
-                    raise Moving("%s went while it was read" % parent)
-                for name in sorted(listing[0]):
-                    child = paths.join(parent, name)
-                    if paths.is_system(child):
-                        continue
+                    raise Moving("%s went while it was read" % child)
+                if listing[0]:
+                    into[name] = {}
+                    level.append((child, listing, into[name]))
+                else:
                     leaves.append((child, name, into))
-            data_keys = [(DATA, child) for child, _n, _i in leaves]
-            self.keys.extend(data_keys)
-            answers = self.cache.read_many(self.loop, data_keys)
+            answers = self._read_many([(DATA, child) for child, _n, _i in leaves])
             for (child, name, into), answer in zip(leaves, answers):
                 if answer is None:
                     raise Moving("%s went while it was read" % child)
-                if answer[1].numChildren:
-                    into[name] = {}
-                    deeper.append((child, into[name]))
-                else:
-                    into[name] = decode(answer[0] or b"", "raw", child)
-            level = deeper
+                into[name] = decode(answer[0] or b"", "raw", child)
         return result
 
     def farm(self, path, filter=None):  # noqa: A002  # farm export's name
@@ -221,9 +248,8 @@ class Reads:
             raise RenderError("farm(%s, filter=%r): %s" % (path, filter, exc.message)) from None
         names = self.children(path)
         keys = [(DATA, paths.join(path, name)) for name in names]
-        self.keys.extend(keys)
         members = {}
-        for name, entry in zip(names, self.cache.read_many(self.loop, keys)):
+        for name, entry in zip(names, self._read_many(keys)):
             if entry is None:
                 continue  # it left while the farm was read: the child watch renders again
             try:
@@ -255,12 +281,50 @@ def decode(data, kind, path):
         return text
     if kind == "json":
         try:
-            return json.loads(text)
+            return _bounded(json.loads(text), path)
+        except RecursionError:
+            raise RenderError("znode %s: JSON nested deeper than %d levels" % (path, MAX_DEPTH)) from None
         except ValueError as exc:
             raise RenderError("znode %s is not valid JSON: %s" % (path, exc)) from None
     import yaml
 
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        return _bounded(yaml.load(text, Loader=_loader()), path)  # noqa: S506  # a SafeLoader without aliases
+    except RecursionError:
+        raise RenderError("znode %s: YAML nested deeper than %d levels" % (path, MAX_DEPTH)) from None
+    except (yaml.YAMLError, ValueError) as exc:
         raise RenderError("znode %s is not valid YAML: %s" % (path, str(exc).replace("\n", " "))) from None
+
+
+def _bounded(value, path):
+    """*value*, unless it nests deeper than MAX_DEPTH."""
+    level, depth = [value], 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise RenderError("znode %s: nested deeper than %d levels" % (path, MAX_DEPTH))
+        level = [item for node in level if isinstance(node, (dict, list))
+                 for item in (node.values() if isinstance(node, dict) else node)]
+    return value
+
+
+_LOADER = []
+
+
+def _loader():
+    """yaml.SafeLoader refusing aliases (`*name`, `<<: *name`): a few hundred bytes of them build a
+    value with billions of strings (shared objects), and printing it runs in C code holding the GIL
+    for seconds - long enough for the session to expire under a running child."""
+    if not _LOADER:
+        import yaml
+
+        class NoAliasLoader(yaml.SafeLoader):
+            def compose_node(self, parent, index):
+                if self.check_event(yaml.AliasEvent):
+                    mark = self.peek_event().start_mark
+                    raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in znode data",
+                                                      mark)
+                return super().compose_node(parent, index)
+
+        _LOADER.append(NoAliasLoader)
+    return _LOADER[0]

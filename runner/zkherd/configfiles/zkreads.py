@@ -24,6 +24,7 @@ import threading
 from kazoo.exceptions import ConnectionLoss, KazooException, NoNodeError, SessionExpiredError
 from kazoo.protocol.states import Callback
 
+from zkherd.common import paths
 from zkherd.common.connection import translate
 
 DATA, CHILDREN = "data", "children"
@@ -47,6 +48,7 @@ class ZnodeCache:
         self.post = post
         self.entries = {}  # (DATA, path) -> (bytes, stat) or None (missing); (CHILDREN, path) -> (names, stat) or None
         self.used = set()  # the paths read by the current render
+        self.absent = {}  # path found missing -> pzxid of its nearest existing ancestor (its version)
         self._invalid = set()  # paths whose watch fired (written by kazoo's callback thread)
         self._everything = False  # a connection loss: no cached entry is trusted
         self._lock = threading.Lock()
@@ -72,10 +74,12 @@ class ZnodeCache:
             self._invalid, self._everything = set(), False
         if everything:
             self.entries.clear()
+            self.absent.clear()
         else:
             for path in invalid:
                 self.entries.pop((DATA, path), None)
                 self.entries.pop((CHILDREN, path), None)
+                self.absent.pop(path, None)
         self.pending = {}
         self.used = set()
 
@@ -103,12 +107,25 @@ class ZnodeCache:
             entry = None
             if loop.get(loop.client.exists_async(key[1], watch=self._watch)) is not None:
                 raise Moving("%s appeared while it was read" % key[1]) from None
+            self.absent[key[1]] = self._ancestor_pzxid(loop, key[1])
         except (ConnectionLoss, SessionExpiredError):
             raise  # the loop tries again
         except KazooException as exc:  # denied by its ACL, say: the template's problem, not the runner's end
             raise RenderError("cannot read znode %s: %s" % (key[1], translate(exc, "read", key[1]).message)) from None
         self.entries[key] = entry
         return entry
+
+    def _ancestor_pzxid(self, loop, path):
+        """The pzxid of the nearest existing ancestor of the missing *path*: at least the zxid that
+        deleted it (or its branch), so a render that now misses it has a newer version than one
+        that read it. No watch is needed on the ancestor: the exists watch on *path* says when the
+        missing znode comes back, and a sibling's change only makes the number larger."""
+        while path != "/":
+            path = paths.parent(path)
+            stat = loop.get(loop.client.exists_async(path))
+            if stat is not None:
+                return stat.pzxid
+        return 0
 
     def read_many(self, loop, keys):
         """[entry] of several keys, their reads sent together."""
@@ -128,10 +145,13 @@ class ZnodeCache:
             raise Moving("a znode a template read changed while it was read")
         if len(self.entries) > 2 * len(self.used) + 64:  # what no template reads any more is not kept
             self.entries = {key: entry for key, entry in self.entries.items() if key[1] in self.used}
+            self.absent = {path: zxid for path, zxid in self.absent.items() if path in self.used}
 
     def version(self):
-        """The newest zxid among the entries the render used (a deletion shows in the parent's pzxid)."""
-        newest = 0
+        """The newest zxid among the entries the render used; a znode it found missing counts the
+        pzxid of its nearest existing ancestor (a deletion shows there, not in any mzxid): whatever
+        changes in the inputs, deletions included, makes a newer version."""
+        newest = max((zxid for path, zxid in self.absent.items() if path in self.used), default=0)
         for (_kind, path), entry in self.entries.items():
             if entry is not None and path in self.used:
                 newest = max(newest, entry[1].mzxid, entry[1].pzxid)

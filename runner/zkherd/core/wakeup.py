@@ -20,6 +20,7 @@ class Wakeup:
         self._events = collections.deque()
         self._lock = threading.Lock()
         self.signals = collections.deque()
+        self.on_signal = None  # called after a signal is recorded (a template render may stop: renderguard.py)
 
     def post(self, kind, value=None):
         with self._lock:
@@ -42,6 +43,8 @@ class Wakeup:
 
     def _record(self, signum, frame):
         self.signals.append(signum)
+        if self.on_signal is not None:
+            self.on_signal(signum)
 
     def wait(self, timeout):
         """Sleep until something is posted, a signal arrives, or *timeout* seconds pass."""

@@ -147,6 +147,7 @@ class Runner(Program):
         due = None
         if self.rollout is not None:
             self.rollout.record_failure(loop)
+        if self.rollout is not None and self.cycle.exit_with is None:  # exiting: no new render may hold the loop
             due, action = self.rollout.poll(loop, child_up(self.machine.state) and self.life.running)
             self.act(action)
         if self.machine.state == S.QUEUED and self.cycle.exit_with is None:

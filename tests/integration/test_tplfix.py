@@ -1,0 +1,128 @@
+"""The templates review's findings, fixed (prompts h15-tplfix): real ZooKeeper, real `zkherd` processes."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from tests.integration.test_review15_templates import yaml_bomb
+from tests.integration.test_templates import run_with, tpl, zkherd_once
+from tests.support.runner import Zkherd, exclusive_child, overlaps, starts
+from tests.support.zkutil import wait_for
+
+
+def test_yaml_aliases_are_a_render_error_naming_the_znode(zk_server, zk, zk_base, tmp_path):
+    zk.create(zk_base + "/y", yaml_bomb(9, 9), makepath=True)
+    src = tpl(tmp_path, "y.j2", "{{ znode('%s/y', type='yaml') }}\n" % zk_base)
+    started = time.monotonic()
+    done = zkherd_once(["render", "--zk", zk_server.hosts, "--once", "%s=%s" % (src, tmp_path / "y")])
+    assert done.returncode == 65 and "aliases" in done.stderr and zk_base + "/y" in done.stderr, done.stderr
+    assert time.monotonic() - started < 10 and not (tmp_path / "y").exists()
+
+
+def test_deeply_nested_json_is_a_render_error(zk_server, zk, zk_base, tmp_path):
+    for name, data in (("deep", b"[" * 500 + b"]" * 500), ("deeper", b"[" * 100000 + b"]" * 100000)):
+        zk.create("%s/%s" % (zk_base, name), data, makepath=True)
+        src = tpl(tmp_path, name + ".j2", "{{ znode('%s/%s', type='json') }}\n" % (zk_base, name))
+        done = zkherd_once(["render", "--zk", zk_server.hosts, "--once", "%s=%s" % (src, tmp_path / name)])
+        assert done.returncode == 65 and "nested deeper" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_repeating_by_a_number_from_zookeeper_is_bounded(zk_server, zk, zk_base, tmp_path):
+    zk.create(zk_base + "/n", b"1000000000", makepath=True)
+    src = tpl(tmp_path, "n.j2", "{{ 'x' * (znode('%s/n') | int) }}{{ 10 ** (znode('%s/n') | int) }}\n"
+              % (zk_base, zk_base))
+    started = time.monotonic()
+    done = zkherd_once(["render", "--zk", zk_server.hosts, "--once", "%s=%s" % (src, tmp_path / "n")])
+    assert done.returncode == 65 and "SecurityError" in done.stderr, done.stderr
+    assert time.monotonic() - started < 10
+
+
+def test_render_timeout_is_a_render_error(zk_server, zk, zk_base, tmp_path):
+    zk.create(zk_base + "/go", b"1", makepath=True)
+    src = tpl(tmp_path, "spin.j2", "{%% if znode('%s/go') == '1' %%}{%% for i in range(100000) %%}"
+              "{%% for j in range(100000) %%}{%% endfor %%}{%% endfor %%}{%% endif %%}x\n" % zk_base)
+    started = time.monotonic()
+    done = zkherd_once(["render", "--zk", zk_server.hosts, "--once", "--render-timeout", "1",
+                        "%s=%s" % (src, tmp_path / "spin")])
+    assert done.returncode == 65 and "--render-timeout" in done.stderr, done.stderr
+    assert time.monotonic() - started < 15 and not (tmp_path / "spin").exists()
+
+
+def test_sigterm_during_a_render_stops_run_and_its_child(zk_server, zk, zk_base, tmp_path):
+    zk.create(zk_base + "/go", b"0", makepath=True)
+    src = tpl(tmp_path, "spin.j2", "{%% if znode('%s/go') == '1' %%}{%% for i in range(100000) %%}"
+              "{%% for j in range(100000) %%}{%% endfor %%}{%% endfor %%}{%% endif %%}x\n" % zk_base)
+    runner = run_with(zk_server, tmp_path, [(src, tmp_path / "spin")], "--render-timeout", "0")
+    try:
+        runner.wait_log("started child", timeout=30)
+        zk.set(zk_base + "/go", b"1")
+        time.sleep(1.0)
+        runner.signal(signal.SIGTERM)
+        assert runner.wait(15) in (0, 143), runner.log()[-2000:]
+    finally:
+        if runner.proc.poll() is None:
+            runner.kill()
+
+
+def test_sighup_renders_again_and_keeps_running(zk_server, zk, zk_base, tmp_path):
+    zk.create(zk_base + "/h", b"1", makepath=True)
+    src = tpl(tmp_path, "h.j2", "h={{ znode('%s/h') }}\n" % zk_base)
+    dest = tmp_path / "h.conf"
+    renderer = Zkherd(["render", "--zk", zk_server.hosts, "%s=%s" % (src, dest)], tmp_path / "render.log")
+    try:
+        wait_for(dest.exists, 20, message=renderer.log)
+        renderer.signal(signal.SIGHUP)
+        renderer.wait_log("received SIGHUP", timeout=10)
+        time.sleep(0.5)
+        assert renderer.proc.poll() is None, renderer.log()
+        zk.set(zk_base + "/h", b"2")
+        wait_for(lambda: dest.read_text() == "h=2\n", 10, message=renderer.log)
+    finally:
+        renderer.stop()
+
+
+def test_yaml_bomb_never_lets_a_standby_start(zk_server, zk, zk_base, tmp_path):
+    """The review's scenario, waited for by what the fix does: the holder logs the refused alias,
+    keeps its session and its child; the standby never starts (three session timeouts later)."""
+    work = tmp_path / "work"
+    lock = zk_base + "/lock"
+    zk.create(zk_base + "/cfg", b"x: 1", makepath=True)
+    zk.create(zk_base + "/other", b"1")
+    bad = tpl(tmp_path, "bad.j2", "cfg={{ znode('%s/cfg', type='yaml') }}\n" % zk_base)
+    good = tpl(tmp_path, "good.j2", "o={{ znode('%s/other') }}\n" % zk_base)
+    common = ["--lock", lock, "--session-timeout", "3", "--on-change", "none"]
+    holder = run_with(zk_server, tmp_path, [(bad, tmp_path / "a.conf")], *common,
+                      child=exclusive_child(work, name="holder"), log="holder.log")
+    standby = None
+    try:
+        holder.wait_log("started child", timeout=30)
+        standby = run_with(zk_server, tmp_path, [(good, tmp_path / "b.conf")], *common,
+                           child=exclusive_child(work, name="standby"), log="standby.log")
+        standby.wait_log("queued for lock", timeout=30)
+        zk.set(zk_base + "/cfg", yaml_bomb(9, 9))
+        holder.wait_log("aliases", timeout=20)
+        time.sleep(9.0)
+        assert overlaps(work) == [] and len(starts(work)) == 1, (starts(work), holder.log()[-3000:])
+        assert holder.proc.poll() is None
+    finally:
+        for runner in (standby, holder):
+            if runner is not None:
+                runner.stop()
+
+
+def test_render_once_on_a_dark_zookeeper_exits_69_with_a_message(zk_server, zk, zk_base, tmp_path, fault_proxy):
+    zk.create(zk_base + "/dark", b"1", makepath=True)
+    proxy = fault_proxy()
+    proxy.before_request("get_data", nth=1, then="blackhole")
+    src = tpl(tmp_path, "dark.j2", "d={{ znode('%s/dark') }}\n" % zk_base)
+    renderer = Zkherd(["render", "--zk", proxy.hosts, "--session-timeout", "2", "--connect-timeout", "3", "--once",
+                       "%s=%s" % (src, tmp_path / "dark.conf")], tmp_path / "render.log")
+    try:
+        assert renderer.wait(30) == 69, renderer.log()
+        assert renderer.has("stopped answering") and not renderer.has("Traceback")
+        assert not (tmp_path / "dark.conf").exists()
+    finally:
+        if renderer.proc.poll() is None:
+            renderer.kill()
