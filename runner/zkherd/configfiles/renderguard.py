@@ -4,7 +4,8 @@ The loop runs in the main thread and a render runs inside one of its turns: a te
 for minutes would keep SIGTERM recorded but never acted on, and a child's HUP never forwarded. While
 a template renders, the guard lets SIGALRM (its time limit) and any signal the loop records raise
 into the render - but never inside a ZooKeeper read (kazoo's queues and locks are left alone): a
-signal that arrives during one is raised as soon as that read returns. The render then fails
+signal that arrives during one is raised as soon as that read returns. The time limit counts the
+template's own work, not the reads. The render then fails
 cleanly (Interrupted: render again later; RenderTimeout: a render error) and the loop handles the
 signal. Python runs signal handlers between bytecodes only: C code that never returns to the
 interpreter (printing a huge value) is not interrupted - what ZooKeeper data can make a render do
@@ -56,12 +57,18 @@ class Guard:
 
     @contextlib.contextmanager
     def read(self):
-        """Around a ZooKeeper read inside a render: signals wait until it returned."""
+        """Around a ZooKeeper read inside a render: signals wait until it returned, and the time
+        limit does not run (a slow server is the loop's to retry, not a render error)."""
+        left = 0.0
+        if self.active and not self.reading and self.limit:
+            left = signal.setitimer(signal.ITIMER_REAL, 0)[0]
         self.reading += 1
         try:
             yield
         finally:
             self.reading -= 1
+            if left > 0 and self.active and not self.reading:
+                signal.setitimer(signal.ITIMER_REAL, left)
         self._raise_pending()
 
     def _raise_pending(self):
