@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 import time
 
+from kazoo.security import make_digest_acl
+
 from tests.integration.test_review15_templates import yaml_bomb
 from tests.integration.test_templates import run_with, tpl, zkherd_once
 from tests.support.runner import Zkherd, exclusive_child, overlaps, starts
@@ -145,3 +147,24 @@ def test_render_once_on_a_dark_zookeeper_exits_69_with_a_message(zk_server, zk, 
     finally:
         if renderer.proc.poll() is None:
             renderer.kill()
+
+
+def test_a_znode_created_later_that_the_renderer_may_not_read_is_not_silent(zk_server, zk_admin, zk_base, tmp_path):
+    """A template reads a missing znode with default=; the znode is then made with an ACL the renderer
+    may not read. ZooKeeper does not deliver the exists watch's NodeCreated to such a client: without
+    the recheck of missing znodes (configfiles/sync.ABSENT_RECHECK, 10 s) the default stayed in the
+    file for ever, silently. Now the next recheck reads it, and the denial is a render error in the log."""
+    src = tpl(tmp_path, "t.j2", "motd = {{ znode('%s/d/motd', default='none yet') | trim }}\n" % zk_base)
+    dest = tmp_path / "out" / "f.conf"
+    dest.parent.mkdir()
+    renderer = Zkherd(["render", "--zk", zk_server.hosts, "--change-delay", "0.05", "%s=%s" % (src, dest)],
+                      tmp_path / "r.log")
+    try:
+        renderer.wait_log("configuration installed", timeout=30)
+        zk_admin.create(zk_base + "/d/motd", b"hello", acl=[make_digest_acl("other", "pw", all=True)],
+                        makepath=True)
+        wait_for(lambda: renderer.has("cannot read znode %s/d/motd" % zk_base), 25, message=renderer.log)
+        assert dest.read_text() == "motd = none yet\n"  # the last good file stays
+        assert renderer.proc.poll() is None
+    finally:
+        renderer.stop()

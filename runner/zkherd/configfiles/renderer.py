@@ -107,9 +107,11 @@ class Renderer(Program):
         if wait is None or wait > 0:
             return _sooner(due, wait)
         try:
-            return _sooner(due, self.look(loop))
+            after = self.look(loop)
         except LocalFileError as exc:
             return self.cannot_install(exc)
+        # nothing more to wait for: the next recheck of missing znodes (ConfigSync.due_in), if any
+        return _sooner(due, self.sync.due_in if after is None else after)
 
     def look(self, loop):
         sync = self.sync

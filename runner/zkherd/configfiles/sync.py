@@ -23,6 +23,7 @@ from zkherd.configfiles.zkreads import RenderError
 from zkherd.core.shellcmd import Task, command_env
 
 MAX_DELAY = 2.0  # a steady stream of changes still gets applied this often
+ABSENT_RECHECK = 10.0  # seconds between reads of the znodes templates found missing
 SAME, MISSING, FAILED, MOVING, CHANGED = "same", "missing", "failed", "moving", "changed"
 BROKEN = "broken"  # a template raised while rendering: self.render_failure says which version and why
 
@@ -42,6 +43,7 @@ class ConfigSync:
         self.log = log
         self.dirty = True
         self.first_change = self.last_change = time.monotonic() - quiet
+        self.last_look = time.monotonic()
         self.pending = None  # (FileSet, version, changes, stale, wanted) from the last look, not staged yet
         self.check = None  # the running --check-cmd Task
         self.staged = None  # the FileSet staged (and being checked)
@@ -62,11 +64,21 @@ class ConfigSync:
 
     @property
     def due_in(self):
-        """Seconds until a dirty set should be looked at (0: now), None if nothing to do."""
-        if not self.dirty or self.check is not None or self.staged is not None:
+        """Seconds until a dirty set should be looked at (0: now), None if nothing to do. A set whose
+        templates found a znode missing is looked at again every ABSENT_RECHECK seconds (see
+        ZnodeCache.recheck_absent)."""
+        if self.check is not None or self.staged is not None:
             return None
         now = time.monotonic()
+        if not self.dirty:
+            if not self._absent():
+                return None
+            return max(0.0, self.last_look + ABSENT_RECHECK - now)
         return max(0.0, min(self.last_change + self.quiet, self.first_change + MAX_DELAY) - now)
+
+    def _absent(self):
+        templates = self.mirror.templates
+        return templates is not None and templates.cache.absent_in_use()
 
     @property
     def busy(self):
@@ -81,6 +93,9 @@ class ConfigSync:
         read before the snapshot, so that a genuine one is never newer than it."""
         self.forget_pending()
         recorded = failed_record.read(loop) if failed_record else None
+        if time.monotonic() >= self.last_look + ABSENT_RECHECK and self._absent():
+            self.mirror.templates.cache.recheck_absent()
+        self.last_look = time.monotonic()
         self.dirty = False
         try:
             snap, version = self.mirror.snapshot(loop)

@@ -83,6 +83,17 @@ class ZnodeCache:
         self.pending = {}
         self.used = set()
 
+    def absent_in_use(self):
+        """The znodes the last render found missing."""
+        return [path for path in self.absent if path in self.used]
+
+    def recheck_absent(self):
+        """Read the missing znodes again on the next render: ZooKeeper does not deliver the exists
+        watch's NodeCreated to a client that may not read the new znode, so one created with such an
+        ACL would otherwise stay unseen - and the default, or the wait, silent - for ever."""
+        with self._lock:
+            self._invalid.update(self.absent_in_use())
+
     def prefetch(self, client, keys):
         """Send the reads of *keys* that are not cached, all at once (answers are collected as used)."""
         for key in keys:

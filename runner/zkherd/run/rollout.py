@@ -158,7 +158,9 @@ class Rollout:
         due = sync.due_in
         if due is None or due > 0:
             return due, None
-        return self.look(loop, child_up, learn=False)
+        after, action = self.look(loop, child_up, learn=False)
+        # nothing more to wait for: the next recheck of missing znodes (ConfigSync.due_in), if any
+        return (sync.due_in if after is None else after), action
 
     def look(self, loop, child_up, learn):
         sync = self.sync
