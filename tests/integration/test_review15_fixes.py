@@ -34,3 +34,45 @@ def test_rechecked_missing_znode_does_not_resurrect_a_rolled_back_version(zk_ser
             failures, alerts(tmp_path), runner.log()[-3000:])
     finally:
         runner.stop()
+
+
+def test_a_signal_as_the_guard_arms_leaves_it_armed_for_the_rest_of_the_process(monkeypatch):
+    """renderguard.Guard.rendering sets active=True and wakeup.on_signal *before* its try/finally: a
+    SIGTERM handled between there and the `try` (Python runs handlers right after a C call such as
+    signal.setitimer returns) raises Interrupted out of __enter__, and the finally never runs. The
+    guard stays active, on_signal stays hooked and SIGALRM keeps the guard's handler: every later
+    signal raises Interrupted wherever the main loop is - in kazoo calls, FileSet installs, the
+    child's stop. After 328c579 no new render resets it once the runner is exiting (a second SIGTERM)."""
+    import signal as sig
+
+    import pytest
+
+    from zkherd.configfiles import renderguard
+    from zkherd.core.wakeup import Wakeup
+
+    wakeup = Wakeup()
+    guard = renderguard.Guard(5.0)
+    real = sig.setitimer
+
+    def setitimer(which, seconds, *rest):
+        result = real(which, seconds, *rest)
+        if seconds:
+            wakeup._record(sig.SIGTERM, None)  # SIGTERM's handler, run as the call returns
+        return result
+
+    monkeypatch.setattr(renderguard.signal, "setitimer", setitimer)
+    before = sig.getsignal(sig.SIGALRM)
+    with pytest.raises(renderguard.Interrupted):
+        with guard.rendering(wakeup):
+            pass
+    monkeypatch.setattr(renderguard.signal, "setitimer", real)
+    state = (guard.active, wakeup.on_signal, sig.getsignal(sig.SIGALRM))
+    real(sig.ITIMER_REAL, 0)
+    sig.signal(sig.SIGALRM, before)
+    # a later SIGTERM, outside any render (the loop stopping the child): it must only be recorded
+    raised = None
+    try:
+        wakeup._record(sig.SIGTERM, None) if state[1] is not None else None
+    except renderguard.Interrupted as exc:
+        raised = exc
+    assert state == (False, None, before) and raised is None, (state, raised)
