@@ -62,9 +62,8 @@ def test_a_signal_as_the_guard_arms_leaves_it_armed_for_the_rest_of_the_process(
 
     monkeypatch.setattr(renderguard.signal, "setitimer", setitimer)
     before = sig.getsignal(sig.SIGALRM)
-    with pytest.raises(renderguard.Interrupted):
-        with guard.rendering(wakeup):
-            pass
+    with pytest.raises(renderguard.Interrupted), guard.rendering(wakeup):
+        pass
     monkeypatch.setattr(renderguard.signal, "setitimer", real)
     state = (guard.active, wakeup.on_signal, sig.getsignal(sig.SIGALRM))
     real(sig.ITIMER_REAL, 0)

@@ -39,21 +39,35 @@ class Guard:
 
     @contextlib.contextmanager
     def rendering(self, wakeup):
-        """Around one template's render (main thread only)."""
-        self.active, self.reading, self.pending = True, 0, None
-        previous = signal.signal(signal.SIGALRM, self._alarm)
-        if wakeup is not None:
-            wakeup.on_signal = self._signal
-        if self.limit:
-            signal.setitimer(signal.ITIMER_REAL, self.limit)
+        """Around one template's render (main thread only). Armed and disarmed inside the try, and
+        the disarming done again if a signal raises into it: a signal at any point never leaves the
+        guard armed after the render (its timer or handler would raise wherever the loop is then)."""
+        previous = None
         try:
+            self.reading, self.pending = 0, None
+            previous = signal.signal(signal.SIGALRM, self._alarm)
+            if wakeup is not None:
+                wakeup.on_signal = self._signal
+            self.active = True
+            if self.limit:
+                signal.setitimer(signal.ITIMER_REAL, self.limit)
+            self._raise_pending()  # a signal that came while arming
             yield
         finally:
-            self.active = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            while True:
+                try:
+                    self._disarm(previous, wakeup)
+                    break
+                except (Interrupted, RenderTimeout):  # raised into the disarming itself: finish it
+                    continue
+
+    def _disarm(self, previous, wakeup):
+        self.active = False  # from here on the handlers raise nothing
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        if previous is not None:
             signal.signal(signal.SIGALRM, previous)
-            if wakeup is not None:
-                wakeup.on_signal = None
+        if wakeup is not None:
+            wakeup.on_signal = None
 
     @contextlib.contextmanager
     def read(self):

@@ -49,6 +49,9 @@ class ZnodeCache:
         self.entries = {}  # (DATA, path) -> (bytes, stat) or None (missing); (CHILDREN, path) -> (names, stat) or None
         self.used = set()  # the paths read by the current render
         self.absent = {}  # path found missing -> pzxid of its nearest existing ancestor (its version)
+        # path -> that number when it was first found missing, kept while it stays missing (rechecks and
+        # new connections included): the same inputs keep one version, whatever changes beside them
+        self.missing_since = {}
         self._invalid = set()  # paths whose watch fired (written by kazoo's callback thread)
         self._everything = False  # a connection loss: no cached entry is trusted
         self._lock = threading.Lock()
@@ -116,13 +119,18 @@ class ZnodeCache:
             entry = loop.get(result)
         except NoNodeError:
             entry = None
-            if loop.get(loop.client.exists_async(key[1], watch=self._watch)) is not None:
-                raise Moving("%s appeared while it was read" % key[1]) from None
-            self.absent[key[1]] = self._ancestor_pzxid(loop, key[1])
+            path = key[1]
+            # its number first, then the check that it is still missing: a creation in between is Moving
+            number = self.missing_since.get(path) or self._ancestor_pzxid(loop, path)
+            if loop.get(loop.client.exists_async(path, watch=self._watch)) is not None:
+                raise Moving("%s appeared while it was read" % path) from None
+            self.absent[path] = self.missing_since[path] = number
         except (ConnectionLoss, SessionExpiredError):
             raise  # the loop tries again
         except KazooException as exc:  # denied by its ACL, say: the template's problem, not the runner's end
             raise RenderError("cannot read znode %s: %s" % (key[1], translate(exc, "read", key[1]).message)) from None
+        if entry is not None:
+            self.missing_since.pop(key[1], None)
         self.entries[key] = entry
         return entry
 
@@ -130,7 +138,8 @@ class ZnodeCache:
         """The pzxid of the nearest existing ancestor of the missing *path*: at least the zxid that
         deleted it (or its branch), so a render that now misses it has a newer version than one
         that read it. No watch is needed on the ancestor: the exists watch on *path* says when the
-        missing znode comes back, and a sibling's change only makes the number larger."""
+        missing znode comes back. Taken once when it is found missing (missing_since): a sibling's
+        change would make the number larger, and a failed version come back as a new one."""
         while path != "/":
             path = paths.parent(path)
             stat = loop.get(loop.client.exists_async(path))
@@ -157,6 +166,7 @@ class ZnodeCache:
         if len(self.entries) > 2 * len(self.used) + 64:  # what no template reads any more is not kept
             self.entries = {key: entry for key, entry in self.entries.items() if key[1] in self.used}
             self.absent = {path: zxid for path, zxid in self.absent.items() if path in self.used}
+            self.missing_since = {path: zxid for path, zxid in self.missing_since.items() if path in self.used}
 
     def version(self):
         """The newest zxid among the entries the render used; a znode it found missing counts the
