@@ -34,7 +34,7 @@ def test_a_users_template_named_like_the_service_roles_own_is_shipped_not_the_ro
                 "templates": [{"src": "config.yml.j2", "dest": str(tmp_path / "out" / "config.yml")}]}]
     run = ship(tmp_path, entries)
     assert run.returncode == 0, run.stdout
-    assert (tmp_path / "shipped" / "web" / "config.yml.j2").read_text() == "port={{ znode('/app/port') }}\n"
+    assert (tmp_path / "shipped" / "service" / "web" / "config.yml.j2").read_text() == "port={{ znode('/app/port') }}\n"
 
 
 def test_the_render_role_refuses_to_hand_a_shared_system_folder_to_a_renderers_user(tmp_path):
