@@ -33,14 +33,16 @@ def test_a_dest_in_zkherds_own_folders_is_refused_by_both_roles(tmp_path):
                    render_role_vars(tmp_path, render_renderers=[renderer]))
         assert run.returncode != 0, dest + " accepted by the render role:\n" + run.stdout
     fine = dict(RENDER_ENTRY, user="nobody", templates=[{"src": "a.j2", "dest": "/etc/motd-exp/motd"}])
-    run = play(tmp_path, [render_task("Check the renderer entries")], render_role_vars(tmp_path, render_renderers=[fine]))
+    run = play(tmp_path, [render_task("Check the renderer entries")],
+               render_role_vars(tmp_path, render_renderers=[fine]))
     assert run.returncode == 0, run.stdout
 
 
 def test_a_service_and_a_renderer_of_one_name_ship_to_separate_folders(tmp_path):
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "a.conf.j2").write_text("service\n")
-    service = {"name": "render-lb", "command": ["true"], "templates": [{"src": "a.conf.j2", "dest": str(tmp_path / "s/a")}]}
+    service = {"name": "render-lb", "command": ["true"],
+               "templates": [{"src": "a.conf.j2", "dest": str(tmp_path / "s/a")}]}
     assert ship(tmp_path, [service]).returncode == 0
     (tmp_path / "templates" / "a.conf.j2").write_text("renderer\n")
     renderer = dict(RENDER_ENTRY, name="lb", templates=[{"src": "a.conf.j2", "dest": str(tmp_path / "r/a")}])
@@ -75,8 +77,9 @@ def test_the_mode_of_new_rendered_files_is_the_runners_file_mode(tmp_path):
     config = yaml.safe_load(render_file(tmp_path, "render.yml.j2", dict(RENDER_ENTRY, mode="0600")))
     assert config["file_mode"] == "0600"
     assert "file_mode" not in yaml.safe_load(render_file(tmp_path, "render.yml.j2", RENDER_ENTRY))
-    entry = {"name": "tls", "command": ["true"], "templates": [{"src": "k.j2", "dest": "/srv/tls/key.pem", "mode": "0600"},
-                                                              {"src": "c.j2", "dest": "/srv/tls/cert.pem", "mode": "0600"}]}
+    entry = {"name": "tls", "command": ["true"],
+             "templates": [{"src": "k.j2", "dest": "/srv/tls/key.pem", "mode": "0600"},
+                           {"src": "c.j2", "dest": "/srv/tls/cert.pem", "mode": "0600"}]}
     assert yaml.safe_load(render_role_file(tmp_path, "config.yml.j2", entry))["file_mode"] == "0600"
     mixed = dict(entry, templates=[entry["templates"][0], {"src": "c.j2", "dest": "/srv/tls/cert.pem"}])
     assert "file_mode" not in yaml.safe_load(render_role_file(tmp_path, "config.yml.j2", mixed))
