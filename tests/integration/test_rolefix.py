@@ -113,3 +113,45 @@ def test_the_handlers_act_on_the_units_each_role_noted_not_on_the_last_entries()
         assert any(fact in str(h["loop"]) for h in restarts), (role, fact)
         tasks = yaml.safe_load((REPO / "roles" / role / "tasks" / "main.yml").read_text())
         assert any(fact in str(t.get("ansible.builtin.set_fact", {})) for t in tasks), (role, fact)
+
+
+def test_each_run_adds_its_own_changed_and_running_units(tmp_path):
+    """The service role's "Note the services the handlers restart", twice in a play (as with the
+    role twice, or the render role's shipping in between): the facts keep both runs' units."""
+    note = service_task("Note the services the handlers restart")
+
+    def registered(*changed):
+        return {"results": [{"changed": c} for c in changed]}
+
+    def run_of(entries, config, state):
+        quiet = registered(*[False] * len(entries))
+        return {"name": "run", "ansible.builtin.set_fact": {
+            "service_instances": entries, "_service_config": registered(*config), "_service_env": quiet,
+            "_service_env_gone": quiet, "_service_unit": quiet, "_service_state": registered(*state)}}
+
+    first = [{"name": "a", "command": ["x"]}, {"name": "b", "command": ["x"]}, {"name": "c", "command": ["x"]}]
+    tasks = [run_of(first, [True, False, True], [False, False, True]), note,  # c: just started
+             run_of([{"name": "d", "command": ["x"]}], [True], [False]), note,
+             {"name": "show", "ansible.builtin.debug": {"msg": "units={{ _service_restart_units | to_json }} "
+                                                               "running={{ _service_runner_units | to_json }}"}}]
+    run = play(tmp_path, tasks, role_vars())
+    assert run.returncode == 0, run.stdout
+    assert 'units=[\\"zkherd-a.service\\", \\"zkherd-d.service\\"] running=[\\"zkherd-b.service\\"]' in run.stdout, \
+        run.stdout
+
+
+def test_each_render_run_adds_the_renderers_it_found_running(tmp_path):
+    note = render_task("Note the renderers the handlers restart")
+
+    def run_of(results):
+        return {"name": "run", "ansible.builtin.set_fact": {"__render_started": {"results": results}}}
+
+    tasks = [run_of([{"changed": False, "item": {"unit": "zkherd-render-a.service"}},
+                     {"changed": True, "item": {"unit": "zkherd-render-b.service"}},  # restarted by the role
+                     {"changed": False, "item": {"unit": "zkherd-render-c.service", "schedule": "hourly"}}]), note,
+             run_of([{"changed": False, "skipped": True, "item": {"unit": "zkherd-render-d.service"}},
+                     {"changed": False, "item": {"unit": "zkherd-render-e.service"}}]), note,
+             {"name": "show", "ansible.builtin.debug": {"msg": "units={{ __render_runner_units | to_json }}"}}]
+    run = play(tmp_path, tasks, render_role_vars(tmp_path))
+    assert run.returncode == 0, run.stdout
+    assert 'units=[\\"zkherd-render-a.service\\", \\"zkherd-render-e.service\\"]' in run.stdout, run.stdout
