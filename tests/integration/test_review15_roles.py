@@ -75,8 +75,8 @@ def test_a_changed_template_restarts_the_service(tmp_path):
     assert "Restart changed zkherd services" in str(copy.get("notify", "")), copy
 
 
-def test_a_znode_created_later_with_an_acl_the_renderer_cannot_read_is_not_silent(zk_server, zk_admin, zk_base,
-                                                                                 tmp_path):
+def test_a_znode_created_later_with_an_acl_the_renderer_cannot_read_is_not_silent(
+        zk_server, zk_admin, zk_base, tmp_path):
     """configfiles/zkreads.py: a template reads a missing znode with default=; the znode is created
     later with an ACL the renderer may not read (a hand edit with other credentials - exactly what
     molecule's verify did). ZooKeeper does not deliver the exists watch's NodeCreated to a client
