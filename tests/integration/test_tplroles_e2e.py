@@ -75,8 +75,8 @@ def test_what_the_render_role_writes_runs_checks_and_runs_on_change(zk_server, z
              # every line a server line, or the set is refused
              "check_cmd": "! grep -qv '^server [a-z0-9]* [0-9.]*:[0-9]*$' \"$ZKHERD_STAGED_FILE\"",
              "on_change": "cat %s >> %s" % (dest, changes)}
-    render_entry = dict(entry, name="render-lb")  # what the render role hands the service role's shipping
-    assert ship(tmp_path, [render_entry]).returncode == 0
+    # what the render role does: the service role's shipping, to FOLDER/render/NAME/
+    assert ship(tmp_path, [entry], _service_template_kind="render").returncode == 0
     config = role_config(tmp_path, "render", "render.yml.j2", entry)
     renderer = Zkherd(["render", "--config", str(config)], tmp_path / "render.log")
     try:
@@ -153,7 +153,7 @@ def test_a_scheduled_renderers_configuration_renders_once_and_exits(zk_server, z
     dest = tmp_path / "etc" / "motd"
     entry = {"name": "motd", "zk": zk_server.hosts, "schedule": "hourly",
              "templates": [{"src": "motd.j2", "dest": str(dest)}]}
-    assert ship(tmp_path, [dict(entry, name="render-motd")]).returncode == 0
+    assert ship(tmp_path, [entry], _service_template_kind="render").returncode == 0
     config = role_config(tmp_path, "render", "render.yml.j2", entry)
     done = subprocess.run([sys.executable, "-m", "zkherd", "render", "--config", str(config)], cwd=REPO,
                           capture_output=True, text=True, timeout=60, check=False)

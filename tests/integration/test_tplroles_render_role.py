@@ -38,7 +38,7 @@ def render_file(tmp_path, name, entry, **overrides):
 
 def test_the_configuration_names_the_shipped_templates_and_the_pipeline(tmp_path):
     config = yaml.safe_load(render_file(tmp_path, "render.yml.j2", ENTRY))
-    assert config["template"] == ["/etc/zkherd/templates/render-lb/backends.cfg.j2=/etc/haproxy/conf.d/backends.cfg"]
+    assert config["template"] == ["/etc/zkherd/templates/render/lb/backends.cfg.j2=/etc/haproxy/conf.d/backends.cfg"]
     assert config["check_cmd"] == ENTRY["check_cmd"] and config["on_change"] == ENTRY["on_change"]
     assert config["zk"] == "zk1:2181,zk2:2181" and config["auth_file"] == "/etc/zkherd/auth"
     assert "once" not in config
@@ -78,7 +78,7 @@ def test_the_role_ships_templates_through_the_service_roles_tasks(tmp_path):
     play_vars = role_vars(tmp_path, render_renderers=[entry], render_template_dir=str(tmp_path / "t"))
     first = play(tmp_path, tasks, play_vars)
     assert first.returncode == 0, first.stdout + first.stderr
-    shipped = tmp_path / "t" / "render-lb" / "backends.cfg.j2"
+    shipped = tmp_path / "t" / "render" / "lb" / "backends.cfg.j2"
     assert shipped.read_text() == text
     assert (tmp_path / "out").is_dir()
     again = play(tmp_path, tasks, play_vars)

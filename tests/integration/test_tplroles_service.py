@@ -48,10 +48,10 @@ def test_templates_are_found_like_the_template_module_and_shipped_read_only(tmp_
         {"src": str(tmp_path / "other.j2"), "dest": str(tmp_path / "out" / "other")}]}]
     first = ship(tmp_path, entries)
     assert first.returncode == 0, first.stdout + first.stderr
-    shipped = tmp_path / "shipped" / "web" / "app.conf.j2"
+    shipped = tmp_path / "shipped" / "service" / "web" / "app.conf.j2"
     # copied as it is: zkherd renders it on the host, not Ansible
     assert shipped.read_text() == "port={{ znode('/app/port') }}\n"
-    assert (tmp_path / "shipped" / "web" / "other.j2").read_text() == "{{ children('/app') | join(',') }}\n"
+    assert (tmp_path / "shipped" / "service" / "web" / "other.j2").read_text() == "{{ children('/app') | join(',') }}\n"
     info = shipped.stat()
     assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (0, 0o644)
     assert stat.S_IMODE(shipped.parent.stat().st_mode) == 0o755 and shipped.parent.stat().st_uid == 0
@@ -93,8 +93,8 @@ ENTRY = {"name": "web", "command": ["sleep", "infinity"], "check_cmd": "test -s 
 
 def test_the_runner_configuration_names_the_shipped_templates(tmp_path):
     config = yaml.safe_load(render_role_file(tmp_path, "config.yml.j2", ENTRY))
-    assert config["template"] == ["/etc/zkherd/templates/web/app.conf.j2=/etc/app/app.conf",
-                                  "/etc/zkherd/templates/web/backends.j2=/srv/lb/backends.cfg"]
+    assert config["template"] == ["/etc/zkherd/templates/service/web/app.conf.j2=/etc/app/app.conf",
+                                  "/etc/zkherd/templates/service/web/backends.j2=/srv/lb/backends.cfg"]
     assert config["mirror"] == ["/etc/app/raw=/app/raw"] and config["check_cmd"] == ENTRY["check_cmd"]
     assert "template" not in yaml.safe_load(render_role_file(tmp_path, "config.yml.j2", dict(ENTRY, templates=[])))
 
