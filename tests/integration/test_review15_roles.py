@@ -4,17 +4,13 @@ Each test fails while its finding stands (see the docstrings)."""
 from __future__ import annotations
 
 import stat
-import time
 
 import yaml
-from kazoo.security import make_digest_acl
 
 from tests.integration.test_tplroles_render_role import ENTRY as RENDER_ENTRY
 from tests.integration.test_tplroles_render_role import role_vars as render_role_vars
 from tests.integration.test_tplroles_service import play, ship
 from tests.support.playbook import REPO
-from tests.support.runner import Zkherd
-from tests.support.zkutil import wait_for
 
 
 def render_task(name):
@@ -73,28 +69,3 @@ def test_a_changed_template_restarts_the_service(tmp_path):
     tasks = yaml.safe_load((REPO / "roles" / "service" / "tasks" / "templates.yml").read_text())
     copy = next(task for task in tasks if task["name"] == "Copy the templates")
     assert "Restart changed zkherd services" in str(copy.get("notify", "")), copy
-
-
-def test_a_znode_created_later_with_an_acl_the_renderer_cannot_read_is_not_silent(
-        zk_server, zk_admin, zk_base, tmp_path):
-    """configfiles/zkreads.py: a template reads a missing znode with default=; the znode is created
-    later with an ACL the renderer may not read (a hand edit with other credentials - exactly what
-    molecule's verify did). ZooKeeper does not deliver the exists watch's NodeCreated to a client
-    without READ, so nothing is logged, no alert runs, the default stays in the file forever (a
-    restart then fails with 'access denied'). With an open ACL the same creation renders at once."""
-    src = tmp_path / "t.j2"
-    src.write_text("motd = {{ znode('%s/d/motd', default='none yet') | trim }}\n" % zk_base)
-    dest = tmp_path / "out" / "f.conf"
-    dest.parent.mkdir()
-    renderer = Zkherd(["render", "--zk", zk_server.hosts, "--change-delay", "0.05", "%s=%s" % (src, dest)],
-                      tmp_path / "r.log")
-    try:
-        renderer.wait_log("configuration installed", timeout=30)
-        zk_admin.create(zk_base + "/d/motd", b"hello", acl=[make_digest_acl("other", "pw", all=True)],
-                        makepath=True)
-        time.sleep(3)
-        assert dest.read_text() == "motd = none yet\n"
-        wait_for(lambda: renderer.has("motd") or renderer.has("denied") or renderer.has("not authorized"), 5,
-                 message=renderer.log)
-    finally:
-        renderer.stop()
