@@ -43,7 +43,7 @@ class ConfigSync:
         self.log = log
         self.dirty = True
         self.first_change = self.last_change = time.monotonic() - quiet
-        self.last_look = time.monotonic()
+        self.last_recheck = time.monotonic()  # when the missing znodes were last read again
         self.pending = None  # (FileSet, version, changes, stale, wanted) from the last look, not staged yet
         self.check = None  # the running --check-cmd Task
         self.staged = None  # the FileSet staged (and being checked)
@@ -73,7 +73,7 @@ class ConfigSync:
         if not self.dirty:
             if not self._absent():
                 return None
-            return max(0.0, self.last_look + ABSENT_RECHECK - now)
+            return max(0.0, self.last_recheck + ABSENT_RECHECK - now)
         return max(0.0, min(self.last_change + self.quiet, self.first_change + MAX_DELAY) - now)
 
     def _absent(self):
@@ -93,9 +93,9 @@ class ConfigSync:
         read before the snapshot, so that a genuine one is never newer than it."""
         self.forget_pending()
         recorded = failed_record.read(loop) if failed_record else None
-        if time.monotonic() >= self.last_look + ABSENT_RECHECK and self._absent():
+        if time.monotonic() >= self.last_recheck + ABSENT_RECHECK and self._absent():
             self.mirror.templates.cache.recheck_absent()
-        self.last_look = time.monotonic()
+            self.last_recheck = time.monotonic()  # its own clock: looks for other changes never starve it
         self.dirty = False
         try:
             snap, version = self.mirror.snapshot(loop)
