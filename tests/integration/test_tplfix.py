@@ -52,8 +52,8 @@ def test_render_timeout_is_a_render_error(zk_server, zk, zk_base, tmp_path):
     assert time.monotonic() - started < 15 and not (tmp_path / "spin").exists()
 
 
-def test_slow_zookeeper_answers_do_not_count_against_the_render_timeout(zk_server, zk, zk_base, tmp_path,
-                                                                       fault_proxy):
+def test_slow_zookeeper_answers_do_not_count_against_the_render_timeout(
+        zk_server, zk, zk_base, tmp_path, fault_proxy):
     """Reads that depend on earlier ones (children, then each child) go one by one: through a proxy
     that delays every answer by 0.3 s, seven of them take about 2 s, more than --render-timeout 1 -
     yet the template's own work is a few milliseconds: the file is rendered, not a render error."""
