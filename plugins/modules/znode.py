@@ -395,11 +395,7 @@ def ensure_absent(module, client, path, before):
     if before is None:
         return result
     znodes.check_version(path, p["version"], before[1])
-    try:
-        nodes, doomed = znodes.subtree(client, path, before, p["recursive"])
-    except ZkError as exc:
-        exc.message = exc.message.replace("a recursive delete takes", "set recursive=true to delete")
-        raise
+    nodes, doomed = znodes.subtree(client, path, before, p["recursive"], how="set recursive=true to delete")
     result.update(changed=True, deleted=doomed)
     if not module.check_mode:
         try:

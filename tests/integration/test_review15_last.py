@@ -6,8 +6,7 @@ import time
 
 from kazoo.security import make_digest_acl
 
-from tests.integration.test_templates import tpl
-from tests.support.runner import Zkherd
+from tests.integration.test_tplfix import motd_renderer
 
 
 def test_missing_znode_recheck_is_not_starved_by_other_changes(zk_server, zk_admin, zk_base, tmp_path):
@@ -17,12 +16,7 @@ def test_missing_znode_recheck_is_not_starved_by_other_changes(zk_server, zk_adm
     the recheck never runs, and a znode created later with an ACL the renderer may not read stays
     silent (the default in the file) for ever - the very case the recheck was made for."""
     zk_admin.create(zk_base + "/d/tick", b"0", makepath=True)
-    src = tpl(tmp_path, "t.j2", "motd = {{ znode('%s/d/motd', default='none yet') | trim }}\n"
-                                "tick = {{ znode('%s/d/tick') }}\n" % (zk_base, zk_base))
-    dest = tmp_path / "out" / "f.conf"
-    dest.parent.mkdir()
-    renderer = Zkherd(["render", "--zk", zk_server.hosts, "--change-delay", "0.05", "%s=%s" % (src, dest)],
-                      tmp_path / "r.log")
+    renderer, dest = motd_renderer(zk_server, zk_base, tmp_path, more="tick = {{ znode('%s/d/tick') }}\n" % zk_base)
     try:
         renderer.wait_log("configuration installed", timeout=30)
         zk_admin.create(zk_base + "/d/motd", b"hello", acl=[make_digest_acl("other", "pw", all=True)])

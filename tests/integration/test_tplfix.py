@@ -154,11 +154,7 @@ def test_a_znode_created_later_that_the_renderer_may_not_read_is_not_silent(zk_s
     may not read. ZooKeeper does not deliver the exists watch's NodeCreated to such a client: without
     the recheck of missing znodes (configfiles/sync.ABSENT_RECHECK, 10 s) the default stayed in the
     file for ever, silently. Now the next recheck reads it, and the denial is a render error in the log."""
-    src = tpl(tmp_path, "t.j2", "motd = {{ znode('%s/d/motd', default='none yet') | trim }}\n" % zk_base)
-    dest = tmp_path / "out" / "f.conf"
-    dest.parent.mkdir()
-    renderer = Zkherd(["render", "--zk", zk_server.hosts, "--change-delay", "0.05", "%s=%s" % (src, dest)],
-                      tmp_path / "r.log")
+    renderer, dest = motd_renderer(zk_server, zk_base, tmp_path)
     try:
         renderer.wait_log("configuration installed", timeout=30)
         zk_admin.create(zk_base + "/d/motd", b"hello", acl=[make_digest_acl("other", "pw", all=True)],
@@ -168,3 +164,14 @@ def test_a_znode_created_later_that_the_renderer_may_not_read_is_not_silent(zk_s
         assert renderer.proc.poll() is None
     finally:
         renderer.stop()
+
+
+def motd_renderer(zk_server, zk_base, tmp_path, more=""):
+    """A long-running `zkherd render` of ZK_BASE/d/motd (default 'none yet'), plus the lines *more*:
+    (the Zkherd process, its DEST)."""
+    src = tpl(tmp_path, "t.j2", "motd = {{ znode('%s/d/motd', default='none yet') | trim }}\n" % zk_base + more)
+    dest = tmp_path / "out" / "f.conf"
+    dest.parent.mkdir()
+    renderer = Zkherd(["render", "--zk", zk_server.hosts, "--change-delay", "0.05", "%s=%s" % (src, dest)],
+                      tmp_path / "r.log")
+    return renderer, dest

@@ -55,12 +55,13 @@ def set_value(client, path, data, before, wait):
     txn.apply(client, [txn.Op("set", path, data, version=stat.version, old=old, czxid=stat.czxid)], wait=wait)
 
 
-def subtree(client, path, before, recursive):
-    """{path: tree.Node} a delete of *path* (read as *before*) takes, and their paths deepest first."""
+def subtree(client, path, before, recursive, how="a recursive delete takes"):
+    """{path: tree.Node} a delete of *path* (read as *before*) takes, and their paths deepest first.
+    *how*: the caller's way to ask for a recursive delete, for the message."""
     stat = before[1]
     if stat.numChildren and not recursive:
-        raise ZkError("znode %s has children (%d); a recursive delete takes it with its subtree"
-                      % (path, stat.numChildren), NOT_EMPTY)
+        raise ZkError("znode %s has children (%d); %s it with its subtree" % (path, stat.numChildren, how),
+                      NOT_EMPTY)
     nodes = tree.read_tree(client, path) if stat.numChildren else {path: tree.Node(path, before[0], stat, [])}
     return nodes, sorted(nodes, key=lambda q: (-paths.depth(q), q))
 

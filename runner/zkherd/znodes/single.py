@@ -130,11 +130,7 @@ def put(client, path, data, values, create_acl, wait, out):
 def remove(client, path, values, wait, out):
     before = existing(client, path)
     znodes.check_version(path, values["expect_version"], before[1])
-    try:
-        nodes, doomed = znodes.subtree(client, path, before, values["recursive"])
-    except ZkError as exc:
-        exc.message = exc.message.replace("a recursive delete takes", "give -r to delete")
-        raise
+    nodes, doomed = znodes.subtree(client, path, before, values["recursive"], how="give -r to delete")
     znodes.delete(client, path, before, nodes, doomed, wait)
     below = len(doomed) - 1
     out.write("deleted %s%s\n" % (path, " and the %d znodes below it" % below if below else ""))
