@@ -128,7 +128,7 @@ def test_pool_members_leader_and_cron_ticks(zk_server, zk_base, tmp_path):
             proc.stop()
 
 
-def test_farm_members_and_age(zk_server, zk_base, tmp_path):
+def test_farm_members_and_age(zk_server, zk, zk_base, tmp_path):
     farm = zk_base + "/farm"
     joined = []
     for name in ("10.0.0.1", "10.0.0.2"):
@@ -137,7 +137,9 @@ def test_farm_members_and_age(zk_server, zk_base, tmp_path):
         joined.append(Zkherd(["farm", "join", farm, str(conf), "--zk", zk_server.hosts, "--name", name,
                               "--poll", "0.1"], tmp_path / ("%s.log" % name)))
     try:
-        wait_for(lambda: len(status_json(zk_server.hosts, farm)[0].get("members", [])) == 2, timeout=20)
+        for proc in joined:
+            proc.wait_log("joined|created|member", timeout=20)
+        wait_for(lambda: zk.exists(farm) and len(zk.get_children(farm)) == 2, timeout=20)
         [found] = status_json(zk_server.hosts, farm)
         assert found["kind"] == "farm"
         assert [m["name"] for m in found["members"]] == ["10.0.0.1", "10.0.0.2"]

@@ -93,7 +93,7 @@ def read_pool(client, path, found, wait):
     jobs = {}
     if TICKS in found:
         for job in sorted(children(client, paths.join(path, TICKS), wait) or {}):
-            marks = children(client, paths.join(path, TICKS, job), wait, wanted=_is_start) or {}
+            marks = children(client, paths.join(paths.join(path, TICKS), job), wait, wanted=_is_start) or {}
             jobs[job] = [_tick(marks[name]) for name in sorted(marks, key=int, reverse=True)[:RECENT_TICKS]]
     return {"kind": "pool", "leader": listed[0]["id"] if listed else None, "members": listed, "cron": jobs}
 
