@@ -35,8 +35,8 @@ def lock_lines(status, now):
         lines.append("  stopping %s token=%s (its lock- node is gone: its child is being stopped)" % (
             _who(entry), entry["fencing_token"]))
     for number, entry in enumerate(status["waiting"], 1):
-        lines.append("  waiting  %d. %s session=%s queued %s" % (number, _who(entry), entry["session"],
-                                                               when(entry["queued_since"], now)))
+        lines.append("  waiting  %d. %s session=%s queued %s" % (
+            number, _who(entry), entry["session"], when(entry["queued_since"], now)))
     if status["foreign_nodes"]:
         lines.append("  foreign  %s (persistent nodes no runner holds: left out of the line)"
                      % ", ".join(status["foreign_nodes"]))
