@@ -29,11 +29,19 @@ foreign ones remembered, so that no look walks past them one round trip at a tim
 keeps mutual exclusion: every contender sees the same stat for a node, and a node that no session
 owns runs no child.
 
+Both nodes hold the same JSON object, for `zkherd status` and operators (docs/operations.md):
+{"id": ID, "host": HOST, "pid": PID, "slots": N, "kind": "lock" or "rolling"}. Nothing in the recipe
+reads it back: runners of older versions, whose nodes hold the bare id, share the line.
+
 Names are parsed strictly: a sequence suffix is ten ASCII digits ('lock-' + ten superscript twos
 is no node of ours, whatever str.isdigit() says).
 """
 
 from __future__ import annotations
+
+import json
+import os
+import socket
 
 from kazoo.exceptions import ConnectionLoss, KazooException, NoNodeError, SessionExpiredError
 
@@ -44,6 +52,12 @@ from zkherd.recipes.foreign import ForeignNodes, is_foreign
 from zkherd.recipes.sequential import in_order, made_as, new_token, own_nodes, tagged
 
 QUEUE, RUN = "lock-", "run-"
+
+
+def holder_data(ident, slots, kind):
+    """What both our nodes hold: who we are, for `zkherd status` (never read by the recipe)."""
+    return json.dumps({"id": ident, "host": socket.gethostname(), "pid": os.getpid(), "slots": slots,
+                       "kind": kind}, sort_keys=True).encode("utf-8")
 
 
 def _ahead(line, name, slots):
@@ -57,8 +71,8 @@ class LockLost(Exception):
 
 
 class Lock:
-    def __init__(self, path, slots, ident, wakeup, log, op_timeout, event="lock", on_foreign=None):
-        self.path, self.slots, self.ident = path, slots, ident.encode("utf-8")
+    def __init__(self, path, slots, ident, wakeup, log, op_timeout, event="lock", on_foreign=None, kind="lock"):
+        self.path, self.slots, self.data = path, slots, holder_data(ident, slots, kind)
         self.event = event  # what our watches post to the main loop
         self.wakeup, self.log, self.op_timeout = wakeup, log, op_timeout
         self.client = None
@@ -110,8 +124,8 @@ class Lock:
             self.attempt = new_token()
         self._get(client.ensure_path_async(self.path))
         txn = client.transaction()
-        txn.create(paths.join(self.path, tagged(QUEUE, self.attempt)), self.ident, ephemeral=True, sequence=True)
-        txn.create(paths.join(self.path, tagged(RUN, self.attempt)), self.ident, ephemeral=True, sequence=True)
+        txn.create(paths.join(self.path, tagged(QUEUE, self.attempt)), self.data, ephemeral=True, sequence=True)
+        txn.create(paths.join(self.path, tagged(RUN, self.attempt)), self.data, ephemeral=True, sequence=True)
         results = self._get(txn.commit_async())
         failed = next((r for r in results if isinstance(r, Exception)), None)
         if failed is not None:  # answered, and a transaction is all or nothing: none of it was made

@@ -40,7 +40,8 @@ class Rollout:
         self.rolling = self.failed_versions = None
         if opts.rolling_lock:
             self.rolling = Lock(opts.rolling_lock, opts.rolling_slots, opts.id, loop.wakeup, log, loop.op_timeout,
-                                event="rolling", on_foreign=lambda message: alerts.fire("foreign-lock-node", message))
+                                event="rolling", on_foreign=lambda message: alerts.fire("foreign-lock-node", message),
+                                kind="rolling")
             self.failed_versions = FailedVersions(opts.rolling_lock, opts.id, log)
         self.phase = IDLE
         self.held = False  # the rolling lock is ours
