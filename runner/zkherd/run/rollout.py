@@ -212,6 +212,7 @@ class Rollout:
         self.alerts.version = version
         if self.held:
             self.phase = APPLYING
+            self.rolling.publish(version=version, phase="applying")  # for `zkherd status`
         if not child_up:
             return START  # first start, or after a failed version
         if self.opts.on_change == "restart":
@@ -236,6 +237,8 @@ class Rollout:
             self.phase, self.after_failure, self.release_pending = IDLE, RESTART, self.held
         else:  # keep the rolling lock: the rollout pauses until a newer version
             self.phase, self.after_failure = PAUSED, None
+            if self.held:
+                self.rolling.publish(phase="paused")  # `zkherd status` says so exactly, not inferred
             self.log.warning("rollout paused, holding the rolling lock until a newer version is pushed",
                              lock=self.opts.rolling_lock)
 

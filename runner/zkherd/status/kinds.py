@@ -16,6 +16,7 @@ from zkherd.status.nodes import children, node
 FAILED = "failed"
 TICKS = "ticks"
 RECENT_TICKS = 3  # markers shown per cron job
+PHASES = ("applying", "paused")  # what a rolling-lock holder says it does (run/rollout.py)
 
 
 def who(node_):
@@ -63,26 +64,36 @@ def read_lock(client, path, found, wait):
 
 
 def _contender(queued, run, state, place):
+    """Who from the lock- node; since when it holds, and what a rolling-lock holder applies, from
+    the run- node (set once it holds the lock: recipes/lock.py publish())."""
     entry = who(queued)
+    told = (run.json_object() if run is not None else None) or {}
+    since = told.get("since")
     entry.update(state=state, place=place, node=queued.name, session=queued.session, queued_since=queued.created,
                  fencing_token=run.stat.czxid if run is not None else None,
-                 run_node=run.name if run is not None else None)
+                 run_node=run.name if run is not None else None,
+                 since=since if isinstance(since, (int, float)) and not isinstance(since, bool) else None,
+                 version=told.get("version") if isinstance(told.get("version"), int) else None,
+                 phase=told.get("phase") if told.get("phase") in PHASES else None)
     return entry
 
 
 def _rollout(record, holders):
-    """The failed-version record, and whether the rollout is paused on it: a holder of the rolling
-    lock is the host that recorded the failure and queued before it did (--on-failure pause keeps
-    the lock until a newer version is pushed; rollback releases it)."""
-    if record is None:
-        return {"failed": None, "paused": False, "restarting": [h["id"] for h in holders]}
-    version, refused = recorded_version(record.data, record.stat.mzxid)
-    doc = record.json_object() or {}
-    failed = {"version": version, "id": doc.get("id"), "host": doc.get("host"), "reason": doc.get("reason"),
-              "time": doc.get("time"), "recorded_at": record.changed, "refused": refused}
-    pausers = [h for h in holders if refused is None and h["id"] == failed["id"]
-               and h["fencing_token"] is not None and h["fencing_token"] < record.stat.mzxid]
+    """The failed-version record, and whether the rollout is paused. A holder says so itself (its
+    run- node's "phase": exact). For a holder of an older zkherd that does not, it is inferred: it
+    is the host that recorded the failure and queued before it did (--on-failure pause keeps the
+    lock until a newer version is pushed; rollback releases it)."""
+    failed, refused = None, None
+    if record is not None:
+        version, refused = recorded_version(record.data, record.stat.mzxid)
+        doc = record.json_object() or {}
+        failed = {"version": version, "id": doc.get("id"), "host": doc.get("host"), "reason": doc.get("reason"),
+                  "time": doc.get("time"), "recorded_at": record.changed, "refused": refused}
+    pausers = [h for h in holders if h["phase"] == "paused" or h["phase"] is None and failed is not None
+               and refused is None and h["id"] == failed["id"] and h["fencing_token"] is not None
+               and h["fencing_token"] < record.stat.mzxid]
     return {"failed": failed, "paused": bool(pausers), "paused_by": [h["id"] for h in pausers],
+            "paused_exact": all(h["phase"] is not None for h in holders),
             "restarting": [h["id"] for h in holders if h not in pausers]}
 
 

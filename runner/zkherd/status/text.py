@@ -24,11 +24,19 @@ def _who(entry):
     return "%s host=%s pid=%s" % (entry["id"], entry["host"] or "-", entry["pid"] if entry["pid"] is not None else "-")
 
 
+def _applies(entry):
+    """What a rolling-lock holder says it does (nothing for a plain lock's holder)."""
+    if entry["version"] is None and entry["phase"] is None:
+        return ""
+    return ", version %s %s" % (entry["version"] if entry["version"] is not None else "-", entry["phase"] or "")
+
+
 def lock_lines(status, now):
     lines = []
     for entry in status["holders"]:
-        lines.append("  holder   %s token=%s session=%s queued %s" % (
-            _who(entry), entry["fencing_token"], entry["session"], when(entry["queued_since"], now)))
+        lines.append("  holder   %s token=%s session=%s since %s, queued %s%s" % (
+            _who(entry), entry["fencing_token"], entry["session"], when(entry["since"], now),
+            when(entry["queued_since"], now), _applies(entry)))
     if not status["holders"]:
         lines.append("  holder   none")
     for entry in status["stopping"]:
@@ -50,8 +58,8 @@ def lock_lines(status, now):
             lines.append("  failed   version %s on %s (%s) at %s: %s" % (
                 failed["version"], failed["id"], failed["host"], when(failed["time"], now), failed["reason"]))
         if status["paused"]:
-            lines.append("  PAUSED   by %s: holding the rolling lock until a newer version is pushed"
-                         % ", ".join(status["paused_by"]))
+            lines.append("  PAUSED   by %s: holding the rolling lock until a newer version is pushed%s"
+                         % (", ".join(status["paused_by"]), "" if status["paused_exact"] else " (inferred)"))
         else:
             lines.append("  rollout  %s" % ("restarting: " + ", ".join(status["restarting"])
                                             if status["restarting"] else "idle"))

@@ -1,0 +1,93 @@
+"""`zkherd status` leftovers of issue 16 against a real ZooKeeper and real `zkherd run` processes:
+since when a holder holds (not only since when it queued), the version a rolling-lock holder
+applies and an exact "paused", and what status can see of a fenced holder (its session is still
+alive in ZooKeeper until it expires; then the next contender takes over)."""
+
+from __future__ import annotations
+
+import time
+
+from tests.integration.test_status import SERVE, runner, status, status_json
+from tests.support.zkutil import wait_for
+
+
+def test_holder_since_when_it_holds_and_waiters_queued_since(zk_server, zk_base, tmp_path):
+    lock = zk_base + "/lock"
+    first = runner(zk_server.hosts, "first", tmp_path, "--lock", lock)
+    first.wait_log("started child")
+    second = runner(zk_server.hosts, "second", tmp_path, "--lock", lock)
+    try:
+        second.wait_log("queued for lock")
+        [found] = status_json(zk_server.hosts, lock)
+        [holder], [waiter] = found["holders"], found["waiting"]
+        assert holder["since"] is not None and holder["since"] >= holder["queued_since"] - 1, holder
+        assert waiter["since"] is None and waiter["queued_since"] is not None
+        text = status(zk_server.hosts, lock).stdout
+        assert "since " in text.splitlines()[1] and "queued " in text.splitlines()[2], text
+
+        time.sleep(1.2)  # the waiter holds only later: its since is after its queued_since
+        first.stop()
+        second.wait_log("started child")
+        wait_for(lambda: status_json(zk_server.hosts, lock)[0]["holders"][0]["since"] is not None, timeout=10)
+        [holder] = status_json(zk_server.hosts, lock)[0]["holders"]
+        assert holder["id"] == "second" and holder["since"] >= holder["queued_since"] + 1.0, holder
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_rolling_holder_version_and_exact_pause(zk_server, zk, zk_base, tmp_path):
+    znode, roll, conf = zk_base + "/conf", zk_base + "/roll", tmp_path / "conf"
+    zk.create(znode, b"good 1")
+    proc = runner(zk_server.hosts, "h0", tmp_path, "--change-delay", "0.1", "--mirror", "%s=%s" % (conf, znode),
+                  "--rolling-lock", roll, "--health", "grep -q good %s" % conf, "--health-delay", "0.3",
+                  "--health-interval", "0.1", "--health-fall", "1")
+    try:
+        proc.wait_log("child is healthy")
+        zk.set(znode, b"bad 2")
+        bad = zk.exists(znode).mzxid
+        proc.wait_log("rollout paused", timeout=30)
+        wait_for(lambda: status_json(zk_server.hosts, roll)[0]["holders"][0].get("phase") == "paused", timeout=15)
+        [found] = status_json(zk_server.hosts, roll)
+        [holder] = found["holders"]
+        assert holder["version"] == bad and found["failed"]["version"] == bad, found
+        assert found["paused"] is True and found["paused_by"] == ["h0"] and found["paused_exact"] is True
+        text = status(zk_server.hosts, roll).stdout
+        assert "version %d" % bad in text and "PAUSED   by h0" in text, text
+
+        zk.set(znode, b"good 3")
+        proc.wait_log("rolling lock released", timeout=30)
+        wait_for(lambda: not status_json(zk_server.hosts, roll)[0]["holders"], timeout=15)
+        assert status_json(zk_server.hosts, roll)[0]["paused"] is False
+    finally:
+        proc.stop()
+
+
+def test_fenced_holder_then_takeover(zk_server, zk_base, tmp_path, fault_proxy):
+    """A holder cut off from ZooKeeper: its fence stops the child before the session can expire.
+    Meanwhile status (from ZooKeeper) still shows it holding - the server has not expired the
+    session yet - with the same token; once it has, the next contender holds, with a higher token."""
+    lock = zk_base + "/lock"
+    proxy = fault_proxy()
+    holder = runner(proxy.hosts, "cut", tmp_path, "--lock", lock)
+    holder.wait_log("started child")
+    standby = runner(zk_server.hosts, "next", tmp_path, "--lock", lock)
+    try:
+        standby.wait_log("queued for lock")
+        [before] = status_json(zk_server.hosts, lock)[0]["holders"]
+        proxy.blackhole()
+        holder.wait_log("stopping the child before the session can expire", timeout=15)
+        [found] = status_json(zk_server.hosts, lock)
+        if not standby.has("started child"):  # the session may have expired already on a slow box
+            [during] = found["holders"]
+            assert (during["id"], during["fencing_token"]) == ("cut", before["fencing_token"])
+            assert [w["id"] for w in found["waiting"]] == ["next"]
+            print(status(zk_server.hosts, lock).stdout)
+        standby.wait_log("started child", timeout=30)
+        [after] = status_json(zk_server.hosts, lock)[0]["holders"]
+        assert after["id"] == "next" and after["fencing_token"] > before["fencing_token"]
+        assert status_json(zk_server.hosts, lock)[0]["waiting"] == []
+        print(status(zk_server.hosts, lock).stdout)
+    finally:
+        holder.stop()
+        standby.stop()
