@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from tests.integration.test_status import SERVE, runner, status, status_json
+from tests.integration.test_status import runner, status, status_json
 from tests.support.zkutil import wait_for
 
 
