@@ -91,3 +91,25 @@ def test_fenced_holder_then_takeover(zk_server, zk_base, tmp_path, fault_proxy):
     finally:
         holder.stop()
         standby.stop()
+
+
+def test_a_lost_reply_to_the_since_write_is_harmless(zk_server, zk_base, tmp_path, fault_proxy):
+    """The write of "since" into the run- node is not waited for: its reply lost (the connection
+    reset right after the server applied it), the holder keeps its lock and its one child, and
+    status shows since."""
+    lock, proxy = zk_base + "/lock", fault_proxy()
+    proxy.lose_reply("set_data", nth=1)
+    holder = runner(proxy.hosts, "holder", tmp_path, "--lock", lock)
+    try:
+        assert proxy.wait_fired(1, timeout=20)
+        holder.wait_log("started child")
+        holder.wait_log("contact with ZooKeeper is back")
+        wait_for(lambda: status_json(zk_server.hosts, lock)[0]["holders"], timeout=10)
+        [found] = status_json(zk_server.hosts, lock)
+        [entry] = found["holders"]
+        assert entry["id"] == "holder" and entry["since"] is not None and found["waiting"] == []
+        time.sleep(0.5)  # a restart or a second queueing would show by now
+        assert holder.log().count("started child") == 1 and holder.log().count("queued for lock") == 1
+        assert holder.proc.poll() is None and "Traceback" not in holder.log()
+    finally:
+        holder.stop()
