@@ -30,11 +30,14 @@ python -m tests.support.sitecheck --state "$state" --zk "$zk"
 pid1=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["box1"]["pid"])' "$state/boxes.json")
 auth=$PWD/.cache/demo-auth  # the credentials the boxes use, for the commands below
 (umask 077; nsenter -t "$pid1" -a cat /etc/zkherd/auth >"$auth")
+echo "[demo] who holds the singleton's lock and who waits: zkherd status /locks/hello"
+zkherd status /locks/hello --zk "$zk" --auth-file "$auth" || echo "[demo] zkherd status failed (exit $?)"
 cat <<TXT
 
 Poke at it (the boxes share this machine's network; ZooKeeper is at $zk):
   box1:         nsenter -t $pid1 -a systemctl status 'zkherd-*'     (other boxes: $state/boxes.json)
   its logs:     nsenter -t $pid1 -a journalctl -u zkherd-hello -u zkherd-web -f
+  status:       .venv/bin/zkherd status /locks/hello /rolling/web /services/db --zk $zk --auth-file $auth   (docs/operations.md)
   the farm:     .venv/bin/zkherd farm ls /services/db --fields hostname,enabled --zk $zk --auth-file $auth
   set a field:  .venv/bin/zkherd farm set /services/db/box2 enabled 0 --zk $zk --auth-file $auth   (box2's /var/service/db/enabled follows; the db exports drop box2)
   the web farm: nsenter -t $pid1 -a sh -c 'for i in 1 2 3; do curl -s 127.0.0.1:25781; curl -s 127.0.0.1:25881; done'   (haproxy, nginx on box1)

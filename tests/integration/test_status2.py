@@ -5,9 +5,13 @@ alive in ZooKeeper until it expires; then the next contender takes over)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 from tests.integration.test_status import runner, status, status_json
+from tests.support.runner import REPO, Zkherd
 from tests.support.zkutil import wait_for
 
 
@@ -113,3 +117,46 @@ def test_a_lost_reply_to_the_since_write_is_harmless(zk_server, zk_base, tmp_pat
         assert holder.proc.poll() is None and "Traceback" not in holder.log()
     finally:
         holder.stop()
+
+
+def test_every_kind_in_one_call(zk_server, zk, zk_base, tmp_path):
+    """One `zkherd status` of a lock, a pool with a cron job's ticks, a farm and a registration path,
+    made by real runners: each block shows what the issue asks for (the output in docs/operations.md
+    comes from here: pytest -s)."""
+    lock, pool, farm, services = (zk_base + name for name in ("/lock", "/pool", "/farm", "/services/web-"))
+    env = {"ZKHERD_RUN_DIR": str(tmp_path)}
+    (tmp_path / "member.json").write_text('{"addr": "10.0.0.7", "port": 8080}')
+    procs = [runner(zk_server.hosts, "db-a", tmp_path, "--lock", lock, "--register", services, "--data",
+                    "10.0.0.5:5432")]
+    procs[0].wait_log("started child")
+    procs.append(runner(zk_server.hosts, "db-b", tmp_path, "--lock", lock))
+    for ident in ("cron-a", "cron-b"):  # in this order: cron-a leads
+        procs.append(Zkherd(["elect", "--zk", zk_server.hosts, "--election", pool, "--id", ident],
+                            tmp_path / ("%s.log" % ident), env=env))
+        procs[-1].wait_log("joined the pool")
+    procs.append(Zkherd(["farm", "join", farm, str(tmp_path / "member.json"), "--zk", zk_server.hosts, "--name",
+                         "web-1", "--poll", "0.1"], tmp_path / "farm.log"))
+    try:
+        procs[1].wait_log("queued for lock")
+        procs[2].wait_log("this member leads the pool")
+        job = subprocess.run([sys.executable, "-m", "zkherd", "cron", "--zk", zk_server.hosts, "--election", pool,
+                              "--id", "cron-a", "--timeout", "10", "--name", "backup", "--", "true"], cwd=REPO,
+                             capture_output=True, text=True, timeout=120, check=False, env=dict(os.environ, **env))
+        assert job.returncode == 0, job.stderr
+        wait_for(lambda: zk.exists(farm) and zk.get_children(farm), timeout=20)
+        shown = status(zk_server.hosts, lock, pool, farm, services)
+        assert shown.returncode == 0, shown.stderr
+        print(shown.stdout)
+        blocks = shown.stdout.split("\n/")
+        assert len(blocks) == 4, shown.stdout
+        holder = next(line for line in blocks[0].splitlines() if "holder" in line)
+        for field in ("db-a", "host=%s" % os.uname().nodename, "pid=%d" % procs[0].pid, "token=", "since 20"):
+            assert field in holder, holder
+        assert "waiting  1. db-b" in blocks[0]
+        assert "leader cron-a" in blocks[1] and "member cron-b" in blocks[1]
+        assert "cron     backup tick" in blocks[1] and "by cron-a" in blocks[1]
+        assert "member   web-1 joined 20" in blocks[2] and " ago)" in blocks[2]
+        assert "live     web-" in blocks[3] and "10.0.0.5:5432" in blocks[3]
+    finally:
+        for proc in procs:
+            proc.stop()
