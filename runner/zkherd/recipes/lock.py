@@ -29,13 +29,9 @@ foreign ones remembered, so that no look walks past them one round trip at a tim
 keeps mutual exclusion: every contender sees the same stat for a node, and a node that no session
 owns runs no child.
 
-Both nodes hold the same JSON object, for `zkherd status` and operators (docs/operations.md):
-{"id": ID, "host": HOST, "pid": PID, "slots": N, "kind": "lock" or "rolling"}. Once we hold the
-lock, the run- node's data is set again with "since" (when we got it, our clock) and what the user
-of the lock tells (publish(): a rolling-lock holder adds the version it applies and its phase).
-Nothing in the recipe reads it back, so these writes are sent without waiting for the answer: a
-lost reply is harmless, and a failed write is sent again on the next look at our nodes. Runners of
-older versions, whose nodes hold the bare id, share the line.
+Both nodes hold the same JSON object, for `zkherd status` and operators (holdernote.py): who we
+are, and in the run- node, once we hold the lock, since when and what publish() was told. Nothing
+in the recipe reads it back: runners of older versions, whose nodes hold the bare id, share the line.
 
 Names are parsed strictly: a sequence suffix is ten ASCII digits ('lock-' + ten superscript twos
 is no node of ours, whatever str.isdigit() says).
@@ -43,27 +39,16 @@ is no node of ours, whatever str.isdigit() says).
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import time
-
 from kazoo.exceptions import ConnectionLoss, KazooException, NoNodeError, SessionExpiredError
 
 from zkherd.common import paths
 from zkherd.common.connection import translate
 from zkherd.core.session import session_id
 from zkherd.recipes.foreign import ForeignNodes, is_foreign
+from zkherd.recipes.holdernote import HolderNote
 from zkherd.recipes.sequential import in_order, made_as, new_token, own_nodes, tagged
 
 QUEUE, RUN = "lock-", "run-"
-
-
-def holder_data(ident, slots, kind, **more):
-    """What both our nodes hold: who we are, for `zkherd status` (never read by the recipe); *more*
-    once we hold it (since, and what publish() was told)."""
-    return json.dumps(dict({"id": ident, "host": socket.gethostname(), "pid": os.getpid(), "slots": slots,
-                            "kind": kind}, **more), sort_keys=True).encode("utf-8")
 
 
 def _ahead(line, name, slots):
@@ -78,11 +63,8 @@ class LockLost(Exception):
 
 class Lock:
     def __init__(self, path, slots, ident, wakeup, log, op_timeout, event="lock", on_foreign=None, kind="lock"):
-        self.path, self.slots, self.data = path, slots, holder_data(ident, slots, kind)
-        self.ident, self.kind = ident, kind
-        self.since = None  # when we got the lock (time.time()), published in the run- node
-        self.told = {}  # what publish() was told while we hold it
-        self.unpublished = False  # the last write of the run- node's data failed: send it again
+        self.path, self.slots = path, slots
+        self.note = HolderNote(ident, slots, kind)  # what our nodes say about us
         self.event = event  # what our watches post to the main loop
         self.wakeup, self.log, self.op_timeout = wakeup, log, op_timeout
         self.client = None
@@ -134,8 +116,8 @@ class Lock:
             self.attempt = new_token()
         self._get(client.ensure_path_async(self.path))
         txn = client.transaction()
-        txn.create(paths.join(self.path, tagged(QUEUE, self.attempt)), self.data, ephemeral=True, sequence=True)
-        txn.create(paths.join(self.path, tagged(RUN, self.attempt)), self.data, ephemeral=True, sequence=True)
+        txn.create(paths.join(self.path, tagged(QUEUE, self.attempt)), self.note.queued, ephemeral=True, sequence=True)
+        txn.create(paths.join(self.path, tagged(RUN, self.attempt)), self.note.queued, ephemeral=True, sequence=True)
         results = self._get(txn.commit_async())
         failed = next((r for r in results if isinstance(r, Exception)), None)
         if failed is not None:  # answered, and a transaction is all or nothing: none of it was made
@@ -190,9 +172,7 @@ class Lock:
             # a deletion by hand must still reach us while the child runs.
             if not self._held(self.client, own):
                 raise LockLost("one of our lock nodes (%s, %s) is gone" % (self.place, self.run))
-            if self.since is None:
-                self.since = time.time()
-                self.publish()
+            self.note.holding(self.client, paths.join(self.path, self.run))
             return True
         if not set(waiting_for) & set(line):
             self.log.info("first in line, waiting for an earlier holder's child to end", lock=self.path,
@@ -233,28 +213,13 @@ class Lock:
         """After a watch fired while holding: are our lock- and run- nodes both still there, and
         still ours (not a node of the same name made by someone else after deleting ours)?"""
         held = self._held(client, self._look_at_own(client))
-        if held and self.unpublished:
-            self.publish()
+        if held:
+            self.note.resend(client, paths.join(self.path, self.run))
         return held
 
     def publish(self, **told):
-        """Set our run- node's data to who we are, since when we hold the lock, and *told* (kept
-        for the next writes), for `zkherd status`. Not waited for (see the module's doc)."""
-        self.told.update(told)
-        if self.since is None or self.run is None or self.client is None:
-            return
-        self.unpublished = False
-        data = holder_data(self.ident, self.slots, self.kind, since=round(self.since, 3), **self.told)
-        try:
-            result = self.client.set_async(paths.join(self.path, self.run), data)
-        except KazooException:  # no connection now: the next look sends it again
-            self.unpublished = True
-            return
-        result.rawlink(self._published)
-
-    def _published(self, result):
-        if not result.successful() and not isinstance(result.exception, NoNodeError):
-            self.unpublished = True
+        """While we hold the lock: *told* goes into our run- node for `zkherd status` (holdernote.py)."""
+        self.note.publish(self.client, paths.join(self.path, self.run) if self.run else None, **told)
 
     def _look_at_own(self, client):
         return [client.exists_async(paths.join(self.path, n), watch=self._watch) for n in (self.place, self.run)]
@@ -284,8 +249,9 @@ class Lock:
                         self._get(client.delete_async(paths.join(self.path, name)))
                     except NoNodeError:
                         pass
-        self.place = self.run = self.token = self.attempt = self.since = None
-        self.lost, self.told = False, {}
+        self.place = self.run = self.token = self.attempt = None
+        self.lost = False
+        self.note.reset()
 
     def leave(self, client):
         """release() where a failure must not escape (after LockLost): True once done; False if
@@ -300,8 +266,9 @@ class Lock:
 
     def forget_session(self):
         """The session expired: the server deleted our ephemeral nodes."""
-        self.place = self.run = self.token = self.attempt = self.since = None
-        self.lost, self.told = False, {}
+        self.place = self.run = self.token = self.attempt = None
+        self.lost = False
+        self.note.reset()
 
 
 def owned(client, stat):
