@@ -1,4 +1,5 @@
 """`zkherd status PATH...`: what a path is, read from the nodes zkherd writes (docs/operations.md).
 
-recognize.py tells the kind and reads it (one snapshot per path, pipelined reads), text.py prints it.
+kinds.py tells the kind and reads it (nodes.py: one snapshot per path, pipelined reads), text.py prints it,
+show.py runs it.
 """
