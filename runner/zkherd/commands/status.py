@@ -13,9 +13,10 @@ EXIT_CODES = ("Exit codes: 0 every path shown, 64 bad usage (a bad path), 65 a p
 def add_parsers(commands):
     status = commands.add("status", help="what a lock, rolling lock, pool, farm or registration path holds now",
                           description="Tells from the nodes zkherd writes what each PATH is and shows it: a lock's "
-                                      "holders and waiters, a rolling lock's failed version and whether the rollout "
-                                      "is paused, a pool's members, leader and cron ticks, a farm's members, a "
-                                      "registration path's live registrations. " + EXIT_CODES)
+                                      "holders (since when) and waiters, a rolling lock's version being applied, its "
+                                      "failed version and whether the rollout is paused, a pool's members, leader "
+                                      "and cron ticks, a farm's members, a registration path's live registrations. "
+                                      + EXIT_CODES)
     status.add_argument("status_paths", nargs="+", metavar="PATH")
     status.add_argument("--json", action="store_true", help="print a JSON list, one object per PATH")
 
