@@ -22,7 +22,7 @@ RUNNERS = []
 
 
 @pytest.fixture(autouse=True)
-def _stop_runners():
+def _stop_runners(zk_base):  # noqa: ARG001  # stopped before the base is deleted
     yield
     while RUNNERS:
         RUNNERS.pop().stop()
@@ -108,7 +108,7 @@ def test_standby_only_mirrors_and_never_holds(zk_server, zk, zk_base, tmp_path):
     conf = tmp_path / "conf"
     standby = runner(tmp_path, hosts, "s", "--standby-only", "--lock", "/lock", "--mirror", "%s=/conf" % conf,
                      "--", *exclusive_child(work, name="s"))
-    standby.wait_log(r"-> drained why=--standby-only")
+    standby.wait_log(r'queued -> drained why="--standby-only')
     wait_for(lambda: conf.exists() and conf.read_bytes() == b"v1")
     assert not zk.exists(lock) or line_ids(zk, lock) == set()
     holder = runner(tmp_path, hosts, "a", "--lock", "/lock", "--", *exclusive_child(work, name="a"))

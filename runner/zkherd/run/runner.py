@@ -189,7 +189,8 @@ class Runner(Program):
         elif state in (S.QUEUED, S.PAUSED):
             self.life.dismiss()
             self.holding.release(loop)  # leave the line (nothing if not in it)
-            self.machine.to(S.DRAINED, self.drain.why() + ": out of the line until undrained")
+            self.machine.to(S.DRAINED, self.drain.why() + ": out of the line" + (
+                "" if self.drain.why().startswith("--") else " until undrained"))
         elif state == S.DRAINED and self.holding.lock is not None and self.holding.lock.engaged:
             self.holding.release(loop)  # an earlier release got no answer
 
