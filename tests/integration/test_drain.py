@@ -68,6 +68,7 @@ def test_drain_of_the_holder_hands_over_in_milliseconds_and_stays_out(zk_server,
     assert re.match(r"drained a at /lock in \d+\.\d{3} s", out), out
     took = float(wait_starts(work, 2)[1].split()[0]) - before
     assert took < 1.5, "handover took %.3f s (session timeout 10 s)" % took
+    print("drain -> standby's child started: %.3f s; drain said: %s" % (took, out.strip()))
     assert " b " in starts(work)[1]
     first.wait_log(r"state stopping -> drained")
     assert first.has("drained by an operator")
