@@ -15,14 +15,14 @@ import signal
 import sys
 
 from zkherd import __version__
-from zkherd.commands import barrier, cron, elect, farm, render, run, status, tree, znode
+from zkherd.commands import barrier, cron, drain, elect, farm, render, run, status, tree, znode
 from zkherd.common.errors import UserError
 from zkherd.core import exits, hostcodec
 from zkherd.core.argtypes import file_mode, seconds
 from zkherd.core.logs import Log
 from zkherd.core.settings import ConfigError, connection_settings, load_file, merge
 
-COMMANDS = (run, elect, cron, barrier, farm, render, tree, znode, status)
+COMMANDS = (run, elect, cron, barrier, farm, render, tree, znode, status, drain)
 SECRET_KEYS = ("auth",)  # config file keys whose values no message may repeat
 GLOBAL_DEFAULTS = dict(
     zk=None, session_timeout=None, connect_timeout=None, auth=None, auth_file=None, acl=None, tls_ca=None,

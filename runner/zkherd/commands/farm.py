@@ -12,7 +12,7 @@ NAMES = ("farm",)
 DEFAULTS = dict(
     farm_cmd=None, farm_path=None, fields=None, field=None, value=None, dest=None, format="json", template=None,
     filter=None, on_change_cmd=None, check_cmd=None, min_members=0, once=False, conf=None, conf_format=None,
-    name=None, poll=None, file_mode=0o644,
+    name=None, poll=None, file_mode=0o644, host=None, include_drained=False,
 )
 
 
@@ -21,7 +21,7 @@ def add_parsers(commands):
                                      "read and change its members",
                         description="Farms as zkfarmer made them: a member is a znode holding a JSON object; fields "
                                     "use dotted paths (mysql.replication_delay).")
-    farms = commands.nested(farm, dest="farm_cmd", metavar="join|export|ls|get|set|unset")
+    farms = commands.nested(farm, dest="farm_cmd", metavar="join|export|ls|get|set|unset|drain|undrain")
     farm_ls = farms.add("ls", help="list a farm's members (or any znode's children)")
     farm_ls.add_argument("farm_path", metavar="FARM")
     farm_ls.add_argument("--fields", metavar="A,B.C", help="show these fields of each member")
@@ -34,6 +34,8 @@ def add_parsers(commands):
     export.add_argument("--on-change", dest="on_change_cmd", metavar="CMD", help="shell command run after DEST changed")
     export.add_argument("--check-cmd", metavar="CMD", help="shell command that validates $ZKHERD_STAGED_FILE first")
     export.add_argument("--min-members", type=int, metavar="N", help="keep the last file with fewer members")
+    export.add_argument("--include-drained", action="store_true",
+                        help="keep members marked by `zkherd farm drain` (left out by default)")
     export.add_argument("--once", action="store_true", help="write once and exit")
     export.add_argument("--file-mode", type=file_mode, metavar="MODE", help=FILE_MODE_HELP)
     join = farms.add("join", help="be a member of a farm: CONF (JSON/YAML file or DJB directory) <-> znode")
@@ -52,12 +54,17 @@ def add_parsers(commands):
         sub.add_argument("field", metavar="FIELD")
         if name == "set":
             sub.add_argument("value", metavar="VALUE")
+    for name, what in (("drain", "mark a member drained (its field drained: true): exports leave it out"),
+                       ("undrain", "remove a member's drained mark")):
+        sub = farms.add(name, help=what)
+        sub.add_argument("farm_path", metavar="FARM")
+        sub.add_argument("--host", metavar="HOST", help="the member's name in the farm")
 
 
 def main(values, settings, log):
     cmd = values["farm_cmd"]
     if not cmd:
-        raise ConfigError("farm needs a command: join, export, ls, get, set or unset")
+        raise ConfigError("farm needs a command: join, export, ls, get, set, unset, drain or undrain")
     if cmd == "join":
         from zkherd.farm import join
 
@@ -76,4 +83,11 @@ def main(values, settings, log):
         return export.run(opts, settings, log)
     from zkherd.farm import fields
 
+    if cmd in ("drain", "undrain"):
+        if not values["host"]:
+            raise ConfigError("farm %s needs --host HOST (the member's name)" % cmd)
+        paths.validate(values["farm_path"], what="farm path")
+        paths.validate_name(values["host"])
+        values = dict(values, farm_path=paths.join(values["farm_path"], values["host"]), field=fields.DRAINED,
+                      value=None)
     return fields.main(values, settings)

@@ -18,7 +18,7 @@ DEFAULTS = dict(
     change_delay=0.2, render_timeout=10.0, file_mode=0o644,
     rolling_lock=None, rolling_slots=1, on_failure="pause",
     health=None, health_delay=5.0, health_interval=10.0, health_timeout=10.0, health_rise=1, health_fall=2,
-    alert=None, register_when="started",
+    alert=None, register_when="started", standby_only=False,
 )
 
 
@@ -35,7 +35,11 @@ def add_parsers(commands):
     lock.add_argument("--slots", type=int, metavar="N", help="let N holders run at once (default 1)")
     lock.add_argument("--no-wait", action="store_true", help="exit 75 at once if the lock is held elsewhere")
     lock.add_argument("--wait-timeout", type=seconds, metavar="S", help="exit 75 if the lock is not obtained within S")
-    lock.add_argument("--id", metavar="TEXT", help="who we are, stored in the lock node (default host:pid)")
+    lock.add_argument("--id", metavar="TEXT", help="who we are, stored in the lock node (default host:pid); "
+                                                   "`zkherd drain PATH --id TEXT` names the runner by it")
+    lock.add_argument("--standby-only", action="store_true",
+                      help="never queue for the lock nor register: mirror and render the files only (as if "
+                           "drained for good)")
     reg = run.add_argument_group("registration")
     reg.add_argument("--register", metavar="PATH", help="while the command runs, keep the ephemeral node PATH<seq>")
     reg.add_argument("--data", metavar="TEXT|@FILE", help="data of the registration node")
@@ -117,6 +121,8 @@ def check_run(values):
             znode_path(getattr(opts, name), "--" + name + " path")
     if not opts.lock and (opts.no_wait or opts.wait_timeout is not None or opts.slots != 1):
         raise ConfigError("--slots, --no-wait and --wait-timeout need --lock")
+    if opts.standby_only and (opts.no_wait or opts.wait_timeout is not None):
+        raise ConfigError("--standby-only never takes the lock: --no-wait and --wait-timeout make no sense with it")
     if opts.no_wait and opts.wait_timeout is not None:
         raise ConfigError("--no-wait and --wait-timeout exclude each other")
     if int(opts.slots) < 1:

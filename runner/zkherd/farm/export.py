@@ -140,6 +140,8 @@ class Export(Program):
         self.template = load_template(opts.template) if opts.format == "template" else None
         self.json_text = JsonText(finite)
         self.filter = farm.parse_filter(opts.filter)
+        if not getattr(opts, "include_drained", False):  # in maintenance (`zkherd farm drain`): out of the file
+            self.filter += farm.parse_filter("!drained")
         self.tasks = []
         self.last_error = None
         self.post = None

@@ -16,6 +16,7 @@ from zkherd.common.errors import AUTH, NO_NODE, USAGE, VERSION
 from zkherd.core import exits
 
 NO_FIELD = 1  # the member or the field does not exist: the command's own answer, like grep's
+DRAINED = "drained"  # `farm drain` sets it to true, `farm undrain` removes it; export leaves such members out
 
 
 def main(values, settings, out=sys.stdout, err=sys.stderr):
@@ -35,6 +36,8 @@ def main(values, settings, out=sys.stdout, err=sys.stderr):
                 return ls(client, target, fields, out, err)
             if cmd == "get":
                 return get(client, target, values["field"], out, err)
+            if cmd in ("drain", "undrain"):
+                return drain(client, target, cmd == "drain")
             return change(client, target, values["field"], values.get("value"), cmd == "unset", err)
     except farm.FarmError as exc:
         err.write("zkherd: %s\n" % exc.message)
@@ -86,4 +89,16 @@ def change(client, node, field, value, unset, err):
     except KeyError:
         err.write("zkherd: %s has no field %s\n" % (node, field))
         return NO_FIELD
+    return 0
+
+
+def drain(client, node, drained):
+    """`farm drain|undrain`: the member's drained field (true, or absent); idempotent."""
+    def apply(doc):
+        if drained:
+            return dict(doc, **{DRAINED: True})
+        return {k: v for k, v in doc.items() if k != DRAINED}
+
+    farm.update_member(client, node, apply)
+    sys.stdout.write("%s %s\n" % ("drained" if drained else "undrained", node))
     return 0

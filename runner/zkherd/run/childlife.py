@@ -14,7 +14,7 @@ from zkherd.run.containment import CGROUP, Containment
 
 LAUNCHERS_EVERY = 1.0  # a launcher that ended is replaced after this: one that cannot live is not spun
 LAUNCHER_TRIES = 3  # launchers that ended unused, or could not start, before the runner does without
-EXIT, REQUEUE, RESTART, PAUSE = "exit", "requeue", "restart", "pause"  # what comes once the child is gone
+EXIT, REQUEUE, RESTART, PAUSE, DRAIN = "exit", "requeue", "restart", "pause", "drain"  # once the child is gone
 
 
 class ChildLife:

@@ -22,6 +22,7 @@ class Cycle:
     def __init__(self, runner):
         self.opts, self.log, self.machine = runner.opts, runner.log, runner.machine
         self.life, self.holding, self.rollout = runner.life, runner.holding, runner.rollout
+        self.drain = runner.drain
         self.health, self.alerts, self.notify, self.loop = runner.health, runner.alerts, runner.notify, runner.loop
         self.exit_with = None  # the code decided, used once the child is gone
         self.keep_child_code = False  # exit with the child's own code (TERM: the child's answer to it)
@@ -38,7 +39,8 @@ class Cycle:
         if self.opts.lock and not self.fence_far(loop):
             self.holding.dirty = True  # look at the lock again on the next try: it may go meanwhile
             return 0.05
-        env = self.holding.child_env(loop, register=self.opts.register_when == "started")
+        env = self.holding.child_env(loop, register=self.opts.register_when == "started"
+                                     and not self.drain.registration_drained())
         if env is None:
             return None
         if self.opts.lock and not self.starts:
@@ -135,6 +137,9 @@ class Cycle:
             self.exit_with = code if self.keep_child_code else self.exit_with
             self.holding.release(self.loop)
             self.machine.to(S.EXITING, "the child is gone", code=self.exit_with)
+        elif then == after.DRAIN:
+            self.holding.release(self.loop)
+            self.machine.to(S.DRAINED, "the child is gone; out of the line until undrained")
         elif then == after.PAUSE:
             self.machine.to(S.PAUSED, "a failed version: waiting for a newer one")
         else:

@@ -31,6 +31,7 @@ from zkherd.run import wants
 from zkherd.run.alerts import Alerts
 from zkherd.run.childlife import ChildLife
 from zkherd.run.cycle import FENCE_WHY, Cycle
+from zkherd.run.drain import LOCK, REGISTER, DrainFlags
 from zkherd.run.health import HEALTHY, UNHEALTHY, Health
 from zkherd.run.holding import HELD, Holding
 from zkherd.run.states import Machine, child_up
@@ -54,6 +55,7 @@ class Runner(Program):
                               opts.health_rise, opts.health_fall, command_env(), log) if opts.health else None)
         self.loop = self.holding = self.rollout = None
         self.cycle = None  # the child's cycle (run/cycle.py), once connected
+        self.drain = None  # the drain flags it watches (run/drain.py), once connected
         self.session_id = None
 
     def start(self, loop):
@@ -62,6 +64,7 @@ class Runner(Program):
         if self.opts.lock:
             loop.fence  # noqa: B018  # its thread keeps the session's proof through the leader fresh from now
         self.holding = Holding(self.opts, loop, self.log, self.alerts)
+        self.drain = DrainFlags(self.opts, loop.wakeup, self.log)
         if self.opts.mirror or self.opts.mirror_dir or self.opts.templates:
             from zkherd.run.rollout import Rollout  # only runners that mirror files pay for its imports
 
@@ -80,6 +83,8 @@ class Runner(Program):
             self.on_state(value)
         elif kind == "lock":
             self.holding.dirty = True
+        elif kind == "drain":
+            pass  # the flag's watch marked it to be read on this turn
         elif kind == "fence":  # the fence thread acted; its deadline is on the boot clock
             self.cycle.fenced(time.monotonic() + (value[1] - clock.now()), FENCE_WHY)
         elif self.rollout is not None:
@@ -103,6 +108,7 @@ class Runner(Program):
                           same_session=current == self.session_id)
             self.session_id = current
             self.holding.reconnected()
+            self.drain.reconnected()
             if self.rollout is not None:
                 self.rollout.reconnected()
             if self.machine.state == S.CONNECTING:
@@ -116,6 +122,7 @@ class Runner(Program):
             self.log.warning("the ZooKeeper session expired; a new one will be made")
             self.life.dismiss()  # our place in the line went with the session
             self.holding.session_lost()
+            self.drain.session_lost()
             if self.rollout is not None:
                 self.rollout.session_lost()
             if self.opts.lock and self.life.running:  # the fence should have stopped it; if we were frozen, now
@@ -150,16 +157,54 @@ class Runner(Program):
         if self.rollout is not None and self.cycle.exit_with is None:  # exiting: no new render may hold the loop
             due, action = self.rollout.poll(loop, child_up(self.machine.state) and self.life.running)
             self.act(action)
+        self.drain.look(loop)
+        if self.cycle.exit_with is None:
+            self.drained_turn(loop)
         if self.machine.state == S.QUEUED and self.cycle.exit_with is None:
             due = _sooner(due, self.queued(loop))
         elif child_up(self.machine.state) and not self.holding.still_ours(loop):
             self.cycle.stop(after.REQUEUE, "lock lost: one of our lock nodes is gone", S.STOPPING)
         if child_up(self.machine.state) and self.life.running:
-            self.holding.keep_registration(loop, self.opts.register_when == "started"
-                                           or self.health is not None and self.health.status == HEALTHY)
+            self.holding.keep_registration(loop, not self.drain.registration_drained() and (
+                self.opts.register_when == "started" or self.health is not None and self.health.status == HEALTHY))
         elif self.machine.state != S.RESTARTING:
             self.holding.tidy(loop)
+        self.answer_drains(loop)
         return due
+
+    def drained_turn(self, loop):
+        """Drained (`zkherd drain`, --standby-only): a child under the lock stops and the lock is
+        released once it is gone (cycle.py), a waiter leaves the line; undrained: queue again."""
+        state = self.machine.state
+        if not self.drain.lock_drained():
+            if state == S.DRAINED:
+                self.drain.withdraw(loop, LOCK)
+                self.holding.dirty = True
+                self.machine.to(S.QUEUED, "undrained")
+            return
+        if self.life.present:
+            if state not in (S.STOPPING, S.FENCED):  # those queue again first, and come back here
+                self.cycle.stop(after.DRAIN, self.drain.why() + ": stopping the child, handing the lock over",
+                                S.STOPPING)
+        elif state in (S.QUEUED, S.PAUSED):
+            self.life.dismiss()
+            self.holding.release(loop)  # leave the line (nothing if not in it)
+            self.machine.to(S.DRAINED, self.drain.why() + ": out of the line" + (
+                "" if self.drain.why().startswith("--") else " until undrained"))
+        elif state == S.DRAINED and self.holding.lock is not None and self.holding.lock.engaged:
+            self.holding.release(loop)  # an earlier release got no answer
+
+    def answer_drains(self, loop):
+        """Tell `zkherd drain` that we hold nothing at a drained path (and take that back once undrained)."""
+        lock, registration = self.holding.lock, self.holding.registration
+        if lock is not None:
+            if self.machine.state == S.DRAINED and not lock.engaged:
+                self.drain.answer(loop, LOCK)
+            self.drain.withdraw(loop, LOCK)
+        if registration is not None:
+            if registration.node is None and not registration.doubtful:
+                self.drain.answer(loop, REGISTER)
+            self.drain.withdraw(loop, REGISTER)
 
     def queued(self, loop):
         if self.rollout is not None and not self.rollout.ready:

@@ -2,6 +2,7 @@
 
     WAITING_CONFIG -> QUEUED -> STARTING -> RUNNING -> CHECKING -> RESTARTING -> STARTING ...
                                    \\-> STOPPING / FENCED -> QUEUED ... -> EXITING
+    QUEUED or STOPPING (drained: `zkherd drain`, --standby-only) -> DRAINED -> QUEUED (undrained)
 
 Every transition is checked against TRANSITIONS (a transition that is not there is a bug: it is
 logged as one and made anyway, so that the runner never stops supervising its child over a wrong
@@ -25,6 +26,7 @@ class State(enum.Enum):
     PAUSED = "paused on a failed version"  # the rollout holds the rolling lock until a newer version
     STOPPING = "stopping"  # stopping the child: the lock was lost, or the runner was told to stop
     FENCED = "fenced"  # the fence stopped the child: the session may expire
+    DRAINED = "drained"  # out of the lock's line until `zkherd undrain` (or for good: --standby-only)
     EXITING = "exiting"  # the child is gone for good: release what is left and exit
 
 
@@ -33,13 +35,14 @@ _CHILD_UP = {S.STARTING, S.RUNNING, S.CHECKING, S.PAUSED}
 TRANSITIONS = {
     S.CONNECTING: {S.WAITING_CONFIG, S.QUEUED, S.EXITING},
     S.WAITING_CONFIG: {S.QUEUED, S.CONNECTING, S.EXITING},
-    S.QUEUED: {S.STARTING, S.RUNNING, S.WAITING_CONFIG, S.CONNECTING, S.EXITING},
+    S.QUEUED: {S.STARTING, S.RUNNING, S.WAITING_CONFIG, S.CONNECTING, S.DRAINED, S.EXITING},
     S.STARTING: {S.RUNNING, S.CHECKING, S.RESTARTING, S.PAUSED, S.STOPPING, S.FENCED},
     S.RUNNING: {S.STARTING, S.CHECKING, S.RESTARTING, S.PAUSED, S.STOPPING, S.FENCED},
     S.CHECKING: {S.RUNNING, S.STARTING, S.RESTARTING, S.PAUSED, S.STOPPING, S.FENCED},
     S.RESTARTING: {S.STARTING, S.RUNNING, S.QUEUED, S.STOPPING, S.FENCED, S.CONNECTING},
-    S.PAUSED: {S.RUNNING, S.STARTING, S.CHECKING, S.RESTARTING, S.STOPPING, S.FENCED, S.QUEUED},
-    S.STOPPING: {S.QUEUED, S.EXITING, S.FENCED, S.CONNECTING},
+    S.PAUSED: {S.RUNNING, S.STARTING, S.CHECKING, S.RESTARTING, S.STOPPING, S.FENCED, S.QUEUED, S.DRAINED},
+    S.STOPPING: {S.QUEUED, S.DRAINED, S.EXITING, S.FENCED, S.CONNECTING},
+    S.DRAINED: {S.QUEUED, S.WAITING_CONFIG, S.CONNECTING, S.EXITING},
     S.FENCED: {S.QUEUED, S.EXITING, S.CONNECTING},
     S.EXITING: set(),
 }

@@ -8,7 +8,7 @@ from zkherd.run.states import State as S
 def status_line(runner):
     """(STATUS text or None, whether the service counts as started): READY=1 once the child runs, or
     the runner is queued for the lock (a standby is a started service: `systemctl start` must not
-    wait for the lock), or waits for mirrored znodes that do not exist yet."""
+    wait for the lock), or drained (--standby-only), or waits for mirrored znodes that do not exist yet."""
     state, life, connected = runner.machine.state, runner.life, runner.loop.connected
     held = runner.holding.lock if runner.holding is not None else None
     lock = " (lock %s)" % runner.opts.lock if held is not None else ""
@@ -19,6 +19,8 @@ def status_line(runner):
             status = "running pid %d%s" % (life.pid, lock)
     elif state == S.QUEUED and held is not None and held.place is not None:
         status = "waiting for lock %s" % runner.opts.lock
+    elif state == S.DRAINED:  # a started service too: drained, or a --standby-only host
+        status = "drained: %s" % runner.machine.why
     elif state == S.WAITING_CONFIG and runner.rollout is not None and runner.rollout.sync.waiting:
         status = runner.rollout.sync.waiting
     elif not connected:

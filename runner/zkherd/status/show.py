@@ -8,6 +8,7 @@ import sys
 from zkherd.common import paths
 from zkherd.core import exits
 from zkherd.status import text
+from zkherd.status.drained import drained
 from zkherd.status.kinds import recognize
 from zkherd.znodes import fail, run
 
@@ -28,11 +29,16 @@ def show(client, given, as_json, timeout, out):
     shown, code = [], exits.OK
     for path in given:
         status = recognize(client, path, wait)
+        flags = drained(client, path, wait)
+        if status is None and flags:
+            status = {"kind": "empty"}  # a registration drained: nothing else to show
         if status is None:
             sys.stderr.write("zkherd: %s: no such znode, and no registration of that name\n" % path)
             code = max(code, exits.NOINPUT)
             continue
         status = dict(status, path=path)
+        if flags:
+            status["drained"] = flags
         if status["kind"] == "unknown":
             code = max(code, exits.DATAERR)
         shown.append(status)

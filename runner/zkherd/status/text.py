@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from zkherd.status.drained import lines as drained_lines
+
 
 def when(stamp, now):
     if stamp is None:
@@ -99,4 +101,4 @@ def render(status, now=None):
     if status["kind"] == "unknown":
         head += " (%d children, %d ephemeral: not nodes zkherd writes)" % (status["children"], status["ephemeral"])
     show = SHOW.get(status["kind"])
-    return "\n".join([head] + (show(status, now) if show else [])) + "\n"
+    return "\n".join([head] + (show(status, now) if show else []) + drained_lines(status.get("drained", []))) + "\n"

@@ -1,0 +1,153 @@
+"""`zkherd drain PATH --id ID [--no-wait] [--timeout S]` and `zkherd undrain PATH --id ID`: planned
+maintenance (recipes/drainflag.py, run/drain.py; docs/operations.md "Planned maintenance")."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from kazoo.exceptions import ConnectionLoss, OperationTimeoutError
+from kazoo.handlers.threading import KazooTimeoutError
+
+from zkherd.common import paths
+from zkherd.core import exits
+from zkherd.core.argtypes import seconds
+
+NAMES = ("drain", "undrain")
+DEFAULTS = dict(drain_path=None, id=None, no_wait=False, timeout=60.0)
+EXIT_CODES = ("Exit codes: 0 done, 64 bad usage, 69 ZooKeeper unreachable, 75 the runner did not hold nothing "
+              "within --timeout (the flag stays), 77 access denied.")
+RETRIES = 5  # a request that got no answer (a lost reply) is asked again: both are idempotent
+RECHECK = 0.5  # seconds: looked at again even if no watch fires
+
+
+def add_parsers(commands):
+    drain = commands.add(
+        "drain", usage="zkherd drain PATH --id ID [--no-wait] [--timeout S]",
+        help="planned maintenance: the runner of ID stops its child and leaves the lock (or registration) at PATH",
+        description="Flags the runner started with --id ID on the --lock or --register PATH: under the lock it "
+                    "stops its child, releases the lock at once (the next in line takes over) and stays out of "
+                    "the line until `zkherd undrain`; a registration leaves discovery while the child keeps "
+                    "running. Waits until ID holds nothing at PATH and prints how long it took. Idempotent. "
+                    + EXIT_CODES)
+    drain.add_argument("drain_path", metavar="PATH")
+    drain.add_argument("--id", metavar="ID", help="the runner's --id")
+    drain.add_argument("--no-wait", action="store_true", help="set the flag and return at once")
+    drain.add_argument("--timeout", type=seconds, metavar="S", help="give up waiting after S (default 60)")
+    undrain = commands.add(
+        "undrain", usage="zkherd undrain PATH --id ID",
+        help="end a drain: the runner of ID queues for the lock (or registers) again",
+        description="Removes the drain flag of ID at PATH; idempotent. Exit codes: 0, 64 bad usage, 69 ZooKeeper "
+                    "unreachable, 77 access denied.")
+    undrain.add_argument("drain_path", metavar="PATH")
+    undrain.add_argument("--id", metavar="ID", help="the runner's --id")
+
+
+def main(values, settings, log):
+    from zkherd.znodes import fail, run
+
+    try:
+        path = paths.validate(values["drain_path"])
+    except paths.PathError as exc:
+        return fail(exc.message, exits.USAGE_ERROR)
+    ident = values["id"]
+    if not ident:
+        return fail("--id ID is required: the --id of the runner to %s" % values["cmd"], exits.USAGE_ERROR)
+    timeout = float(values["timeout"] if values["timeout"] is not None else 60.0)
+    if values["cmd"] == "undrain":
+        return run(settings, lambda client: undrain(client, path, ident, settings.connect_timeout))
+    return run(settings, lambda client: drain(client, path, ident, values["no_wait"], timeout,
+                                              settings.connect_timeout))
+
+
+def retried(call, timeout):
+    """call(get) again after a request that got no answer (the reply may be lost: both are idempotent)."""
+    def get(result):
+        return result.get(timeout=timeout)
+
+    for attempt in range(RETRIES):
+        try:
+            return call(get)
+        except (ConnectionLoss, OperationTimeoutError, KazooTimeoutError):
+            if attempt == RETRIES - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def undrain(client, path, ident, timeout, out=None):
+    from zkherd.recipes import drainflag
+
+    was = retried(lambda get: drainflag.clear_flag(client, path, ident, get), timeout)
+    (out or sys.stdout).write("undrained %s at %s%s\n" % (ident, path, "" if was else " (was not drained)"))
+    return exits.OK
+
+
+def drain(client, path, ident, no_wait, timeout, op_timeout, out=None):
+    from zkherd.recipes import drainflag
+
+    out = out or sys.stdout
+    started = time.monotonic()
+    flag = retried(lambda get: drainflag.set_flag(client, path, ident, get), op_timeout)
+    if no_wait:
+        out.write("drain flag set for %s at %s\n" % (ident, path))
+        return exits.OK
+    changed = threading.Event()
+    deadline = started + timeout
+    while True:
+        changed.clear()
+        state = retried(lambda get: holds(client, path, ident, flag, changed, get), op_timeout)
+        if state is not None:
+            out.write("drained %s at %s in %.3f s (%s)\n" % (ident, path, time.monotonic() - started, state))
+            return exits.OK
+        left = deadline - time.monotonic()
+        if left <= 0:
+            sys.stderr.write("zkherd: %s still holds something at %s after %.1f s (an unknown id, a runner "
+                             "that is not running, or an older one?); the flag stays: `zkherd undrain` lifts it\n"
+                             % (ident, path, timeout))
+            return exits.TEMPFAIL
+        changed.wait(min(left, RECHECK))
+
+
+def holds(client, path, ident, flag, changed, get):
+    """None while ID may hold something at PATH; else why it holds nothing: the runner answered, or
+    PATH is a lock whose line has no node of ID."""
+    from kazoo.exceptions import NoNodeError
+
+    from zkherd.recipes import drainflag
+    from zkherd.recipes.lock import QUEUE, RUN
+    from zkherd.recipes.sequential import in_order
+
+    def watch(_event):
+        changed.set()
+
+    answer = get(client.exists_async(drainflag.answer_path(path, ident), watch=watch))
+    if drainflag.answered(flag, answer):
+        return "the runner answered"
+    try:
+        names = get(client.get_children_async(path, watch=watch))
+    except NoNodeError:
+        return None
+    line = in_order(names, QUEUE) + in_order(names, RUN)
+    if not line:
+        return None  # not a lock (a registration path), or nobody in line: only the runner can tell
+    pending = [client.get_async(paths.join(path, name)) for name in line]
+    ids = set()
+    for result in pending:
+        try:
+            ids.add(holder_id(get(result)[0]))
+        except NoNodeError:
+            pass
+    return None if ident in ids else "no node of it in the lock's line"
+
+
+def holder_id(data):
+    """The id in a lock node (JSON since issue 16, the bare id before)."""
+    import json
+
+    text = (data or b"").decode("utf-8", "replace")
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text
+    return doc.get("id") if isinstance(doc, dict) else text
