@@ -22,6 +22,7 @@ import time
 
 from kazoo.protocol.states import KazooState
 
+from zkherd import telemetry
 from zkherd.core import clock, exits
 from zkherd.core.loop import Loop, Program
 from zkherd.core.sdnotify import Notifier
@@ -138,6 +139,8 @@ class Runner(Program):
             self.exit_code = self.cycle.exit_with
             return None
         self.settle()
+        if self.holding.lock is not None:
+            telemetry.get().lock(*self.holding.report())
         if self.notify.enabled and self.cycle.exit_with is None:
             self.notify.set_status(*status_line(self))
         pending = [d for d in due if d is not None]
