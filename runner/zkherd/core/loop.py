@@ -182,7 +182,7 @@ class Loop:
         for kind, value in self.wakeup.events():
             if kind == "state":
                 self.session.on_state(value)
-                telemetry.get().session(value.name.lower(), self.session.session_id, expired=value == KazooState.LOST)
+                telemetry.get().session(str(value).lower(), self.session.session_id, expired=value == KazooState.LOST)
                 if value == KazooState.CONNECTED:
                     self._retry = RETRY_FIRST
             program.on_event(kind, value)
