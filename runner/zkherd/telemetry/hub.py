@@ -39,6 +39,8 @@ class Telemetry:
         """state: connected, suspended, lost (a session that expired), closed."""
         sid = "0x%x" % session_id if session_id else self.report["session"]["session_id"]
         self._set("session", dict(self.report["session"], state=state, session_id=sid))
+        if state == "connected":
+            self._set("fenced", False)
         if self.metrics:
             self.metrics.session_connected.set(1 if state == "connected" else 0)
             if expired:
@@ -56,12 +58,13 @@ class Telemetry:
 
     def state(self, name, names):
         self._set("state", name)
-        self._set("fenced", name == "fenced")
         if self.metrics:
             for each in names:
                 self.metrics.state.labels(each).set(1 if each == name else 0)
 
     def fence(self):
+        """The fence stopped the child: "fenced" until contact with ZooKeeper is back."""
+        self._set("fenced", True)
         if self.metrics:
             self.metrics.fences.inc()
         self._file_dirty = True
