@@ -15,7 +15,9 @@ def add_parsers(commands):
                           description="Tells from the nodes zkherd writes what each PATH is and shows it: a lock's "
                                       "holders and waiters, a rolling lock's failed version and whether the rollout "
                                       "is paused, a pool's members, leader and cron ticks, a farm's members, a "
-                                      "registration path's live registrations. " + EXIT_CODES)
+                                      "registration path's live registrations. " + EXIT_CODES + " With --local "
+                                      "instead of PATHs: this host's runners, from their state files "
+                                      "(docs/operations.md); 0 if any is shown, 66 if none.")
     status.add_argument("status_paths", nargs="*", metavar="PATH")
     status.add_argument("--json", action="store_true", help="print a JSON list, one object per PATH")
     status.add_argument("--local", action="store_true",
