@@ -15,17 +15,18 @@ from tests.support.scrape import free_port, parse, value
 from tests.support.zkutil import wait_for
 
 
-def test_a_fence_is_counted_when_the_connection_is_cut(zk_server, zk_base, fault_proxy, tmp_path):
-    proxy, port = fault_proxy(), free_port()
-    r = runner(proxy.hosts, port, tmp_path, "r", "--session-timeout", "2", "--lock", zk_base + "/l", "--",
-               "sleep", "1000")
+def test_a_fence_and_an_expiry_are_counted_when_the_connection_is_cut(zk_server, zk, zk_base, fault_proxy, tmp_path):
+    proxy, port, lock = fault_proxy(), free_port(), zk_base + "/l"
+    r = runner(proxy.hosts, port, tmp_path, "r", "--session-timeout", "2", "--lock", lock, "--", "sleep", "1000")
     wait_metric(port, "zkherd_lock_held", 1)
     proxy.blackhole()
-    found = wait_metric(port, "zkherd_fences_total", 1)
-    assert value(found, "zkherd_child_running") in (0, 1)
+    wait_metric(port, "zkherd_fences_total", 1)
     wait_metric(port, "zkherd_session_connected", 0)
+    wait_for(lambda: zk.get_children(lock) == [], 20)  # the server expired the session: its nodes are gone
     proxy.heal()
-    wait_metric(port, "zkherd_child_starts_total", 1, reason="restart")
+    found = wait_metric(port, "zkherd_child_starts_total", 1, reason="restart")
+    assert value(found, "zkherd_session_expirations_total") == 1
+    assert value(found, "zkherd_lock_acquisitions_total") == 2 and value(found, "zkherd_lock_releases_total") == 1
     r.signal(signal.SIGTERM)
     r.wait()
 
