@@ -25,7 +25,7 @@ class Telemetry:
                            lock=None, config_version=None, health=None, child=None, fenced=False, drained=False)
         self._dirty = self._file_dirty = True
         self._last_state = self._last_file = 0.0
-        self._lock_held = False
+        self._lock_held = self._file_failed = False
 
     # -- recording -------------------------------------------------------------------------------
 
@@ -138,8 +138,12 @@ class Telemetry:
         self._file_dirty, self._last_file = False, now
         try:
             self.metrics.write_file(self.metrics_file)
-        except OSError as exc:
-            self.log.warning("cannot write the metrics file", path=self.metrics_file, error=exc.strerror or str(exc))
+            self._file_failed = False
+        except OSError as exc:  # said once until it works again: a metrics file must never stop the command
+            if not self._file_failed:
+                self.log.warning("cannot write the metrics file", path=self.metrics_file,
+                                 error=exc.strerror or str(exc))
+            self._file_failed = True
 
     def close(self):
         """On the way out (a clean exit): the metrics file once more, the state file removed."""
