@@ -21,8 +21,8 @@ def render(report, now):
     session = _get(report, "session")
     lines.append("  state: %s%s%s" % (safe(report.get("state")), "  FENCED" if report.get("fenced") is True else "",
                                       "  DRAINED" if report.get("drained") is True else ""))
-    lines.append("  session: %s %s, last heard %ss ago" % (safe(session.get("state")), safe(session.get("session_id")),
-                                                          safe(session.get("last_heard_age"))))
+    lines.append("  session: %s %s, last heard %ss ago"
+                 % (safe(session.get("state")), safe(session.get("session_id")), safe(session.get("last_heard_age"))))
     lock = _get(report, "lock")
     if lock:
         how = ("held, token %s" % safe(lock.get("token")) if lock.get("held") is True
