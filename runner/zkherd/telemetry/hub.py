@@ -30,10 +30,10 @@ class Telemetry:
     # -- recording -------------------------------------------------------------------------------
 
     def _set(self, key, value):
+        """Change a field of the report: both files are due when it changed."""
         if self.report.get(key) != value:
             self.report[key] = value
-            self._dirty = True
-        self._file_dirty = True
+            self._dirty = self._file_dirty = True
 
     def session(self, state, session_id=None, expired=False):
         """state: connected, suspended, lost (a session that expired), closed."""
