@@ -14,23 +14,24 @@ import re
 import signal
 import sys
 
-from zkherd import __version__
+from zkherd import __version__, telemetry
 from zkherd.commands import barrier, cron, drain, elect, farm, render, run, status, tree, znode
 from zkherd.common.errors import UserError
 from zkherd.core import exits, hostcodec
 from zkherd.core.argtypes import file_mode, seconds
 from zkherd.core.logs import Log
 from zkherd.core.settings import ConfigError, connection_settings, load_file, merge
+from zkherd.telemetry import options as telemetry_options
 
 COMMANDS = (run, elect, cron, barrier, farm, render, tree, znode, status, drain)
 SECRET_KEYS = ("auth",)  # config file keys whose values no message may repeat
 GLOBAL_DEFAULTS = dict(
     zk=None, session_timeout=None, connect_timeout=None, auth=None, auth_file=None, acl=None, tls_ca=None,
     tls_cert=None, tls_key=None, tls_system_ca=False, verbose=0, quiet=0, log_format="text", config=None,
-    command=None, reconnect_max_delay=None,
+    command=None, reconnect_max_delay=None, reports=False,
 )
 # Every option's default (the commands agree where they share one: tests/runner/test_logic.py).
-DEFAULTS = dict(GLOBAL_DEFAULTS)
+DEFAULTS = dict(GLOBAL_DEFAULTS, **telemetry_options.DEFAULTS)
 for _command in COMMANDS:
     DEFAULTS.update(_command.DEFAULTS)
 BY_NAME = {name: command for command in COMMANDS for name in command.NAMES}
@@ -153,11 +154,15 @@ class Commands:
         self.subparsers = subparsers
         self.hidden = hidden
 
-    def add(self, name, command_in_config=False, **kwargs):
-        """A command's parser; it takes the global options too (hidden in its help)."""
+    def add(self, name, command_in_config=False, reports=False, **kwargs):
+        """A command's parser; it takes the global options too (hidden in its help). *reports*: a
+        long-running command, with metrics and a state file (telemetry/)."""
         kwargs.setdefault("epilog", GLOBAL_POINTER)
         parser = self.subparsers.add_parser(name, parents=[self.hidden], argument_default=argparse.SUPPRESS, **kwargs)
         parser.command_in_config = command_in_config
+        if reports:
+            telemetry_options.add_options(parser)
+            parser.set_defaults(reports=True)
         return parser
 
     def nested(self, parser, dest, metavar):
@@ -275,7 +280,13 @@ def main(argv=None):
         values = parse(argv)
         log = Log(values["log_format"], (values["verbose"] or 0) - (values["quiet"] or 0))
         settings = connection_settings(values)
-        return BY_NAME[values["cmd"]].main(values, settings, log)
+        if not values["reports"]:
+            return BY_NAME[values["cmd"]].main(values, settings, log)
+        reporter = telemetry.setup(values, log)
+        try:
+            return BY_NAME[values["cmd"]].main(values, settings, log)
+        finally:
+            reporter.close()
     except (ConfigError, UserError) as exc:
         sys.stderr.write("zkherd: %s\n" % redact(str(getattr(exc, "message", exc))))
         return exits.USAGE_ERROR

@@ -14,7 +14,7 @@ DEFAULTS = dict(barrier_path=None, count=None, timeout=None, id=None, command=No
 
 def add_parsers(commands):
     barrier = commands.add(
-        "barrier",
+        "barrier", reports=True,
         usage="zkherd barrier PATH --count N [--timeout S] [-- COMMAND [ARG...]]",
         help="wait until N participants arrive at PATH (a double barrier: enter, run, leave together)",
         description="Enter the double barrier at PATH, wait until --count participants are there, run COMMAND "

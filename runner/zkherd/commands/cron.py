@@ -18,7 +18,7 @@ DEFAULTS = dict(election=None, id=None, timeout=None, name=None, tick=60.0, catc
 
 def add_parsers(commands):
     cron = commands.add(
-        "cron", command_in_config=True,
+        "cron", command_in_config=True, reports=True,
         usage="zkherd cron --election PATH [options] -- COMMAND [ARG...]",
         help="run a command now only if this host leads the pool, once per tick (for crontabs)",
         description="Run COMMAND now if this host (--id, default the host name) leads the pool of `zkherd elect` "

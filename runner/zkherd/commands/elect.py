@@ -13,7 +13,7 @@ DEFAULTS = dict(election=None, id=None, timeout=None, pool_cmd=None, lease_dir=N
 
 
 def add_parsers(commands):
-    elect = commands.add("elect", help="join a pool and hold candidacy for its leadership (a service)",
+    elect = commands.add("elect", reports=True, help="join a pool and hold candidacy for its leadership (a service)",
                          description="Join the pool at --election PATH and stay in it until stopped; the member "
                                      "that joined first leads. Joins again after a session expiry.")
     election_options(elect, with_timeout=False)

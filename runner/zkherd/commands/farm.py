@@ -25,7 +25,8 @@ def add_parsers(commands):
     farm_ls = farms.add("ls", help="list a farm's members (or any znode's children)")
     farm_ls.add_argument("farm_path", metavar="FARM")
     farm_ls.add_argument("--fields", metavar="A,B.C", help="show these fields of each member")
-    export = farms.add("export", help="keep a file equal to a farm (json, yaml, php, or a Jinja2 template)")
+    export = farms.add("export", reports=True,
+                       help="keep a file equal to a farm (json, yaml, php, or a Jinja2 template)")
     export.add_argument("farm_path", metavar="FARM")
     export.add_argument("dest", metavar="DEST")
     export.add_argument("--format", choices=["json", "yaml", "php", "template"], help="default json")
@@ -38,7 +39,8 @@ def add_parsers(commands):
                         help="keep members marked by `zkherd farm drain` (left out by default)")
     export.add_argument("--once", action="store_true", help="write once and exit")
     export.add_argument("--file-mode", type=file_mode, metavar="MODE", help=FILE_MODE_HELP)
-    join = farms.add("join", help="be a member of a farm: CONF (JSON/YAML file or DJB directory) <-> znode")
+    join = farms.add("join", reports=True,
+                     help="be a member of a farm: CONF (JSON/YAML file or DJB directory) <-> znode")
     join.add_argument("farm_path", metavar="FARM")
     join.add_argument("conf", metavar="CONF")
     join.add_argument("--format", dest="conf_format", choices=["json", "yaml", "dir"],

@@ -14,7 +14,8 @@ DEFAULTS = dict(template_args=None, template=None, once=False, on_change_cmd=Non
 
 def add_parsers(commands):
     render = commands.add(
-        "render", usage="zkherd render SRC.j2=DEST... [--once] [--on-change CMD] [--check-cmd CMD] [options]",
+        "render", reports=True,
+        usage="zkherd render SRC.j2=DEST... [--once] [--on-change CMD] [--check-cmd CMD] [options]",
         help="render Jinja2 templates over znodes into files, once or whenever the znodes change",
         description="Render each local Jinja2 template SRC.j2 from ZooKeeper into DEST (docs/templates.md), as "
                     "one consistent set: checked by --check-cmd, installed atomically, then --on-change runs. "

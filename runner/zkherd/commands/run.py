@@ -24,7 +24,7 @@ DEFAULTS = dict(
 
 def add_parsers(commands):
     run = commands.add(
-        "run", command_in_config=True,
+        "run", command_in_config=True, reports=True,
         usage="zkherd run [options] -- COMMAND [ARG...]",
         help="run a command under a lock and/or registered for discovery",
         description="Run COMMAND under a ZooKeeper lock (one holder, or N with --slots) and/or registered "

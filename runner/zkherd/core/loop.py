@@ -30,9 +30,10 @@ from kazoo.exceptions import ConnectionLoss, KazooException, SessionExpiredError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 
+from zkherd import telemetry
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH, USAGE
-from zkherd.core import exits
+from zkherd.core import clock, exits
 from zkherd.core.fence import Fence
 from zkherd.core.session import Session
 from zkherd.core.wakeup import Wakeup
@@ -154,6 +155,9 @@ class Loop:
             self.wakeup.close()
             return exits.for_error(exc)
         self.wakeup.install_signals(program.signals)
+        reporter = telemetry.get()
+        reporter.heard_age = self._heard_age
+        reporter.session("connected", self.session.session_id)
         try:
             program.start(self)
             while program.exit_code is None:
@@ -161,8 +165,9 @@ class Loop:
                 if program.exit_code is not None:  # an event ended it: no more work
                     break
                 due = self._turn(program)
+                written = reporter.tick()
                 if program.exit_code is None:
-                    self.wakeup.wait(due)
+                    self.wakeup.wait(written if due is None else due if written is None else min(due, written))
             return program.exit_code
         except Exception as exc:  # a bug: one line, the traceback only with -v, never on the terminal alone
             self.log.error("internal error, exiting: %s: %s" % (type(exc).__name__, exc))
@@ -177,6 +182,7 @@ class Loop:
         for kind, value in self.wakeup.events():
             if kind == "state":
                 self.session.on_state(value)
+                telemetry.get().session(str(value).lower(), self.session.session_id, expired=value == KazooState.LOST)
                 if value == KazooState.CONNECTED:
                     self._retry = RETRY_FIRST
             program.on_event(kind, value)
@@ -200,6 +206,11 @@ class Loop:
             due = QUIET_LOOK if due is None else min(due, QUIET_LOOK)
         return due
 
+    def _heard_age(self):
+        """Seconds since the leader last heard of our session (the metrics' and state file's)."""
+        heard = self.session.last_heard if self.session is not None else None
+        return None if heard is None else max(0.0, clock.now() - heard)
+
     def _close(self, program):
         try:
             program.close(self)
@@ -209,4 +220,5 @@ class Loop:
             self._fence.close()
         if self.session is not None:
             self.session.close()
+            telemetry.get().session("closed")
         self.wakeup.close()

@@ -31,7 +31,8 @@ class Task:
     def __init__(self, name, command, env, timeout, log):
         self.name = name
         self.log = log
-        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.started = time.monotonic()
+        self.deadline = None if timeout is None else self.started + timeout
         self.done = None
         self.timed_out = False
         try:

@@ -29,6 +29,7 @@ import time
 from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 from kazoo.protocol.states import KazooState
 
+from zkherd import telemetry
 from zkherd.common import farm, paths
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH
@@ -192,6 +193,8 @@ class Export(Program):
             return left
         self.due, self.last_write = None, time.monotonic()
         code = self.write()
+        if code:
+            telemetry.get().export_write("failed")
         if self.opts.once:
             self.exit_code = code
         return None if self.due is None else max(0.0, self.due - time.monotonic())  # a write to try again
@@ -286,6 +289,7 @@ class Export(Program):
         if code is not None:
             return code
         self.log.info("export written", dest=opts.dest, members=len(chosen), reads=self.reads)
+        telemetry.get().export_write("written")
         if opts.on_change:
             self.tasks.append(Task("on-change command", opts.on_change, command_env(ZKHERD_EXPORT=opts.dest), 300.0,
                                    self.log))

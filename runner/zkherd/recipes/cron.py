@@ -31,6 +31,7 @@ import time
 
 from kazoo.protocol.states import EventType, KazooState
 
+from zkherd import telemetry
 from zkherd.common import paths
 from zkherd.common.connection import ZkError
 from zkherd.common.errors import AUTH
@@ -58,11 +59,23 @@ def run(opts, settings, log):
         log.error(exc.message)
         return exits.USAGE_ERROR
     if held is None:
+        telemetry.get().cron_run("busy")
         return exits.TEMPFAIL
+    cron = Cron(opts, name, log)
     try:
-        return Loop(settings, log).run(Cron(opts, name, log))
+        code = Loop(settings, log).run(cron)
     finally:
         held.close()
+    telemetry.get().cron_run(outcome(code, cron.job is not None))
+    return code
+
+
+def outcome(code, ran):
+    """The label of zkherd_cron_runs_total for a run that ended with *code* (docs/operations.md)."""
+    if ran:
+        return "ok" if code == 0 else "lost" if code == exits.LOST else "failed"
+    return {0: "skipped", exits.TEMPFAIL: "busy", exits.UNAVAILABLE: "unavailable",
+            exits.NOPERM: "denied"}.get(code, "error")
 
 
 class Cron(Program):

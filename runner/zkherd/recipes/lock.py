@@ -69,6 +69,7 @@ class Lock:
         self.wakeup, self.log, self.op_timeout = wakeup, log, op_timeout
         self.client = None
         self.place = None  # our lock- node name
+        self.queue_place = None  # our place in line when last looked at: 1 = next, 0 = among the holders
         self.run = None  # our run- node name
         self.token = None
         self.attempt = None  # the token of our nodes, set before the transaction that makes them is sent
@@ -161,6 +162,7 @@ class Lock:
         if self.place not in line or self.run not in runs:
             self.lost = True
             raise LockLost("one of our lock nodes (%s, %s) is gone" % (self.place, self.run))
+        self.queue_place = max(0, line.index(self.place) - self.slots + 1)  # 1: next in line (metrics, status)
         waiting_for = self._waiting_for(line, runs)
         self.log.debug("lock: looked at the line", lock=self.path, contenders=len(line),
                        waiting_for=",".join(waiting_for or ()) or "-")

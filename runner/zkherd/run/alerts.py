@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import socket
 
+from zkherd import telemetry
 from zkherd.core.shellcmd import Task, command_env
 
 ALERT_TIMEOUT = 60.0
+REJECTIONS = ("rejected", "install-failed", "render-failed", "failed-version")  # a version kept out, by reason
 
 
 class Alerts:
@@ -21,6 +23,8 @@ class Alerts:
         self.version = None  # the configuration version the alerts speak of
 
     def fire(self, kind, message):
+        if kind in REJECTIONS:  # every version kept out raises its alert here, once
+            telemetry.get().config(rejected=kind)
         if not self.command:
             return
         env = command_env(ZKHERD_ALERT=kind, ZKHERD_ALERT_MESSAGE=message, ZKHERD_ALERT_HOST=socket.gethostname(),

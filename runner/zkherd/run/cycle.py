@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from zkherd import telemetry
 from zkherd.core import clock, exits
 from zkherd.core.fence import stop_time
 from zkherd.core.shellcmd import command_env
@@ -52,6 +53,7 @@ class Cycle:
             self.log.error(str(exc))
             self.finish(exits.NOT_FOUND, str(exc))
             return
+        telemetry.get().child(pid, "restart" if self.starts else "start")
         self.starts, self.healthy_once = self.starts + 1, False
         if self.health is not None:
             self.health.child_started()
@@ -81,6 +83,7 @@ class Cycle:
         """The fence signalled the child from its thread (or the session is gone): state and deadline follow."""
         if not self.life.running:
             return
+        telemetry.get().fence()
         self.enter_fenced(why)
         self.life.stop(after.REQUEUE, "fencing: " + why, stop_time(self.opts.stop_timeout, self.loop.session.timeout),
                        deadline=kill_at)
@@ -133,6 +136,7 @@ class Cycle:
         self.finish(code, why)  # the command ended on its own: so does the runner, with its code
 
     def gone(self, code, then):
+        telemetry.get().child(None)
         if then == after.EXIT:
             self.exit_with = code if self.keep_child_code else self.exit_with
             self.holding.release(self.loop)

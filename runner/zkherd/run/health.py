@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from zkherd import telemetry
 from zkherd.core.shellcmd import Task
 
 STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
@@ -70,6 +71,7 @@ class Health:
         return (self.next_at - now) if self.next_at is not None else None, changed
 
     def _record(self, passed, task):
+        telemetry.get().health(passed=passed, seconds=time.monotonic() - task.started)
         if not passed:
             self.log.info("health check failed", code=task.done, timed_out=task.timed_out)
         wanted = HEALTHY if passed else UNHEALTHY
@@ -81,5 +83,6 @@ class Health:
             self.status = wanted
             self.streak = 0
             self.log.info("child is %s" % wanted)
+            telemetry.get().health(wanted)
             return wanted
         return None

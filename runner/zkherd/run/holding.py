@@ -22,6 +22,7 @@ class Holding:
         if opts.register:
             self.registration = Registration(opts.register, opts.data, log, loop.wakeup)
         self.dirty = True  # look at the lock: a watch fired, the connection is new, or a start is due
+        self.held = False  # take() found the lock ours, and it was not released or lost since
 
     def take(self, loop):
         """Step towards holding the lock: (HELD or WAITING, seconds until a look is due or None)."""
@@ -34,11 +35,12 @@ class Holding:
             held = self.lock.step(loop.client)
         except LockLost as exc:
             self.log.warning("lost our place in the lock", lock=self.opts.lock, reason=str(exc))
-            self.dirty = True
+            self.dirty, self.held = True, False
             return WAITING, 0.0 if self.lock.leave(loop.client) else 0.2  # queue again at once
         except BaseException:
             self.dirty = True  # look again on the next turn
             raise
+        self.held = bool(held)
         return (HELD if held else WAITING), None
 
     def still_ours(self, loop):
@@ -82,6 +84,15 @@ class Holding:
         if self.registration is not None:
             self.registration.recheck()
 
+    def report(self):
+        """What the metrics and the state file say of the lock: (path, held, place in line, token)."""
+        lock = self.lock
+        if lock is None:
+            return None
+        queued = lock.place is not None and not self.held
+        place = (lock.queue_place or None) if queued else None
+        return self.opts.lock, self.held, place, lock.token if self.held else None
+
     def tidy(self, loop):
         """While no child runs: a registration delete whose answer was lost is made sure of."""
         if self.registration is not None and self.registration.doubtful:
@@ -96,6 +107,7 @@ class Holding:
             if self.registration is not None:
                 self.registration.remove(loop.client, loop.op_timeout())
             if self.lock is not None:
+                self.held = False
                 self.lock.release(loop.client)
         except Exception as exc:
             self.log.warning("could not remove our nodes now; they go when the session ends", error=str(exc))
@@ -103,6 +115,7 @@ class Holding:
 
     def session_lost(self):
         """The server deleted our ephemeral nodes with the session."""
+        self.held = False
         if self.lock is not None:
             self.lock.forget_session()
         if self.registration is not None:

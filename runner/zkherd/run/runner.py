@@ -22,6 +22,7 @@ import time
 
 from kazoo.protocol.states import KazooState
 
+from zkherd import telemetry
 from zkherd.core import clock, exits
 from zkherd.core.loop import Loop, Program
 from zkherd.core.sdnotify import Notifier
@@ -145,6 +146,8 @@ class Runner(Program):
             self.exit_code = self.cycle.exit_with
             return None
         self.settle()
+        if self.holding.lock is not None:
+            telemetry.get().lock(*self.holding.report())
         if self.notify.enabled and self.cycle.exit_with is None:
             self.notify.set_status(*status_line(self))
         pending = [d for d in due if d is not None]
@@ -158,6 +161,9 @@ class Runner(Program):
             due, action = self.rollout.poll(loop, child_up(self.machine.state) and self.life.running)
             self.act(action)
         self.drain.look(loop)
+        telemetry.get().drained([kind for kind, drained in ((LOCK, self.drain.lock_drained()),
+                                                            (REGISTER, self.drain.registration_drained()))
+                                 if drained and kind in self.drain.paths])
         if self.cycle.exit_with is None:
             self.drained_turn(loop)
         if self.machine.state == S.QUEUED and self.cycle.exit_with is None:

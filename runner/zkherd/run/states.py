@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import enum
 
+from zkherd import telemetry
+
 
 class State(enum.Enum):
     CONNECTING = "connecting"  # no session that can take the lock (at start, or after one expired)
@@ -31,6 +33,7 @@ class State(enum.Enum):
 
 
 S = State
+NAMES = [state.value for state in State]
 _CHILD_UP = {S.STARTING, S.RUNNING, S.CHECKING, S.PAUSED}
 TRANSITIONS = {
     S.CONNECTING: {S.WAITING_CONFIG, S.QUEUED, S.EXITING},
@@ -60,6 +63,7 @@ class Machine:
         self.log = log
         self.state = S.CONNECTING
         self.why = "connecting to ZooKeeper"
+        telemetry.get().state(self.state.value, NAMES)
 
     def to(self, state, why, **fields):
         if state == self.state:
@@ -69,3 +73,4 @@ class Machine:
                            new=state.value, why=why)
         self.log.info("state %s -> %s" % (self.state.value, state.value), why=why, **fields)
         self.state, self.why = state, why
+        telemetry.get().state(state.value, NAMES)
