@@ -49,7 +49,7 @@ def test_two_runners_a_fenced_one_a_killed_one_and_untrusted_files(zk_server, zk
     assert held["lock"]["held"] is True and isinstance(held["lock"]["token"], int)
     assert held["child"]["pid"] == holder.child_pid and held["argv"]["id"] == "holder"
     assert held["session"]["state"] == "connected" and held["session"]["session_id"].startswith("0x")
-    assert (held["fenced"], held["drained"], held["stale"], held["command"]) == (False, False, False, "run")
+    assert (held["fenced"], held["drained"], held["stale"], held["command"]) == (False, [], False, "run")
     queued = wait_report(state, waiter.pid, lambda r: (r["lock"] or {}).get("queued_place") == 1)
     assert queued["state"] == "queued" and queued["lock"]["held"] is False and queued["child"] is None
     assert oct((state / ("zkherd-%d.json" % holder.pid)).stat().st_mode & 0o777) == "0o644"

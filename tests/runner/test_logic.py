@@ -92,7 +92,7 @@ def test_commands_agree_on_the_defaults_they_share():
             for key in set(first.DEFAULTS) & set(other.DEFAULTS):
                 assert first.DEFAULTS[key] == other.DEFAULTS[key], (first.__name__, other.__name__, key)
     assert set(cli.BY_NAME) == {"run", "elect", "is-leader", "pool", "cron", "barrier", "farm", "render", "tree", "get",
-                                "set", "ls", "rm", "status"}
+                                "set", "ls", "rm", "status", "drain", "undrain"}
 
 
 def test_every_command_help_points_to_the_global_options_once(capsys):

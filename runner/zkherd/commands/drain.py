@@ -15,7 +15,7 @@ from zkherd.core import exits
 from zkherd.core.argtypes import seconds
 
 NAMES = ("drain", "undrain")
-DEFAULTS = dict(drain_path=None, id=None, no_wait=False, timeout=60.0)
+DEFAULTS = dict(drain_path=None, id=None, no_wait=False, timeout=None)  # None: 60 s (main)
 EXIT_CODES = ("Exit codes: 0 done, 64 bad usage, 69 ZooKeeper unreachable, 75 the runner did not hold nothing "
               "within --timeout (the flag stays), 77 access denied.")
 RETRIES = 5  # a request that got no answer (a lost reply) is asked again: both are idempotent
