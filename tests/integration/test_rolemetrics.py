@@ -218,3 +218,26 @@ def test_an_absent_service_goes_through_the_common_removal(tmp_path):
     assert "reset-failed zkherd-old.service" in asked and "daemon-reload" in asked, asked
     again = play(tmp_path, tasks, play_vars, env={"PATH": "%s:%s" % (bin_dir, os.environ["PATH"])})
     assert again.returncode == 0 and int(again.stdout.rsplit("changed=", 1)[1].split()[0]) == 0, again.stdout
+
+
+def test_the_argument_specs_take_the_metrics_keys_where_they_fit(tmp_path):
+    """Each role's own argument validation (meta/argument_specs.yml) runs first when the role is
+    included: the keys pass where documented, and a cron job refuses metrics_listen (a per-tick job
+    does not serve)."""
+    keys = {"metrics_listen": "127.0.0.1:9464", "metrics_file": PROM + "/zkherd-web.prom"}
+    validate = {"name": "validate", "ansible.builtin.validate_argument_spec": {
+        "argument_spec": "{{ (lookup('file', spec_file) | from_yaml).argument_specs.main.options }}"}}
+    for role, play_vars in [("service", {"service_instances": [dict(ROLES["service"][3], **keys)]}),
+                            ("farm_member", {"farm_member_farms": [dict(ROLES["farm_member"][3], **keys)]}),
+                            ("farm_export", {"farm_export_exports": [dict(ROLES["farm_export"][3], **keys)]}),
+                            ("render", {"render_renderers": [dict(ROLES["render"][3], **keys)]}),
+                            ("cron", {"cron_pools": [{"name": "p", "election": "/e", **keys}],
+                                      "cron_jobs": [{"name": "j", "pool": "p", "command": "true",
+                                                     "metrics_file": keys["metrics_file"]}]})]:
+        spec = str(REPO / "roles" / role / "meta" / "argument_specs.yml")
+        run = play(tmp_path, [validate], dict(play_vars, spec_file=spec))
+        assert run.returncode == 0, (role, run.stdout)
+    spec = str(REPO / "roles" / "cron" / "meta" / "argument_specs.yml")
+    bad = {"cron_jobs": [{"name": "j", "pool": "p", "command": "true", "metrics_listen": "9464"}], "spec_file": spec}
+    run = play(tmp_path, [validate], bad)
+    assert run.returncode != 0 and "metrics_listen" in run.stdout, run.stdout
