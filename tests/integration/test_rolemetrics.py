@@ -101,6 +101,8 @@ def test_metrics_options_reach_exec_start_and_the_folder_is_writable(tmp_path):
         rw = [line for line in unit.splitlines() if line.startswith("ReadWritePaths=")]
         assert len(rw) == 1 and '"%s"' % PROM in rw[0].split("=", 1)[1].split(), (name, rw)
         assert "\nRuntimeDirectory=zkherd/%s\n" % name in unit, (name, unit)
+    # the election member's files are its own (UMask=0077), but node_exporter must read the metrics file
+    assert "\nUMask=0022\n" in units["zkherd-elect-web"]
     # the job's command stays after `--`, the options before it
     job = exec_start(units["zkherd-cron-web"])
     assert job.index("--metrics-file") < job.index(" -- ")
@@ -117,6 +119,7 @@ def test_without_metrics_options_the_units_only_get_their_state_folder(tmp_path)
     elect = units["zkherd-elect-web"]
     assert ' --state-dir "/run/zkherd/zkherd-elect-web"' in exec_start(elect)
     assert "\nRuntimeDirectory=zkherd-leases\n" in elect and elect.count("RuntimeDirectoryMode=") == 1
+    assert "\nUMask=0077\n" in elect
     for name in ("zkherd-web", "zkherd-farm-member-web", "zkherd-farm-export-web", "zkherd-render-web"):
         assert "--state-dir" not in exec_start(units[name]) and "\nRuntimeDirectoryMode=0755\n" in units[name]
 
