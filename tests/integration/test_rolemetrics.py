@@ -244,3 +244,35 @@ def test_the_argument_specs_take_the_metrics_keys_where_they_fit(tmp_path):
     bad = {"cron_jobs": [{"name": "j", "pool": "p", "command": "true", "metrics_listen": "9464"}], "spec_file": spec}
     run = play(tmp_path, [validate], bad)
     assert run.returncode != 0 and "metrics_listen" in run.stdout, run.stdout
+
+
+def test_a_present_service_starts_through_the_common_tasks_and_the_handler_restarts_it(tmp_path):
+    """The whole service role with its start moved onto roles/_common start_units.yml: the unit
+    carries the metrics options, systemd is asked to enable and start it; a unit that was running
+    (the stand-in says active) and whose files changed is restarted by the handler; a second run
+    changes nothing and restarts nothing."""
+    bin_dir, units, config = tmp_path / "bin", tmp_path / "units", tmp_path / "etc"
+    for folder in (bin_dir, units, config):
+        folder.mkdir(parents=True)
+    calls = tmp_path / "calls"
+    (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL % calls)
+    (bin_dir / "systemctl").chmod(0o755)
+    entry = dict(ROLES["service"][3], metrics_listen="127.0.0.1:9464", metrics_file=str(tmp_path / "prom" / "web.prom"))
+    play_vars = role_vars("service", service_instances=[entry], service_unit_dir=str(units),
+                          service_config_dir=str(config), service_template_dir=str(config / "templates"))
+    tasks = [{"name": "service", "ansible.builtin.include_role": {"name": "zkherd.ops.service"}}]
+    env = {"PATH": "%s:%s" % (bin_dir, os.environ["PATH"])}
+    run = play(tmp_path, tasks, play_vars, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    unit = (units / "zkherd-web.service").read_text()
+    wanted = ' --metrics-listen "127.0.0.1:9464" --metrics-file "%s"' % (tmp_path / "prom" / "web.prom")
+    assert wanted in exec_start(unit), exec_start(unit)
+    assert (tmp_path / "prom").is_dir()
+    asked = calls.read_text().splitlines()
+    assert "daemon-reload" in asked, asked
+    assert any("restart" in line.split() and "zkherd-web.service" in line for line in asked), asked
+    calls.write_text("")
+    again = play(tmp_path, tasks, play_vars, env=env)
+    assert again.returncode == 0 and int(again.stdout.rsplit("changed=", 1)[1].split()[0]) == 0, again.stdout
+    asked = calls.read_text().splitlines()
+    assert not [line for line in asked if line.split()[:1] in (["restart"], ["start"], ["daemon-reload"])], asked
