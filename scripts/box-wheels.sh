@@ -5,11 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=.cache/box-wheels
-if [ ! -f "$dest/.done" ] || ! ls "$dest"/prometheus_client-*.whl >/dev/null 2>&1; then
-    echo "[box-wheels] downloading kazoo, jinja2, pyyaml, prometheus-client and setuptools wheels into $dest" >&2
+# pyproject's dependencies (prometheus-client: the runners' --metrics-listen/--metrics-file), and
+# setuptools. The marker holds this list: a folder made for another list is made again.
+specs=('kazoo>=2.9' 'jinja2>=3' 'pyyaml>=6' 'prometheus-client>=0.17' 'setuptools>=77')
+if [ "$(cat "$dest/.done" 2>/dev/null)" != "${specs[*]}" ]; then
+    echo "[box-wheels] downloading ${specs[*]} wheels into $dest" >&2
     rm -rf "$dest" && mkdir -p "$dest"
-    .venv/bin/python -m pip download -q --only-binary=:all: -d "$dest" \
-        'kazoo>=2.9' 'jinja2>=3' 'pyyaml>=6' 'prometheus-client>=0.16' 'setuptools>=77' >&2
-    touch "$dest/.done"
+    .venv/bin/python -m pip download -q --only-binary=:all: -d "$dest" "${specs[@]}" >&2
+    echo "${specs[*]}" > "$dest/.done"
 fi
 echo "$PWD/$dest"

@@ -27,11 +27,13 @@ def render(name, item, **extra):
 
 JOB = dict(config="/etc/zkherd/cron-nightly.yml", election="/cron/pool", id="", name="nightly", tick=60,
            if_running="skip", zk_timeout=5, stop_timeout=10, success_exit_status=[75], timeout=0, user="app",
-           elect_unit="", hardening=True, argv=["backup"], cron_schedule="* * * * *")
+           elect_unit="", hardening=True, argv=["backup"], cron_schedule="* * * * *",
+           unit="zkherd-cron-nightly.service")
 
 
 def test_elect_unit_writes_the_lease_folder_under_protect_system_strict():
-    pool = dict(config="/etc/zkherd/elect-pool.yml", election="/cron/pool", name="pool")
+    pool = dict(config="/etc/zkherd/elect-pool.yml", election="/cron/pool", name="pool",
+                unit="zkherd-elect-pool.service")
     unit = render("zkherd-elect.service.j2", pool)
     assert "ProtectSystem=strict" in unit
     assert "\nRuntimeDirectory=zkherd-leases\n" in unit

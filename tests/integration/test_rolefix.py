@@ -127,7 +127,7 @@ def test_each_run_adds_its_own_changed_and_running_units(tmp_path):
         quiet = registered(*[False] * len(entries))
         return {"name": "run", "ansible.builtin.set_fact": {
             "service_instances": entries, "_service_config": registered(*config), "_service_env": quiet,
-            "_service_env_gone": quiet, "_service_unit": quiet, "_service_state": registered(*state)}}
+            "_service_env_gone": quiet, "_service_unit": quiet, "_common_started": registered(*state)}}
 
     first = [{"name": "a", "command": ["x"]}, {"name": "b", "command": ["x"]}, {"name": "c", "command": ["x"]}]
     tasks = [run_of(first, [True, False, True], [False, False, True]), note,  # c: just started
