@@ -6,16 +6,17 @@ log's device check; the metrics provider's jar check. The whole role on systemd 
 from __future__ import annotations
 
 import os
+import re
 import time
+import zipfile
 
-import pytest
 import yaml
 from kazoo.client import KazooClient
 
 from tests.integration.test_zookeeper_role_tls import ROLE, role_zoo_cfg
 from tests.support.playbook import run_playbook
 from tests.support.tls import make_tls_files
-from tests.support.zkserver import ZooKeeperEnsemble, ZooKeeperServer, free_port
+from tests.support.zkserver import ZooKeeperEnsemble, ZooKeeperServer
 
 # Each member's own keys: the harness sets them (ports, data folder); the rest is the role's.
 PER_SERVER = ("dataDir", "clientPort", "clientPortAddress", "tickTime")
@@ -29,18 +30,24 @@ def role_vars(tmp_path, **settings):
     return play_vars
 
 
-def render(tmp_path, template, **settings):
-    """One of the role's templates, rendered with its defaults and vars and SETTINGS."""
-    dest = tmp_path / ("%s-%s" % (template[:-3], free_port()))
-    run = run_playbook([{"name": "Render", "ansible.builtin.template": {
-        "src": str(ROLE / "templates" / template), "dest": str(dest), "mode": "0600"}}],
-        play_vars=role_vars(tmp_path, **settings))
+def render(tmp_path, *jobs):
+    """The role's templates, rendered with its defaults and vars in one playbook run (each a
+    second or more): JOBS are (template, {setting: value}); returns the files' paths."""
+    dests = [tmp_path / ("%s-%d" % (template[:-3], i)) for i, (template, _settings) in enumerate(jobs)]
+    tasks = [{"name": "Render %d" % i, "vars": settings, "ansible.builtin.template": {
+        "src": str(ROLE / "templates" / template), "dest": str(dest), "mode": "0600"}}
+        for i, ((template, settings), dest) in enumerate(zip(jobs, dests))]
+    run = run_playbook(tasks, play_vars=role_vars(tmp_path))
     assert run.rc == 0, run.output
-    return dest
+    return dests
 
 
-def role_ensemble(tmp_path, size=3, jvm_props=None, **settings):
-    cfg = {key: value for key, value in role_zoo_cfg(tmp_path, **settings).items() if key not in PER_SERVER}
+def zoo_cfg(path):
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and line[0] != "#")
+
+
+def role_ensemble(tmp_path, cfg, size=3, jvm_props=None):
+    cfg = {key: value for key, value in cfg.items() if key not in PER_SERVER}
     return ZooKeeperEnsemble(size, tmp_path / "ensemble", extra_cfg=cfg, jvm_props=jvm_props)
 
 
@@ -60,9 +67,10 @@ def wait_for(condition, timeout=60.0, what=""):
 def test_the_audit_log_records_a_create(tmp_path):
     audit = tmp_path / "audit" / "zookeeper_audit.log"
     audit.parent.mkdir()
-    cfg = role_zoo_cfg(tmp_path, zookeeper_audit=True)
+    settings = dict(zookeeper_audit=True, zookeeper_audit_log=str(audit))
+    cfg_file, log4j = render(tmp_path, ("zoo.cfg.j2", settings), ("log4j.properties.j2", settings))
+    cfg = zoo_cfg(cfg_file)
     assert cfg["audit.enable"] == "true"
-    log4j = render(tmp_path, "log4j.properties.j2", zookeeper_audit=True, zookeeper_audit_log=str(audit))
     server = ZooKeeperServer(tmp_path / "server", jvm_props={"log4j.configuration": "file:%s" % log4j})
     server.cfg.update({key: value for key, value in cfg.items() if key not in PER_SERVER})
     server.start()
@@ -82,8 +90,8 @@ def test_the_audit_log_records_a_create(tmp_path):
 
 def test_three_servers_form_a_quorum_over_tls(tmp_path):
     quorum_tls_files(tmp_path)
-    ensemble = role_ensemble(tmp_path, zookeeper_quorum_tls=True, zookeeper_tls_cert="x", zookeeper_tls_key="x",
-                             zookeeper_tls_ca="x")
+    ensemble = role_ensemble(tmp_path, role_zoo_cfg(tmp_path, zookeeper_quorum_tls=True, zookeeper_tls_cert="x",
+                                                    zookeeper_tls_key="x", zookeeper_tls_ca="x"))
     cfg = ensemble.servers[0].cfg
     assert cfg["sslQuorum"] == "true" and cfg["ssl.quorum.keyStore.location"].endswith("/tls/keystore.pem")
     assert "portUnification" not in cfg and "secureClientPort" not in cfg  # quorum TLS only
@@ -100,10 +108,10 @@ def test_port_unification_lets_tls_and_plain_servers_form_one_quorum(tmp_path):
     quorum_tls_files(tmp_path)
     tls = dict(zookeeper_tls_cert="x", zookeeper_tls_key="x", zookeeper_tls_ca="x",
                zookeeper_quorum_tls_port_unification=True)
-    unified = role_zoo_cfg(tmp_path, **tls)
+    unified, switched = map(zoo_cfg, render(tmp_path, ("zoo.cfg.j2", tls),
+                                            ("zoo.cfg.j2", dict(tls, zookeeper_quorum_tls=True))))
     assert unified["portUnification"] == "true" and "sslQuorum" not in unified
-    switched = role_zoo_cfg(tmp_path, zookeeper_quorum_tls=True, **tls)
-    ensemble = role_ensemble(tmp_path, **tls)
+    ensemble = role_ensemble(tmp_path, unified)
     ensemble.servers[2].cfg.update({key: value for key, value in switched.items() if key not in PER_SERVER})
     try:
         ensemble.start(60)
@@ -112,13 +120,13 @@ def test_port_unification_lets_tls_and_plain_servers_form_one_quorum(tmp_path):
 
 
 def test_quorum_sasl_forms_a_quorum_and_refuses_a_wrong_password(tmp_path):
-    cfg = role_zoo_cfg(tmp_path, zookeeper_quorum_sasl=True, zookeeper_quorum_sasl_password="s3cr\"et")
+    sasl = dict(zookeeper_quorum_sasl=True, zookeeper_quorum_sasl_password="s3cr\"et")
+    cfg_file, jaas, wrong = render(tmp_path, ("zoo.cfg.j2", sasl), ("jaas.conf.j2", sasl),
+                                   ("jaas.conf.j2", dict(sasl, zookeeper_quorum_sasl_password="wrong")))
+    cfg = zoo_cfg(cfg_file)
     assert cfg["quorum.auth.enableSasl"] == "true" and cfg["quorum.auth.learnerRequireSasl"] == "true"
-    jaas = render(tmp_path, "jaas.conf.j2", zookeeper_quorum_sasl=True, zookeeper_quorum_sasl_password="s3cr\"et")
-    wrong = render(tmp_path, "jaas.conf.j2", zookeeper_quorum_sasl=True, zookeeper_quorum_sasl_password="wrong")
     assert 'password="s3cr\\"et";' in jaas.read_text()
-    ensemble = role_ensemble(tmp_path, jvm_props={"java.security.auth.login.config": jaas},
-                             zookeeper_quorum_sasl=True, zookeeper_quorum_sasl_password="s3cr\"et")
+    ensemble = role_ensemble(tmp_path, cfg, jvm_props={"java.security.auth.login.config": jaas})
     intruder = ensemble.servers[2]
     intruder.jvm_props["java.security.auth.login.config"] = wrong
     try:
@@ -137,49 +145,51 @@ def test_quorum_sasl_forms_a_quorum_and_refuses_a_wrong_password(tmp_path):
         ensemble.close()
 
 
-@pytest.mark.parametrize(("memtotal_mb", "heap"), [(None, "512m"), (512, "256m"), (16384, "4096m"),
-                                                    (131072, "8192m")])
-def test_the_heap_is_sized_from_the_host(tmp_path, memtotal_mb, heap):
-    facts = {} if memtotal_mb is None else {"ansible_memtotal_mb": memtotal_mb}
-    unit = render(tmp_path, "zookeeper.service.j2", **facts)
-    assert " -Xmx%s " % heap in unit.read_text()
-    explicit = render(tmp_path, "zookeeper.service.j2", zookeeper_heap_size="3g", **facts)
-    assert " -Xmx3g " in explicit.read_text()
+def test_the_heap_is_sized_from_the_host(tmp_path):
+    cases = [({}, "512m"), ({"ansible_memtotal_mb": 512}, "256m"), ({"ansible_memtotal_mb": 16384}, "4096m"),
+             ({"ansible_memtotal_mb": 131072}, "8192m"),
+             ({"ansible_memtotal_mb": 4096, "zookeeper_heap_size": "3g"}, "3g")]  # explicit: as set
+    units = render(tmp_path, *(("zookeeper.service.j2", facts) for facts, _heap in cases))
+    assert [" -Xmx%s " % heap in unit.read_text() for unit, (_facts, heap) in zip(units, cases)] == [True] * len(cases)
 
 
-def run_tasks(tmp_path, tasks_file, **settings):
-    return run_playbook([{"name": "Role tasks", "ansible.builtin.include_tasks": str(ROLE / "tasks" / tasks_file)}],
-                        play_vars=role_vars(tmp_path, **settings))
+def run_tasks(tmp_path, tasks_file, *cases):
+    """One of the role's task files, once per case ({setting: value}), in one playbook run; returns
+    each case's failure message ('' when it passed) and the run's output."""
+    tasks = [{"name": "Case %d" % i, "block": [{"name": "Tasks %d" % i, "ansible.builtin.include_tasks": str(
+        ROLE / "tasks" / tasks_file), "vars": settings}, {"name": "Passed %d" % i, "ansible.builtin.debug": {
+        "msg": "CASE %d: passed" % i}}], "rescue": [{"name": "Failed %d" % i, "ansible.builtin.debug": {
+        "msg": "CASE %d: failed: {{ ansible_failed_result.msg }}" % i}}]} for i, settings in enumerate(cases)]
+    run = run_playbook(tasks, play_vars=role_vars(tmp_path))
+    assert run.rc == 0, run.output
+    found = [re.search(r"CASE %d: (passed|failed: [^\n\"]*)" % i, run.output) for i in range(len(cases))]
+    assert all(found), run.output
+    return [one.group(1).partition("failed: ")[2] for one in found], run.output
 
 
 def test_the_transaction_log_on_the_data_device_warns_or_fails(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "txlog").mkdir()
-    same = run_tasks(tmp_path, "storage_check.yml", zookeeper_data_log_dir=str(tmp_path / "txlog"))
-    assert same.rc == 0 and "WARNING zookeeper: the transaction log" in same.output, same.output
-    required = run_tasks(tmp_path, "storage_check.yml", zookeeper_data_log_dir=str(tmp_path / "txlog"),
-                         zookeeper_data_log_dir_require_own_device=True)
-    assert required.rc != 0 and "same device as dataDir" in required.output, required.output
-    unset = run_tasks(tmp_path, "storage_check.yml", zookeeper_data_log_dir_require_own_device=True)
-    assert unset.rc != 0 and "dataLogDir unset" in unset.output
     other = "/dev/shm" if os.stat("/dev/shm").st_dev != os.stat(tmp_path).st_dev else None
-    if other:
-        own = run_tasks(tmp_path, "storage_check.yml", zookeeper_data_log_dir=other,
-                        zookeeper_data_log_dir_require_own_device=True)
-        assert own.rc == 0 and "WARNING" not in own.output, own.output
+    txlog, require = str(tmp_path / "txlog"), {"zookeeper_data_log_dir_require_own_device": True}
+    failures, output = run_tasks(tmp_path, "storage_check.yml", {"zookeeper_data_log_dir": txlog},
+                                 {"zookeeper_data_log_dir": txlog, **require}, require,
+                                 {"zookeeper_data_log_dir": other or txlog, **require})
+    assert "WARNING zookeeper: the transaction log (%s) is on the same device" % txlog in output
+    assert failures[0] == "" and "same device as dataDir" in failures[1] and "dataLogDir unset" in failures[2]
+    assert other is None or failures[3] == "", output  # its own device: no complaint
 
 
 def test_the_metrics_provider_needs_its_jars(tmp_path):
-    cfg = role_zoo_cfg(tmp_path, zookeeper_metrics_provider_port=7000)
-    assert cfg["metricsProvider.className"] == "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
-    assert cfg["metricsProvider.httpPort"] == "7000" and cfg["metricsProvider.httpHost"] == "127.0.0.1"
-    assert "metricsProvider.className" not in role_zoo_cfg(tmp_path)
-    missing = run_tasks(tmp_path, "production_checks.yml", zookeeper_metrics_provider_port=7000)
-    assert missing.rc != 0 and "PrometheusMetricsProvider" in missing.output and "zookeeper_classpath" in missing.output
     jar = tmp_path / "zookeeper-prometheus-metrics.jar"
-    import zipfile
     with zipfile.ZipFile(jar, "w") as out:
         out.writestr("org/apache/zookeeper/metrics/prometheus/PrometheusMetricsProvider.class", b"")
-    found = run_tasks(tmp_path, "production_checks.yml", zookeeper_metrics_provider_port=7000,
-                      zookeeper_classpath=["/usr/share/java/zookeeper.jar", str(jar)])
-    assert found.rc == 0, found.output
+    metrics = {"zookeeper_metrics_provider_port": 7000}
+    failures, output = run_tasks(tmp_path, "production_checks.yml", metrics,
+                                 dict(metrics, zookeeper_classpath=["/usr/share/java/zookeeper.jar", str(jar)]))
+    assert "PrometheusMetricsProvider" in failures[0] and "zookeeper_classpath" in failures[0], output
+    assert failures[1] == "", output
+    cfg, off = map(zoo_cfg, render(tmp_path, ("zoo.cfg.j2", metrics), ("zoo.cfg.j2", {})))
+    assert cfg["metricsProvider.className"] == "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
+    assert cfg["metricsProvider.httpPort"] == "7000" and cfg["metricsProvider.httpHost"] == "127.0.0.1"
+    assert "metricsProvider.className" not in off
