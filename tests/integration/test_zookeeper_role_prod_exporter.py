@@ -132,3 +132,17 @@ def test_bad_arguments_are_a_clear_error(tmp_path):
     run = subprocess.run([sys.executable, str(EXPORTER), "nowhere", "127.0.0.1", "2181"], capture_output=True,
                          text=True, timeout=30, check=False)
     assert run.returncode == 64 and "LISTEN is HOST:PORT" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_exporter_unit_is_hardened_and_asks_the_servers_port(tmp_path):
+    from tests.integration.test_zookeeper_role_prod import render
+    health = {"host": "10.0.0.1", "port": 2281, "tls": "--tls /etc/zookeeper/conf_zookeeper/tls/keystore.pem"}
+    unit, = render(tmp_path, ("zookeeper-exporter.service.j2", {"zookeeper_exporter_listen": "0.0.0.0:9141",
+                                                                "_zookeeper_health": health}))
+    text = unit.read_text()
+    assert ("ExecStart=/usr/bin/python3 /usr/local/lib/zkherd-zookeeper-exporter/zk_exporter.py 0.0.0.0:9141"
+            " 10.0.0.1 2281 --tls /etc/zookeeper/conf_zookeeper/tls/keystore.pem") in text
+    for line in ("User=zookeeper", "ProtectSystem=strict", "ProtectHome=yes", "MemoryDenyWriteExecute=yes",
+                 "CapabilityBoundingSet=", "NoNewPrivileges=yes", "SystemCallFilter=@system-service"):
+        assert "\n%s\n" % line in text, line
+    assert "ReadWritePaths" not in text
