@@ -156,10 +156,14 @@ def test_the_heap_is_sized_from_the_host(tmp_path):
 def run_tasks(tmp_path, tasks_file, *cases):
     """One of the role's task files, once per case ({setting: value}), in one playbook run; returns
     each case's failure message ('' when it passed) and the run's output."""
-    tasks = [{"name": "Case %d" % i, "block": [{"name": "Tasks %d" % i, "ansible.builtin.include_tasks": str(
-        ROLE / "tasks" / tasks_file), "vars": settings}, {"name": "Passed %d" % i, "ansible.builtin.debug": {
-        "msg": "CASE %d: passed" % i}}], "rescue": [{"name": "Failed %d" % i, "ansible.builtin.debug": {
-        "msg": "CASE %d: failed: {{ ansible_failed_result.msg }}" % i}}]} for i, settings in enumerate(cases)]
+    tasks = []
+    for i, settings in enumerate(cases):
+        include = {"name": "Tasks %d" % i, "ansible.builtin.include_tasks": str(ROLE / "tasks" / tasks_file),
+                   "vars": settings}
+        passed = {"name": "Passed %d" % i, "ansible.builtin.debug": {"msg": "CASE %d: passed" % i}}
+        failed = {"name": "Failed %d" % i,
+                  "ansible.builtin.debug": {"msg": "CASE %d: failed: {{ ansible_failed_result.msg }}" % i}}
+        tasks.append({"name": "Case %d" % i, "block": [include, passed], "rescue": [failed]})
     run = run_playbook(tasks, play_vars=role_vars(tmp_path))
     assert run.rc == 0, run.output
     found = [re.search(r"CASE %d: (passed|failed: [^\n\"]*)" % i, run.output) for i in range(len(cases))]
