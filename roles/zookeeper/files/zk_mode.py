@@ -20,7 +20,8 @@ import time
 SERVING = ("standalone", "leader", "follower", "observer")
 
 
-def _connect(host, port, keystore):
+def connect(host, port, keystore=None):
+    """A socket to the server, over TLS with KEYSTORE as client certificate (also zk_exporter.py's)."""
     sock = socket.create_connection((host, port), timeout=3)
     if keystore is None:
         return sock
@@ -33,7 +34,7 @@ def _connect(host, port, keystore):
 
 def mode(host, port, keystore=None):
     try:
-        with _connect(host, port, keystore) as sock:
+        with connect(host, port, keystore) as sock:
             sock.sendall(b"srvr")
             chunks = []
             while True:
