@@ -19,7 +19,7 @@ import pytest
 
 from zkherd.core import clock, fence
 
-ACT_WITHIN = 0.05
+ACT_WITHIN = 0.1  # the fence looks every 50 ms while armed; the rest is for a loaded 2-core machine (50.15 ms seen)
 
 
 class FakeSession:
@@ -116,7 +116,7 @@ def test_the_fence_stops_and_kills_on_time_while_the_main_thread_is_blocked(targ
     assert [event[0] for event in events] == ["stop", "kill"]  # the loop is told, once each
 
 
-def test_a_jump_of_the_boot_clock_is_acted_on_within_50_ms(target, monkeypatch):
+def test_a_jump_of_the_boot_clock_is_acted_on_at_the_next_look(target, monkeypatch):
     """A suspend of the host: the boot clock (and the server's time) jumps; the fence looks at least
     every 50 ms while armed, so it kills at once on the next look, without a stop first."""
     offset = [0.0]
