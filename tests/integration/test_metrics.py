@@ -73,6 +73,24 @@ def test_config_installs_and_rejections(zk_server, zk, zk_base, tmp_path):
     r.wait()
 
 
+def test_render_counts_its_installs_and_rejections(zk_server, zk, zk_base, tmp_path):
+    """`zkherd render` installs through the same file set as `run`: counted in the same place."""
+    node = zk_base + "/motd"
+    zk.create(node, b"one", makepath=True)
+    (tmp_path / "motd.j2").write_text('{{ znode("%s") }}\n' % node)
+    port = free_port()
+    r = Zkherd(["render", "--zk", zk_server.hosts, "--metrics-listen", "127.0.0.1:%d" % port, "--state-dir", "",
+                "--check-cmd", '! grep -q bad "$ZKHERD_STAGED_FILE"', "%s=%s" % (tmp_path / "motd.j2", tmp_path / "motd")],
+               tmp_path / "render.log")
+    first = wait_metric(port, "zkherd_config_installs_total", 1)
+    assert value(first, "zkherd_config_version") == zk.exists(node).mzxid
+    zk.set(node, b"bad")
+    rejected = wait_metric(port, "zkherd_config_rejections_total", 1, reason="rejected")
+    assert value(rejected, "zkherd_config_installs_total") == 1 and (tmp_path / "motd").read_text() == "one\n"
+    r.signal(signal.SIGTERM)
+    r.wait()
+
+
 def test_health_check_failures(zk_server, tmp_path):
     port = free_port()
     r = runner(zk_server.hosts, port, tmp_path, "r", "--health", "exit 1", "--health-delay", "0",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 
+from zkherd import telemetry
 from zkherd.common.tree import MAX_VALUE_BYTES
 from zkherd.configfiles.install import DEFAULT_FILE_MODE, FileSet, LocalFileError
 from zkherd.configfiles.mirror import Mirror, Moving
@@ -209,6 +210,7 @@ class ConfigSync:
         self.last_good, self.mirrored = last_good, self.staged_wanted
         self.log.info("configuration installed", version=self.staged_version, files=written)
         self.version = self.staged_version
+        telemetry.get().config(self.version, installed=True)  # run's and render's installs, counted here once
         return self.version
 
     def copies(self, files):

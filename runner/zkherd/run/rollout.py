@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 
-from zkherd import telemetry
 from zkherd.configfiles import sync as outcomes
 from zkherd.configfiles.install import LocalFileError
 from zkherd.configfiles.sync import ConfigSync
@@ -211,7 +210,6 @@ class Rollout:
     def install(self, child_up):
         version = self.sync.install()
         self.alerts.version = version
-        telemetry.get().config(version, installed=True)
         if self.held:
             self.phase = APPLYING
             self.rolling.publish(version=version, phase="applying")  # for `zkherd status`
