@@ -79,9 +79,9 @@ def test_render_counts_its_installs_and_rejections(zk_server, zk, zk_base, tmp_p
     zk.create(node, b"one", makepath=True)
     (tmp_path / "motd.j2").write_text('{{ znode("%s") }}\n' % node)
     port = free_port()
+    template = "%s=%s" % (tmp_path / "motd.j2", tmp_path / "motd")
     r = Zkherd(["render", "--zk", zk_server.hosts, "--metrics-listen", "127.0.0.1:%d" % port, "--state-dir", "",
-                "--check-cmd", '! grep -q bad "$ZKHERD_STAGED_FILE"', "%s=%s" % (tmp_path / "motd.j2", tmp_path / "motd")],
-               tmp_path / "render.log")
+                "--check-cmd", '! grep -q bad "$ZKHERD_STAGED_FILE"', template], tmp_path / "render.log")
     first = wait_metric(port, "zkherd_config_installs_total", 1)
     assert value(first, "zkherd_config_version") == zk.exists(node).mzxid
     zk.set(node, b"bad")
