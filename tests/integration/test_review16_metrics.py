@@ -1,0 +1,221 @@
+"""Review of issue 16 (telemetry): adversarial tests. A failing test here is a finding."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.test_metrics import runner, wait_metric
+from tests.support.runner import REPO, Zkherd
+from tests.support.scrape import free_port, parse, value
+from tests.support.zkutil import wait_for
+
+sys.path.insert(0, os.path.join(REPO, "runner"))
+
+
+def local_status(folder, as_json=False):
+    args = [sys.executable, "-m", "zkherd", "status", "--local", "--state-dir", str(folder)] + (["--json"] if as_json else [])
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_final_metrics_file_says_the_lock_is_released_after_sigterm(zk_server, zk_base, tmp_path):
+    """A clean exit (SIGTERM) gives up the lock: the last metrics file (written by close()) must not
+    say lock_held 1 nor miss the release."""
+    prom = tmp_path / "m.prom"
+    r = Zkherd(["run", "--zk", zk_server.hosts, "--metrics-file", str(prom), "--state-dir", "",
+                "--lock", zk_base + "/l", "--", "sleep", "1000"], tmp_path / "r.log")
+    r.wait_log("state queued -> running")
+    wait_for(lambda: prom.exists() and value(parse(prom.read_text()), "zkherd_lock_held") == 1, 20)
+    r.signal(signal.SIGTERM)
+    assert r.wait() == 143
+    samples = parse(prom.read_text())
+    assert value(samples, "zkherd_child_running") == 0
+    assert value(samples, "zkherd_session_connected") == 0
+    assert value(samples, "zkherd_lock_held") == 0, "the final metrics file says the lock is still held"
+    assert value(samples, "zkherd_lock_releases_total") == 1
+
+
+def test_a_fifo_at_the_metrics_file_path_does_not_hang_the_command(zk_server, zk, zk_base, tmp_path):
+    """carry_over() open()s the earlier metrics file without O_NONBLOCK: a FIFO there (made by
+    whoever can write the textfile folder) blocks the command before it starts."""
+    prom = tmp_path / "cron.prom"
+    os.mkfifo(prom)
+    election = zk_base + "/cron"
+    zk.create(election + "/member-", b"h0", ephemeral=True, sequence=True, makepath=True)
+    try:
+        result = subprocess.run([sys.executable, "-m", "zkherd", "cron", "--zk", zk_server.hosts, "--election",
+                                 election, "--id", "h0", "--timeout", "10", "--name", "job", "--tick", "3600",
+                                 "--metrics-file", str(prom), "--state-dir", "", "--", "true"],
+                                cwd=REPO, capture_output=True, text=True, timeout=20, check=False,
+                                env=dict(os.environ, ZKHERD_RUN_DIR=str(tmp_path)))
+    except subprocess.TimeoutExpired:
+        raise AssertionError("zkherd cron hung on a FIFO at --metrics-file") from None
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_carry_over_does_not_leak_a_foreign_file_into_the_log(tmp_path):
+    """A symlink at the metrics path to a secret file (root reads it): the warning must not quote it."""
+    from zkherd.telemetry.prom import Metrics
+
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$SECRETHASH:19000:0:99999:7:::\n")
+    prom = tmp_path / "m.prom"
+    os.symlink(secret, prom)
+    said = []
+    Metrics().carry_over(str(prom), said.append)
+    assert not any("SECRETHASH" in s for s in said), said
+
+
+def test_carry_over_of_a_nan_counter_does_not_poison_it(tmp_path):
+    from zkherd.telemetry.prom import Metrics
+
+    prom = tmp_path / "m.prom"
+    prom.write_text('# TYPE zkherd_cron_runs counter\nzkherd_cron_runs_total{outcome="ok"} NaN\n')
+    m = Metrics()
+    m.carry_over(str(prom), lambda *_: None)
+    m.cron_runs.labels("ok").inc()
+    got = m.cron_runs.labels("ok")._value.get()  # noqa: SLF001
+    assert got == got, "the ok counter is NaN forever"
+
+
+def test_carry_over_does_not_import_foreign_label_values(tmp_path):
+    """A hostile earlier file makes up outcome labels: they are carried over for ever (cardinality)."""
+    from zkherd.telemetry.prom import Metrics
+
+    prom = tmp_path / "m.prom"
+    prom.write_text("# TYPE zkherd_cron_runs counter\n" + "".join(
+        'zkherd_cron_runs_total{outcome="x%d"} 1\n' % i for i in range(2000)))
+    m = Metrics()
+    m.carry_over(str(prom), lambda *_: None)
+    prom2 = tmp_path / "out.prom"
+    m.write_file(str(prom2))
+    outcomes = {s.labels["outcome"] for f in text_string_to_metric_families(prom2.read_text())
+                if f.name == "zkherd_cron_runs" for s in f.samples}
+    assert len(outcomes) < 50, "%d made-up outcomes carried over" % len(outcomes)
+
+
+def test_metrics_file_chmod_does_not_follow_a_symlink_swapped_in(tmp_path):
+    """write_file(): rename, then os.chmod(path) - which follows a symlink. Whoever can write the
+    folder swaps a symlink in between: root chmods the target 0644 (e.g. /etc/shadow)."""
+    from zkherd.telemetry.prom import Metrics
+
+    victim = tmp_path / "victim"
+    victim.write_text("secret")
+    os.chmod(victim, 0o600)
+    prom = str(tmp_path / "m.prom")
+    stop = threading.Event()
+
+    def attacker():
+        link = str(tmp_path / "link")
+        while not stop.is_set():
+            try:
+                os.symlink(str(victim), link)
+                os.rename(link, prom)
+            except OSError:
+                pass
+    t = threading.Thread(target=attacker, daemon=True)
+    t.start()
+    m = Metrics()
+    deadline = time.monotonic() + 10
+    try:
+        while time.monotonic() < deadline and stat.S_IMODE(os.stat(victim).st_mode) == 0o600:
+            try:
+                m.write_file(prom)
+            except OSError:
+                pass
+    finally:
+        stop.set()
+        t.join()
+    assert stat.S_IMODE(os.stat(victim).st_mode) == 0o600, "the symlink's target was chmodded 0644"
+
+
+def test_metrics_file_tmp_is_not_opened_through_a_planted_symlink(tmp_path):
+    """prometheus_client's write_to_textfile opens PATH.PID.TID with open(..., 'wb') (follows
+    symlinks, truncates). A planted link with the right name makes root truncate and write its target."""
+    from zkherd.telemetry.prom import Metrics
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    prom = str(tmp_path / "m.prom")
+    os.symlink(str(victim), "%s.%d.%d" % (prom, os.getpid(), threading.current_thread().ident))
+    try:
+        Metrics().write_file(prom)
+    except OSError:
+        pass
+    assert victim.read_text() == "precious", "the planted symlink's target was overwritten"
+
+
+def test_many_idle_connections_to_the_metrics_port_are_bounded(zk_server, tmp_path):
+    """--metrics-listen (all addresses by default) starts a thread per connection with no timeout:
+    idle connections grow the runner's threads without bound."""
+    port = free_port()
+    r = runner(zk_server.hosts, port, tmp_path, "r", "--", "sleep", "1000")
+    wait_metric(port, "zkherd_child_running", 1)
+    pid = r.proc.pid if hasattr(r, "proc") else r.pid
+    before = len(os.listdir("/proc/%d/task" % pid))
+    socks = []
+    try:
+        for _ in range(300):
+            socks.append(socket.create_connection(("127.0.0.1", port)))
+        time.sleep(2)
+        after = len(os.listdir("/proc/%d/task" % pid))
+    finally:
+        for s in socks:
+            s.close()
+        r.signal(signal.SIGTERM)
+        r.wait()
+    assert after - before < 100, "threads: %d before, %d with 300 idle connections" % (before, after)
+
+
+def _write_state(folder, report):
+    folder.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(folder, 0o755)
+    path = folder / ("zkherd-%d.json" % report.get("pid", 1))
+    path.write_text(report if isinstance(report, str) else json.dumps(report))
+    os.chmod(path, 0o644)
+    return path
+
+
+def test_status_local_deep_json_is_no_traceback(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    os.chmod(folder, 0o755)
+    p = folder / "zkherd-1.json"
+    p.write_text("[" * 200000)
+    os.chmod(p, 0o644)
+    result = local_status(folder)
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.returncode == 66
+
+
+def test_status_local_infinite_child_since_is_no_traceback(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    os.chmod(folder, 0o755)
+    p = folder / ("zkherd-%d.json" % os.getpid())
+    p.write_text('{"pid": %d, "updated": %f, "command": "run", "child": {"pid": 5, "since": -Infinity}}'
+                 % (os.getpid(), time.time()))
+    os.chmod(p, 0o644)
+    result = local_status(folder)
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.returncode == 0
+
+
+def test_status_local_huge_pid_is_no_traceback(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    os.chmod(folder, 0o755)
+    p = folder / "zkherd-x.json"
+    p.write_text('{"pid": %d, "updated": %f}' % (10 ** 40, time.time()))
+    os.chmod(p, 0o644)
+    result = local_status(folder)
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
