@@ -219,3 +219,76 @@ def test_status_local_huge_pid_is_no_traceback(tmp_path):
     os.chmod(p, 0o644)
     result = local_status(folder)
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "zkherd", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def test_drain_of_holder_and_of_waiter_is_told_by_the_metrics(zk_server, zk_base, tmp_path):
+    hosts = zk_server.hosts + zk_base
+    pa, pb = free_port(), free_port()
+    a = runner(hosts, pa, tmp_path, "a", "--id", "a", "--lock", "/lock", "--", "sleep", "1000")
+    wait_metric(pa, "zkherd_lock_held", 1)
+    b = runner(hosts, pb, tmp_path, "b", "--id", "b", "--lock", "/lock", "--", "sleep", "1000")
+    wait_metric(pb, "zkherd_lock_queued", 1)
+    code = _cli("--zk", hosts, "drain", "/lock", "--id", "b", "--timeout", "10")
+    assert code.returncode == 0, code.stderr
+    got = wait_metric(pb, "zkherd_run_state", 1, state="drained")
+    time.sleep(1)
+    got = wait_metric(pb, "zkherd_run_state", 1, state="drained")
+    assert (value(got, "zkherd_lock_queued"), value(got, "zkherd_lock_queue_place")) == (0, 0), \
+        "a drained waiter still reported queued"
+    code = _cli("--zk", hosts, "drain", "/lock", "--id", "a", "--timeout", "10")
+    assert code.returncode == 0, code.stderr
+    got = wait_metric(pa, "zkherd_run_state", 1, state="drained")
+    time.sleep(1)
+    from tests.support.scrape import scrape
+    got = scrape(pa)
+    assert value(got, "zkherd_lock_held") == 0, "a drained holder still reported holding"
+    assert value(got, "zkherd_lock_releases_total") == 1
+    assert _cli("--zk", hosts, "undrain", "/lock", "--id", "a").returncode == 0
+    assert _cli("--zk", hosts, "undrain", "/lock", "--id", "b").returncode == 0
+    got = wait_metric(pa, "zkherd_lock_acquisitions_total", 2)
+    assert value(got, "zkherd_lock_releases_total") == 1
+    for r in (a, b):
+        r.signal(signal.SIGTERM)
+        r.wait()
+
+
+def test_a_deleted_lock_node_is_a_release_and_a_new_acquisition(zk_server, zk, zk_base, tmp_path):
+    lock, port = zk_base + "/l", free_port()
+    r = runner(zk_server.hosts, port, tmp_path, "r", "--lock", lock, "--", "sleep", "1000")
+    wait_metric(port, "zkherd_lock_held", 1)
+    first = wait_metric(port, "zkherd_lock_acquisitions_total", 1)
+    token = value(first, "zkherd_lock_acquisitions_total")
+    for child in zk.get_children(lock):
+        zk.delete(lock + "/" + child)
+    try:
+        got = wait_metric(port, "zkherd_lock_acquisitions_total", 2)
+    except AssertionError as exc:
+        raise AssertionError("%s\nrunner log:\n%s" % (exc, r.log()[-3000:])) from None
+    assert value(got, "zkherd_lock_releases_total") == 1 and value(got, "zkherd_lock_held") == 1
+    r.signal(signal.SIGTERM)
+    r.wait()
+
+
+def test_state_file_folder_through_a_symlink_or_foreign_folder_is_refused(tmp_path):
+    """StateFile writes into --state-dir without the checks cronlock makes (a symlink, not ours,
+    writable by others): root writes and later unlinks names where the link leads."""
+    from zkherd.telemetry.statefile import StateFile
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / "statedir"
+    os.symlink(elsewhere, link)
+
+    class Log:
+        said = []
+
+        def warning(self, *a, **k):
+            self.said.append((a, k))
+    StateFile(str(link), Log()).write({"pid": os.getpid()})
+    assert os.listdir(elsewhere) == [], "state file written through a symlinked --state-dir"
+
