@@ -79,7 +79,7 @@ def test_carry_over_of_a_nan_counter_does_not_poison_it(tmp_path):
     from zkherd.telemetry.prom import Metrics
 
     prom = tmp_path / "m.prom"
-    prom.write_text('# TYPE zkherd_cron_runs counter\nzkherd_cron_runs_total{outcome="ok"} NaN\n')
+    prom.write_text('# TYPE zkherd_cron_runs_total counter\nzkherd_cron_runs_total{outcome="ok"} NaN\n')
     m = Metrics()
     m.carry_over(str(prom), lambda *_: None)
     m.cron_runs.labels("ok").inc()
@@ -92,8 +92,8 @@ def test_carry_over_does_not_import_foreign_label_values(tmp_path):
     from zkherd.telemetry.prom import Metrics
 
     prom = tmp_path / "m.prom"
-    prom.write_text("# TYPE zkherd_cron_runs counter\n" + "".join(
-        'zkherd_cron_runs_total{outcome="x%d"} 1\n' % i for i in range(2000)))
+    prom.write_text("# TYPE zkherd_cron_runs_total counter\n" + "".join(
+        'zkherd_cron_runs_total{outcome="x%d"} 1.0\n' % i for i in range(2000)))
     m = Metrics()
     m.carry_over(str(prom), lambda *_: None)
     prom2 = tmp_path / "out.prom"
@@ -292,3 +292,40 @@ def test_state_file_folder_through_a_symlink_or_foreign_folder_is_refused(tmp_pa
     StateFile(str(link), Log()).write({"pid": os.getpid()})
     assert os.listdir(elsewhere) == [], "state file written through a symlinked --state-dir"
 
+
+
+def test_run_does_not_carry_counters_over_from_an_old_file(zk_server, zk_base, tmp_path):
+    """docs/operations.md: a *cron* run reads its counters back; setup() does it for every command."""
+    prom = tmp_path / "m.prom"
+    prom.write_text("# TYPE zkherd_lock_acquisitions_total counter\nzkherd_lock_acquisitions_total 41.0\n"
+                    "# TYPE zkherd_fences_total counter\nzkherd_fences_total 7.0\n")
+    r = Zkherd(["run", "--zk", zk_server.hosts, "--metrics-file", str(prom), "--state-dir", "",
+                "--lock", zk_base + "/l", "--", "sleep", "1000"], tmp_path / "r.log")
+    r.wait_log("state queued -> running")
+    wait_for(lambda: value(parse(prom.read_text()), "zkherd_lock_held") == 1, 20)
+    samples = parse(prom.read_text())
+    r.signal(signal.SIGTERM)
+    r.wait()
+    assert value(samples, "zkherd_fences_total") == 0, "a fresh `zkherd run` reports 7 fences it never made"
+    assert value(samples, "zkherd_lock_acquisitions_total") == 1
+
+
+def test_metrics_listen_values(zk_server, tmp_path):
+    """IPv6, odd and bad values: exit 64 or serving, never a traceback."""
+    outcomes = {}
+    for spec in ("[::1]:%d" % free_port(), "::1:%d" % free_port(), "\u00b2", "localhost:99999", ":0", "a b:1",
+                 "nonexistent.invalid:%d" % free_port(), "1.2.3.4:%d" % free_port()):
+        p = subprocess.Popen([sys.executable, "-m", "zkherd", "run", "--zk", zk_server.hosts, "--state-dir", "",
+                              "--metrics-listen", spec, "--", "sleep", "1000"], cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            _out, err = p.communicate(timeout=4)
+            outcomes[spec] = (p.returncode, err.strip()[-300:])
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGTERM)
+            _out, err = p.communicate(timeout=20)
+            outcomes[spec] = ("serving", err.strip()[-300:])
+    print(json.dumps(outcomes, indent=1))
+    assert all("Traceback" not in e for _c, e in outcomes.values()), outcomes
+    assert all(c in (64, "serving") for c, _e in outcomes.values()), outcomes
+    assert outcomes["[::1]:%s" % list(outcomes)[0].rsplit(":", 1)[1]][0] == "serving", outcomes
