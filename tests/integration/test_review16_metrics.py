@@ -329,3 +329,20 @@ def test_metrics_listen_values(zk_server, tmp_path):
     assert all("Traceback" not in e for _c, e in outcomes.values()), outcomes
     assert all(c in (64, "serving") for c, _e in outcomes.values()), outcomes
     assert outcomes["[::1]:%s" % list(outcomes)[0].rsplit(":", 1)[1]][0] == "serving", outcomes
+
+
+def test_one_fence_of_a_stubborn_child_is_counted_once(zk_server, zk, zk_base, fault_proxy, tmp_path):
+    """cycle.fenced() increments fences on every call: the fence thread's "stop", its "kill" (the
+    child ignored SIGTERM) and the session's LOST each call it while the child still runs."""
+    proxy, port, lock = fault_proxy(), free_port(), zk_base + "/l"
+    stubborn = ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"]
+    r = runner(proxy.hosts, port, tmp_path, "r", "--session-timeout", "2", "--lock", lock, "--", *stubborn)
+    wait_metric(port, "zkherd_lock_held", 1)
+    proxy.blackhole()
+    wait_metric(port, "zkherd_child_running", 0)
+    wait_for(lambda: zk.get_children(lock) == [], 20)
+    proxy.heal()
+    found = wait_metric(port, "zkherd_child_starts_total", 1, reason="restart")
+    r.signal(signal.SIGKILL)
+    r.wait()
+    assert value(found, "zkherd_fences_total") == 1, "one fence counted %r times" % value(found, "zkherd_fences_total")
