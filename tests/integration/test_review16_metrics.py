@@ -346,3 +346,39 @@ def test_one_fence_of_a_stubborn_child_is_counted_once(zk_server, zk, zk_base, f
     r.signal(signal.SIGKILL)
     r.wait()
     assert value(found, "zkherd_fences_total") == 1, "one fence counted %r times" % value(found, "zkherd_fences_total")
+
+
+def test_cron_runs_count_no_session_expirations_and_keep_gauges_sane(zk_server, zk, zk_base, tmp_path):
+    from tests.integration.test_metrics_more import cron
+
+    election, metrics = zk_base + "/cron", tmp_path / "cron.prom"
+    zk.create(election + "/member-", b"h0", ephemeral=True, sequence=True, makepath=True)
+    for _ in range(3):
+        result = cron(zk_server.hosts, election, metrics, tmp_path)
+        assert result.returncode == 0, result.stderr
+    samples = parse(metrics.read_text())
+    assert value(samples, "zkherd_session_expirations_total") == 0
+    assert value(samples, "zkherd_session_connected") == 0
+    assert value(samples, "zkherd_cron_runs_total", outcome="ok") == 1
+    assert value(samples, "zkherd_cron_runs_total", outcome="skipped") == 2
+
+
+def test_status_local_fifo_symlinks_and_control_characters(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    os.chmod(folder, 0o755)
+    os.mkfifo(folder / "zkherd-2.json", 0o644)
+    (tmp_path / "target.json").write_text(json.dumps({"pid": os.getpid(), "updated": time.time()}))
+    os.symlink(tmp_path / "target.json", folder / "zkherd-3.json")
+    os.symlink(tmp_path, folder / "sub")
+    p = folder / ("zkherd-%d.json" % os.getpid())
+    p.write_text(json.dumps({"pid": os.getpid(), "updated": time.time(), "command": "run\x1b[2J\x07",
+                             "argv": {"lock\x1b]0;x\x07": "/l\r\n"}, "state": "\u202etxet", "drained": ["\x1b[31m"],
+                             "session": {"state": "\x00"}, "lock": {"path": "\x1b", "held": True, "token": "\x9b"}}))
+    os.chmod(p, 0o644)
+    result = local_status(folder)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stderr
+    assert not any(c in result.stdout for c in "\x1b\x07\x00\r\x9b\u202e"), repr(result.stdout)
+    assert "zkherd-2.json" in result.stderr and "zkherd-3.json" in result.stderr, result.stderr
+    assert "target.json" not in result.stdout
