@@ -382,3 +382,70 @@ def test_status_local_fifo_symlinks_and_control_characters(tmp_path):
     assert not any(c in result.stdout for c in "\x1b\x07\x00\r\x9b\u202e"), repr(result.stdout)
     assert "zkherd-2.json" in result.stderr and "zkherd-3.json" in result.stderr, result.stderr
     assert "target.json" not in result.stdout
+
+
+def test_the_metrics_port_is_free_again_after_the_runner_is_killed(zk_server, tmp_path):
+    """No process the runner forks (launcher, guard, child) may keep its listening socket: a
+    restarted runner would exit 64 "busy"."""
+    port = free_port()
+    r = runner(zk_server.hosts, port, tmp_path, "r", "--", "sleep", "1000")
+    wait_metric(port, "zkherd_child_running", 1)
+    r.signal(signal.SIGKILL)
+    r.wait()
+
+    def free():
+        s = socket.socket()
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+    wait_for(free, 15, message=lambda: "port %d still bound: %s" % (port, subprocess.run(
+        ["ss", "-ltnp"], capture_output=True, text=True, check=False).stdout))
+
+
+FLOOD = r"""
+import sys, threading, urllib.request
+url = "http://127.0.0.1:%s/metrics" % sys.argv[1]
+def go():
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5).read()
+        except Exception:
+            pass
+for _ in range(8):
+    threading.Thread(target=go, daemon=True).start()
+threading.Event().wait()
+"""
+
+
+def test_a_scrape_flood_does_not_delay_the_fence(zk_server, zk, zk_base, fault_proxy, tmp_path):
+    """Scrapes run in the runner's process (GIL) on all addresses by default: a flood of them must
+    not let the fenced holder overlap the next one."""
+    from tests.support.runner import exclusive_child, overlaps, wait_starts
+
+    work, lock, port = tmp_path / "w", zk_base + "/l", free_port()
+    proxy = fault_proxy()
+    a = runner(proxy.hosts, port, tmp_path, "a", "--session-timeout", "2", "--lock", lock, "--",
+               *exclusive_child(work, name="a"))
+    wait_starts(work, 1)
+    floods = [subprocess.Popen([sys.executable, "-c", FLOOD, str(port)]) for _ in range(4)]
+    try:
+        time.sleep(2)
+        b = runner(zk_server.hosts, free_port(), tmp_path, "b", "--lock", lock, "--", *exclusive_child(work, name="b"))
+        b.wait_log("queued for lock")
+        proxy.blackhole()
+        wait_starts(work, 2, timeout=30)
+        time.sleep(1)
+    finally:
+        for f in floods:
+            f.kill()
+            f.wait()
+    for r in (a, b):
+        r.signal(signal.SIGKILL)
+        r.wait()
+    assert overlaps(work) == [], overlaps(work)
+    assert "Traceback" not in a.log()
