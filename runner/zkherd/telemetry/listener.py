@@ -33,7 +33,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class MetricsServer(ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 16
+    request_queue_size = 128  # waiting in the kernel costs no thread
 
     def __init__(self, address, family, render):
         self.address_family = family
