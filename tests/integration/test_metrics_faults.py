@@ -4,6 +4,7 @@ issue 16; docs/security.md "The metrics file and the state folder")."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -86,7 +87,7 @@ def test_carry_over_of_a_nan_counter_does_not_poison_it(tmp_path):
     m.carry_over(str(prom), lambda *_: None)
     m.cron_runs.labels("ok").inc()
     got = m.cron_runs.labels("ok")._value.get()  # noqa: SLF001
-    assert got == got, "the ok counter is NaN forever"
+    assert not math.isnan(got), "the ok counter is NaN forever"
 
 
 def test_carry_over_does_not_import_foreign_label_values(tmp_path):
@@ -166,7 +167,7 @@ def test_many_idle_connections_to_the_metrics_port_are_bounded(zk_server, tmp_pa
     before = len(os.listdir("/proc/%d/task" % pid))
     socks = []
     try:
-        for _ in range(300):
+        for _i in range(300):
             socks.append(socket.create_connection(("127.0.0.1", port)))
         time.sleep(2)
         after = len(os.listdir("/proc/%d/task" % pid))
@@ -294,7 +295,6 @@ def test_state_file_folder_through_a_symlink_or_foreign_folder_is_refused(tmp_pa
     assert os.listdir(elsewhere) == [], "state file written through a symlinked --state-dir"
 
 
-
 def test_run_does_not_carry_counters_over_from_an_old_file(zk_server, zk_base, tmp_path):
     """docs/operations.md: a *cron* run reads its counters back; setup() does it for every command."""
     prom = tmp_path / "m.prom"
@@ -354,7 +354,7 @@ def test_cron_runs_count_no_session_expirations_and_keep_gauges_sane(zk_server, 
 
     election, metrics = zk_base + "/cron", tmp_path / "cron.prom"
     zk.create(election + "/member-", b"h0", ephemeral=True, sequence=True, makepath=True)
-    for _ in range(3):
+    for _i in range(3):
         result = cron(zk_server.hosts, election, metrics, tmp_path)
         assert result.returncode == 0, result.stderr
     samples = parse(metrics.read_text())
@@ -433,7 +433,7 @@ def test_a_scrape_flood_does_not_delay_the_fence(zk_server, zk, zk_base, fault_p
     a = runner(proxy.hosts, port, tmp_path, "a", "--session-timeout", "2", "--lock", lock, "--",
                *exclusive_child(work, name="a"))
     wait_starts(work, 1)
-    floods = [subprocess.Popen([sys.executable, "-c", FLOOD, str(port)]) for _ in range(4)]
+    floods = [subprocess.Popen([sys.executable, "-c", FLOOD, str(port)]) for _i in range(4)]
     try:
         time.sleep(2)
         b = runner(zk_server.hosts, free_port(), tmp_path, "b", "--lock", lock, "--", *exclusive_child(work, name="b"))
