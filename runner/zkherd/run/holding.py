@@ -49,10 +49,13 @@ class Holding:
             return True
         self.dirty = False
         try:
-            return self.lock.still_held(loop.client)
+            ours = self.lock.still_held(loop.client)
         except BaseException:
             self.dirty = True
             raise
+        if not ours:
+            self.held = False  # a deleted node: the metrics tell a release (and later a new acquisition)
+        return ours
 
     def child_env(self, loop, register):
         """ZKHERD_LOCK_PATH, ZKHERD_FENCING_TOKEN and ZKHERD_REGISTERED_PATH for a child about to

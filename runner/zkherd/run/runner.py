@@ -144,14 +144,18 @@ class Runner(Program):
             self.life.dismiss()  # a prespawned launcher waits only while the runner waits for the lock
         if self.machine.state == S.EXITING:
             self.exit_code = self.cycle.exit_with
+            self.record_lock()  # the release on the way out: the last metrics file says so
             return None
         self.settle()
-        if self.holding.lock is not None:
-            telemetry.get().lock(*self.holding.report())
+        self.record_lock()
         if self.notify.enabled and self.cycle.exit_with is None:
             self.notify.set_status(*status_line(self))
         pending = [d for d in due if d is not None]
         return max(0.0, min(pending)) if pending else None
+
+    def record_lock(self):
+        if self.holding.lock is not None:
+            telemetry.get().lock(*self.holding.report())
 
     def zookeeper_turn(self, loop):
         due = None

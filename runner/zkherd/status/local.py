@@ -78,10 +78,15 @@ def read(path):
         data = handle.read(MAX_BYTES + 1)
     try:
         report = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
         return None, "not JSON"
-    if not isinstance(report, dict) or not isinstance(report.get("pid"), int):
+    pid = report.get("pid") if isinstance(report, dict) else None
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 1 << 31:
         return None, "not a zkherd state file"
+    try:
+        json.dumps(report, indent=2)  # as --json will: nested deeper than Python's encoder goes
+    except (RecursionError, ValueError):
+        return None, "nested too deeply"
     return report, None
 
 
@@ -96,10 +101,10 @@ def pid_gone(pid):
 
 
 def staleness(report, now):
-    if report["pid"] <= 0 or pid_gone(report["pid"]):
+    if pid_gone(report["pid"]):
         return "process %d is gone" % report["pid"]
     updated = report.get("updated")
-    if not isinstance(updated, (int, float)) or now - updated > STALE_AFTER:
+    if not isinstance(updated, (int, float)) or not now - updated <= STALE_AFTER:  # NaN too
         return "not updated for more than %d s" % STALE_AFTER
     return None
 

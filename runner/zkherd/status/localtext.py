@@ -3,6 +3,8 @@ processes wrote: each is shown through repr-safe text (no control characters rea
 
 from __future__ import annotations
 
+import math
+
 
 def safe(value):
     text = "-" if value is None else str(value)
@@ -38,7 +40,7 @@ def render(report, now):
     child = _get(report, "child")
     if child:
         since = child.get("since")
-        age = " for %ds" % (now - since) if isinstance(since, (int, float)) else ""
+        age = " for %ds" % (now - since) if isinstance(since, (int, float)) and math.isfinite(now - since) else ""
         lines.append("  child: pid %s%s" % (safe(child.get("pid")), age))
     if report.get("config_version") is not None:
         lines.append("  config version: %s" % safe(report.get("config_version")))

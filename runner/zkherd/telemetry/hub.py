@@ -67,10 +67,12 @@ class Telemetry:
         self._set("drained", sorted(kinds))
 
     def fence(self):
-        """The fence stopped the child: "fenced" until contact with ZooKeeper is back."""
-        self._set("fenced", True)
-        if self.metrics:
+        """The fence stopped the child: "fenced" until contact with ZooKeeper is back. Counted once
+        per such episode (its stop, its kill of a child that ignores SIGTERM, the session's loss all
+        say so)."""
+        if self.metrics and not self.report["fenced"]:
             self.metrics.fences.inc()
+        self._set("fenced", True)
         self._file_dirty = True
 
     def child(self, pid, reason=None):
@@ -180,7 +182,8 @@ def setup(values, log):
         tm.metrics.session_heard_age.set_function(lambda: tm.heard_age() if tm.heard_age else float("nan"))
         if values.get("metrics_file"):
             tm.metrics_file = values["metrics_file"]
-            tm.metrics.carry_over(tm.metrics_file, log.warning)
+            if command == "cron":  # one tick a process: its counters go on from the last file
+                tm.metrics.carry_over(tm.metrics_file, log.warning)
         if values.get("metrics_listen"):
             try:
                 tm.metrics.listen(str(values["metrics_listen"]))

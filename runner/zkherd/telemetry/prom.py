@@ -4,15 +4,28 @@ the HTTP listener (--metrics-listen) and the textfile (--metrics-file). Kept to 
 
 from __future__ import annotations
 
+import errno
+import math
 import os
+import secrets
+import stat
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server, write_to_textfile
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+
+from zkherd.configfiles.owners import open_trusted_folder
+from zkherd.run.alerts import REJECTIONS
+from zkherd.telemetry.listener import serve
 
 NS = "zkherd"
 # Counters a command that lives for one tick (cron) carries over from its last metrics file.
 CARRIED = ("cron_runs", "session_expirations", "lock_acquisitions", "lock_releases", "fences",
            "child_starts", "config_installs", "config_rejections", "health_checks", "farm_export_writes")
+# The label values the code gives (carry-over takes no other: an earlier file is untrusted input).
+KNOWN_LABELS = dict(cron_runs=("ok", "lost", "failed", "skipped", "busy", "unavailable", "denied", "error"),
+                    child_starts=("start", "restart"), config_rejections=REJECTIONS,
+                    health_checks=("pass", "fail"), farm_export_writes=("written", "failed"))
+CARRY_MAX = 1 << 20  # bytes read of an earlier metrics file
 
 
 class Metrics:
@@ -53,16 +66,20 @@ class Metrics:
         self.cron_runs = counter("cron_runs", "cron invocations, by outcome", ("outcome",))
 
     def carry_over(self, path, warn):
-        """The counters of CARRIED from an earlier metrics file at *path*; a file that cannot be read
-        is ignored (with a warning): a metrics file must never stop the job."""
+        """The counters of CARRIED from an earlier metrics file at *path* (cron only). The file is
+        untrusted: not followed through a link, no FIFO or device, at most CARRY_MAX bytes, only
+        finite non-negative values of known labels; its content is never quoted in a warning. A
+        file that cannot be used is ignored (with a warning): a metrics file must never stop the job."""
         try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read(1 << 20)
+            text = _read_regular(path, CARRY_MAX)
             families = list(text_string_to_metric_families(text))
         except FileNotFoundError:
             return
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            warn("ignoring the earlier metrics file %s: %s" % (path, exc))
+        except OSError as exc:
+            warn("ignoring the earlier metrics file %s: %s" % (path, exc.strerror or "cannot read it"))
+            return
+        except Exception:  # noqa: BLE001  # the parser's errors quote the line: never into a log
+            warn("ignoring the earlier metrics file %s: not in the Prometheus text format" % path)
             return
         for family in families:
             short = family.name[len(NS) + 1:] if family.name.startswith(NS + "_") else None
@@ -70,23 +87,70 @@ class Metrics:
                 continue
             metric = getattr(self, short)
             for sample in family.samples:
-                if not sample.name.endswith("_total") or not isinstance(sample.value, float) or sample.value < 0:
+                value = sample.value
+                if not sample.name.endswith("_total") or not isinstance(value, float) or not math.isfinite(value) \
+                        or value < 0:
                     continue
                 labels = tuple(sample.labels.get(name, "") for name in metric._labelnames)  # noqa: SLF001
-                (metric.labels(*labels) if labels else metric).inc(sample.value)
+                if any(label not in KNOWN_LABELS.get(short, ()) for label in labels):
+                    continue
+                (metric.labels(*labels) if labels else metric).inc(value)
 
     def listen(self, spec):
         """Serve the registry over HTTP in a daemon thread; ValueError for a bad or busy address."""
         addr, _colon, port = spec.rpartition(":")
         addr = addr.strip("[]") or "0.0.0.0"  # noqa: S104  # the operator's choice; default all, as exporters do
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("--metrics-listen %r: give [ADDR:]PORT, PORT 1-65535" % spec)
-        try:
-            start_http_server(int(port), addr=addr, registry=self.registry)
-        except OSError as exc:
-            raise ValueError("--metrics-listen %s: cannot listen: %s" % (spec, exc.strerror or exc)) from None
+        if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+            raise ValueError("--metrics-listen %r: give [ADDR:]PORT, PORT a number 1-65535" % spec)
+        serve(addr, int(port), lambda: generate_latest(self.registry), spec)
 
     def write_file(self, path):
-        """node_exporter's textfile format, atomically (a temporary file and a rename)."""
-        write_to_textfile(path, self.registry)
-        os.chmod(path, 0o644)
+        """node_exporter's textfile format, atomically: a new temporary file of a random name (never
+        opened through a link, 0644 on its descriptor), synced, renamed over *path*; only in a
+        folder owners.untrusted() accepts (OSError otherwise)."""
+        data = generate_latest(self.registry)
+        folder, name = os.path.split(os.path.abspath(path))
+        dir_fd = open_trusted_folder(folder)
+        tmp = ".%s.%s.tmp" % (name, secrets.token_hex(8))  # node_exporter reads only *.prom
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                         dir_fd=dir_fd)
+            try:
+                os.fchmod(fd, 0o644)  # not the umask's say: node_exporter runs as another user
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except OSError:
+            try:
+                os.unlink(tmp, dir_fd=dir_fd)
+            except OSError:
+                pass
+            raise
+        finally:
+            os.close(dir_fd)
+
+
+def _read_regular(path, limit):
+    """The text of the regular file *path* (not through a link, never blocking on a FIFO), up to
+    *limit* bytes; OSError otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "it is a symbolic link") from None
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        if st.st_size > limit:
+            raise OSError(errno.EFBIG, "bigger than %d bytes" % limit)
+        data = handle.read(limit)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise OSError(errno.EINVAL, "not UTF-8 text") from None

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 
+from zkherd.configfiles.owners import open_trusted_folder
+
 REFRESH = 5.0
 
 
@@ -29,14 +31,22 @@ class StateFile:
         self.failed = False  # warned once: a state file that cannot be written must not stop the runner
 
     def write(self, report):
-        tmp = self.path + ".tmp"
+        """Into a folder owners.untrusted() accepts (made 0755 if missing), through its descriptor:
+        a folder that is a link, or another user's, or writable by others is refused (warned once)."""
+        name = os.path.basename(self.path)
+        tmp = name + ".tmp"
         try:
             os.makedirs(self.folder, mode=0o755, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                os.fchmod(handle.fileno(), 0o644)
-                json.dump(report, handle, sort_keys=True)
-            os.replace(tmp, self.path)
+            dir_fd = open_trusted_folder(self.folder)
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                             0o644, dir_fd=dir_fd)
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    os.fchmod(handle.fileno(), 0o644)
+                    json.dump(report, handle, sort_keys=True)
+                os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            finally:
+                os.close(dir_fd)
             self.failed = False
         except OSError as exc:
             if not self.failed:
@@ -44,8 +54,15 @@ class StateFile:
             self.failed = True
 
     def remove(self):
-        for path in (self.path, self.path + ".tmp"):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        try:
+            dir_fd = open_trusted_folder(self.folder)
+        except OSError:
+            return  # never written there either
+        try:
+            for name in (os.path.basename(self.path), os.path.basename(self.path) + ".tmp"):
+                try:
+                    os.unlink(name, dir_fd=dir_fd)
+                except OSError:
+                    pass
+        finally:
+            os.close(dir_fd)
