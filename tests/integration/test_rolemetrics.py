@@ -64,7 +64,7 @@ def entry_vars(role, extra):
         job = {"name": "web", "pool": "web", "schedule": "hourly", "command": "true",
                **{k: v for k, v in extra.items() if k != "metrics_listen"}}
         return role_vars("cron", cron_pools=[pool], cron_jobs=[job], cron_zkherd=ZKHERD)
-    variable, _, zkherd, entry = ROLES[role]
+    variable, zkherd, entry = ROLES[role][0], ROLES[role][2], ROLES[role][3]
     return role_vars(role, **{variable: [dict(entry, **extra)], zkherd: ZKHERD})
 
 
