@@ -1,0 +1,93 @@
+"""Review of issue 16 (status): hostile data in the nodes `zkherd status` reads must give no
+traceback, no exit 70, valid JSON, and no terminal escapes; fault sequences must be told truly."""
+
+from __future__ import annotations
+
+import json
+
+from tests.integration.test_status import status
+
+LOCK_DATA = {"id": "x", "host": "h", "pid": 1, "slots": 1, "kind": "lock"}
+
+
+def _strict_json(text):
+    def bad(name):
+        raise ValueError("not JSON: %s" % name)
+
+    return json.loads(text, parse_constant=bad)
+
+
+def _contender(zk, lock, run_data, lock_data=None):
+    zk.ensure_path(lock)
+    data = json.dumps(lock_data or LOCK_DATA).encode()
+    zk.create(lock + "/lock-00000000000000aa-", data, ephemeral=True, sequence=True)
+    zk.create(lock + "/run-00000000000000aa-", run_data, ephemeral=True, sequence=True)
+
+
+def test_huge_since_in_a_run_node_is_no_crash(zk_server, zk, zk_base):
+    lock = zk_base + "/lock"
+    _contender(zk, lock, json.dumps(dict(LOCK_DATA, since=1e300)).encode())
+    result = status(zk_server.hosts, lock)
+    assert result.returncode == 0 and "unexpected error" not in result.stderr, (result.returncode, result.stderr)
+
+
+def test_nan_since_gives_valid_json(zk_server, zk, zk_base):
+    lock = zk_base + "/lock"
+    _contender(zk, lock, b'{"id": "x", "since": NaN, "kind": "lock", "slots": 1}')
+    result = status(zk_server.hosts, "--json", lock)
+    assert result.returncode == 0, result.stderr
+    _strict_json(result.stdout)  # NaN is no JSON: jq and other parsers refuse the whole output
+    text = status(zk_server.hosts, lock)
+    assert text.returncode == 0 and "unexpected error" not in text.stderr, (text.returncode, text.stderr)
+
+
+def test_failed_record_with_a_string_time_is_no_crash(zk_server, zk, zk_base):
+    lock = zk_base + "/rolling"
+    zk.ensure_path(lock)
+    zk.create(lock + "/failed", json.dumps({"version": 1, "id": "a", "host": "h", "reason": "r",
+                                            "time": "yesterday"}).encode())
+    result = status(zk_server.hosts, lock)
+    assert result.returncode == 0 and "unexpected error" not in result.stderr, (result.returncode, result.stderr)
+
+
+def test_tick_marker_far_in_the_future_is_no_crash(zk_server, zk, zk_base):
+    pool = zk_base + "/pool"
+    zk.create(pool + "/ticks/job/999999999999999999", b"a tok 1 started m", makepath=True)
+    result = status(zk_server.hosts, pool)
+    assert result.returncode == 0 and "unexpected error" not in result.stderr, (result.returncode, result.stderr)
+
+
+def test_terminal_escapes_in_ids_and_hosts_are_not_printed_raw(zk_server, zk, zk_base):
+    lock = zk_base + "/lock"
+    evil = dict(LOCK_DATA, id="\x1b]0;pwned\x07\x1b[2Jholder", host="h\rFAKE LINE")
+    _contender(zk, lock, json.dumps(evil).encode(), lock_data=evil)
+    zk.create(zk_base + "/pool/member-00000000000000aa-", b"\x1b[31mred", ephemeral=True, sequence=True,
+              makepath=True)
+    result = status(zk_server.hosts, lock, zk_base + "/pool")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\r" not in result.stdout and "\x07" not in result.stdout, \
+        repr(result.stdout)
+
+
+def test_wrongly_typed_fields_keep_the_json_shape(zk_server, zk, zk_base):
+    lock = zk_base + "/lock"
+    odd = {"id": {"a": [1, 2]}, "host": 7, "pid": "many", "slots": True, "kind": ["rolling"]}
+    _contender(zk, lock, json.dumps(odd).encode(), lock_data=odd)
+    result = status(zk_server.hosts, "--json", lock)
+    assert result.returncode == 0, result.stderr
+    [found] = _strict_json(result.stdout)
+    [holder] = found["holders"]
+    assert isinstance(found["slots"], int) and not isinstance(found["slots"], bool), found["slots"]
+    assert holder["id"] is None or isinstance(holder["id"], str), holder
+    assert holder["host"] is None or isinstance(holder["host"], str), holder
+    assert holder["pid"] is None or isinstance(holder["pid"], int), holder
+
+
+def test_binary_and_huge_data_is_bounded(zk_server, zk, zk_base):
+    lock = zk_base + "/lock"
+    _contender(zk, lock, b"\xff\xfe\x00" * 300000, lock_data=None)
+    zk.create(zk_base + "/reg/svc0000000001", b"\x00\x1b[2J" + b"A" * 900000, ephemeral=True, makepath=True)
+    result = status(zk_server.hosts, lock, zk_base + "/reg")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout) < 10000, len(result.stdout)
+    assert "\x1b" not in result.stdout and "\x00" not in result.stdout, repr(result.stdout[:500])
