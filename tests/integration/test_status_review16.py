@@ -91,3 +91,45 @@ def test_binary_and_huge_data_is_bounded(zk_server, zk, zk_base):
     assert result.returncode == 0, result.stderr
     assert len(result.stdout) < 10000, len(result.stdout)
     assert "\x1b" not in result.stdout and "\x00" not in result.stdout, repr(result.stdout[:500])
+
+
+def test_drained_ids_with_escapes_are_not_printed_raw(zk_server, zk, zk_base):
+    from zkherd.recipes import drainflag
+
+    lock = zk_base + "/lock"
+    _contender(zk, lock, json.dumps(LOCK_DATA).encode())
+    flag = drainflag.flag_path(lock, "\x1b[2J\x1b]0;pwned\x07db1")
+    existed = zk.exists("/zkherd") is not None
+    zk.create(flag, b"{}", makepath=True)
+    try:
+        result = status(zk_server.hosts, lock)
+    finally:
+        zk.delete(flag.rsplit("/", 1)[0] if existed else "/zkherd", recursive=True)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout, repr(result.stdout)
+
+
+def _many(zk, parent, name, count, **kwargs):
+    zk.ensure_path(parent)
+    pending = [zk.create_async(parent + "/" + name % i, b"x", **kwargs) for i in range(count)]
+    for result in pending:
+        result.get(timeout=60)
+
+
+def test_100000_lock_like_persistent_children_bounded(zk_server, zk, zk_base):
+    import time
+
+    lock = zk_base + "/lock"
+    _contender(zk, lock, json.dumps(LOCK_DATA).encode())
+    _many(zk, lock, "lock-%010d", 100000)  # foreign: persistent, named like lock nodes
+    started = time.monotonic()
+    try:
+        result = status(zk_server.hosts, lock)
+    finally:
+        took = time.monotonic() - started
+        for pending in [zk.delete_async(lock + "/lock-%010d" % i) for i in range(100000)]:
+            pending.get(timeout=60)
+    print("status took %.1f s, %d bytes out, exit %d, err %r" % (took, len(result.stdout), result.returncode,
+                                                                 result.stderr[:300]))
+    assert result.returncode == 0, result.stderr
+    assert took < 30 and len(result.stdout) < 100000, (took, len(result.stdout))
