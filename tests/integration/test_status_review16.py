@@ -133,3 +133,48 @@ def test_100000_lock_like_persistent_children_bounded(zk_server, zk, zk_base):
                                                                  result.stderr[:300]))
     assert result.returncode == 0, result.stderr
     assert took < 30 and len(result.stdout) < 100000, (took, len(result.stdout))
+
+
+def _container(zk, path, data):
+    """kazoo 2.11 has no container=True: createContainer (opcode 19, a Create2 with flags 4)."""
+    from kazoo.protocol.serialization import Create2
+    from kazoo.security import OPEN_ACL_UNSAFE
+
+    class CreateContainer(Create2):
+        type = 19
+
+    result = zk.handler.async_result()
+    zk._call(CreateContainer(path, data, OPEN_ACL_UNSAFE, 4), result)
+    return result.get(timeout=10)
+
+
+def test_a_container_node_squatting_the_line_is_foreign_not_the_holder(zk_server, zk, zk_base):
+    """recipes/foreign.py: ephemeralOwner Long.MIN_VALUE (a container) is foreign, skipped by the
+    runners; status must not show it as the holder (nor the real holder as waiting)."""
+    lock = zk_base + "/lock"
+    zk.ensure_path(lock)
+    _container(zk, lock + "/lock-0000000000", b'{"id": "squatter"}')
+    _container(zk, lock + "/run-0000000000", b'{"id": "squatter"}')
+    _contender(zk, lock, json.dumps(dict(LOCK_DATA, id="real")).encode(), lock_data=dict(LOCK_DATA, id="real"))
+    result = status(zk_server.hosts, "--json", lock)
+    assert result.returncode == 0, result.stderr
+    [found] = json.loads(result.stdout)
+    assert [h["id"] for h in found["holders"]] == ["real"], found
+    assert sorted(found["foreign_nodes"]) == ["lock-0000000000", "run-0000000000"], found
+
+
+def test_older_runners_bare_ids_with_several_slots(zk_server, make_zk, zk_base):
+    """Runners before zkherd 16 write the bare id (no "slots"): with --slots 3 all three hold,
+    which status cannot know - it must not assert that two of them wait."""
+    lock = zk_base + "/lock"
+    clients = [make_zk() for _ in range(3)]
+    clients[0].ensure_path(lock)
+    for number, client in enumerate(clients):
+        client.create(lock + "/lock-", b"old%d" % number, ephemeral=True, sequence=True)
+        client.create(lock + "/run-", b"old%d" % number, ephemeral=True, sequence=True)
+    result = status(zk_server.hosts, "--json", lock)
+    [found] = json.loads(result.stdout)
+    print(json.dumps({k: found[k] for k in ("slots",)}), [h["id"] for h in found["holders"]],
+          [w["id"] for w in found["waiting"]])
+    assert not found["waiting"] or found["slots"] is None, "status says %s wait behind %s, slots %s" % (
+        [w["id"] for w in found["waiting"]], [h["id"] for h in found["holders"]], found["slots"])
