@@ -178,3 +178,40 @@ def test_older_runners_bare_ids_with_several_slots(zk_server, make_zk, zk_base):
           [w["id"] for w in found["waiting"]])
     assert not found["waiting"] or found["slots"] is None, "status says %s wait behind %s, slots %s" % (
         [w["id"] for w in found["waiting"]], [h["id"] for h in found["holders"]], found["slots"])
+
+
+def test_access_denied_exits_77(zk_server, zk, zk_base):
+    """docs/operations.md: 77 access denied. A lock whose children nobody but its owner may read."""
+    from kazoo.security import make_digest_acl
+
+    lock = zk_base + "/secret"
+    zk.create(lock, b"", acl=[make_digest_acl("owner", "pw", all=True)])
+    result = status(zk_server.hosts, lock)
+    try:
+        assert result.returncode == 77, (result.returncode, result.stderr)
+        assert "unexpected error" not in result.stderr, result.stderr
+    finally:
+        zk.add_auth("digest", "owner:pw")
+        zk.delete(lock)
+
+
+def test_connection_lost_while_reading_exits_69(zk_server, zk, zk_base, fault_proxy):
+    """docs/operations.md: 69 ZooKeeper unreachable or the connection lost - not 70."""
+    lock = zk_base + "/lock"
+    _contender(zk, lock, json.dumps(LOCK_DATA).encode())
+    proxy = fault_proxy()
+    proxy.lose_reply("get_children", nth=1, then="drop_new")
+    result = status(proxy.hosts, "--connect-timeout", "2", lock)
+    assert proxy.fired == 1
+    assert result.returncode == 69, (result.returncode, result.stderr)
+    assert "unexpected error" not in result.stderr, result.stderr
+
+
+def test_server_silent_while_reading_exits_69(zk_server, zk, zk_base, fault_proxy):
+    lock = zk_base + "/lock"
+    _contender(zk, lock, json.dumps(LOCK_DATA).encode())
+    proxy = fault_proxy()
+    proxy.before_request("get_children", nth=1, then="blackhole")
+    result = status(proxy.hosts, "--connect-timeout", "2", lock)
+    assert result.returncode == 69, (result.returncode, result.stderr)
+    assert "unexpected error" not in result.stderr, result.stderr
