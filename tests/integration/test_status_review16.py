@@ -215,3 +215,42 @@ def test_server_silent_while_reading_exits_69(zk_server, zk, zk_base, fault_prox
     result = status(proxy.hosts, "--connect-timeout", "2", lock)
     assert result.returncode == 69, (result.returncode, result.stderr)
     assert "unexpected error" not in result.stderr, result.stderr
+
+
+def test_failed_record_reason_is_bounded_and_escaped(zk_server, zk, zk_base):
+    roll = zk_base + "/rolling"
+    zk.ensure_path(roll)
+    zk.create(roll + "/failed", json.dumps({"version": 1, "id": "a", "host": "h", "time": 1.0,
+                                            "reason": "\x1b[2J" + "R" * 500000}).encode())
+    result = status(zk_server.hosts, roll)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout) < 10000 and "\x1b" not in result.stdout, (len(result.stdout), repr(result.stdout[:300]))
+
+
+def test_memory_bounded_with_many_big_nodes(zk_server, zk, zk_base):
+    """status reads every child's data at once: 40 nodes of 1 MB under a lock (any writer can
+    make them) cost 40+ MB in the status process; a big lock folder makes it unbounded."""
+    import resource
+    import subprocess
+    import sys
+
+    from tests.support.runner import REPO
+
+    lock = zk_base + "/lock"
+    _contender(zk, lock, json.dumps(LOCK_DATA).encode())
+    big = b"x" * 1000000
+    for i in range(40):
+        zk.create(lock + "/lock-%010d" % i, big)
+    def rss(path):
+        code = ("import resource, runpy, sys; sys.argv = ['zkherd', 'status', '--zk', %r, %r]\n"
+                "try:\n    runpy.run_module('zkherd', run_name='__main__')\n"
+                "finally:\n    sys.stderr.write('MAXRSS %%d\\n' %% resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+                % (zk_server.hosts, path))
+        result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+        return int(result.stderr.rsplit("MAXRSS ", 1)[1].split()[0]) / 1024
+
+    small = zk_base + "/small"
+    _contender(zk, small, json.dumps(LOCK_DATA).encode())
+    baseline, rss_mb = rss(small), rss(lock)
+    print("status max RSS %.0f MB (%.0f MB on a small lock)" % (rss_mb, baseline))
+    assert rss_mb - baseline < 20, (rss_mb, baseline)
