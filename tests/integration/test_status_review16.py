@@ -254,3 +254,43 @@ def test_memory_bounded_with_many_big_nodes(zk_server, zk, zk_base):
     baseline, rss_mb = rss(small), rss(lock)
     print("status max RSS %.0f MB (%.0f MB on a small lock)" % (rss_mb, baseline))
     assert rss_mb - baseline < 20, (rss_mb, baseline)
+
+
+def test_holder_whose_lock_node_is_deleted_by_hand_is_stopping(zk_server, zk, zk_base, tmp_path):
+    """A real holder whose lock- node an operator deletes: while its child stops (slowly), status
+    shows it stopping (not holding) and the waiter not yet holding; the runner then re-queues, and
+    its "since" write racing the deletion and release never crashes it."""
+    from tests.support.runner import Zkherd
+
+    lock = zk_base + "/lock"
+    slow = "trap 'sleep 2; exit 0' TERM; while :; do sleep 0.05; done"
+
+    def start(ident):
+        return Zkherd(["run", "--zk", zk_server.hosts, "--session-timeout", "4", "--stop-timeout", "5", "--id", ident,
+                       "--lock", lock, "--", "sh", "-c", slow], tmp_path / ("%s.log" % ident))
+
+    first = start("first")
+    first.wait_log("started child")
+    second = start("second")
+    try:
+        second.wait_log("queued for lock")
+        [mine] = [n for n in zk.get_children(lock) if n.startswith("lock-") and
+                  json.loads(zk.get(lock + "/" + n)[0])["id"] == "first"]
+        zk.delete(lock + "/" + mine)
+        first.wait_log("stopping the child|lock node|lost", timeout=10)
+        result = status(zk_server.hosts, "--json", lock)
+        [found] = json.loads(result.stdout)
+        print(json.dumps({k: [c["id"] for c in found[k]] for k in ("holders", "stopping", "waiting")}))
+        assert [c["id"] for c in found["stopping"]] == ["first"], found
+        assert [c["id"] for c in found["holders"]] == [], found
+        second.wait_log("started child", timeout=15)
+        import time
+
+        time.sleep(1)
+        [found] = json.loads(status(zk_server.hosts, "--json", lock).stdout)
+        assert [c["id"] for c in found["holders"]] == ["second"], found
+        assert [c["id"] for c in found["waiting"]] == ["first"], found
+        assert "Traceback" not in first.log() and "unexpected error" not in first.log()
+    finally:
+        first.stop()
+        second.stop()
