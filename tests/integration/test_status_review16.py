@@ -294,3 +294,21 @@ def test_holder_whose_lock_node_is_deleted_by_hand_is_stopping(zk_server, zk, zk
     finally:
         first.stop()
         second.stop()
+
+
+def test_since_write_racing_the_release_of_a_short_child(zk_server, zk_base, tmp_path):
+    """The child exits at once: the "since" set_data is still in flight when the release deletes
+    the run- node and the runner closes its client. Exit 0 every time, no traceback, no leftovers."""
+    import subprocess
+    import sys
+
+    from tests.support.runner import REPO
+
+    lock = zk_base + "/lock"
+    for attempt in range(15):
+        result = subprocess.run([sys.executable, "-m", "zkherd", "run", "--zk", zk_server.hosts, "--id", "quick",
+                                 "--lock", lock, "--", "true"], cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (attempt, result.returncode, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr, result.stderr[-2000:]
+    [found] = json.loads(status(zk_server.hosts, "--json", lock).stdout)
+    assert found["kind"] == "empty", found  # every node released
