@@ -312,3 +312,34 @@ def test_since_write_racing_the_release_of_a_short_child(zk_server, zk_base, tmp
         assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr, result.stderr[-2000:]
     [found] = json.loads(status(zk_server.hosts, "--json", lock).stdout)
     assert found["kind"] == "empty", found  # every node released
+
+
+def test_a_since_write_that_never_reached_the_server_is_sent_again(zk_server, zk_base, tmp_path, fault_proxy):
+    """The set_data of "since" is held by a partition and its connection reset (never applied:
+    the client gets ConnectionLoss). holdernote.py: "a failed write is sent again by the next
+    resend()" - on a quiet lock, is there a next look at the nodes? status should show since."""
+    import time
+
+    from tests.integration.test_status import runner
+
+    lock, proxy = zk_base + "/lock", fault_proxy()
+    proxy.before_request("set_data", nth=1, then="blackhole")
+    holder = runner(proxy.hosts, "holder", tmp_path, "--lock", lock)
+    try:
+        assert proxy.wait_fired(1, timeout=20)
+        holder.wait_log("started child")
+        time.sleep(0.5)
+        proxy.reset_all()
+        proxy.heal()
+        holder.wait_log("contact with ZooKeeper is back", timeout=15)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            [found] = json.loads(status(zk_server.hosts, "--json", lock).stdout)
+            if found["holders"] and found["holders"][0]["since"] is not None:
+                break
+            time.sleep(0.5)
+        [entry] = found["holders"]
+        assert entry["since"] is not None, (entry, holder.log()[-3000:])
+        assert holder.log().count("started child") == 1
+    finally:
+        holder.stop()
