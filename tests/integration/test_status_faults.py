@@ -233,7 +233,6 @@ def test_failed_record_reason_is_bounded_and_escaped(zk_server, zk, zk_base):
 def test_memory_bounded_with_many_big_nodes(zk_server, zk, zk_base):
     """status reads every child's data at once: 40 nodes of 1 MB under a lock (any writer can
     make them) cost 40+ MB in the status process; a big lock folder makes it unbounded."""
-    import resource
     import subprocess
     import sys
 
@@ -247,7 +246,8 @@ def test_memory_bounded_with_many_big_nodes(zk_server, zk, zk_base):
     def rss(path):
         code = ("import resource, runpy, sys; sys.argv = ['zkherd', 'status', '--zk', %r, %r]\n"
                 "try:\n    runpy.run_module('zkherd', run_name='__main__')\n"
-                "finally:\n    sys.stderr.write('MAXRSS %%d\\n' %% resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+                "finally:\n"
+                "    sys.stderr.write('MAXRSS %%d\\n' %% resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
                 % (zk_server.hosts, path))
         result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
         return int(result.stderr.rsplit("MAXRSS ", 1)[1].split()[0]) / 1024

@@ -20,7 +20,7 @@ def text(value, limit=SHORT):
     characters, "..." marking a cut; "-" for None."""
     raw = "-" if value is None else str(value)
     cut = raw[:limit]
-    shown = "".join(_printable(cut[start:start + 200]) for start in range(0, len(cut), 200)) or ""
+    shown = "".join(_printable(cut[start:start + 200]) for start in range(0, len(cut), 200))
     return shown + ("..." if len(raw) > limit else "")
 
 
