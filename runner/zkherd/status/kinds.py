@@ -11,6 +11,7 @@ from zkherd.recipes.lock import QUEUE, RUN
 from zkherd.recipes.sequential import in_order, is_sequence
 from zkherd.recipes.tickmark import parse as parse_marker
 from zkherd.run.failedversion import recorded_version
+from zkherd.status import safe
 from zkherd.status.nodes import children, node
 
 FAILED = "failed"
@@ -19,12 +20,18 @@ RECENT_TICKS = 3  # markers shown per cron job
 PHASES = ("applying", "paused")  # what a rolling-lock holder says it does (run/rollout.py)
 
 
+MAX_SLOTS = 1 << 20
+
+
 def who(node_):
-    """id, host, pid of a lock or rolling lock node (JSON since zkherd 16; the bare id before)."""
+    """id, host, pid of a lock or rolling lock node (JSON since zkherd 16; the bare id before), each
+    of its type or None (any writer may put anything there)."""
     doc = node_.json_object()
     if doc is None:
         return {"id": node_.text(), "host": None, "pid": None, "slots": None, "kind": None}
-    return {key: doc.get(key) for key in ("id", "host", "pid", "slots", "kind")}
+    return {"id": safe.string(doc.get("id")), "host": safe.string(doc.get("host")),
+            "pid": safe.integer(doc.get("pid"), 1), "slots": safe.integer(doc.get("slots"), 1, MAX_SLOTS),
+            "kind": safe.string(doc.get("kind"))}
 
 
 def _contender_key(name, stat):
@@ -40,7 +47,7 @@ def read_lock(client, path, found, wait):
     line = [n for n in line if n.ephemeral]
     runs = [n for n in runs if n.ephemeral]
     described = [who(n) for n in line + runs]
-    slots = next((d["slots"] for d in described if isinstance(d["slots"], int) and d["slots"] > 0), 1)
+    slots = _slots(line + runs, described)
     rolling = FAILED in found or any(d["kind"] == "rolling" for d in described)
     run_of = {_contender_key(n.name, n.stat): (i, n) for i, n in enumerate(runs)}
     contenders, paired = [], set()
@@ -48,7 +55,8 @@ def read_lock(client, path, found, wait):
         key = _contender_key(queued.name, queued.stat)
         run_place, run = run_of.get(key, (None, None))
         paired.add(key)
-        holding = place < slots and run_place is not None and run_place < slots
+        limit = 1 if slots is None else slots  # unknown: only the first surely holds
+        holding = place < limit and run_place is not None and run_place < limit
         contenders.append(_contender(queued, run, "holder" if holding else "waiting", place))
     for key, (_place, run) in run_of.items():
         if key not in paired:  # its lock- node went: the runner stops its child, then deletes this one
@@ -57,10 +65,19 @@ def read_lock(client, path, found, wait):
               "holders": [c for c in contenders if c["state"] == "holder"],
               "stopping": [c for c in contenders if c["state"] == "stopping"],
               "waiting": [c for c in contenders if c["state"] == "waiting"],
-              "foreign_nodes": foreign}
+              "foreign_nodes": foreign[:safe.LISTED], "foreign_count": len(foreign)}
     if rolling:
         result.update(_rollout(found.get(FAILED), result["holders"]))
     return result
+
+
+def _slots(nodes, described):
+    """The slots the newest node that says so states; None (unknown) if none does and a runner older
+    than zkherd 16 (a bare id, no "slots") is in line; 1 for an empty line."""
+    stated = [(n.stat.czxid, d["slots"]) for n, d in zip(nodes, described) if d["slots"] is not None]
+    if stated:
+        return max(stated)[1]
+    return None if any(n.json_object() is None for n in nodes) else 1
 
 
 def _contender(queued, run, state, place):
@@ -72,8 +89,7 @@ def _contender(queued, run, state, place):
     entry.update(state=state, place=place, node=queued.name, session=queued.session, queued_since=queued.created,
                  fencing_token=run.stat.czxid if run is not None else None,
                  run_node=run.name if run is not None else None,
-                 since=since if isinstance(since, (int, float)) and not isinstance(since, bool) else None,
-                 version=told.get("version") if isinstance(told.get("version"), int) else None,
+                 since=safe.stamp(since), version=safe.integer(told.get("version")),
                  phase=told.get("phase") if told.get("phase") in PHASES else None)
     return entry
 
@@ -87,11 +103,12 @@ def _rollout(record, holders):
     if record is not None:
         version, refused = recorded_version(record.data, record.stat.mzxid)
         doc = record.json_object() or {}
-        failed = {"version": version, "id": doc.get("id"), "host": doc.get("host"), "reason": doc.get("reason"),
-                  "time": doc.get("time"), "recorded_at": record.changed, "refused": refused}
+        failed = {"version": version, "id": safe.string(doc.get("id")), "host": safe.string(doc.get("host")),
+                  "reason": safe.string(doc.get("reason"), safe.LONG), "time": safe.stamp(doc.get("time")),
+                  "recorded_at": record.changed, "refused": refused}
     pausers = [h for h in holders if h["phase"] == "paused" or h["phase"] is None and failed is not None
-               and refused is None and h["id"] == failed["id"] and h["fencing_token"] is not None
-               and h["fencing_token"] < record.stat.mzxid]
+               and refused is None and h["id"] is not None and h["id"] == failed["id"]
+               and h["fencing_token"] is not None and h["fencing_token"] < record.stat.mzxid]
     return {"failed": failed, "paused": bool(pausers), "paused_by": [h["id"] for h in pausers],
             "paused_exact": all(h["phase"] is not None for h in holders),
             "restarting": [h["id"] for h in holders if h not in pausers]}
@@ -117,10 +134,10 @@ def _tick(mark):
     parsed = parse_marker(mark.data)
     if parsed is None:  # an older zkherd's "ID TOKEN TICK", or hand-made: it counts as started
         fields = mark.text().split()
-        return {"start": int(mark.name), "id": fields[0] if fields else None, "state": "started", "member": None,
-                "marked_at": mark.created}
-    return {"start": int(mark.name), "id": parsed.ident, "state": parsed.state, "member": parsed.member,
-            "marked_at": mark.created}
+        return {"start": safe.stamp(int(mark.name)), "id": fields[0] if fields else None, "state": "started",
+                "member": None, "marked_at": mark.created}
+    return {"start": safe.stamp(int(mark.name)), "id": safe.string(parsed.ident), "state": parsed.state,
+            "member": safe.string(parsed.member, safe.LONG), "marked_at": mark.created}
 
 
 def read_farm(client, path, found, wait):
@@ -129,7 +146,8 @@ def read_farm(client, path, found, wait):
         member = found[name]
         doc = member.json_object()
         members.append({"name": name, "session": member.session, "joined": member.created,
-                        "changed": member.changed, "fields": sorted(doc) if doc is not None else None})
+                        "changed": member.changed,
+                        "fields": sorted(safe.string(key) for key in doc)[:safe.LISTED] if doc is not None else None})
     return {"kind": "farm", "members": members}
 
 
