@@ -51,9 +51,11 @@ def alive(pid):
 
 
 class Site:
-    def __init__(self, state, hosts, tls=None, anonymous_tls=None, closed=()):
+    def __init__(self, state, hosts, tls=None, anonymous_tls=None, closed=(), kept_plain=()):
         self.boxes = {name: box["pid"] for name, box in json.loads((Path(state) / "boxes.json").read_text()).items()}
         self.hosts, self.tls, self.closed = hosts, tls, closed
+        # Plain ports kept deliberately on these addresses (reconfig on ZooKeeper 3.8 needs one).
+        self.kept_plain = kept_plain
         credentials = self.sh(sorted(self.boxes)[0], "cat", AUTH_FILE).stdout.strip()  # none: an open site
         self.zk = self.client(tls, auth_data=[("digest", credentials)] if credentials else None)
         self.anonymous = self.client(anonymous_tls)
@@ -284,7 +286,8 @@ class Site:
                        if "=" in line and not line.startswith("#"))
             if "clientPort" in cfg and "clientPortAddress" not in cfg:
                 raise CheckFailed("%s: the client port %s listens on every address" % (box, cfg["clientPort"]))
-            if "secureClientPort" in cfg and "clientPort" in cfg:
+            kept = cfg.get("clientPortAddress") in self.kept_plain
+            if "secureClientPort" in cfg and "clientPort" in cfg and not kept:
                 raise CheckFailed("%s: TLS is on, and the plain port %s is open too" % (box, cfg["clientPort"]))
             if "secureClientPort" in cfg and "secureClientPortAddress" not in cfg:
                 raise CheckFailed("%s: the TLS port %s listens on every address" % (box, cfg["secureClientPort"]))
@@ -327,10 +330,13 @@ def main(argv=None):
     parser.add_argument("--anonymous-cert", help="another client certificate, for the anonymous client over TLS")
     parser.add_argument("--anonymous-key", help="its key")
     parser.add_argument("--closed", default="", help="plain client ports (HOST:PORT,...) that must refuse connections")
+    parser.add_argument("--kept-plain", default="", help="addresses (A,...) where a plain port next to TLS is kept "
+                        "deliberately")
     args = parser.parse_args(argv)
     tls = (args.tls_ca, args.tls_cert, args.tls_key) if args.tls_ca else None
     anonymous = (args.tls_ca, args.anonymous_cert, args.anonymous_key) if args.tls_ca else None
-    site = Site(args.state, args.zk, tls, anonymous, [a for a in args.closed.split(",") if a])
+    site = Site(args.state, args.zk, tls, anonymous, [a for a in args.closed.split(",") if a],
+                [a for a in args.kept_plain.split(",") if a])
     failed = 0
     for check in (site.singleton, site.takeover, site.containment, site.roll, site.export, site.consumers,
                   site.cron, site.denied,

@@ -1,6 +1,6 @@
 """The mode of a ZooKeeper server (standalone, leader, follower, observer), from its `srvr` answer.
 
-    zk_mode.py HOST PORT [TIMEOUT] [--tls KEYSTORE]
+    zk_mode.py HOST PORT [TIMEOUT] [--tls KEYSTORE] [--mode MODE] [--synced N]
 
 Without TIMEOUT: asks once and prints the mode, or `down` (no answer) or `not-serving` (running
 but not in a quorum); exit status 0. With TIMEOUT (seconds): asks until the server serves (a mode
@@ -8,6 +8,9 @@ above) and prints it, exit status 0; or exit status 1 after TIMEOUT with the las
 With --tls, PORT is the secureClientPort and the question goes over TLS, with the server's own key
 store (key and certificate, PEM) as client certificate: the plain port may be closed. The server's
 certificate is not checked - this asks the server on this very host for its mode, nothing more.
+With TIMEOUT, --mode MODE waits for that mode (a restarted follower is back as a follower, not
+merely serving); --synced N also waits, when the server is the leader, until N followers are synced
+to it (mntr's zk_synced_followers): the quorum is whole again. --synced needs mntr.
 Needs `srvr` in 4lw.commands.whitelist. Standard library only: it runs on the managed host.
 """
 
@@ -32,10 +35,11 @@ def connect(host, port, keystore=None):
     return context.wrap_socket(sock)
 
 
-def mode(host, port, keystore=None):
+def ask(host, port, keystore, word):
+    """The answer to a four-letter word, or None."""
     try:
         with connect(host, port, keystore) as sock:
-            sock.sendall(b"srvr")
+            sock.sendall(word)
             chunks = []
             while True:
                 chunk = sock.recv(4096)
@@ -43,16 +47,34 @@ def mode(host, port, keystore=None):
                     break
                 chunks.append(chunk)
     except OSError:
+        return None
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def mode(host, port, keystore=None):
+    answer = ask(host, port, keystore, b"srvr")
+    if answer is None:
         return "down"
-    found = re.search(r"^Mode: (\S+)", b"".join(chunks).decode("utf-8", "replace"), re.MULTILINE)
+    found = re.search(r"^Mode: (\S+)", answer, re.MULTILINE)
     return found.group(1) if found else "not-serving"
 
 
+def synced_followers(host, port, keystore):
+    found = re.search(r"^zk_synced_followers\s+(\d+)", ask(host, port, keystore, b"mntr") or "", re.MULTILINE)
+    return int(found.group(1)) if found else -1
+
+
+def _option(argv, name):
+    if name not in argv:
+        return None, argv
+    at = argv.index(name)
+    return argv[at + 1], argv[:at] + argv[at + 2:]
+
+
 def main(argv):
-    keystore = None
-    if "--tls" in argv:
-        at = argv.index("--tls")
-        keystore, argv = argv[at + 1], argv[:at] + argv[at + 2:]
+    keystore, argv = _option(argv, "--tls")
+    wanted, argv = _option(argv, "--mode")
+    synced, argv = _option(argv, "--synced")
     host, port = argv[1], int(argv[2])
     if len(argv) < 4:
         print(mode(host, port, keystore))
@@ -60,11 +82,14 @@ def main(argv):
     deadline = time.monotonic() + float(argv[3])
     while True:
         now = mode(host, port, keystore)
-        if now in SERVING:
+        followers = synced_followers(host, port, keystore) if now == "leader" and synced else None
+        if now in SERVING and (wanted is None or now == wanted) and (followers is None or followers >= int(synced)):
             print(now)
             return 0
         if time.monotonic() > deadline:
-            print("ZooKeeper at %s:%d does not serve after %s s (last answer: %s)" % (host, port, argv[3], now))
+            print("ZooKeeper at %s:%d does not serve%s after %s s (last answer: %s%s)"
+                  % (host, port, " as " + wanted if wanted else "", argv[3], now,
+                     "" if followers is None else ", %d of %s followers synced" % (followers, synced)))
             return 1
         time.sleep(0.5)
 
