@@ -1,0 +1,120 @@
+"""Review of issue 16 (roles): the zookeeper exporter against a hostile or slow server, the metrics
+clash check, the exporter port against the runners' metrics ports."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import urllib.request
+
+from tests.integration.test_zookeeper_role_prod_exporter import exporter  # noqa: F401 - fixture
+from tests.support.zkserver import free_port
+
+
+def fake_zk(behaviour):
+    """A TCP server on 127.0.0.1 that runs behaviour(conn) for every connection."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=behaviour, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener
+
+
+def wait_listening(port):
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("exporter does not listen")
+
+
+def timed_scrape(port, timeout):
+    start = time.monotonic()
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=timeout) as answer:
+            body = answer.read()
+    except OSError as err:
+        return time.monotonic() - start, err
+    return time.monotonic() - start, body
+
+
+def test_a_server_dripping_its_mntr_answer_does_not_hang_the_scrape(exporter):  # noqa: F811
+    """A server that answers one byte every second (never closing within a scrape's time): each
+    recv() returns before the 3 s socket timeout, so mntr() reads on - there is no overall deadline.
+    Prometheus' default scrape_timeout is 10 s: the scrape must be answered (zookeeper_up 0) well
+    before, not hang."""
+    def drip(conn):
+        try:
+            conn.recv(16)
+            for _ in range(120):
+                conn.sendall(b"z")
+                time.sleep(1)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    zk = fake_zk(drip)
+    port = exporter(zk.getsockname()[0], zk.getsockname()[1])
+    wait_listening(port)
+    took, result = timed_scrape(port, timeout=20)
+    zk.close()
+    assert not isinstance(result, Exception) and took < 10, (took, result)
+
+
+def test_a_huge_mntr_answer_is_bounded(exporter):  # noqa: F811
+    """A server answering 200 MB (lines of key-value pairs): the exporter reads it all into memory
+    (no size cap) and turns it into an exposition of the same size. mntr is a few kB: a cap of a
+    few MB (then zookeeper_up 0, or what was read) is the bound expected."""
+    line = b"zk_x%09d\t1\n"
+
+    def huge(conn):
+        try:
+            conn.recv(16)
+            chunk = b"".join(line % i for i in range(100000))  # ~1.6 MB
+            for _ in range(125):
+                conn.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    zk = fake_zk(huge)
+    port = exporter(zk.getsockname()[0], zk.getsockname()[1])
+    wait_listening(port)
+    took, result = timed_scrape(port, timeout=60)
+    zk.close()
+    assert not isinstance(result, Exception), result
+    assert len(result) < 16 * 1024 * 1024, "exposition of %d bytes after %.1f s" % (len(result), took)
+
+
+def test_a_hostile_server_state_does_not_break_the_exposition_format(exporter):  # noqa: F811
+    """zk_server_state goes into a label without _label(): a quote in it makes the whole scrape
+    unparsable (Prometheus drops every sample of the target)."""
+    def answer(conn):
+        try:
+            conn.recv(16)
+            conn.sendall(b'zk_version\t3.9\nzk_server_state\tlead"er\nzk_znode_count\t5\n')
+        finally:
+            conn.close()
+
+    zk = fake_zk(answer)
+    port = exporter(zk.getsockname()[0], zk.getsockname()[1])
+    wait_listening(port)
+    _, result = timed_scrape(port, timeout=10)
+    zk.close()
+    assert b'state="lead"er"' not in result, result.decode()
