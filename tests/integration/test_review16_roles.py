@@ -117,3 +117,45 @@ def test_a_hostile_server_state_does_not_break_the_exposition_format(exporter): 
     _, result = timed_scrape(port, timeout=10)
     zk.close()
     assert b'state="lead"er"' not in result, result.decode()
+
+
+def test_an_exporter_port_out_of_range_is_a_clear_error_not_a_traceback(tmp_path):
+    """The role's check only asks zookeeper_exporter_listen for HOST:[0-9]+ (production_checks.yml):
+    127.0.0.1:70000 passes it, and bind() raises OverflowError - neither ValueError nor OSError - so
+    the exporter dies with a traceback, exit 1, and Restart=on-failure starts it again every 5 s
+    (RestartPreventExitStatus=64 is for bad arguments)."""
+    import subprocess
+    import sys
+
+    from tests.integration.test_zookeeper_role_prod_exporter import EXPORTER
+    run = subprocess.run([sys.executable, str(EXPORTER), "127.0.0.1:70000", "127.0.0.1", "2181"],
+                         capture_output=True, text=True, timeout=30, check=False)
+    assert "Traceback" not in run.stderr and run.returncode == 64, (run.returncode, run.stderr)
+
+
+def test_a_metrics_file_in_a_shared_folder_does_not_open_it_in_the_unit(tmp_path):
+    """metrics_file's folder goes into ReadWritePaths= unchecked: /zkherd-web.prom makes the whole
+    file system writable in the daemon units (ProtectSystem=strict undone), /var/lib/zkherd-web.prom
+    all of /var/lib. Mirrored files are refused in shared folders (zkherd.ops.refused_folders); the
+    metrics file is not."""
+    from tests.integration.test_rolemetrics import ROLES, run_checks
+    for path in ("/zkherd-web.prom", "/etc/zkherd-web.prom", "/var/lib/zkherd-web.prom"):
+        run = run_checks(tmp_path, [("service", [dict(ROLES["service"][3], metrics_file=path)])])
+        assert run.returncode != 0, (path, "accepted: ReadWritePaths=%s" % (path.rsplit("/", 1)[0] or "/"))
+
+
+def test_one_metrics_file_spelt_two_ways_is_a_clash(tmp_path):
+    """Two units writing one file overwrite each other; the check compares the strings only."""
+    from tests.integration.test_rolemetrics import PROM, ROLES, run_checks
+    web = ROLES["service"][3]
+    entries = [dict(web, metrics_file=PROM + "/a.prom"), dict(web, name="api", metrics_file=PROM + "//a.prom")]
+    run = run_checks(tmp_path, [("service", entries)])
+    assert run.returncode != 0 and "both use metrics file" in run.stdout, run.stdout
+
+
+def test_metrics_listen_given_as_the_int_0_is_refused_like_the_string(tmp_path):
+    """metrics_listen: "0" fails the check (port 1-65535); the int 0 is dropped by default('', true)
+    and the unit silently has no metrics."""
+    from tests.integration.test_rolemetrics import ROLES, run_checks
+    run = run_checks(tmp_path, [("service", [dict(ROLES["service"][3], metrics_listen=0)])])
+    assert run.returncode != 0 and "is not [ADDR:]PORT" in run.stdout, run.stdout
