@@ -159,3 +159,46 @@ def test_metrics_listen_given_as_the_int_0_is_refused_like_the_string(tmp_path):
     from tests.integration.test_rolemetrics import ROLES, run_checks
     run = run_checks(tmp_path, [("service", [dict(ROLES["service"][3], metrics_listen=0)])])
     assert run.returncode != 0 and "is not [ADDR:]PORT" in run.stdout, run.stdout
+
+
+def test_the_service_role_in_check_mode_and_diff_then_for_real_then_check_again(tmp_path):
+    """The service role on _common: --check --diff on a fresh host writes nothing (no metrics folder
+    either) and shows no environment secret; the real run; --check again reports no change."""
+    import os
+
+    from tests.integration.test_rolemetrics import FAKE_SYSTEMCTL, ROLES, role_vars
+    bin_dir, units, config = tmp_path / "bin", tmp_path / "units", tmp_path / "etc"
+    for folder in (bin_dir, units, config):
+        folder.mkdir(parents=True)
+    calls = tmp_path / "calls"
+    (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL % calls)
+    (bin_dir / "systemctl").chmod(0o755)
+    entry = dict(ROLES["service"][3], metrics_listen="127.0.0.1:9464", metrics_file=str(tmp_path / "prom" / "web.prom"),
+                 environment={"API_TOKEN": "S3CRET-TOKEN-VALUE"})
+    play_vars = role_vars("service", service_instances=[entry], service_unit_dir=str(units),
+                          service_config_dir=str(config), service_template_dir=str(config / "templates"))
+    tasks = [{"name": "service", "ansible.builtin.include_role": {"name": "zkherd.ops.service"}}]
+    env = {"PATH": "%s:%s" % (bin_dir, os.environ["PATH"])}
+
+    def run(*flags):
+        import subprocess
+        import sys
+        book = tmp_path / "play.yml"
+        import yaml
+        book.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "vars": play_vars,
+                                         "tasks": tasks}], sort_keys=False))
+        from tests.support.playbook import REPO
+        full = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1", LANG="C.UTF-8", **env)
+        return subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(book), *flags],
+                              cwd=REPO, env=full, capture_output=True, text=True, timeout=300, check=False)
+
+    first = run("--check", "--diff")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert list(units.iterdir()) == [] and not (tmp_path / "prom").exists(), first.stdout
+    assert "S3CRET-TOKEN-VALUE" not in first.stdout + first.stderr
+    real = run("--diff")
+    assert real.returncode == 0, real.stdout + real.stderr
+    assert "S3CRET-TOKEN-VALUE" not in real.stdout + real.stderr
+    assert oct((config / "web.env").stat().st_mode & 0o777) == "0o600"
+    again = run("--check", "--diff")
+    assert again.returncode == 0 and int(again.stdout.rsplit("changed=", 1)[1].split()[0]) == 0, again.stdout
