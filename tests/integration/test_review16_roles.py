@@ -202,3 +202,27 @@ def test_the_service_role_in_check_mode_and_diff_then_for_real_then_check_again(
     assert oct((config / "web.env").stat().st_mode & 0o777) == "0o600"
     again = run("--check", "--diff")
     assert again.returncode == 0 and int(again.stdout.rsplit("changed=", 1)[1].split()[0]) == 0, again.stdout
+
+
+def test_without_the_exporter_the_role_removes_only_its_own_files(tmp_path):
+    """exporter.yml, exporter off (zookeeper_exporter_listen '', the default - every run of the role):
+    remove_units.yml gets _common_files: [zookeeper_exporter_dir], a file state=absent, i.e. rm -r
+    of the whole folder. zookeeper_exporter_dir is a documented `path` option ("where the exporter's
+    two Python files are installed"): set to a shared folder such as /usr/local/bin or /opt/zk/bin,
+    a run without the exporter deletes everything in it. Only zk_exporter.py and zk_mode.py (and the
+    folder when empty) should go."""
+    import os
+
+    from tests.integration.test_rolemetrics import FAKE_SYSTEMCTL, play, role_vars
+    bin_dir, shared = tmp_path / "bin", tmp_path / "opt-zk-bin"
+    bin_dir.mkdir()
+    shared.mkdir()
+    (shared / "zkServer.sh").write_text("#!/bin/sh\n")
+    (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL % (tmp_path / "calls"))
+    (bin_dir / "systemctl").chmod(0o755)
+    play_vars = role_vars("zookeeper", zookeeper_exporter_listen="", zookeeper_exporter_dir=str(shared))
+    tasks = [{"name": "exporter", "ansible.builtin.include_role": {"name": "zkherd.ops.zookeeper",
+                                                                  "tasks_from": "exporter.yml"}}]
+    run = play(tmp_path, tasks, play_vars, env={"PATH": "%s:%s" % (bin_dir, os.environ["PATH"])})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (shared / "zkServer.sh").exists(), "the exporter's removal deleted %s" % shared
