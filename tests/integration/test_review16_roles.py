@@ -226,3 +226,29 @@ def test_without_the_exporter_the_role_removes_only_its_own_files(tmp_path):
     run = play(tmp_path, tasks, play_vars, env={"PATH": "%s:%s" % (bin_dir, os.environ["PATH"])})
     assert run.returncode == 0, run.stdout + run.stderr
     assert (shared / "zkServer.sh").exists(), "the exporter's removal deleted %s" % shared
+
+
+def test_an_audit_log_in_a_shared_folder_does_not_hand_that_folder_to_zookeeper(tmp_path):
+    """tasks/main.yml "Create the data and log folders" adds zookeeper_audit_log | dirname to the
+    folders it makes zookeeper_user's, mode 0750: zookeeper_audit_log: /var/log/zookeeper_audit.log
+    (a plausible setting) turns /var/log into zookeeper:zookeeper 0750 - every other daemon's log
+    folder below it becomes unreachable for its user - and opens all of /var/log in ReadWritePaths=."""
+    import getpass
+    import stat
+
+    import yaml
+
+    from tests.integration.test_rolemetrics import play, role_vars
+    from tests.support.playbook import REPO
+    shared = tmp_path / "var-log"
+    shared.mkdir()
+    shared.chmod(0o755)
+    role_tasks = yaml.safe_load((REPO / "roles" / "zookeeper" / "tasks" / "main.yml").read_text())
+    task = next(t for t in role_tasks if t["name"] == "Create the data and log folders")
+    me = getpass.getuser()
+    play_vars = role_vars("zookeeper", zookeeper_audit=True, zookeeper_audit_log=str(shared / "zookeeper_audit.log"),
+                          zookeeper_data_dir=str(tmp_path / "data"), zookeeper_log_dir=str(tmp_path / "log"),
+                          zookeeper_user=me, zookeeper_user_group=me)
+    run = play(tmp_path, [task], play_vars)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755, oct(shared.stat().st_mode)
