@@ -252,3 +252,24 @@ def test_an_audit_log_in_a_shared_folder_does_not_hand_that_folder_to_zookeeper(
     run = play(tmp_path, [task], play_vars)
     assert run.returncode == 0, run.stdout + run.stderr
     assert stat.S_IMODE(shared.stat().st_mode) == 0o755, oct(shared.stat().st_mode)
+
+
+def test_the_exporter_listens_on_an_ipv6_address_the_role_accepts(exporter):  # noqa: F811
+    """production_checks.yml accepts zookeeper_exporter_listen [IPv6]:PORT; zk_exporter.py strips the
+    brackets but ThreadingHTTPServer is AF_INET: bind fails, exit 1, Restart=on-failure loops."""
+    import subprocess
+    import sys
+
+    from tests.integration.test_zookeeper_role_prod_exporter import EXPORTER
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(EXPORTER), "[::1]:%d" % port, "127.0.0.1", "1"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        proc.wait(3)
+    except subprocess.TimeoutExpired:
+        pass
+    alive = proc.poll() is None
+    if alive:
+        proc.terminate()
+        proc.wait(10)
+    assert alive, (proc.returncode, proc.stderr.read())
