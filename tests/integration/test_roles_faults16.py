@@ -214,9 +214,12 @@ def test_without_the_exporter_the_role_removes_only_its_own_files(tmp_path):
     import os
 
     from tests.integration.test_rolemetrics import FAKE_SYSTEMCTL, play, role_vars
-    bin_dir, shared = tmp_path / "bin", tmp_path / "opt-zk-bin"
+    bin_dir, shared, own = tmp_path / "bin", tmp_path / "opt-zk-bin", tmp_path / "own"
     bin_dir.mkdir()
-    shared.mkdir()
+    for folder in (shared, own):
+        folder.mkdir()
+        for name in ("zk_exporter.py", "zk_mode.py"):
+            (folder / name).write_text("")
     (shared / "zkServer.sh").write_text("#!/bin/sh\n")
     (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL % (tmp_path / "calls"))
     (bin_dir / "systemctl").chmod(0o755)
@@ -226,6 +229,10 @@ def test_without_the_exporter_the_role_removes_only_its_own_files(tmp_path):
     run = play(tmp_path, tasks, play_vars, env={"PATH": "%s:%s" % (bin_dir, os.environ["PATH"])})
     assert run.returncode == 0, run.stdout + run.stderr
     assert (shared / "zkServer.sh").exists(), "the exporter's removal deleted %s" % shared
+    assert sorted(p.name for p in shared.iterdir()) == ["zkServer.sh"]
+    play_vars["zookeeper_exporter_dir"] = str(own)  # the role's own folder, emptied: it goes too
+    run = play(tmp_path, tasks, play_vars, env={"PATH": "%s:%s" % (bin_dir, os.environ["PATH"])})
+    assert run.returncode == 0 and not own.exists(), run.stdout + run.stderr
 
 
 def test_an_audit_log_in_a_shared_folder_does_not_hand_that_folder_to_zookeeper(tmp_path):
