@@ -280,3 +280,73 @@ def test_the_exporter_listens_on_an_ipv6_address_the_role_accepts(exporter):  # 
         proc.terminate()
         proc.wait(10)
     assert alive, (proc.returncode, proc.stderr.read())
+
+
+# -- the fixes' own tests (beside the review's above) ---------------------------------------------
+
+def checks_then_exporter(tmp_path, service_listen, between=(), env=None):
+    """One play: the service role's metrics check for zkherd-web.service on service_listen, the
+    tasks between, then the zookeeper role's check of its exporter on 127.0.0.1:9464."""
+    import yaml
+
+    from tests.integration.test_rolemetrics import ROLES, play, role_vars
+    from tests.support.playbook import REPO
+    tasks = []
+    for role, variable, values in (("service", "service_instances", [dict(ROLES["service"][3], metrics_listen=service_listen)]),
+                                   ("zookeeper", "zookeeper_exporter_listen", "127.0.0.1:9464")):
+        role_tasks = yaml.safe_load((REPO / "roles" / role / "tasks" / "main.yml").read_text())
+        check = next(t for t in role_tasks if t["name"].startswith("Check the metrics options"))
+        tasks.append({"name": role, "vars": dict(role_vars(role, **{variable: values}), **check["vars"]),
+                      "ansible.builtin.include_role": check["ansible.builtin.include_role"]})
+        if role == "service":
+            tasks += list(between)
+    return play(tmp_path, tasks, {"zkherd_hosts": "zk1:2181"}, env=env)
+
+
+def test_the_exporter_port_clashes_with_a_runner_metrics_port(tmp_path):
+    run = checks_then_exporter(tmp_path, "9464")
+    assert run.returncode != 0
+    assert "zookeeper-exporter.service and zkherd-web.service both use metrics port 9464" in run.stdout, run.stdout
+    assert checks_then_exporter(tmp_path, "9465").returncode == 0
+
+
+def test_a_removed_unit_frees_its_metrics_port_for_the_next_roles(tmp_path):
+    import os
+
+    from tests.integration.test_rolemetrics import FAKE_SYSTEMCTL
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL % (tmp_path / "calls"))
+    (bin_dir / "systemctl").chmod(0o755)
+    remove = {"name": "remove web", "ansible.builtin.include_role": {"name": "zkherd.ops._common", "tasks_from": "remove_units.yml"},
+              "vars": {"_common_units": ["zkherd-web.service"], "_common_unit_dir": str(tmp_path / "units")}}
+    run = checks_then_exporter(tmp_path, "9464", [remove], env={"PATH": "%s:%s" % (bin_dir, os.environ["PATH"])})
+    assert run.returncode == 0, run.stdout
+
+
+def test_the_zookeeper_production_checks_refuse_bad_ports_shared_audit_folders_and_multiline_passwords(tmp_path):
+    from tests.integration.test_zookeeper_role_prod import run_tasks
+    failures, output = run_tasks(tmp_path, "production_checks.yml",
+                                 {"zookeeper_exporter_listen": "127.0.0.1:70000"},
+                                 {"zookeeper_exporter_listen": "[::1]:9464"},
+                                 {"zookeeper_audit": True, "zookeeper_audit_log": "/var/log/zookeeper_audit.log"},
+                                 {"zookeeper_audit": True, "zookeeper_audit_log": "/var/log/zookeeper/audit.log"},
+                                 {"zookeeper_quorum_sasl": True, "zookeeper_quorum_sasl_password": "a\nb"})
+    assert "port 1-65535" in failures[0] and failures[1] == "", output
+    assert "shared system folder" in failures[2] and failures[3] == "", output
+    assert "one line" in failures[4] and "a\nb" not in output, output
+
+
+def test_mntr_keys_sanitized_alike_give_one_series():
+    import sys
+
+    from tests.integration.test_zookeeper_role_prod_exporter import EXPORTER
+    sys.path.insert(0, str(EXPORTER.parent))
+    try:
+        import zk_exporter
+    finally:
+        sys.path.remove(str(EXPORTER.parent))
+    text = zk_exporter.exposition({"zk_a.b": "1", "zk_a-b": "2", "zk_up": "7", "zk_server_state": 'x"\n'})
+    samples = [line for line in text.splitlines() if not line.startswith("#")]
+    assert len(samples) == len({line.rsplit(" ", 1)[0] for line in samples}), text
+    assert 'zookeeper_server_state{state="x\\"\\n"} 1' in samples and "zookeeper_up 1" in samples, text
