@@ -291,8 +291,8 @@ def checks_then_exporter(tmp_path, service_listen, between=(), env=None):
 
     from tests.integration.test_rolemetrics import ROLES, play, role_vars
     from tests.support.playbook import REPO
-    tasks = []
-    for role, variable, values in (("service", "service_instances", [dict(ROLES["service"][3], metrics_listen=service_listen)]),
+    tasks, web = [], dict(ROLES["service"][3], metrics_listen=service_listen)
+    for role, variable, values in (("service", "service_instances", [web]),
                                    ("zookeeper", "zookeeper_exporter_listen", "127.0.0.1:9464")):
         role_tasks = yaml.safe_load((REPO / "roles" / role / "tasks" / "main.yml").read_text())
         check = next(t for t in role_tasks if t["name"].startswith("Check the metrics options"))
@@ -318,7 +318,8 @@ def test_a_removed_unit_frees_its_metrics_port_for_the_next_roles(tmp_path):
     bin_dir.mkdir()
     (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL % (tmp_path / "calls"))
     (bin_dir / "systemctl").chmod(0o755)
-    remove = {"name": "remove web", "ansible.builtin.include_role": {"name": "zkherd.ops._common", "tasks_from": "remove_units.yml"},
+    remove = {"name": "remove web",
+              "ansible.builtin.include_role": {"name": "zkherd.ops._common", "tasks_from": "remove_units.yml"},
               "vars": {"_common_units": ["zkherd-web.service"], "_common_unit_dir": str(tmp_path / "units")}}
     run = checks_then_exporter(tmp_path, "9464", [remove], env={"PATH": "%s:%s" % (bin_dir, os.environ["PATH"])})
     assert run.returncode == 0, run.stdout
