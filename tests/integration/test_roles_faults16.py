@@ -8,8 +8,10 @@ import threading
 import time
 import urllib.request
 
-from tests.integration.test_zookeeper_role_prod_exporter import exporter  # noqa: F401 - fixture
+from tests.integration import test_zookeeper_role_prod_exporter
 from tests.support.zkserver import free_port
+
+exporter = test_zookeeper_role_prod_exporter.exporter  # the fixture, here by its name
 
 
 def fake_zk(behaviour):
@@ -22,7 +24,7 @@ def fake_zk(behaviour):
     def serve():
         while True:
             try:
-                conn, _ = listener.accept()
+                conn = listener.accept()[0]
             except OSError:
                 return
             threading.Thread(target=behaviour, args=(conn,), daemon=True).start()
@@ -52,7 +54,7 @@ def timed_scrape(port, timeout):
     return time.monotonic() - start, body
 
 
-def test_a_server_dripping_its_mntr_answer_does_not_hang_the_scrape(exporter):  # noqa: F811
+def test_a_server_dripping_its_mntr_answer_does_not_hang_the_scrape(exporter):
     """A server that answers one byte every second (never closing within a scrape's time): each
     recv() returns before the 3 s socket timeout, so mntr() reads on - there is no overall deadline.
     Prometheus' default scrape_timeout is 10 s: the scrape must be answered (zookeeper_up 0) well
@@ -60,7 +62,7 @@ def test_a_server_dripping_its_mntr_answer_does_not_hang_the_scrape(exporter):  
     def drip(conn):
         try:
             conn.recv(16)
-            for _ in range(120):
+            for _unused_second in range(120):
                 conn.sendall(b"z")
                 time.sleep(1)
         except OSError:
@@ -76,7 +78,7 @@ def test_a_server_dripping_its_mntr_answer_does_not_hang_the_scrape(exporter):  
     assert not isinstance(result, Exception) and took < 10, (took, result)
 
 
-def test_a_huge_mntr_answer_is_bounded(exporter):  # noqa: F811
+def test_a_huge_mntr_answer_is_bounded(exporter):
     """A server answering ~40 MB of distinct key-value lines: the exporter reads it all into memory
     (no size cap) and turns it into an exposition larger still. mntr is a few kB: a cap of a
     few MB (then zookeeper_up 0, or what was read) is the bound expected."""
@@ -101,7 +103,7 @@ def test_a_huge_mntr_answer_is_bounded(exporter):  # noqa: F811
     assert len(result) < 16 * 1024 * 1024, "exposition of %d bytes after %.1f s" % (len(result), took)
 
 
-def test_a_hostile_server_state_does_not_break_the_exposition_format(exporter):  # noqa: F811
+def test_a_hostile_server_state_does_not_break_the_exposition_format(exporter):
     """zk_server_state goes into a label without _label(): a quote in it makes the whole scrape
     unparsable (Prometheus drops every sample of the target)."""
     def answer(conn):
@@ -114,7 +116,7 @@ def test_a_hostile_server_state_does_not_break_the_exposition_format(exporter): 
     zk = fake_zk(answer)
     port = exporter(zk.getsockname()[0], zk.getsockname()[1])
     wait_listening(port)
-    _, result = timed_scrape(port, timeout=10)
+    result = timed_scrape(port, timeout=10)[1]
     zk.close()
     assert b'state="lead"er"' not in result, result.decode()
 
@@ -224,8 +226,8 @@ def test_without_the_exporter_the_role_removes_only_its_own_files(tmp_path):
     (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL % (tmp_path / "calls"))
     (bin_dir / "systemctl").chmod(0o755)
     play_vars = role_vars("zookeeper", zookeeper_exporter_listen="", zookeeper_exporter_dir=str(shared))
-    tasks = [{"name": "exporter", "ansible.builtin.include_role": {"name": "zkherd.ops.zookeeper",
-                                                                  "tasks_from": "exporter.yml"}}]
+    tasks = [{"name": "exporter",
+              "ansible.builtin.include_role": {"name": "zkherd.ops.zookeeper", "tasks_from": "exporter.yml"}}]
     run = play(tmp_path, tasks, play_vars, env={"PATH": "%s:%s" % (bin_dir, os.environ["PATH"])})
     assert run.returncode == 0, run.stdout + run.stderr
     assert (shared / "zkServer.sh").exists(), "the exporter's removal deleted %s" % shared
@@ -261,7 +263,7 @@ def test_an_audit_log_in_a_shared_folder_does_not_hand_that_folder_to_zookeeper(
     assert stat.S_IMODE(shared.stat().st_mode) == 0o755, oct(shared.stat().st_mode)
 
 
-def test_the_exporter_listens_on_an_ipv6_address_the_role_accepts(exporter):  # noqa: F811
+def test_the_exporter_listens_on_an_ipv6_address_the_role_accepts(exporter):
     """production_checks.yml accepts zookeeper_exporter_listen [IPv6]:PORT; zk_exporter.py strips the
     brackets but ThreadingHTTPServer is AF_INET: bind fails, exit 1, Restart=on-failure loops."""
     import subprocess
