@@ -14,10 +14,15 @@ With --tls, ZK_PORT is the secureClientPort and mntr goes over TLS with the serv
 as client certificate (like zk_mode.py): the plain port may be closed. Works with any ZooKeeper
 3.4+ (Debian's package lacks the jars of ZooKeeper's own Prometheus metrics provider). Standard
 library only, next to zk_mode.py (its connection code).
+A scrape waits at most MNTR_SECONDS for the whole mntr answer and reads at most MNTR_BYTES of it;
+past either the server counts as down (zookeeper_up 0). LISTEN may be [IPv6]:PORT. Bad arguments
+(a port out of 1-65535 too): exit status 64, which the unit does not restart; cannot listen: 1.
 """
 
 import re
+import socket
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from zk_mode import connect
@@ -26,20 +31,33 @@ STATES = ("leader", "follower", "observer", "standalone")
 # Per-namespace (top-level znode) summaries: zk_avg_<namespace>_write_per_namespace and so on.
 PER_NAMESPACE = re.compile(r"^zk_(avg|min|max|cnt|sum)_(.+)_((?:read|write)_per_namespace)$")
 NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
+# One scrape's bounds on the server's answer: Prometheus' default scrape_timeout is 10 s, and mntr is a
+# few kB (a few hundred lines more with many namespaces). A server past either is answered as down.
+MNTR_SECONDS = 5.0
+MNTR_BYTES = 1024 * 1024
 
 
 def mntr(host, port, keystore=None):
-    """mntr's answer as {key: value} (strings), or None when the server does not answer."""
+    """mntr's answer as {key: value} (strings), or None when the server does not answer - or does not
+    finish within MNTR_SECONDS, or answers more than MNTR_BYTES (a dripping or hostile server)."""
+    deadline = time.monotonic() + MNTR_SECONDS
     try:
         with connect(host, port, keystore) as sock:
             sock.sendall(b"mntr")
-            chunks = []
+            chunks, size = [], 0
             while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                sock.settimeout(min(left, 3))
                 chunk = sock.recv(65536)
                 if not chunk:
                     break
+                size += len(chunk)
+                if size > MNTR_BYTES:
+                    return None
                 chunks.append(chunk)
-    except OSError:
+    except (OSError, ValueError):
         return None
     pairs = (line.split("\t", 1) for line in b"".join(chunks).decode("utf-8", "replace").splitlines())
     found = {pair[0]: pair[1].strip() for pair in pairs if len(pair) == 2}
@@ -71,15 +89,18 @@ def exposition(values):
     state = values.get("zk_server_state", "")
     lines += ["# HELP zookeeper_server_state The server's state (1 for the current one).",
               "# TYPE zookeeper_server_state gauge"]
-    lines += ['zookeeper_server_state{state="%s"} %d' % (one, one == state)
+    lines += ['zookeeper_server_state{state="%s"} %d' % (_label(one), one == state)
               for one in sorted(set(STATES) | {state} - {""})]
     if "zk_version" in values:
         lines += ["# HELP zookeeper_version_info The server's version.", "# TYPE zookeeper_version_info gauge",
                   'zookeeper_version_info{version="%s"} 1' % _label(values["zk_version"].split(",")[0])]
-    samples = {}
+    samples, taken = {}, set()
     for key in sorted(values):
         if NUMBER.match(values[key]):
             name, sample = sample_name(key)
+            if sample in taken or name in ("zookeeper_up", "zookeeper_server_state", "zookeeper_version_info"):
+                continue  # two keys sanitized alike (zk_a.b, zk_a-b): one series, the first key's
+            taken.add(sample)
             samples.setdefault(name, []).append("%s %s" % (sample, values[key]))
     for name in sorted(samples):  # each metric's samples together, after one HELP and TYPE
         lines += ["# HELP %s From mntr." % name, "# TYPE %s gauge" % name] + samples[name]
@@ -105,6 +126,20 @@ def handler(host, port, keystore):
     return Metrics
 
 
+class IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def listener(listen, metrics):
+    """The HTTP server on LISTEN (HOST:PORT, [IPv6]:PORT); ValueError for a bad LISTEN."""
+    host, colon, port = listen.rpartition(":")
+    if not colon or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("LISTEN is HOST:PORT with a port 1-65535")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    server = IPv6Server if ":" in host else ThreadingHTTPServer
+    return server((host, int(port)), metrics)
+
+
 def main(argv):
     keystore = None
     if "--tls" in argv:
@@ -113,15 +148,13 @@ def main(argv):
     if len(argv) != 4:
         sys.stderr.write(__doc__)
         return 64
-    listen_host, colon, listen_port = argv[1].rpartition(":")
     try:
-        if not colon:
-            raise ValueError("LISTEN is HOST:PORT")
-        server = ThreadingHTTPServer((listen_host.strip("[]"), int(listen_port)),
-                                     handler(argv[2], int(argv[3]), keystore))
-    except (ValueError, OSError) as err:
+        if not argv[3].isdigit() or not 1 <= int(argv[3]) <= 65535:
+            raise ValueError("ZK_PORT is a port 1-65535")
+        server = listener(argv[1], handler(argv[2], int(argv[3]), keystore))
+    except (ValueError, OverflowError, OSError) as err:
         sys.stderr.write("zk_exporter: cannot listen on %s for %s:%s: %s\n" % (argv[1], argv[2], argv[3], err))
-        return 64 if isinstance(err, ValueError) else 1
+        return 1 if isinstance(err, OSError) else 64
     try:
         server.serve_forever()
     except KeyboardInterrupt:
