@@ -1,0 +1,125 @@
+"""Adversarial review of planned maintenance (issue 16): races between `zkherd drain` and a runner
+that is about to queue, hostile nodes in the lock's line and in the answers folder, --slots N,
+a drained runner across a session expiry. Real ZooKeeper, real runners."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.integration.test_drain import RUNNERS, line_ids, runner, zkherd  # noqa: F401
+from tests.integration.test_drain import _stop_runners  # noqa: F401  # the autouse fixture
+from tests.support.runner import exclusive_child, overlaps, starts, wait_starts
+from tests.support.zkutil import wait_for
+
+
+def test_hostile_holder_json_in_the_line_does_not_break_drain(zk_server, zk, zk_base, tmp_path):
+    """A node in the lock's line whose JSON "id" is a list or an object (hand-made, or a hostile
+    client): `zkherd drain` must still wait for the runner's answer, not exit 70 "a bug in zkherd"."""
+    hosts, work, lock = zk_server.hosts + zk_base, tmp_path / "w", zk_base + "/lock"
+    holder = runner(tmp_path, hosts, "a", "--lock", "/lock", "--", *exclusive_child(work, name="a"))
+    wait_starts(work, 1)
+    zk.create(lock + "/lock-", b'{"id": ["x"]}', sequence=True)  # persistent, another client's
+    zk.create(lock + "/lock-", b'{"id": {"y": 1}}', sequence=True)
+    code, out, err = zkherd("--zk", hosts, "drain", "/lock", "--id", "a", "--timeout", "10")
+    assert code == 0, (code, out, err)
+    holder.wait_log(r"-> drained")
+
+
+def test_drain_never_reports_drained_while_the_runner_is_about_to_hold(zk_server, zk, zk_base, tmp_path,
+                                                                      fault_proxy):
+    """Undrain, then drain again while the runner (slow link: +1 s each way) has seen the undrain
+    and is on its way to queue: `zkherd drain` must not say "drained" while the runner then takes the
+    free lock and starts its child (the operator starts the maintenance on that word)."""
+    proxy = fault_proxy()
+    hosts, work, lock = proxy.hosts + zk_base, tmp_path / "w", zk_base + "/lock"
+    direct = zk_server.hosts + zk_base
+    a = runner(tmp_path, hosts, "a", "--lock", "/lock", "--", *exclusive_child(work, name="a"))
+    wait_starts(work, 1)
+    code, out, err = zkherd("--zk", direct, "drain", "/lock", "--id", "a", "--timeout", "10")
+    assert code == 0, err
+    a.wait_log(r"-> drained")
+    assert len(starts(work)) == 1
+    proxy.delay(1.0)
+    time.sleep(0.5)
+    assert zkherd("--zk", direct, "undrain", "/lock", "--id", "a")[0] == 0
+    time.sleep(1.2)  # the runner's look at the flag has reached the server (no flag), its queue request has not
+    code, out, err = zkherd("--zk", direct, "drain", "/lock", "--id", "a", "--timeout", "20")
+    said_at = time.monotonic()
+    assert code == 0, err
+    held_after = []
+    deadline = said_at + 12
+    while time.monotonic() < deadline:  # after "drained": the runner must hold nothing
+        try:
+            if "a" in line_ids(zk, lock):
+                held_after.append("a in the line %.2f s after drain said: %s" % (time.monotonic() - said_at,
+                                                                                  out.strip()))
+        except Exception:  # noqa: BLE001,S110  # a node went between list and get
+            pass
+        time.sleep(0.05)
+    assert held_after == [] and len(starts(work)) == 1, (held_after[:3], starts(work), out)
+
+
+def test_drain_with_slots_hands_over_one_slot(zk_server, zk, zk_base, tmp_path):
+    hosts, work, lock = zk_server.hosts + zk_base, tmp_path / "w", zk_base + "/lock"
+    for name in ("a", "b"):
+        runner(tmp_path, hosts, name, "--lock", "/lock", "--slots", "2", "--",
+               *exclusive_child(work, slots=2, name=name))
+    wait_starts(work, 2)
+    c = runner(tmp_path, hosts, "c", "--lock", "/lock", "--slots", "2", "--",
+               *exclusive_child(work, slots=2, name="c"))
+    c.wait_log("queued for lock")
+    code, out, err = zkherd("--zk", hosts, "drain", "/lock", "--id", "a", "--timeout", "10")
+    assert code == 0, err
+    wait_starts(work, 3)
+    assert " c " in starts(work)[2]
+    assert line_ids(zk, lock) == {"b", "c"}
+    time.sleep(1)
+    assert overlaps(work) == [] and len(starts(work)) == 3
+
+
+def test_a_drained_runner_across_a_session_expiry(zk_server, zk, zk_base, tmp_path, fault_proxy):
+    """Drained, its session expires (watches gone with it) and the operator undrains meanwhile:
+    with the new session the runner must read the flag again and queue; drained again, it answers
+    again and `zkherd drain` sees the answer."""
+    proxy = fault_proxy()
+    hosts, work, lock = proxy.hosts + zk_base, tmp_path / "w", zk_base + "/lock"
+    direct = zk_server.hosts + zk_base
+    a = runner(tmp_path, hosts, "a", "--lock", "/lock", "--", *exclusive_child(work, name="a"))
+    wait_starts(work, 1)
+    assert zkherd("--zk", direct, "drain", "/lock", "--id", "a", "--timeout", "10")[0] == 0
+    a.wait_log(r"-> drained")
+    answers = zk_base + "/zkherd/drained/%2Flock"
+    wait_for(lambda: zk.exists(answers + "/a") is not None, timeout=10)
+    proxy.blackhole()
+    wait_for(lambda: zk.exists(answers + "/a") is None, timeout=25)  # the session expired on the server
+    assert zkherd("--zk", direct, "undrain", "/lock", "--id", "a")[0] == 0
+    proxy.reset_all()
+    proxy.heal()
+    a.wait_log("session expired|a new session", timeout=30)
+    wait_starts(work, 2, timeout=30)
+    assert line_ids(zk, lock) == {"a"}
+    # drained again while the flag's watch is the new session's
+    code, out, err = zkherd("--zk", direct, "drain", "/lock", "--id", "a", "--timeout", "10")
+    assert code == 0, err
+    wait_for(lambda: zk.exists(answers + "/a") is not None, timeout=10)
+    assert line_ids(zk, lock) == set() and overlaps(work) == []
+
+
+def test_a_planted_answer_node_makes_drain_say_drained_while_the_holder_runs(zk_server, zk, zk_base, tmp_path,
+                                                                         fault_proxy):
+    """An answer node under /zkherd/drained made by another client (persistent, not the runner's
+    ephemeral): `zkherd drain` takes it as the runner's word while the holder, cut off from
+    ZooKeeper, still holds the lock and runs its child."""
+    proxy = fault_proxy()
+    hosts, work = proxy.hosts + zk_base, tmp_path / "w"
+    direct = zk_server.hosts + zk_base
+    a = runner(tmp_path, hosts, "a", "--lock", "/lock", "--", *exclusive_child(work, name="a"))
+    wait_starts(work, 1)
+    proxy.blackhole()  # a does not see the flag for now
+    assert zkherd("--zk", direct, "drain", "/lock", "--id", "a", "--no-wait")[0] == 0
+    zk.create(zk_base + "/zkherd/drained/%2Flock/a", json.dumps({"id": "a"}).encode(), makepath=True)
+    code, out, err = zkherd("--zk", direct, "drain", "/lock", "--id", "a", "--timeout", "2")
+    running = a.child_pid is not None and a.proc.poll() is None and "a" in line_ids(zk, zk_base + "/lock")
+    proxy.heal()
+    assert not (code == 0 and running), "drain said %r while a still held the lock" % out
