@@ -28,36 +28,29 @@ def test_hostile_holder_json_in_the_line_does_not_break_drain(zk_server, zk, zk_
 
 def test_drain_never_reports_drained_while_the_runner_is_about_to_hold(zk_server, zk, zk_base, tmp_path,
                                                                       fault_proxy):
-    """Undrain, then drain again while the runner (slow link: +1 s each way) has seen the undrain
-    and is on its way to queue: `zkherd drain` must not say "drained" while the runner then takes the
-    free lock and starts its child (the operator starts the maintenance on that word)."""
+    """b holds; a (slow link: +0.3 s each way) is drained. The operator undrains a and drains it again
+    while a has looked at its flag (none) and is on its way to queue: `zkherd drain` says "drained a
+    (no node of it in the lock's line)" at once. The operator then stops b: a's queue request lands
+    on an empty line, a takes the lock and starts its child although its flag is set and drain said
+    it was drained."""
     proxy = fault_proxy()
-    hosts, work, lock = proxy.hosts + zk_base, tmp_path / "w", zk_base + "/lock"
+    hosts, work = proxy.hosts + zk_base, tmp_path / "w"
     direct = zk_server.hosts + zk_base
-    a = runner(tmp_path, hosts, "a", "--lock", "/lock", "--", *exclusive_child(work, name="a"))
+    b = runner(tmp_path, direct, "b", "--lock", "/lock", "--", *exclusive_child(work, name="b"))
     wait_starts(work, 1)
-    code, out, err = zkherd("--zk", direct, "drain", "/lock", "--id", "a", "--timeout", "10")
-    assert code == 0, err
+    a = runner(tmp_path, hosts, "a", "--lock", "/lock", "--", *exclusive_child(work, name="a"))
+    a.wait_log("queued for lock")
+    assert zkherd("--zk", direct, "drain", "/lock", "--id", "a", "--timeout", "10")[0] == 0
     a.wait_log(r"-> drained")
-    assert len(starts(work)) == 1
-    proxy.delay(1.0)
+    proxy.delay(0.3)
     time.sleep(0.5)
     assert zkherd("--zk", direct, "undrain", "/lock", "--id", "a")[0] == 0
-    time.sleep(1.2)  # the runner's look at the flag has reached the server (no flag), its queue request has not
+    time.sleep(0.6)  # a's look at the flag has reached the server (no flag), its queue request has not
     code, out, err = zkherd("--zk", direct, "drain", "/lock", "--id", "a", "--timeout", "20")
-    said_at = time.monotonic()
     assert code == 0, err
-    held_after = []
-    deadline = said_at + 12
-    while time.monotonic() < deadline:  # after "drained": the runner must hold nothing
-        try:
-            if "a" in line_ids(zk, lock):
-                held_after.append("a in the line %.2f s after drain said: %s" % (time.monotonic() - said_at,
-                                                                                  out.strip()))
-        except Exception:  # noqa: BLE001,S110  # a node went between list and get
-            pass
-        time.sleep(0.05)
-    assert held_after == [] and len(starts(work)) == 1, (held_after[:3], starts(work), out)
+    b.stop()  # maintenance of b: a was reported drained, so nobody should take over
+    time.sleep(6)
+    assert [s for s in starts(work) if " a " in s] == [], (out, starts(work))
 
 
 def test_drain_with_slots_hands_over_one_slot(zk_server, zk, zk_base, tmp_path):
