@@ -116,3 +116,37 @@ def test_a_planted_answer_node_makes_drain_say_drained_while_the_holder_runs(zk_
     running = a.child_pid is not None and a.proc.poll() is None and "a" in line_ids(zk, zk_base + "/lock")
     proxy.heal()
     assert not (code == 0 and running), "drain said %r while a still held the lock" % out
+
+
+def test_drain_of_a_paused_rolling_lock_holder_does_not_block_the_farm_rollout(zk_server, zk, zk_base, tmp_path):
+    """h0 holds /lock and is paused on a failed version (it keeps /roll). The operator drains h0 for
+    maintenance: its child stops and /lock goes to nobody. A newer, good version is pushed to the farm
+    meanwhile: h1 (not drained) has to be able to roll it out; a drained h0 must not sit on /roll
+    (phase "applying" for a child it will not start) for the whole maintenance."""
+    from tests.integration.test_status import status_json
+
+    znode, conf0, conf1 = zk_base + "/conf", tmp_path / "conf0", tmp_path / "conf1"
+    zk.create(znode, b"good 1")
+    common = ("--change-delay", "0.1", "--rolling-lock", zk_base + "/roll", "--health-delay", "0.3",
+              "--health-interval", "0.1", "--health-fall", "1")
+    h0 = runner(tmp_path, zk_server.hosts, "h0", "--lock", zk_base + "/lock", "--mirror", "%s=%s" % (conf0, znode),
+                "--health", "grep -q good %s" % conf0, *common, "--", "sh", "-c", "while :; do sleep 0.1; done")
+    h0.wait_log("child is healthy")
+    h1 = runner(tmp_path, zk_server.hosts, "h1", "--lock", zk_base + "/lock1", "--mirror", "%s=%s" % (conf1, znode),
+                "--health", "grep -q good %s" % conf1, *common, "--", "sh", "-c", "while :; do sleep 0.1; done")
+    h1.wait_log("child is healthy")
+    zk.set(znode, b"bad 2")
+    wait_for(lambda: h0.has("rollout paused") or h1.has("rollout paused"), timeout=30)
+    paused = h0 if h0.has("rollout paused") else h1
+    other = h1 if paused is h0 else h0
+    lock = zk_base + ("/lock" if paused is h0 else "/lock1")
+    code, out, err = zkherd("--zk", zk_server.hosts, "drain", lock, "--id", "h0" if paused is h0 else "h1",
+                            "--timeout", "15")
+    assert code == 0, err
+    paused.wait_log(r"-> drained")
+    zk.set(znode, b"good 3")
+    time.sleep(8)
+    holders = [h["id"] for h in status_json(zk_server.hosts, zk_base + "/roll")[0]["holders"]]
+    other_conf = conf1 if other is h1 else conf0
+    assert holders == [] and other_conf.read_bytes() == b"good 3", (
+        "the drained, paused runner still holds /roll (%s); the other host has %r" % (holders, other_conf.read_bytes()))
