@@ -5,6 +5,7 @@ a drained runner across a session expiry. Real ZooKeeper, real runners."""
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from tests.integration.test_drain import RUNNERS, line_ids, runner, zkherd  # noqa: F401
@@ -150,3 +151,58 @@ def test_drain_of_a_paused_rolling_lock_holder_does_not_block_the_farm_rollout(z
     other_conf = conf1 if other is h1 else conf0
     assert holders == [] and other_conf.read_bytes() == b"good 3", (
         "the drained, paused runner still holds /roll (%s); the other host has %r" % (holders, other_conf.read_bytes()))
+
+
+def test_status_text_does_not_pass_control_characters_of_a_forged_flag_name(zk_server, zk, zk_base):
+    """A flag named %1B%5B2J...%0A... (anyone who may write /zkherd/drain): `zkherd status PATH` must
+    not write its escape sequences and newlines to the operator's terminal (forged lines)."""
+    hosts = zk_server.hosts + zk_base
+    zk.create(zk_base + "/lock", b"")
+    zk.create(zk_base + "/zkherd/drain/%2Flock/%1B%5B2Jevil%0A  drained  forged", b"\xff\xfe", makepath=True)
+    code, out, err = zkherd("--zk", hosts, "status", "/lock")
+    assert code == 0, err
+    assert "\x1b" not in out and "  drained  forged" not in out.splitlines(), out
+
+
+def test_undrain_of_a_flag_with_a_child_node_is_no_bug(zk_server, zk, zk_base):
+    """A hand-made child under a flag node: `zkherd undrain` says what is wrong (documented code),
+    not "unexpected error (a bug in zkherd): NotEmptyError" with exit 70."""
+    hosts = zk_server.hosts + zk_base
+    zk.create(zk_base + "/zkherd/drain/%2Flock/a/child", b"", makepath=True)
+    code, out, err = zkherd("--zk", hosts, "undrain", "/lock", "--id", "a")
+    assert code != 70 and "a bug in zkherd" not in err, (code, err)
+
+
+def test_an_unwritable_answer_folder_does_not_kill_a_registration_drain(zk_server, zk, zk_base, tmp_path):
+    """The answers' folder of a path made read-only (an ACL by the operator, or anyone who may create
+    under /zkherd first): draining a registration must leave the child running (the issue: "the
+    child keeps running"); the runner must not exit 77 and take its child with it."""
+    from kazoo.security import make_acl
+
+    hosts, services = zk_server.hosts + zk_base, zk_base + "/svc"
+    zk.create(services)
+    zk.ensure_path(zk_base + "/zkherd/drained")
+    zk.create(zk_base + "/zkherd/drained/%2Fsvc%2Fnode-", b"", acl=[make_acl("world", "anyone", read=True)])
+    service = runner(tmp_path, hosts, "r", "--register", "/svc/node-", "--data", "host-r:80", "--",
+                     "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done")
+    service.wait_log("registered")
+    child = service.child_pid
+    code, out, err = zkherd("--zk", hosts, "drain", "/svc/node-", "--id", "r", "--timeout", "3")
+    time.sleep(2)
+    assert service.proc.poll() is None and os.path.exists("/proc/%d" % child), (
+        "runner exited %s; drain: %s %s %s" % (service.proc.poll(), code, out, err))
+
+
+def test_a_planted_answer_with_a_child_does_not_block_undrain(zk_server, zk, zk_base, tmp_path):
+    """A persistent node with a child at the runner's answer path (hand-made, or hostile): the runner
+    answers NodeExists and takes the node for its own; at undrain it deletes it (NotEmpty) - it must
+    still queue again."""
+    hosts, work, lock = zk_server.hosts + zk_base, tmp_path / "w", zk_base + "/lock"
+    zk.create(zk_base + "/zkherd/drained/%2Flock/a/x", b"", makepath=True)
+    a = runner(tmp_path, hosts, "a", "--lock", "/lock", "--", *exclusive_child(work, name="a"))
+    wait_starts(work, 1)
+    zkherd("--zk", hosts, "drain", "/lock", "--id", "a", "--timeout", "5")
+    a.wait_log(r"-> drained")
+    assert zkherd("--zk", hosts, "undrain", "/lock", "--id", "a")[0] == 0
+    wait_starts(work, 2, timeout=10)
+    assert line_ids(zk, lock) == {"a"}
