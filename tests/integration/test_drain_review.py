@@ -206,3 +206,60 @@ def test_a_planted_answer_with_a_child_does_not_block_undrain(zk_server, zk, zk_
     assert zkherd("--zk", hosts, "undrain", "/lock", "--id", "a")[0] == 0
     wait_starts(work, 2, timeout=10)
     assert line_ids(zk, lock) == {"a"}
+
+
+def test_flag_set_during_a_short_partition_is_seen_after_the_reconnect(zk_server, zk, zk_base, tmp_path,
+                                                                       fault_proxy):
+    """The holder is cut off for 1 s (same session afterwards) while the flag is made: the watch kazoo
+    sends again on the reconnect must bring the drain; the standby takes over, no overlap."""
+    proxy = fault_proxy()
+    hosts, work = proxy.hosts + zk_base, tmp_path / "w"
+    direct = zk_server.hosts + zk_base
+    a = runner(tmp_path, hosts, "a", "--lock", "/lock", "--", *exclusive_child(work, name="a"))
+    wait_starts(work, 1)
+    b = runner(tmp_path, direct, "b", "--lock", "/lock", "--", *exclusive_child(work, name="b"))
+    b.wait_log("queued for lock")
+    proxy.blackhole()
+    assert zkherd("--zk", direct, "drain", "/lock", "--id", "a", "--no-wait")[0] == 0
+    time.sleep(1.0)
+    proxy.heal()
+    code, out, err = zkherd("--zk", direct, "drain", "/lock", "--id", "a", "--timeout", "10")
+    assert code == 0, err
+    wait_starts(work, 2)
+    assert " b " in starts(work)[1] and overlaps(work) == []
+    assert not a.has("session expired")
+
+
+def test_drain_handover_with_a_slow_daemonized_child_never_overlaps(zk_server, zk, zk_base, tmp_path):
+    """The holder's child ignores TERM in a setsid grandchild (only containment ends it): drain hands
+    over only once the whole tree is gone."""
+    hosts, work = zk_server.hosts + zk_base, tmp_path / "w"
+    runner(tmp_path, hosts, "a", "--lock", "/lock", "--stop-timeout", "1", "--",
+           *exclusive_child(work, name="a", daemon=True))
+    wait_starts(work, 1)
+    b = runner(tmp_path, hosts, "b", "--lock", "/lock", "--", *exclusive_child(work, name="b"))
+    b.wait_log("queued for lock")
+    code, out, err = zkherd("--zk", hosts, "drain", "/lock", "--id", "a", "--timeout", "10")
+    assert code == 0, err
+    wait_starts(work, 2)
+    time.sleep(0.5)
+    assert overlaps(work) == [] and " b " in starts(work)[1]
+
+
+def test_lost_reply_on_the_runners_answer(zk_server, zk, zk_base, tmp_path, fault_proxy):
+    """The runner's answer create is committed but its reply lost: it must count the node as its own
+    (same session) and `zkherd drain` must see it; undrain must remove it."""
+    proxy = fault_proxy()
+    hosts, work = proxy.hosts + zk_base, tmp_path / "w"
+    direct = zk_server.hosts + zk_base
+    a = runner(tmp_path, hosts, "a", "--register", "/svc/n-", "--data", "x", "--",
+               *exclusive_child(work, name="a"))
+    a.wait_log("registered")
+    proxy.lose_reply("create", nth=1)
+    code, out, err = zkherd("--zk", direct, "drain", "/svc/n-", "--id", "a", "--timeout", "10")
+    assert code == 0 and "answered" in out, (code, out, err)
+    assert proxy.fired >= 1
+    assert not a.has("another runner answers")
+    assert zkherd("--zk", direct, "undrain", "/svc/n-", "--id", "a")[0] == 0
+    wait_for(lambda: zk.exists(zk_base + "/zkherd/drained/%2Fsvc%2Fn-/a") is None, timeout=10)
+    assert len(starts(work)) == 1 and a.proc.poll() is None
