@@ -128,26 +128,26 @@ def test_drain_of_a_paused_rolling_lock_holder_does_not_block_the_farm_rollout(z
 
     znode, conf0, conf1 = zk_base + "/conf", tmp_path / "conf0", tmp_path / "conf1"
     zk.create(znode, b"good 1")
-    common = ("--change-delay", "0.1", "--rolling-lock", zk_base + "/roll", "--health-delay", "0.3",
+    common = ("--change-delay", "0.1", "--rolling-lock", "/roll", "--health-delay", "0.3",
               "--health-interval", "0.1", "--health-fall", "1")
-    h0 = runner(tmp_path, zk_server.hosts, "h0", "--lock", zk_base + "/lock", "--mirror", "%s=%s" % (conf0, znode),
+    h0 = runner(tmp_path, zk_server.hosts + zk_base, "h0", "--lock", "/lock", "--mirror", "%s=/conf" % conf0,
                 "--health", "grep -q good %s" % conf0, *common, "--", "sh", "-c", "while :; do sleep 0.1; done")
     h0.wait_log("child is healthy")
-    h1 = runner(tmp_path, zk_server.hosts, "h1", "--lock", zk_base + "/lock1", "--mirror", "%s=%s" % (conf1, znode),
+    h1 = runner(tmp_path, zk_server.hosts + zk_base, "h1", "--lock", "/lock1", "--mirror", "%s=/conf" % conf1,
                 "--health", "grep -q good %s" % conf1, *common, "--", "sh", "-c", "while :; do sleep 0.1; done")
     h1.wait_log("child is healthy")
     zk.set(znode, b"bad 2")
     wait_for(lambda: h0.has("rollout paused") or h1.has("rollout paused"), timeout=30)
     paused = h0 if h0.has("rollout paused") else h1
     other = h1 if paused is h0 else h0
-    lock = zk_base + ("/lock" if paused is h0 else "/lock1")
-    code, out, err = zkherd("--zk", zk_server.hosts, "drain", lock, "--id", "h0" if paused is h0 else "h1",
+    lock = "/lock" if paused is h0 else "/lock1"
+    code, out, err = zkherd("--zk", zk_server.hosts + zk_base, "drain", lock, "--id", "h0" if paused is h0 else "h1",
                             "--timeout", "15")
     assert code == 0, err
     paused.wait_log(r"-> drained")
     zk.set(znode, b"good 3")
     time.sleep(8)
-    holders = [h["id"] for h in status_json(zk_server.hosts, zk_base + "/roll")[0]["holders"]]
+    holders = [h["id"] for h in status_json(zk_server.hosts + zk_base, "/roll")[0]["holders"]]
     other_conf = conf1 if other is h1 else conf0
     assert holders == [] and other_conf.read_bytes() == b"good 3", (
         "the drained, paused runner still holds /roll (%s); the other host has %r" % (holders, other_conf.read_bytes()))
@@ -263,3 +263,39 @@ def test_lost_reply_on_the_runners_answer(zk_server, zk, zk_base, tmp_path, faul
     assert zkherd("--zk", direct, "undrain", "/svc/n-", "--id", "a")[0] == 0
     wait_for(lambda: zk.exists(zk_base + "/zkherd/drained/%2Fsvc%2Fn-/a") is None, timeout=10)
     assert len(starts(work)) == 1 and a.proc.poll() is None
+
+
+def test_a_host_drained_while_waiting_for_the_rolling_lock_does_not_take_it_later(zk_server, zk, zk_base,
+                                                                                   tmp_path):
+    """A farm-wide rollout is under way: h0 applies (holds /roll), h1 waits for /roll. The operator
+    drains h1 (maintenance). Once h0 is done, h1 must not take /roll and sit on it (phase applying
+    for a child that will not start) until undrained: the next push must reach h0."""
+    from tests.integration.test_status import status_json
+
+    znode = zk_base + "/conf"
+    zk.create(znode, b"good 1")
+    confs, hosts_ = {}, {}
+    for name in ("h0", "h1"):
+        confs[name] = tmp_path / ("conf-" + name)
+        hosts_[name] = runner(tmp_path, zk_server.hosts + zk_base, name, "--lock", "/lock-" + name, "--mirror",
+                              "%s=/conf" % confs[name], "--health", "grep -q good %s" % confs[name],
+                              "--change-delay", "0.1", "--rolling-lock", "/roll", "--health-delay", "3",
+                              "--health-interval", "0.1", "--", "sh", "-c", "while :; do sleep 0.1; done")
+    for one in hosts_.values():
+        one.wait_log("child is healthy", timeout=20)
+    zk.set(znode, b"good 2")
+    wait_for(lambda: any(one.has("rolling lock acquired") for one in hosts_.values()), timeout=15)
+    first = next(name for name, one in hosts_.items() if one.has("rolling lock acquired"))
+    second = "h1" if first == "h0" else "h0"
+    assert hosts_[second].has("waiting for the rolling lock") or hosts_[second].wait_log(
+        "waiting for the rolling lock", timeout=5) is not False
+    code, out, err = zkherd("--zk", zk_server.hosts + zk_base, "drain", "/lock-" + second, "--id", second,
+                            "--timeout", "10")
+    assert code == 0, err
+    hosts_[first].wait_log("rolling lock released", timeout=20)
+    time.sleep(3)
+    holders = [h["id"] for h in status_json(zk_server.hosts + zk_base, "/roll")[0]["holders"]]
+    zk.set(znode, b"good 3")
+    time.sleep(6)
+    assert holders == [] and confs[first].read_bytes() == b"good 3", (
+        "drained %s holds /roll: %s; %s has %r" % (second, holders, first, confs[first].read_bytes()))
