@@ -9,6 +9,7 @@ import os
 import time
 
 from tests.integration.test_drain import (  # noqa: F401
+    REPO,
     RUNNERS,
     _stop_runners,  # noqa: F401  # the autouse fixture
     line_ids,
@@ -176,6 +177,8 @@ def test_undrain_of_a_flag_with_a_child_node_is_no_bug(zk_server, zk, zk_base):
     zk.create(zk_base + "/zkherd/drain/%2Flock/a/child", b"", makepath=True)
     code, out, err = zkherd("--zk", hosts, "undrain", "/lock", "--id", "a")
     assert code != 70 and "a bug in zkherd" not in err, (code, err)
+    assert code == 65 and "child nodes" in err, (code, err)  # refused, documented; the flag stays
+    assert zk.exists(zk_base + "/zkherd/drain/%2Flock/a") is not None
 
 
 def test_an_unwritable_answer_folder_does_not_kill_a_registration_drain(zk_server, zk, zk_base, tmp_path):
@@ -196,6 +199,8 @@ def test_an_unwritable_answer_folder_does_not_kill_a_registration_drain(zk_serve
     time.sleep(2)
     assert service.proc.poll() is None and os.path.exists("/proc/%d" % child), (
         "runner exited %s; drain: %s %s %s" % (service.proc.poll(), code, out, err))
+    assert code == 75 and "no answer" in err, (code, err)
+    assert service.has("cannot write our drain answer") and not zk.get_children(services)
 
 
 def test_a_planted_answer_with_a_child_does_not_block_undrain(zk_server, zk, zk_base, tmp_path):
@@ -208,9 +213,11 @@ def test_a_planted_answer_with_a_child_does_not_block_undrain(zk_server, zk, zk_
     wait_starts(work, 1)
     zkherd("--zk", hosts, "drain", "/lock", "--id", "a", "--timeout", "5")
     a.wait_log(r"-> drained")
+    assert a.has("not ours is at our answer")
     assert zkherd("--zk", hosts, "undrain", "/lock", "--id", "a")[0] == 0
     wait_starts(work, 2, timeout=10)
     assert line_ids(zk, lock) == {"a"}
+    assert zk.exists(zk_base + "/zkherd/drained/%2Flock/a/x") is not None  # someone else's: left alone
 
 
 def test_flag_set_during_a_short_partition_is_seen_after_the_reconnect(zk_server, zk, zk_base, tmp_path,
@@ -304,3 +311,46 @@ def test_a_host_drained_while_waiting_for_the_rolling_lock_does_not_take_it_late
     time.sleep(6)
     assert holders == [] and confs[first].read_bytes() == b"good 3", (
         "drained %s holds /roll: %s; %s has %r" % (second, holders, first, confs[first].read_bytes()))
+
+
+def test_undrained_meanwhile_ends_the_wait(zk_server, zk, zk_base, tmp_path):
+    """Someone undrains while `drain` waits for an answer that will not come: `drain` says so and
+    exits 75 at once, not after --timeout."""
+    import subprocess
+    import sys
+
+    hosts = zk_server.hosts + zk_base
+    zk.create(zk_base + "/svc")
+    waiting = subprocess.Popen([sys.executable, "-m", "zkherd", "--zk", hosts, "drain", "/svc/n-", "--id", "ghost",
+                                "--timeout", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=REPO)
+    wait_for(lambda: zk.exists(zk_base + "/zkherd/drain/%2Fsvc%2Fn-/ghost") is not None, timeout=15)
+    started = time.monotonic()
+    assert zkherd("--zk", hosts, "undrain", "/svc/n-", "--id", "ghost")[0] == 0
+    out, err = waiting.communicate(timeout=20)
+    assert waiting.returncode == 75 and "undrained meanwhile" in err, (waiting.returncode, out, err)
+    assert time.monotonic() - started < 10
+
+
+def test_an_unknown_id_on_an_empty_lock_waits_until_the_timeout(zk_server, zk, zk_base):
+    """docs/operations.md: on an empty line nothing but the runner's answer counts (75)."""
+    hosts = zk_server.hosts + zk_base
+    zk.create(zk_base + "/lock")
+    code, out, err = zkherd("--zk", hosts, "drain", "/lock", "--id", "nobody", "--timeout", "1")
+    assert code == 75 and "no answer" in err, (code, out, err)
+
+
+def test_drain_echoes_a_hostile_id_without_control_characters(zk_server, zk, zk_base):
+    hosts = zk_server.hosts + zk_base
+    code, out, err = zkherd("--zk", hosts, "drain", "/lock", "--id", "a\x1b[2J\nforged", "--no-wait")
+    assert code == 0 and "\x1b" not in out and out.count("\n") == 1, (code, out)
+    code, out, err = zkherd("--zk", hosts, "undrain", "/lock", "--id", "a\x1b[2J\nforged")
+    assert code == 0 and "\x1b" not in out and out.count("\n") == 1, (code, out)
+
+
+def test_holder_id_treats_lock_node_data_as_untrusted():
+    from zkherd.commands.drain import holder_id
+
+    assert holder_id(b'{"id": "a", "host": "h"}') == "a"
+    assert holder_id(b'{"id": ["x"]}') is None and holder_id(b'{"id": {"y": 1}}') is None
+    assert holder_id(b"old-style-id") == "old-style-id" and holder_id(b"[1]") == "[1]"
