@@ -8,16 +8,18 @@ import json
 import os
 import time
 
-from tests.integration.test_drain import (  # noqa: F401
-    REPO,
-    RUNNERS,
-    _stop_runners,  # noqa: F401  # the autouse fixture
-    line_ids,
-    runner,
-    zkherd,
-)
+import pytest
+
+from tests.integration.test_drain import REPO, RUNNERS, line_ids, runner, zkherd
 from tests.support.runner import exclusive_child, overlaps, starts, wait_starts
 from tests.support.zkutil import wait_for
+
+
+@pytest.fixture(autouse=True)
+def stop_runners(zk_base):  # noqa: ARG001  # stopped before the base is deleted
+    yield
+    while RUNNERS:
+        RUNNERS.pop().stop()
 
 
 def test_hostile_holder_json_in_the_line_does_not_break_drain(zk_server, zk, zk_base, tmp_path):
@@ -33,8 +35,8 @@ def test_hostile_holder_json_in_the_line_does_not_break_drain(zk_server, zk, zk_
     holder.wait_log(r"-> drained")
 
 
-def test_drain_never_reports_drained_while_the_runner_is_about_to_hold(zk_server, zk, zk_base, tmp_path,
-                                                                      fault_proxy):
+def test_drain_never_reports_drained_while_the_runner_is_about_to_hold(
+        zk_server, zk, zk_base, tmp_path, fault_proxy):
     """b holds; a (slow link: +0.3 s each way) is drained. The operator undrains a and drains it again
     while a has looked at its flag (none) and is on its way to queue: `zkherd drain` says "drained a
     (no node of it in the lock's line)" at once. The operator then stops b: a's queue request lands
@@ -106,8 +108,8 @@ def test_a_drained_runner_across_a_session_expiry(zk_server, zk, zk_base, tmp_pa
     assert line_ids(zk, lock) == set() and overlaps(work) == []
 
 
-def test_a_planted_answer_node_makes_drain_say_drained_while_the_holder_runs(zk_server, zk, zk_base, tmp_path,
-                                                                         fault_proxy):
+def test_a_planted_answer_node_makes_drain_say_drained_while_the_holder_runs(
+        zk_server, zk, zk_base, tmp_path, fault_proxy):
     """An answer node under /zkherd/drained made by another client (persistent, not the runner's
     ephemeral): `zkherd drain` takes it as the runner's word while the holder, cut off from
     ZooKeeper, still holds the lock and runs its child."""
@@ -284,8 +286,8 @@ def test_lost_reply_on_the_runners_answer(zk_server, zk, zk_base, tmp_path, faul
     assert len(starts(work)) == 1 and a.proc.poll() is None
 
 
-def test_a_host_drained_while_waiting_for_the_rolling_lock_does_not_take_it_later(zk_server, zk, zk_base,
-                                                                                   tmp_path):
+def test_a_host_drained_while_waiting_for_the_rolling_lock_does_not_take_it_later(
+        zk_server, zk, zk_base, tmp_path):
     """A farm-wide rollout is under way: h0 applies (holds /roll), h1 waits for /roll. The operator
     drains h1 (maintenance). Once h0 is done, h1 must not take /roll and sit on it (phase applying
     for a child that will not start) until undrained: the next push must reach h0."""
