@@ -13,13 +13,15 @@ from kazoo.handlers.threading import KazooTimeoutError
 from zkherd.common import paths
 from zkherd.core import exits
 from zkherd.core.argtypes import seconds
+from zkherd.core.safetext import safe
 
 NAMES = ("drain", "undrain")
 DEFAULTS = dict(drain_path=None, id=None, no_wait=False, timeout=None)  # None: 60 s (main)
-EXIT_CODES = ("Exit codes: 0 done, 64 bad usage, 69 ZooKeeper unreachable, 75 the runner did not hold nothing "
-              "within --timeout (the flag stays), 77 access denied.")
+EXIT_CODES = ("Exit codes: 0 done, 64 bad usage, 69 ZooKeeper unreachable, 75 no answer within --timeout (the "
+              "flag stays) or undrained meanwhile, 77 access denied.")
 RETRIES = 5  # a request that got no answer (a lost reply) is asked again: both are idempotent
 RECHECK = 0.5  # seconds: looked at again even if no watch fires
+UNDRAINED = "undrained meanwhile"
 
 
 def add_parsers(commands):
@@ -38,8 +40,9 @@ def add_parsers(commands):
     undrain = commands.add(
         "undrain", usage="zkherd undrain PATH --id ID",
         help="end a drain: the runner of ID queues for the lock (or registers) again",
-        description="Removes the drain flag of ID at PATH; idempotent. Exit codes: 0, 64 bad usage, 69 ZooKeeper "
-                    "unreachable, 77 access denied.")
+        description="Removes the drain flag of ID at PATH; idempotent. Exit codes: 0, 64 bad usage, 65 the flag "
+                    "node has children (not zkherd's: remove them first), 69 ZooKeeper unreachable, 77 access "
+                    "denied.")
     undrain.add_argument("drain_path", metavar="PATH")
     undrain.add_argument("--id", metavar="ID", help="the runner's --id")
 
@@ -78,8 +81,13 @@ def retried(call, timeout):
 def undrain(client, path, ident, timeout, out=None):
     from zkherd.recipes import drainflag
 
-    was = retried(lambda get: drainflag.clear_flag(client, path, ident, get), timeout)
-    (out or sys.stdout).write("undrained %s at %s%s\n" % (ident, path, "" if was else " (was not drained)"))
+    try:
+        was = retried(lambda get: drainflag.clear_flag(client, path, ident, get), timeout)
+    except drainflag.FlagNotEmpty as exc:
+        sys.stderr.write("zkherd: the drain flag %s has child nodes (not made by zkherd); the flag stays: delete "
+                         "them first, then undrain again\n" % safe(exc.args[0]))
+        return exits.DATAERR
+    (out or sys.stdout).write("undrained %s at %s%s\n" % (safe(ident), path, "" if was else " (was not drained)"))
     return exits.OK
 
 
@@ -88,39 +96,51 @@ def drain(client, path, ident, no_wait, timeout, op_timeout, out=None):
 
     out = out or sys.stdout
     started = time.monotonic()
-    flag = retried(lambda get: drainflag.set_flag(client, path, ident, get), op_timeout)
+    retried(lambda get: drainflag.set_flag(client, path, ident, get), op_timeout)
+    shown = safe(ident)
     if no_wait:
-        out.write("drain flag set for %s at %s\n" % (ident, path))
+        out.write("drain flag set for %s at %s\n" % (shown, path))
         return exits.OK
     changed = threading.Event()
+
+    def watch(_event):  # one function: kazoo keeps a watcher once per function, not once per recheck
+        changed.set()
+
     deadline = started + timeout
     while True:
         changed.clear()
-        state = retried(lambda get: holds(client, path, ident, flag, changed, get), op_timeout)
+        state = retried(lambda get: holds(client, path, ident, watch, get), op_timeout)
+        if state == UNDRAINED:
+            sys.stderr.write("zkherd: %s was undrained meanwhile at %s (someone ran `zkherd undrain`)\n"
+                             % (shown, path))
+            return exits.TEMPFAIL
         if state is not None:
-            out.write("drained %s at %s in %.3f s (%s)\n" % (ident, path, time.monotonic() - started, state))
+            out.write("drained %s at %s in %.3f s (%s)\n" % (shown, path, time.monotonic() - started, state))
             return exits.OK
         left = deadline - time.monotonic()
         if left <= 0:
-            sys.stderr.write("zkherd: %s still holds something at %s after %.1f s (an unknown id, a runner "
-                             "that is not running, or an older one?); the flag stays: `zkherd undrain` lifts it\n"
-                             % (ident, path, timeout))
+            sys.stderr.write("zkherd: no answer from the runner of %s at %s after %.1f s, and it may still hold "
+                             "something there (an unknown id, a runner that is not running, one older than "
+                             "drain, or one that cannot write its answer: see its log); the flag stays: `zkherd "
+                             "undrain` lifts it\n" % (shown, path, timeout))
             return exits.TEMPFAIL
         changed.wait(min(left, RECHECK))
 
 
-def holds(client, path, ident, flag, changed, get):
-    """None while ID may hold something at PATH; else why it holds nothing: the runner answered, or
-    PATH is a lock whose line has no node of ID."""
+def holds(client, path, ident, watch, get):
+    """None while ID may hold something at PATH; else why it holds nothing:
+    the runner answered, or PATH is a lock whose line has other nodes but none of ID (a runner that
+    queues after that reads its flag again before it starts a child: run/runner.py); UNDRAINED if
+    the flag is gone. A flag made again meanwhile (undrain, drain) is followed."""
     from kazoo.exceptions import NoNodeError
 
     from zkherd.recipes import drainflag
     from zkherd.recipes.lock import QUEUE, RUN
     from zkherd.recipes.sequential import in_order
 
-    def watch(_event):
-        changed.set()
-
+    flag = get(client.exists_async(drainflag.flag_path(path, ident), watch=watch))
+    if flag is None:
+        return UNDRAINED
     answer = get(client.exists_async(drainflag.answer_path(path, ident), watch=watch))
     if drainflag.answered(flag, answer):
         return "the runner answered"
@@ -142,7 +162,8 @@ def holds(client, path, ident, flag, changed, get):
 
 
 def holder_id(data):
-    """The id in a lock node (JSON since issue 16, the bare id before)."""
+    """The id in a lock node (JSON since issue 16, the bare id before); anyone who may write the
+    line wrote it: an "id" that is no string is no id (None)."""
     import json
 
     text = (data or b"").decode("utf-8", "replace")
@@ -150,4 +171,7 @@ def holder_id(data):
         doc = json.loads(text)
     except ValueError:
         return text
-    return doc.get("id") if isinstance(doc, dict) else text
+    if not isinstance(doc, dict):
+        return text
+    ident = doc.get("id")
+    return ident if isinstance(ident, str) else None

@@ -9,7 +9,9 @@ QPATH and QID are PATH and the id percent-encoded into one znode name ('/' -> %2
 in a folder of their own, never under PATH: a lock's line, a registration folder that discovery
 lists and `zkherd status` see nothing new, and runners of older versions are not confused. A
 flag's czxid names it: an answer counts for the flag it was made for only if it is younger (a
-drain, undrain and drain again never takes the first answer for the second).
+drain, undrain and drain again never takes the first answer for the second) and ephemeral (a
+persistent node at an answer's path is nobody's answer). Who may write these folders decides what
+`drain` believes: docs/security.md "Drain flags".
 
 Making or deleting a flag is idempotent: a retry after a lost reply finds NodeExists or NoNode,
 which is the wanted outcome."""
@@ -22,7 +24,7 @@ import socket
 import time
 from urllib.parse import quote, unquote
 
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import NodeExistsError, NoNodeError, NotEmptyError
 
 from zkherd.common import paths
 
@@ -68,6 +70,10 @@ def set_flag(client, path, ident, get):
     return get(client.exists_async(node))
 
 
+class FlagNotEmpty(Exception):
+    """A flag node with children: not made by zkherd (flags have none); left for the operator."""
+
+
 def clear_flag(client, path, ident, get):
     """Delete the flag: True if it was there (a retry after a lost reply says False)."""
     try:
@@ -75,8 +81,11 @@ def clear_flag(client, path, ident, get):
         return True
     except NoNodeError:
         return False
+    except NotEmptyError:
+        raise FlagNotEmpty(flag_path(path, ident)) from None
 
 
 def answered(flag, answer):
-    """The answer (a stat or None) was made for this flag (a stat): younger than it."""
-    return flag is not None and answer is not None and answer.czxid > flag.czxid
+    """The answer (a stat or None) was made for this flag (a stat): younger than it, and ephemeral
+    (a runner's answer goes with its session; a persistent node there is someone else's)."""
+    return flag is not None and answer is not None and answer.czxid > flag.czxid and answer.ephemeralOwner != 0

@@ -6,7 +6,7 @@ that nobody can lift."""
 
 from __future__ import annotations
 
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import NoAuthError, NodeExistsError, NoNodeError, NotEmptyError
 
 from zkherd.recipes import drainflag
 
@@ -19,7 +19,7 @@ class DrainFlags:
         self.standby = bool(getattr(opts, "standby_only", False))
         self.paths = {kind: path for kind, path in ((LOCK, opts.lock), (REGISTER, opts.register)) if path}
         self.flags = {}  # kind -> the flag's stat, while there is one
-        self.answers = {}  # kind -> czxid of the flag we answered, while our answer is there
+        self.answers = {}  # kind -> (czxid of the flag we answered, True if the answer node is ours)
         self.dirty = True  # look at the flags: a watch fired or the connection is new
 
     def _watch(self, event):
@@ -51,6 +51,19 @@ class DrainFlags:
             else:
                 self.flags[kind] = stat
 
+    def recheck_lock(self, loop):
+        """Read the lock's flag once more (no watch): called after our lock node was made and before
+        a child may start, so a flag that `zkherd drain` saw made before our node is never missed
+        (ZooKeeper orders this read after our create). True if the lock is drained."""
+        if LOCK not in self.paths or self.lock_drained():
+            return self.lock_drained()
+        stat = loop.get(loop.client.exists_async(drainflag.flag_path(self.paths[LOCK], self.ident)))
+        if stat is not None:
+            self.log.warning("drained by an operator just before the child was to start", path=self.paths[LOCK],
+                             id=self.ident)
+            self.flags[LOCK] = stat
+        return self.lock_drained()
+
     def lock_drained(self):
         return self.standby or LOCK in self.flags
 
@@ -63,32 +76,38 @@ class DrainFlags:
     def answer(self, loop, kind):
         """We hold nothing at the drained path: say so (once per flag) for `zkherd drain` to see."""
         flag = self.flags.get(kind)
-        if flag is None or self.answers.get(kind) == flag.czxid:
+        if flag is None or self.answers.get(kind, (None,))[0] == flag.czxid:
             return
         node = drainflag.answer_path(self.paths[kind], self.ident)
-        if kind in self.answers:
-            self._delete(loop, node)  # the answer to an earlier flag of the same name
-            self.answers.pop(kind)
+        self.withdraw(loop, kind, force=True)  # our answer to an earlier flag of the same name
+        owned = True
         try:
             loop.get(loop.client.create_async(node, drainflag.answer_data(self.ident), ephemeral=True, makepath=True))
-        except NodeExistsError:  # our create whose reply was lost, or a runner of the same id elsewhere
+        except NodeExistsError:  # our create whose reply was lost, or a node that is not ours
             stat = loop.get(loop.client.exists_async(node))
-            if stat is not None and stat.ephemeralOwner != loop.client.client_id[0]:
-                self.log.warning("another runner answers for this id; ids must be unique", path=node)
-        self.answers[kind] = flag.czxid
+            owned = stat is not None and stat.ephemeralOwner == loop.client.client_id[0]
+            if stat is not None and not owned:
+                self.log.warning("a node that is not ours is at our answer's path (another runner of this id, or "
+                                 "someone else's): left alone; `zkherd drain` gets no answer from us",
+                                 path=node, ephemeral=stat.ephemeralOwner != 0)
+        except NoAuthError:  # never fatal: the drain itself is done, only `zkherd drain` is not told
+            owned = False
+            self.log.warning("cannot write our drain answer (access denied): `zkherd drain` will time out; give "
+                             "the runner's credentials create rights on " + drainflag.ANSWERS, path=node)
+        self.answers[kind] = (flag.czxid, owned)
         self.log.info("drained: holding nothing", path=self.paths[kind], id=self.ident)
 
-    def withdraw(self, loop, kind):
-        """The flag went: our answer goes too."""
-        if kind in self.answers and kind not in self.flags:
-            self._delete(loop, drainflag.answer_path(self.paths[kind], self.ident))
-            self.answers.pop(kind)
-
-    def _delete(self, loop, node):
-        try:
-            loop.get(loop.client.delete_async(node))
-        except NoNodeError:
-            pass
+    def withdraw(self, loop, kind, force=False):
+        """The flag went: our answer goes too (only a node that is ours: an undrain never waits on
+        someone else's node)."""
+        if kind not in self.answers or kind in self.flags and not force:
+            return
+        if self.answers[kind][1]:
+            try:
+                loop.get(loop.client.delete_async(drainflag.answer_path(self.paths[kind], self.ident)))
+            except (NoNodeError, NotEmptyError, NoAuthError):
+                pass  # ours is ephemeral (no children); gone, or replaced by someone else's
+        self.answers.pop(kind)
 
     def reconnected(self):
         self.dirty = True

@@ -242,6 +242,21 @@ class Rollout:
             self.log.warning("rollout paused, holding the rolling lock until a newer version is pushed",
                              lock=self.opts.rolling_lock)
 
+    def step_aside(self, loop):
+        """The runner is drained (no child, none to come): leave the rolling lock's line, or release
+        the lock if we hold it (also paused on a failed version: the record ROLLING_LOCK/failed stays
+        and keeps that version out on the other hosts). A new version is then installed here
+        without the lock, as for any runner whose child is not up."""
+        if self.rolling is None or not (self.held or self.rolling.engaged or self.phase in (WAITING, PAUSED)):
+            return
+        self.log.info("drained: leaving the rolling lock to the others", lock=self.opts.rolling_lock,
+                      phase=self.phase)
+        was = self.phase
+        self.release(loop)
+        if was == WAITING:
+            self.phase = IDLE
+            self.sync.changed()  # the change we waited for is installed without the lock
+
     def record_failure(self, loop):
         """Write the failed-version record (on the first turn with a connection after a failure)."""
         if self.record_pending is not None and self.failed_versions is not None:

@@ -161,6 +161,8 @@ class Runner(Program):
         due = None
         if self.rollout is not None:
             self.rollout.record_failure(loop)
+        if self.rollout is not None and self.machine.state == S.DRAINED:
+            self.rollout.step_aside(loop)  # a drained host never holds up the farm's rollout
         if self.rollout is not None and self.cycle.exit_with is None:  # exiting: no new render may hold the loop
             due, action = self.rollout.poll(loop, child_up(self.machine.state) and self.life.running)
             self.act(action)
@@ -221,6 +223,8 @@ class Runner(Program):
             self.machine.to(S.WAITING_CONFIG, "the mirrored files are not in place")
             return None
         held, due = self.holding.take(loop)
+        if held == HELD and self.opts.lock and self.drain.recheck_lock(loop):
+            return 0.0  # drained between our last look and our place in the line: no child (next turn leaves)
         if held == HELD:
             due = _sooner(due, self.cycle.start(loop))
         elif self.opts.no_wait and self.holding.lock.place is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from kazoo.exceptions import NoNodeError
 
 from zkherd.common import paths
+from zkherd.core.safetext import safe
 from zkherd.recipes import drainflag
 
 
@@ -27,5 +28,6 @@ def drained(client, path, wait):
 
 
 def lines(entries):
-    return ["  drained  %s (%s)" % (e["id"], "holds nothing" if e["holds_nothing"] else "not answered yet: stopping, "
-                                    "or not running") for e in entries]
+    """Text lines; a flag's name is anyone's who may write /zkherd/drain: shown without control characters."""
+    return ["  drained  %s (%s)" % (safe(e["id"]), "holds nothing" if e["holds_nothing"] else
+                                    "not answered yet: stopping, or not running") for e in entries]

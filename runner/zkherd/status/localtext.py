@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import math
 
-
-def safe(value):
-    text = "-" if value is None else str(value)
-    return "".join(c if c.isprintable() else "?" for c in text)[:200]
+from zkherd.core.safetext import safe  # the one helper, shared with status/drained.py and drain
 
 
 def _get(report, key):

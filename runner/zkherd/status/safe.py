@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from zkherd.status.localtext import safe as _printable
+from zkherd.core.safetext import safe as _printable
 
 SHORT = 200  # an id, a host, a kind, a node's data as shown
 LONG = 1000  # a failed record's reason
