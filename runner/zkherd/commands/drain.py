@@ -4,13 +4,10 @@ maintenance (recipes/drainflag.py, run/drain.py; docs/operations.md "Planned mai
 from __future__ import annotations
 
 import sys
-import threading
 import time
 
-from kazoo.exceptions import ConnectionLoss, OperationTimeoutError
-from kazoo.handlers.threading import KazooTimeoutError
-
 from zkherd.common import paths
+from zkherd.common.drainflags import holder_id, retried  # noqa: F401  holder_id: tests import it from here
 from zkherd.core import exits
 from zkherd.core.argtypes import seconds
 from zkherd.core.safetext import safe
@@ -19,9 +16,6 @@ NAMES = ("drain", "undrain")
 DEFAULTS = dict(drain_path=None, id=None, no_wait=False, timeout=None)  # None: 60 s (main)
 EXIT_CODES = ("Exit codes: 0 done, 64 bad usage, 69 ZooKeeper unreachable, 75 no answer within --timeout (the "
               "flag stays) or undrained meanwhile, 77 access denied.")
-RETRIES = 5  # a request that got no answer (a lost reply) is asked again: both are idempotent
-RECHECK = 0.5  # seconds: looked at again even if no watch fires
-UNDRAINED = "undrained meanwhile"
 
 
 def add_parsers(commands):
@@ -64,22 +58,8 @@ def main(values, settings, log):
                                               settings.connect_timeout))
 
 
-def retried(call, timeout):
-    """call(get) again after a request that got no answer (the reply may be lost: both are idempotent)."""
-    def get(result):
-        return result.get(timeout=timeout)
-
-    for attempt in range(RETRIES):
-        try:
-            return call(get)
-        except (ConnectionLoss, OperationTimeoutError, KazooTimeoutError):
-            if attempt == RETRIES - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-
-
 def undrain(client, path, ident, timeout, out=None):
-    from zkherd.recipes import drainflag
+    from zkherd.common import drainflags as drainflag
 
     try:
         was = retried(lambda get: drainflag.clear_flag(client, path, ident, get), timeout)
@@ -92,7 +72,7 @@ def undrain(client, path, ident, timeout, out=None):
 
 
 def drain(client, path, ident, no_wait, timeout, op_timeout, out=None):
-    from zkherd.recipes import drainflag
+    from zkherd.common import drainflags as drainflag
 
     out = out or sys.stdout
     started = time.monotonic()
@@ -101,77 +81,16 @@ def drain(client, path, ident, no_wait, timeout, op_timeout, out=None):
     if no_wait:
         out.write("drain flag set for %s at %s\n" % (shown, path))
         return exits.OK
-    changed = threading.Event()
-
-    def watch(_event):  # one function: kazoo keeps a watcher once per function, not once per recheck
-        changed.set()
-
-    deadline = started + timeout
-    while True:
-        changed.clear()
-        state = retried(lambda get: holds(client, path, ident, watch, get), op_timeout)
-        if state == UNDRAINED:
-            sys.stderr.write("zkherd: %s was undrained meanwhile at %s (someone ran `zkherd undrain`)\n"
-                             % (shown, path))
-            return exits.TEMPFAIL
-        if state is not None:
-            out.write("drained %s at %s in %.3f s (%s)\n" % (shown, path, time.monotonic() - started, state))
-            return exits.OK
-        left = deadline - time.monotonic()
-        if left <= 0:
-            sys.stderr.write("zkherd: no answer from the runner of %s at %s after %.1f s, and it may still hold "
-                             "something there (an unknown id, a runner that is not running, one older than "
-                             "drain, or one that cannot write its answer: see its log); the flag stays: `zkherd "
-                             "undrain` lifts it\n" % (shown, path, timeout))
-            return exits.TEMPFAIL
-        changed.wait(min(left, RECHECK))
-
-
-def holds(client, path, ident, watch, get):
-    """None while ID may hold something at PATH; else why it holds nothing:
-    the runner answered, or PATH is a lock whose line has other nodes but none of ID (a runner that
-    queues after that reads its flag again before it starts a child: run/runner.py); UNDRAINED if
-    the flag is gone. A flag made again meanwhile (undrain, drain) is followed."""
-    from kazoo.exceptions import NoNodeError
-
-    from zkherd.recipes import drainflag
-    from zkherd.recipes.lock import QUEUE, RUN
-    from zkherd.recipes.sequential import in_order
-
-    flag = get(client.exists_async(drainflag.flag_path(path, ident), watch=watch))
-    if flag is None:
-        return UNDRAINED
-    answer = get(client.exists_async(drainflag.answer_path(path, ident), watch=watch))
-    if drainflag.answered(flag, answer):
-        return "the runner answered"
-    try:
-        names = get(client.get_children_async(path, watch=watch))
-    except NoNodeError:
-        return None
-    line = in_order(names, QUEUE) + in_order(names, RUN)
-    if not line:
-        return None  # not a lock (a registration path), or nobody in line: only the runner can tell
-    pending = [client.get_async(paths.join(path, name)) for name in line]
-    ids = set()
-    for result in pending:
-        try:
-            ids.add(holder_id(get(result)[0]))
-        except NoNodeError:
-            pass
-    return None if ident in ids else "no node of it in the lock's line"
-
-
-def holder_id(data):
-    """The id in a lock node (JSON since issue 16, the bare id before); anyone who may write the
-    line wrote it: an "id" that is no string is no id (None)."""
-    import json
-
-    text = (data or b"").decode("utf-8", "replace")
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return text
-    if not isinstance(doc, dict):
-        return text
-    ident = doc.get("id")
-    return ident if isinstance(ident, str) else None
+    state = drainflag.wait_drained(client, path, ident, started + timeout, op_timeout)
+    if state == drainflag.UNDRAINED:
+        sys.stderr.write("zkherd: %s was undrained meanwhile at %s (someone ran `zkherd undrain`)\n"
+                         % (shown, path))
+        return exits.TEMPFAIL
+    if state is not None:
+        out.write("drained %s at %s in %.3f s (%s)\n" % (shown, path, time.monotonic() - started, state))
+        return exits.OK
+    sys.stderr.write("zkherd: no answer from the runner of %s at %s after %.1f s, and it may still hold "
+                     "something there (an unknown id, a runner that is not running, one older than "
+                     "drain, or one that cannot write its answer: see its log); the flag stays: `zkherd "
+                     "undrain` lifts it\n" % (shown, path, timeout))
+    return exits.TEMPFAIL
