@@ -99,3 +99,32 @@ def test_timeout_access_denied_and_a_flag_with_children_fail_clearly(zk_server, 
     children = run["children"]
     assert children["failed"] and children["error_kind"] == "not_empty" and "child" in children["msg"], children
     assert zk.exists(zk_base + "/zkherd/drain/%2Fother/x/child") is not None
+
+
+def test_farm_module_marks_a_member_drained_as_zkherd_farm_drain_does(zk_server, zk, zk_base, tmp_path):
+    """`zkherd.ops.farm` with `set: {drained: true}` writes what `zkherd farm drain` writes (JSON
+    true), so `farm export` leaves the member out; `unset: [drained]` is `farm undrain`."""
+    import subprocess
+    import sys
+
+    from tests.support.runner import REPO
+
+    farm = zk_base + "/services/web"
+    zk.create(farm + "/h1", json.dumps({"hostname": "h1", "enabled": "1"}).encode(), makepath=True)
+    zk.create(farm + "/h2", json.dumps({"hostname": "h2", "enabled": "1"}).encode())
+    run = run_playbook([
+        {"name": "drain", "zkherd.ops.farm": {"farm": "/services/web", "member": "h1", "set": {"drained": True}}},
+        {"name": "again", "zkherd.ops.farm": {"farm": "/services/web", "member": "h1", "set": {"drained": True}}},
+    ], hosts=zk_server.hosts + zk_base)
+    assert run["drain"]["changed"] and not run["again"]["changed"], run.output
+    assert json.loads(zk.get(farm + "/h1")[0])["drained"] is True
+    dest = str(tmp_path / "web.json")
+    export = subprocess.run([sys.executable, "-m", "zkherd", "--zk", zk_server.hosts + zk_base, "farm", "export",
+                             "/services/web", dest, "--format", "json", "--once"], cwd=REPO, capture_output=True,
+                            text=True, timeout=30, check=False)
+    exported = (tmp_path / "web.json").read_text()
+    assert export.returncode == 0 and "h2" in exported and "h1" not in exported, (export, exported)
+    back = run_playbook([
+        {"name": "undrain", "zkherd.ops.farm": {"farm": "/services/web", "member": "h1", "unset": ["drained"]}},
+    ], hosts=zk_server.hosts + zk_base)
+    assert back["undrain"]["changed"] and "drained" not in json.loads(zk.get(farm + "/h1")[0])
