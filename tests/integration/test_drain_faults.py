@@ -363,7 +363,7 @@ def test_drain_echoes_a_hostile_id_without_control_characters(zk_server, zk, zk_
 
 
 def test_holder_id_treats_lock_node_data_as_untrusted():
-    from zkherd.commands.drain import holder_id
+    from zkherd.common.drainflags import holder_id
 
     assert holder_id(b'{"id": "a", "host": "h"}') == "a"
     assert holder_id(b'{"id": ["x"]}') is None and holder_id(b'{"id": {"y": 1}}') is None

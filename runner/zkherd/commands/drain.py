@@ -7,7 +7,7 @@ import sys
 import time
 
 from zkherd.common import paths
-from zkherd.common.drainflags import holder_id, retried  # noqa: F401  holder_id: tests import it from here
+from zkherd.common.drainflags import retried
 from zkherd.core import exits
 from zkherd.core.argtypes import seconds
 from zkherd.core.safetext import safe

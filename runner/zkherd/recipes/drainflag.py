@@ -4,7 +4,7 @@ runner, `zkherd status` and the zkherd.ops.drain module. This module only names 
 
 from __future__ import annotations
 
-from zkherd.common.drainflags import (  # noqa: F401  re-exported for the runner
+from zkherd.common.drainflags import (
     ANSWERS,
     FLAGS,
     FlagNotEmpty,
@@ -18,3 +18,6 @@ from zkherd.common.drainflags import (  # noqa: F401  re-exported for the runner
     flags_of,
     set_flag,
 )
+
+__all__ = ["ANSWERS", "FLAGS", "FlagNotEmpty", "answer_data", "answer_path", "answered", "clear_flag", "decode",
+           "encode", "flag_path", "flags_of", "set_flag"]
