@@ -20,7 +20,8 @@ description:
   - Idempotent, with check mode and diff. Changed only when the flag was made or deleted; a make
     whose reply was lost and that finds the flag on the retry knows its own flag by a token in its data.
   - The flags live under C(/zkherd/drain) and C(/zkherd/drained) (C(docs/security.md) "Drain flags");
-    the credentials need create and delete rights there.
+    the credentials need create and delete rights there. Whoever may create a flag takes runners out, so
+    give O(acl) (only the operators may write, the runners read) the first time, when the folders are made.
   - To drain a member of a farm, set a field of it with M(zkherd.ops.farm) (for example
     C(drained) V(true)), or drain the runner of its C(--register) path with this module.
 options:
@@ -54,6 +55,7 @@ options:
     default: 60
 extends_documentation_fragment:
   - zkherd.ops.connection
+  - zkherd.ops.connection.acl
   - zkherd.ops.connection.attributes
   - ansible.builtin.action_common_attributes
 attributes:
@@ -123,9 +125,10 @@ import time
 import uuid
 
 from ansible_collections.zkherd.ops.plugins.module_utils.common import drainflags, paths
-from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import ZkError, translate
+from ansible_collections.zkherd.ops.plugins.module_utils.common import acl as acls
+from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import ZkError, to_kazoo_acls, translate
 from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import NOT_EMPTY, USAGE, UserError
-from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import ZkModule
+from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import ACL_OPTIONS, ZkModule
 
 TIMEOUT = "timeout"
 
@@ -140,10 +143,10 @@ def shown(flag):
     return "drained\n" if flag else "not drained\n"
 
 
-def set_flag(client, path, ident, op_timeout):
+def set_flag(client, path, ident, op_timeout, acl):
     """Make the flag: True if this task made it (its token in the data after a lost reply)."""
     token = uuid.uuid4().hex
-    _stat, data = drainflags.retried(lambda get: drainflags.set_flag(client, path, ident, get, token), op_timeout)
+    _stat, data = drainflags.retried(lambda get: drainflags.set_flag(client, path, ident, get, token, acl), op_timeout)
     return drainflags.flag_token(data) == token
 
 
@@ -187,7 +190,8 @@ def apply(module, client, path, ident):
     deadline = started + p["timeout"]
     op_timeout = p["connect_timeout"]
     if want:
-        result["changed"] = not before and set_flag(client, path, ident, op_timeout)
+        acl = to_kazoo_acls(acls.parse(p["acl"], p["auth"])) if p["acl"] else None
+        result["changed"] = not before and set_flag(client, path, ident, op_timeout, acl)
         if p["wait"]:
             result["answered"] = wait_drained(client, path, ident, deadline, op_timeout, p["timeout"], result)
     else:
@@ -211,6 +215,7 @@ def main():
             state=dict(type="str", choices=["drained", "undrained"], default="drained"),
             wait=dict(type="bool", default=True),
             timeout=dict(type="float", default=60.0),
+            acl=dict(type="list", elements="dict", options=ACL_OPTIONS),
         ),
         supports_check_mode=True,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from kazoo.exceptions import NoAuthError
 from kazoo.security import make_acl
 
 from tests.support.playbook import run_playbook
@@ -99,6 +100,20 @@ def test_timeout_access_denied_and_a_flag_with_children_fail_clearly(zk_server, 
     children = run["children"]
     assert children["failed"] and children["error_kind"] == "not_empty" and "child" in children["msg"], children
     assert zk.exists(zk_base + "/zkherd/drain/%2Fother/x/child") is not None
+
+
+def test_acl_makes_the_flag_folders_the_operators_own(zk_server, zk, zk_admin, zk_base):
+    """Whoever may create a flag takes runners out: with `acl`, the folders the first drain makes and
+    the flag belong to the task's credentials (others may not even read them)."""
+    run = run_playbook([drain_task("drain", id="a", wait=False, auth="ops:secret",
+                                   acl=[{"scheme": "auth", "perms": "all"}])], hosts=zk_server.hosts + zk_base)
+    assert run["drain"]["changed"] and not run["drain"].get("failed"), run.output
+    for node in (zk_base + "/zkherd", zk_base + "/zkherd/drain", zk_base + FLAGS, zk_base + FLAGS + "/a"):
+        acl, _stat = zk_admin.get_acls(node)
+        assert [(entry.id.scheme, entry.id.id.split(":")[0], entry.perms) for entry in acl] == \
+            [("digest", "ops", 31)], (node, acl)
+    with pytest.raises(NoAuthError):  # others may not even read the flags
+        zk.get_children(zk_base + FLAGS)
 
 
 def test_farm_module_marks_a_member_drained_as_zkherd_farm_drain_does(zk_server, zk, zk_base, tmp_path):

@@ -96,13 +96,14 @@ class FlagNotEmpty(Exception):
     """A flag node with children: not made by zkherd (flags have none); left for the operator."""
 
 
-def set_flag(client, path, ident, get, token=None):
-    """Make the flag (nothing if it is there): (its stat, its data)."""
+def set_flag(client, path, ident, get, token=None, acl=None):
+    """Make the flag (nothing if it is there): (its stat, its data). *acl* (kazoo ACLs) for the flag
+    and the folders it makes; None: the client's default."""
     from kazoo.exceptions import NodeExistsError
 
     node = flag_path(path, ident)
     try:
-        get(client.create_async(node, flag_data(token), makepath=True))
+        get(client.create_async(node, flag_data(token), acl=acl, makepath=True))
     except NodeExistsError:
         pass  # drained already, or our own create whose reply was lost
     data, stat = get(client.get_async(node))
