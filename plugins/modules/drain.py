@@ -124,8 +124,8 @@ error_kind:
 import time
 import uuid
 
-from ansible_collections.zkherd.ops.plugins.module_utils.common import drainflags, paths
 from ansible_collections.zkherd.ops.plugins.module_utils.common import acl as acls
+from ansible_collections.zkherd.ops.plugins.module_utils.common import drainflags, paths
 from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import ZkError, to_kazoo_acls, translate
 from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import NOT_EMPTY, USAGE, UserError
 from ansible_collections.zkherd.ops.plugins.module_utils.zk_module import ACL_OPTIONS, ZkModule
