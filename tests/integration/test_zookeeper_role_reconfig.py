@@ -58,7 +58,7 @@ def static_cfg(tmp_path, name):
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and line[0] != "#")
 
 
-def reconfig(tmp_path, name, hosts, password=PASSWORD, *extra, join_wait="60"):
+def reconfig(tmp_path, name, hosts, password=PASSWORD, join_wait="60", extra=()):
     return subprocess.run([sys.executable, str(ROLE / "files" / "zk_reconfig.py"), "--hosts", hosts, "--members",
                            (tmp_path / name / "members.json").read_text(), "--timeout", "60",
                            "--join-wait", join_wait, *extra],
