@@ -36,14 +36,15 @@ def render(tmp_path, hosts, absent=()):
                                         zookeeper_state="absent" if name in absent else "present")
                              for name, ports in hosts.items()}}}}}
     role_vars = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
-    play = [{"hosts": "zookeeper", "gather_facts": False, "vars": role_vars, "tasks": [
-                 {"name": "Folder", "ansible.builtin.file": {"path": "{{ zookeeper_conf_dir }}", "state": "directory"}},
-                 {"name": "Static", "ansible.builtin.template": {
-                     "src": str(ROLE / "templates" / "zoo.cfg.j2"), "dest": "{{ zookeeper_conf_dir }}/role-zoo.cfg"}},
-                 {"name": "Dynamic", "ansible.builtin.template": {
-                     "src": str(ROLE / "templates" / "zoo.cfg.dynamic.j2"), "dest": "{{ _zookeeper_dynamic_file }}"}},
-                 {"name": "Members", "ansible.builtin.copy": {"content": "{{ _zookeeper_servers | to_json }}",
-                                                              "dest": "{{ zookeeper_conf_dir }}/members.json"}}]}]
+    tasks = [
+        {"name": "Folder", "ansible.builtin.file": {"path": "{{ zookeeper_conf_dir }}", "state": "directory"}},
+        {"name": "Static", "ansible.builtin.template": {
+            "src": str(ROLE / "templates" / "zoo.cfg.j2"), "dest": "{{ zookeeper_conf_dir }}/role-zoo.cfg"}},
+        {"name": "Dynamic", "ansible.builtin.template": {
+            "src": str(ROLE / "templates" / "zoo.cfg.dynamic.j2"), "dest": "{{ _zookeeper_dynamic_file }}"}},
+        {"name": "Members", "ansible.builtin.copy": {"content": "{{ _zookeeper_servers | to_json }}",
+                                                     "dest": "{{ zookeeper_conf_dir }}/members.json"}}]
+    play = [{"hosts": "zookeeper", "gather_facts": False, "vars": role_vars, "tasks": tasks}]
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
     run = subprocess.run([str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(tmp_path / "inventory.yml"),

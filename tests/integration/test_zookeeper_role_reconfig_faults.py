@@ -12,8 +12,11 @@ import time
 
 from kazoo.client import KazooClient
 
-from tests.integration.test_zookeeper_role_reconfig import ROLE, members, reconfig, render, servers, zk_mode  # noqa: F401
+from tests.integration import test_zookeeper_role_reconfig as base
+from tests.integration.test_zookeeper_role_reconfig import ROLE, members, reconfig, render, zk_mode
 from tests.support.zkserver import free_port
+
+servers = base.servers  # the fixture: real servers from the role's templates
 
 
 def _ports(count):

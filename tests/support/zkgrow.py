@@ -32,7 +32,8 @@ EXPIRED = "the ZooKeeper session expired"
 
 def connect(args):
     tls = dict(use_ssl=True, ca=args.tls_ca, certfile=args.tls_cert, keyfile=args.tls_key) if args.tls_ca else {}
-    client = KazooClient(hosts=args.zk, timeout=10, auth_data=[("digest", "super:" + os.environ["ZKGROW_PASSWORD"])], **tls)
+    auth = [("digest", "super:" + os.environ["ZKGROW_PASSWORD"])]
+    client = KazooClient(hosts=args.zk, timeout=10, auth_data=auth, **tls)
     client.start(timeout=60)
     return client
 
