@@ -59,9 +59,10 @@ def static_cfg(tmp_path, name):
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and line[0] != "#")
 
 
-def reconfig(tmp_path, name, hosts, password=PASSWORD):
+def reconfig(tmp_path, name, hosts, password=PASSWORD, join_wait="60", extra=()):
     return subprocess.run([sys.executable, str(ROLE / "files" / "zk_reconfig.py"), "--hosts", hosts, "--members",
-                           (tmp_path / name / "members.json").read_text(), "--timeout", "60"],
+                           (tmp_path / name / "members.json").read_text(), "--timeout", "60",
+                           "--join-wait", join_wait, *extra],
                           input=password, capture_output=True, text=True, timeout=120, check=False)
 
 

@@ -1,15 +1,16 @@
 """Molecule's check that growing the ensemble (molecule/default/grow.yml) loses neither the quorum
 nor a runner's session.
 
-    python -m tests.support.zkgrow start --state DIR --zk HOSTS --password PW [--tls-ca F --tls-cert F --tls-key F]
-    python -m tests.support.zkgrow check --state DIR --zk HOSTS --password PW [...]
+    python -m tests.support.zkgrow start --state DIR --zk HOSTS [--tls-ca F --tls-cert F --tls-key F]
+    python -m tests.support.zkgrow check --state DIR --zk HOSTS [...]
 
 `start` notes the sessions that own ephemeral znodes (the runners' locks, registrations,
 elections), then leaves a writer running: it sets /zkgrow-probe every 0.1 s, each write without
 retry, and counts the failed ones and the slowest. `check` stops the writer and fails (exit
 status 1) when the ensemble has not --servers members, when a write failed or took longer than
 5 s, when a noted session no longer owns a znode, or when a runner on a box logged a session
-expiry since `start`. Results in DIR/zkgrow.json.
+expiry since `start`. Results in DIR/zkgrow.json. The super user's password comes in the
+environment variable ZKGROW_PASSWORD, never on a command line (ps would show it).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ EXPIRED = "the ZooKeeper session expired"
 
 def connect(args):
     tls = dict(use_ssl=True, ca=args.tls_ca, certfile=args.tls_cert, keyfile=args.tls_key) if args.tls_ca else {}
-    client = KazooClient(hosts=args.zk, timeout=10, auth_data=[("digest", "super:" + args.password)], **tls)
+    auth = [("digest", "super:" + os.environ["ZKGROW_PASSWORD"])]
+    client = KazooClient(hosts=args.zk, timeout=10, auth_data=auth, **tls)
     client.start(timeout=60)
     return client
 
@@ -130,7 +132,6 @@ def main(argv=None):
     parser.add_argument("action", choices=["start", "check", "write"])
     parser.add_argument("--state", required=True, type=Path)
     parser.add_argument("--zk", required=True)
-    parser.add_argument("--password", required=True)
     parser.add_argument("--servers", type=int, help="check: the ensemble's members by then")
     parser.add_argument("--tls-ca")
     parser.add_argument("--tls-cert")

@@ -10,7 +10,9 @@ store (key and certificate, PEM) as client certificate: the plain port may be cl
 certificate is not checked - this asks the server on this very host for its mode, nothing more.
 With TIMEOUT, --mode MODE waits for that mode (a restarted follower is back as a follower, not
 merely serving); --synced N also waits, when the server is the leader, until N followers are synced
-to it (mntr's zk_synced_followers): the quorum is whole again. --synced needs mntr.
+to it (mntr's zk_synced_followers): the quorum is whole again. --synced needs mntr in the
+whitelist: a server that refuses mntr ends the wait at once with exit status 1 and says so (the role
+asserts mntr in zookeeper_4lw_whitelist for an ensemble). Bad arguments: exit status 64.
 Needs `srvr` in 4lw.commands.whitelist. Standard library only: it runs on the managed host.
 """
 
@@ -64,31 +66,55 @@ def synced_followers(host, port, keystore):
     return int(found.group(1)) if found else -1
 
 
+USAGE = "usage: zk_mode.py HOST PORT [TIMEOUT] [--tls KEYSTORE] [--mode MODE] [--synced N]"
+
+
 def _option(argv, name):
     if name not in argv:
         return None, argv
     at = argv.index(name)
+    if at + 1 >= len(argv):
+        raise ValueError("%s needs a value" % name)
     return argv[at + 1], argv[:at] + argv[at + 2:]
 
 
-def main(argv):
+def parse(argv):
+    """(host, port, timeout or None, keystore, mode, synced), or ValueError."""
     keystore, argv = _option(argv, "--tls")
     wanted, argv = _option(argv, "--mode")
     synced, argv = _option(argv, "--synced")
-    host, port = argv[1], int(argv[2])
-    if len(argv) < 4:
+    if len(argv) not in (3, 4):
+        raise ValueError("HOST and PORT, and at most a TIMEOUT, expected")
+    try:
+        return (argv[1], int(argv[2]), float(argv[3]) if len(argv) == 4 else None, keystore, wanted,
+                None if synced is None else int(synced))
+    except ValueError as exc:
+        raise ValueError("PORT and --synced are integers, TIMEOUT seconds: %s" % exc) from None
+
+
+def main(argv):
+    try:
+        host, port, timeout, keystore, wanted, synced = parse(argv)
+    except ValueError as exc:
+        print("zk_mode: %s\n%s" % (exc, USAGE), file=sys.stderr)
+        return 64
+    if timeout is None:
         print(mode(host, port, keystore))
         return 0
-    deadline = time.monotonic() + float(argv[3])
+    if synced is not None and "whitelist" in (ask(host, port, keystore, b"mntr") or ""):
+        print("ZooKeeper at %s:%d refuses mntr (not in 4lw.commands.whitelist): cannot tell whether its followers "
+              "are synced - add mntr to zookeeper_4lw_whitelist" % (host, port))
+        return 1
+    deadline = time.monotonic() + timeout
     while True:
         now = mode(host, port, keystore)
-        followers = synced_followers(host, port, keystore) if now == "leader" and synced else None
-        if now in SERVING and (wanted is None or now == wanted) and (followers is None or followers >= int(synced)):
+        followers = synced_followers(host, port, keystore) if now == "leader" and synced is not None else None
+        if now in SERVING and (wanted is None or now == wanted) and (followers is None or followers >= synced):
             print(now)
             return 0
         if time.monotonic() > deadline:
             print("ZooKeeper at %s:%d does not serve%s after %s s (last answer: %s%s)"
-                  % (host, port, " as " + wanted if wanted else "", argv[3], now,
+                  % (host, port, " as " + wanted if wanted else "", "%g" % timeout, now,
                      "" if followers is None else ", %d of %s followers synced" % (followers, synced)))
             return 1
         time.sleep(0.5)
