@@ -187,3 +187,23 @@ def test_temporary_files_of_writers_killed_half_way_do_not_pile_up(zk_server, zk
         r.proc.wait(10)
     left = sorted(n for n in os.listdir(folder) if n.endswith(".tmp"))
     assert len(left) <= 1, "temporary files left by killed writers pile up: %s" % left
+
+
+def test_a_clean_exit_while_cut_off_shows_the_lock_released(zk_server, zk_base, fault_proxy, tmp_path):
+    """docs/operations.md: "the metrics file written on a clean exit (SIGTERM) shows the lock
+    released". Holding.release() returns at once when not connected (held stays True), so a
+    SIGTERM while ZooKeeper is unreachable leaves lock_held 1 and no release in the last file."""
+    proxy = fault_proxy()
+    folder = tmp_path / "prom"
+    folder.mkdir(mode=0o755)
+    path = folder / "z.prom"
+    r = metrics_runner(proxy.hosts, tmp_path, "cut", path, "--session-timeout", "10", "--lock", zk_base + "/l")
+    wait_for(lambda: path.exists() and value(parse(path.read_text()), "zkherd_lock_held") == 1, 20,
+             message="the lock held in the file")
+    proxy.blackhole()
+    wait_for(lambda: value(parse(path.read_text()), "zkherd_session_connected") == 0, 20,
+             message="the file says we are cut off")
+    r.signal(signal.SIGTERM)
+    r.wait(30)
+    samples = parse(path.read_text())
+    assert (value(samples, "zkherd_lock_held"), value(samples, "zkherd_lock_releases_total")) == (0, 1), r.log()[-2000:]
