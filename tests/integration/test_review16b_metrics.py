@@ -207,3 +207,30 @@ def test_a_clean_exit_while_cut_off_shows_the_lock_released(zk_server, zk_base, 
     r.wait(30)
     samples = parse(path.read_text())
     assert (value(samples, "zkherd_lock_held"), value(samples, "zkherd_lock_releases_total")) == (0, 1), r.log()[-2000:]
+
+
+def test_a_state_folder_removed_or_swapped_for_a_link_while_running(zk_server, zk_base, tmp_path):
+    """The state folder is opened again for every write: removed, it is made again; swapped for a
+    link to another folder, nothing is written through the link."""
+    import shutil
+    from tests.support.runner import Zkherd
+    state = tmp_path / "state"
+    r = Zkherd(["run", "--zk", zk_server.hosts, "--state-dir", str(state), "--lock", zk_base + "/l", "--",
+                "sleep", "1000"], tmp_path / "state.log")
+    try:
+        wait_for(lambda: state.exists() and any(n.endswith(".json") for n in os.listdir(state)), 20,
+                 message="the state file")
+        shutil.rmtree(state)
+        wait_for(lambda: state.exists() and any(n.endswith(".json") for n in os.listdir(state)), 15,
+                 message="the state file again in a new folder")
+        shutil.rmtree(state)
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir(mode=0o755)
+        state.symlink_to(elsewhere)
+        time.sleep(7)
+        assert os.listdir(elsewhere) == []
+        assert r.has("symbolic link")
+    finally:
+        r.signal(signal.SIGTERM)
+        r.wait()
+    assert "Traceback" not in r.log()
