@@ -179,9 +179,10 @@ def test_temporary_files_of_writers_killed_half_way_do_not_pile_up(zk_server, zk
         r = metrics_runner(zk_server.hosts, tmp_path, "killed%d" % i, path,
                            prefix=["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync",
                                    "-e", "inject=fsync:delay_enter=3000000"])
-        wait_for(lambda: any(n.endswith(".tmp") for n in os.listdir(folder)) and len(
-            [n for n in os.listdir(folder) if n.endswith(".tmp")]) > i, 20, message="a temporary file")
-        children = open("/proc/%d/task/%d/children" % (r.pid, r.pid)).read().split()
+        wait_for(lambda i=i: len([n for n in os.listdir(folder) if n.endswith(".tmp")]) > i, 20,
+                 message="a temporary file")
+        with open("/proc/%d/task/%d/children" % (r.pid, r.pid)) as f:
+            children = f.read().split()
         for child in children:
             os.kill(int(child), signal.SIGKILL)
         r.proc.wait(10)
@@ -213,6 +214,7 @@ def test_a_state_folder_removed_or_swapped_for_a_link_while_running(zk_server, z
     """The state folder is opened again for every write: removed, it is made again; swapped for a
     link to another folder, nothing is written through the link."""
     import shutil
+
     from tests.support.runner import Zkherd
     state = tmp_path / "state"
     r = Zkherd(["run", "--zk", zk_server.hosts, "--state-dir", str(state), "--lock", zk_base + "/l", "--",
