@@ -164,3 +164,17 @@ def test_temporary_files_of_writers_killed_half_way_do_not_pile_up(zk_server, zk
         r.proc.wait(10)
     left = sorted(n for n in os.listdir(folder) if n.endswith(".tmp"))
     assert len(left) <= 1, "temporary files left by killed writers pile up: %s" % left
+
+
+def test_a_stop_while_zookeeper_was_never_reached_still_writes_the_metrics_file(tmp_path):
+    """"Written on exit" means always: a SIGTERM while still connecting (nothing listens) used to
+    kill the process outright (the signals were taken only once connected): no file at all."""
+    folder = tmp_path / "prom"
+    folder.mkdir(mode=0o755)
+    path = folder / "z.prom"
+    r = metrics_runner("127.0.0.1:%d" % free_port(), tmp_path, "never", path, "--lock", "/l")
+    r.wait_log("connecting to ZooKeeper")
+    r.signal(signal.SIGTERM)
+    assert r.wait() == 128 + signal.SIGTERM
+    assert value(parse(path.read_text()), "zkherd_session_connected") == 0
+    assert "Traceback" not in r.log()
