@@ -132,7 +132,8 @@ def _tmp_inodes(folder):
     for name in os.listdir(folder):
         try:
             if name.endswith(".tmp"):
-                found.add(os.stat(folder / name).st_ino)
+                st = os.stat(folder / name)
+                found.add((st.st_ino, st.st_ctime_ns))  # an inode number is soon used again
         except FileNotFoundError:  # renamed meanwhile
             pass
     return found
@@ -144,7 +145,7 @@ def test_temporary_files_of_writers_killed_half_way_do_not_pile_up(zk_server, zk
     (the old PATH.tmp of a fixed name was at most one). strace makes fsync slow to hit the window.
     Now .NAME.tmp, one name, removed first under the file's lock. (The review's test waited for
     one more temporary file per kill: with one name there is never more than one; it waits for a
-    new one, by inode, instead.)"""
+    new one, by inode and ctime, instead.)"""
     if subprocess.run(["strace", "-V"], capture_output=True, check=False).returncode != 0:
         import pytest
         pytest.skip("no strace")
