@@ -76,7 +76,7 @@ def test_eight_slow_clients_keep_the_metrics_listener_from_everyone_else(zk_serv
         wait_metric(port, "zkherd_lock_held", 1)
         stop = threading.Event()
         socks = []
-        for _ in range(8):
+        for _n in range(8):
             sock = socket.create_connection(("127.0.0.1", port))
             sock.sendall(b"G")
             socks.append(sock)
