@@ -209,6 +209,11 @@ def open_client(settings, logger=None, waiting=None):
             reason = (" (last error: %s)" % last.message) if last.message else ""
             raise ZkError("cannot connect to ZooKeeper at %s within %g s%s"
                           % (settings.hosts, settings.connect_timeout, reason), CONNECT)
+    except ZkError:
+        raise
+    except BaseException:  # a signal's exception while waiting: no client left connecting behind
+        close_client(client)
+        raise
     finally:
         client.logger.removeHandler(last)
     return client

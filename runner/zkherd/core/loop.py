@@ -53,6 +53,28 @@ class NotNow(Exception):
 TRANSIENT = (ConnectionLoss, SessionExpiredError, KazooTimeoutError, OpTimeout, NotNow)
 
 
+class Stopped(Exception):
+    """A stop signal came while connecting (before the loop could take it as an event)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stopped_by(signums):
+    """While connecting, the program's stop signals raise Stopped instead of killing the process
+    outright: the way out (the metrics file written on exit) is taken as for any other exit."""
+    def stop(signum, frame):
+        raise Stopped(signum)
+    before = {signum: signal.signal(signum, stop) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
 @contextlib.contextmanager
 def asking(action, path):
     """Around ZooKeeper requests in a turn: what the loop retries (TRANSIENT) and ZkError go up as
@@ -149,11 +171,16 @@ class Loop:
     def run(self, program):
         self.session = Session(self.settings, self.wakeup, self.log, quiet=program.quiet)
         try:
-            self.session.connect()
+            with _stopped_by(program.signals):
+                self.session.connect()
         except ZkError as exc:
             self.log.error(exc.message)
             self.wakeup.close()
             return exits.for_error(exc)
+        except Stopped as exc:  # nothing started yet: the way out (the metrics file) as for any exit
+            self.log.info("stopped by a signal while connecting", signal=signal.Signals(exc.signum).name)
+            self.wakeup.close()
+            return 128 + exc.signum
         self.wakeup.install_signals(program.signals)
         reporter = telemetry.get()
         reporter.heard_age = self._heard_age

@@ -59,8 +59,9 @@ class Telemetry:
     def state(self, name, names):
         self._set("state", name)
         if self.metrics:
-            for each in names:
-                self.metrics.state.labels(each).set(1 if each == name else 0)
+            with self.metrics.lock:  # a scrape sees one state at 1, never two
+                for each in names:
+                    self.metrics.state.labels(each).set(1 if each == name else 0)
 
     def drained(self, kinds):
         """What operators drained (`zkherd drain`, --standby-only): "lock", "register"."""
@@ -143,7 +144,7 @@ class Telemetry:
     def _write_metrics(self, now):
         self._file_dirty, self._last_file = False, now
         try:
-            self.metrics.write_file(self.metrics_file)
+            self.metrics.write_file(self.metrics_file, self.log.warning)
             self._file_failed = False
         except OSError as exc:  # said once until it works again: a metrics file must never stop the command
             if not self._file_failed:
@@ -182,8 +183,9 @@ def setup(values, log):
         tm.metrics.session_heard_age.set_function(lambda: tm.heard_age() if tm.heard_age else float("nan"))
         if values.get("metrics_file"):
             tm.metrics_file = values["metrics_file"]
-            if command == "cron":  # one tick a process: its counters go on from the last file
-                tm.metrics.carry_over(tm.metrics_file, log.warning)
+            # cron: one tick a process; its counters go on from the file, merged at each write
+            # (under the file's lock: runs of a job may overlap)
+            tm.metrics.carry = command == "cron"
         if values.get("metrics_listen"):
             try:
                 tm.metrics.listen(str(values["metrics_listen"]))

@@ -1,23 +1,51 @@
 """The HTTP listener of --metrics-listen: GET (any path) answers the metrics. Bounded, as it
 listens on all addresses by default and shares the process (and its GIL) with the fence: at most
-MAX_CLIENTS connections at a time (more are closed at once), each dropped after TIMEOUT seconds
-of silence. prometheus_client's own server starts a thread per connection without limit."""
+MAX_CLIENTS connections at a time (more are closed at once), each dropped DEADLINE seconds after
+it came, however slowly it trickles its request in. prometheus_client's own server starts a thread
+per connection without limit."""
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
 MAX_CLIENTS = 8
-TIMEOUT = 5.0
+DEADLINE = 5.0  # seconds for a whole connection, request and answer (a scrape takes milliseconds)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket's reads, each given only what is left of the connection's DEADLINE (a socket
+    timeout is per recv: one byte every few seconds would keep a slot for ever)."""
+
+    def __init__(self, sock, deadline):
+        super().__init__()
+        self.sock, self.deadline = sock, deadline
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the connection's time is up")
+        self.sock.settimeout(left)
+        return self.sock.recv_into(buffer)
 
 
 class _Handler(BaseHTTPRequestHandler):
-    timeout = TIMEOUT  # the socket's timeout: an idle client does not keep its thread
     protocol_version = "HTTP/1.0"
+
+    def setup(self):
+        super().setup()
+        deadline = time.monotonic() + DEADLINE
+        self.connection.settimeout(DEADLINE)  # the answer's writes too
+        self.rfile.close()  # the plain one: the socket is really closed only when all its files are
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, deadline))
 
     def do_GET(self):  # noqa: N802  # the name http.server calls
         body = self.server.render()
@@ -50,7 +78,11 @@ class MetricsServer(ThreadingHTTPServer):
         if not self.slots.acquire(blocking=False):  # full: this one is closed, not queued on a thread
             self.shutdown_request(request)
             return
-        super().process_request(request, client_address)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread (say, none can be started): the slot is free again
+            self.slots.release()
+            raise  # socketserver closes the request
 
     def process_request_thread(self, request, client_address):
         try:

@@ -5,10 +5,12 @@ the HTTP listener (--metrics-listen) and the textfile (--metrics-file). Kept to 
 from __future__ import annotations
 
 import errno
+import fcntl
 import math
 import os
-import secrets
 import stat
+import threading
+import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,11 +28,15 @@ KNOWN_LABELS = dict(cron_runs=("ok", "lost", "failed", "skipped", "busy", "unava
                     child_starts=("start", "restart"), config_rejections=REJECTIONS,
                     health_checks=("pass", "fail"), farm_export_writes=("written", "failed"))
 CARRY_MAX = 1 << 20  # bytes read of an earlier metrics file
+LOCK_WAIT = 2.0  # seconds a write waits for another writer of the same file
 
 
 class Metrics:
     def __init__(self):
         self.registry = r = CollectorRegistry(auto_describe=True)
+        self.lock = threading.Lock()  # see render()
+        self.carry = False  # cron: merge the file's counters before each write
+        self._seen = {}  # (metric, labels) -> the file's value already counted in
 
         def gauge(name, doc, labels=()):
             return Gauge(name, doc, labels, namespace=NS, registry=r)
@@ -66,13 +72,27 @@ class Metrics:
         self.cron_runs = counter("cron_runs", "cron invocations, by outcome", ("outcome",))
 
     def carry_over(self, path, warn):
-        """The counters of CARRIED from an earlier metrics file at *path* (cron only). The file is
-        untrusted: not followed through a link, no FIFO or device, at most CARRY_MAX bytes, only
-        finite non-negative values of known labels; its content is never quoted in a warning. A
-        file that cannot be used is ignored (with a warning): a metrics file must never stop the job."""
+        """Take the counters of CARRIED from the metrics file at *path* now (write_file() with
+        carry=True does it again, under the file's lock, right before every write)."""
         try:
-            text = _read_regular(path, CARRY_MAX)
-            families = list(text_string_to_metric_families(text))
+            dir_fd = open_trusted_folder(os.path.dirname(os.path.abspath(path)))
+        except OSError as exc:
+            warn("ignoring the earlier metrics file %s: %s" % (path, exc.strerror or "cannot read it"))
+            return
+        try:
+            self._merge(dir_fd, os.path.basename(path), path, warn)
+        finally:
+            os.close(dir_fd)
+
+    def _merge(self, dir_fd, name, path, warn):
+        """Add to CARRIED what other runs of the job added to the file since we last saw it (cron:
+        runs of a job overlap; each adds its own counts, none takes back another's). The file is
+        untrusted: read in the trusted folder, not through a link, no FIFO or device, at most
+        CARRY_MAX bytes, only finite non-negative values of known labels; its content is never
+        quoted in a warning. A file that cannot be used is ignored (with a warning): a metrics file
+        must never stop the job."""
+        try:
+            families = list(text_string_to_metric_families(_read_regular(name, CARRY_MAX, dir_fd)))
         except FileNotFoundError:
             return
         except OSError as exc:
@@ -94,7 +114,25 @@ class Metrics:
                 labels = tuple(sample.labels.get(name, "") for name in metric._labelnames)  # noqa: SLF001
                 if any(label not in KNOWN_LABELS.get(short, ()) for label in labels):
                     continue
-                (metric.labels(*labels) if labels else metric).inc(value)
+                key = (short, labels)
+                if value > self._seen.get(key, 0.0):  # a file behind us (removed, an older copy) takes nothing
+                    (metric.labels(*labels) if labels else metric).inc(value - self._seen.get(key, 0.0))
+                    self._seen[key] = value
+
+    def _note_written(self):
+        """What the file holds now of CARRIED: the next merge takes only what others add to it."""
+        for short in CARRIED:
+            for family in getattr(self, short).collect():
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        labels = tuple(sample.labels.get(name, "") for name in getattr(self, short)._labelnames)  # noqa: SLF001
+                        self._seen[(short, labels)] = sample.value
+
+    def render(self):
+        """The registry in the text format; under self.lock, so that a change of several values
+        made under it too (run_state) is seen whole."""
+        with self.lock:
+            return generate_latest(self.registry)
 
     def listen(self, spec):
         """Serve the registry over HTTP in a daemon thread; ValueError for a bad or busy address."""
@@ -102,43 +140,81 @@ class Metrics:
         addr = addr.strip("[]") or "0.0.0.0"  # noqa: S104  # the operator's choice; default all, as exporters do
         if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise ValueError("--metrics-listen %r: give [ADDR:]PORT, PORT a number 1-65535" % spec)
-        serve(addr, int(port), lambda: generate_latest(self.registry), spec)
+        serve(addr, int(port), self.render, spec)
 
-    def write_file(self, path):
-        """node_exporter's textfile format, atomically: a new temporary file of a random name (never
-        opened through a link, 0644 on its descriptor), synced, renamed over *path*; only in a
-        folder owners.untrusted() accepts (OSError otherwise)."""
-        data = generate_latest(self.registry)
+    def write_file(self, path, warn=None):
+        """node_exporter's textfile format, atomically, in a folder owners.untrusted() accepts
+        (OSError otherwise): under a flock of .NAME.lock (0600: no other user can hold it), the
+        file's counters merged in first when self.carry (cron), then .NAME.tmp (a stale one, left
+        by a killed writer, removed first; never opened through a link; 0644 on its descriptor)
+        written, synced and renamed over *path*."""
         folder, name = os.path.split(os.path.abspath(path))
         dir_fd = open_trusted_folder(folder)
-        tmp = ".%s.%s.tmp" % (name, secrets.token_hex(8))  # node_exporter reads only *.prom
+        tmp = ".%s.tmp" % name  # node_exporter reads only *.prom
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
-                         dir_fd=dir_fd)
+            lock_fd = _lock(dir_fd, ".%s.lock" % name)
             try:
-                os.fchmod(fd, 0o644)  # not the umask's say: node_exporter runs as another user
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except OSError:
-            try:
-                os.unlink(tmp, dir_fd=dir_fd)
+                if self.carry:
+                    self._merge(dir_fd, name, path, warn or (lambda _msg: None))
+                data = self.render()
+                _write_new(dir_fd, tmp, data)
+                os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                if self.carry:
+                    self._note_written()
             except OSError:
-                pass
-            raise
+                _unlink(dir_fd, tmp)
+                raise
+            finally:
+                os.close(lock_fd)
         finally:
             os.close(dir_fd)
 
 
-def _read_regular(path, limit):
-    """The text of the regular file *path* (not through a link, never blocking on a FIFO), up to
-    *limit* bytes; OSError otherwise."""
+def _lock(dir_fd, name):
+    """A descriptor of the lock file *name* in dir_fd, flocked; OSError (EAGAIN) after LOCK_WAIT."""
+    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "the lock file %s is not a regular file" % name)
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise OSError(errno.EAGAIN, "another process holds %s" % name) from None
+                time.sleep(0.02)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _write_new(dir_fd, name, data):
+    _unlink(dir_fd, name)  # a killed writer's: we hold the lock, no live writer uses it
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
+    try:
+        os.fchmod(fd, 0o644)  # not the umask's say: node_exporter runs as another user
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink(dir_fd, name):
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
+
+
+def _read_regular(name, limit, dir_fd):
+    """The text of the regular file *name* in dir_fd (not through a link, never blocking on a
+    FIFO), up to *limit* bytes; OSError otherwise."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise OSError(errno.ELOOP, "it is a symbolic link") from None
