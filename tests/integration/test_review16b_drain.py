@@ -64,3 +64,56 @@ def test_undrain_during_a_check_restarts_without_the_rolling_lock(zk_server, zk,
     except AssertionError:
         return  # no restart of h0 while h1 applies: fine
     assert "h1" not in seen[0], "h0 restarted its child for version 2 while h1 held /roll: %s\n%s" % (seen, h0.log())
+
+
+def test_drain_while_applying_a_version_lets_an_unproven_version_roll_on(zk_server, zk, zk_base, tmp_path):
+    """h0 holds /roll and applies version "bad 2" (restarted child, not healthy yet: the verdict is
+    due --health-delay * 2 after the restart). The operator drains h0 now: the drain stops the child
+    (its exit is the drain's doing, never judged), step_aside releases /roll while phase is still
+    APPLYING, and h1 takes /roll and installs "bad 2" too. Without the drain h0 would have found
+    the version failed, paused, and the farm would never have seen it twice."""
+    hosts = zk_server.hosts + zk_base
+    znode = zk_base + "/conf"
+    zk.create(znode, b"good 1")
+    confs, hs = {}, {}
+    for name in ("h0", "h1"):
+        confs[name] = tmp_path / ("conf-" + name)
+        hs[name] = runner(tmp_path, hosts, name, "--lock", "/lock-" + name, "--mirror", "%s=/conf" % confs[name],
+                          "--health", "grep -q good %s" % confs[name], "--change-delay", "0.1", "--rolling-lock",
+                          "/roll", "--health-delay", "3", "--health-interval", "0.1", "--", "sh", "-c",
+                          "while :; do sleep 0.1; done")
+    for one in hs.values():
+        one.wait_log("child is healthy", timeout=20)
+    zk.set(znode, b"bad 2")
+    wait_for(lambda: any(one.has("rolling lock acquired") for one in hs.values()), timeout=15)
+    first = next(name for name, one in hs.items() if one.has("rolling lock acquired"))
+    second = "h1" if first == "h0" else "h0"
+    code, _out, err = zkherd("--zk", hosts, "drain", "/lock-" + first, "--id", first, "--timeout", "10")
+    assert code == 0, err
+    hs[first].wait_log(r"-> drained")
+    time.sleep(5)  # the verdict on "bad 2" would have come by now
+    assert confs[second].read_bytes() != b"bad 2", (
+        "%s installed the unproven version after %s was drained mid-apply:\n%s" % (second, first, hs[first].log()))
+
+
+def test_undrain_after_a_drain_mid_apply_judges_the_fresh_start_without_the_rolling_lock(
+        zk_server, zk, zk_base, tmp_path):
+    """step_aside leaves phase APPLYING when it releases /roll. Undrained, the runner starts its child
+    (a first start, not a rolling restart) and still treats it as a version being applied: not
+    healthy in time, it records a failed version and pauses, logging that it holds the rolling lock
+    though it holds nothing."""
+    hosts = zk_server.hosts + zk_base
+    znode, conf = zk_base + "/conf", tmp_path / "conf"
+    zk.create(znode, b"good 1")
+    h0 = runner(tmp_path, hosts, "h0", "--lock", "/lock-h0", "--mirror", "%s=/conf" % conf, "--health",
+                "grep -q good %s" % conf, "--change-delay", "0.1", "--rolling-lock", "/roll", "--health-delay", "2",
+                "--health-interval", "0.1", "--", "sh", "-c", "while :; do sleep 0.1; done")
+    h0.wait_log("child is healthy", timeout=20)
+    zk.set(znode, b"bad 2")
+    h0.wait_log("rolling lock acquired", timeout=10)
+    assert zkherd("--zk", hosts, "drain", "/lock-h0", "--id", "h0", "--timeout", "10")[0] == 0
+    h0.wait_log("leaving the rolling lock", timeout=10)
+    assert zkherd("--zk", hosts, "undrain", "/lock-h0", "--id", "h0")[0] == 0
+    h0.wait_log("state drained -> queued", timeout=10)
+    time.sleep(6)
+    assert not h0.has("holding the rolling lock until"), h0.log()
