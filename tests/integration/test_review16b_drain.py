@@ -117,3 +117,16 @@ def test_undrain_after_a_drain_mid_apply_judges_the_fresh_start_without_the_roll
     h0.wait_log("state drained -> queued", timeout=10)
     time.sleep(6)
     assert not h0.has("holding the rolling lock until"), h0.log()
+
+
+@pytest.mark.parametrize("args", [
+    ("drain", "/lock", "--id", ""), ("drain", "/", "--id", "a", "--no-wait"), ("drain", "lock", "--id", "a"),
+    ("drain", "/lock", "--id", "a/b", "--no-wait"), ("drain", "/lock", "--id", "..", "--no-wait"),
+    ("drain", "/lock", "--id", "a", "--timeout", "0"), ("drain", "/lock", "--id", "a", "--timeout", "-1"),
+    ("drain", "/lock", "--id", "x" * 5000, "--no-wait"), ("drain", "/zkherd/drain", "--id", "a", "--no-wait"),
+    ("undrain", "/lock", "--id", ""), ("undrain", "/", "--id", "a"), ("drain", "/lock//x", "--id", "a", "--no-wait"),
+    ("drain", "/lock", "--id", "\x1b[31ma", "--no-wait"), ("undrain", "/lock", "--id", "a" * 5000),
+])
+def test_odd_arguments_never_trace(zk_server, zk_base, args):
+    code, out, err = zkherd("--zk", zk_server.hosts + zk_base, *args, timeout=60)
+    assert code in (0, 64, 65, 69, 75, 77), (args, code, out, err)
