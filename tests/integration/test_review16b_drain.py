@@ -130,3 +130,34 @@ def test_undrain_after_a_drain_mid_apply_judges_the_fresh_start_without_the_roll
 def test_odd_arguments_never_trace(zk_server, zk_base, args):
     code, out, err = zkherd("--zk", zk_server.hosts + zk_base, *args, timeout=60)
     assert code in (0, 64, 65, 69, 75, 77), (args, code, out, err)
+
+
+def test_an_ephemeral_node_planted_as_the_answers_folder(zk_server, zk, zk_base, tmp_path):
+    """Anyone who may write /zkherd/drained makes the folder of a path's answers an EPHEMERAL node
+    (kept by a live session). The runner's answer (create ... makepath) then fails with
+    NoChildrenForEphemerals, an error the fix did not catch (it catches NodeExists and NoAuth):
+    the runner must stay drained and alive, never exit or trace; `drain` exits 75."""
+    from tests.integration.test_drain import REPO  # noqa: F401
+    from tests.support.runner import exclusive_child, wait_starts
+
+    hosts, work = zk_server.hosts + zk_base, tmp_path / "w"
+    a = runner(tmp_path, hosts, "a", "--lock", "/lock", "--", *exclusive_child(work, name="a"))
+    wait_starts(work, 1)
+    zk.ensure_path(zk_base + "/zkherd/drained")
+    zk.create(zk_base + "/zkherd/drained/%2Flock", b"", ephemeral=True)
+    code, out, err = zkherd("--zk", hosts, "drain", "/lock", "--id", "a", "--timeout", "4")
+    a.wait_log(r"-> drained")
+    time.sleep(1.5)
+    assert a.proc.poll() is None, (a.proc.returncode, a.log())
+    assert "Traceback" not in a.log(), a.log()
+    assert code == 75, (code, out, err)
+
+
+def test_an_ephemeral_node_planted_as_the_flags_folder(zk_server, zk, zk_base):
+    """The same at /zkherd/drain/%2Flock: `zkherd drain` cannot make its flag; it must exit with a
+    documented code and say why, never 70 ("a bug in zkherd") or a traceback."""
+    hosts = zk_server.hosts + zk_base
+    zk.ensure_path(zk_base + "/zkherd/drain")
+    zk.create(zk_base + "/zkherd/drain/%2Flock", b"", ephemeral=True)
+    code, out, err = zkherd("--zk", hosts, "drain", "/lock", "--id", "a", "--timeout", "4")
+    assert code in (65, 69, 75, 77), (code, out, err)
