@@ -137,7 +137,6 @@ def test_an_ephemeral_node_planted_as_the_answers_folder(zk_server, zk, zk_base,
     (kept by a live session). The runner's answer (create ... makepath) then fails with
     NoChildrenForEphemerals, an error the fix did not catch (it catches NodeExists and NoAuth):
     the runner must stay drained and alive, never exit or trace; `drain` exits 75."""
-    from tests.integration.test_drain import REPO  # noqa: F401
     from tests.support.runner import exclusive_child, wait_starts
 
     hosts, work = zk_server.hosts + zk_base, tmp_path / "w"
@@ -161,3 +160,22 @@ def test_an_ephemeral_node_planted_as_the_flags_folder(zk_server, zk, zk_base):
     zk.create(zk_base + "/zkherd/drain/%2Flock", b"", ephemeral=True)
     code, out, err = zkherd("--zk", hosts, "drain", "/lock", "--id", "a", "--timeout", "4")
     assert code in (65, 69, 75, 77), (code, out, err)
+
+
+def test_a_lost_reply_on_the_recheck_before_the_start(zk_server, zk, zk_base, tmp_path, fault_proxy):
+    """a waits behind b; b stops; a holds and reads its flag again (exists) before its child starts:
+    that reply is lost. a must neither start blind nor stall: it reconnects, reads again, starts."""
+    from tests.support.runner import exclusive_child, overlaps, wait_starts
+
+    proxy = fault_proxy()
+    work = tmp_path / "w"
+    b = runner(tmp_path, zk_server.hosts + zk_base, "b", "--lock", "/lock", "--", *exclusive_child(work, name="b"))
+    wait_starts(work, 1)
+    a = runner(tmp_path, proxy.hosts + zk_base, "a", "--lock", "/lock", "--", *exclusive_child(work, name="a"))
+    a.wait_log("queued for lock")
+    time.sleep(0.5)
+    proxy.lose_reply("exists", nth=1)
+    b.stop()
+    wait_starts(work, 2, timeout=20)
+    assert proxy.fired >= 1
+    assert not overlaps(work) and "Traceback" not in a.log() and a.proc.poll() is None, a.log()
