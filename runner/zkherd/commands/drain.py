@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 
-from kazoo.exceptions import ConnectionLoss, OperationTimeoutError
+from kazoo.exceptions import ConnectionLoss, NoChildrenForEphemeralsError, OperationTimeoutError
 from kazoo.handlers.threading import KazooTimeoutError
 
 from zkherd.common import paths
@@ -17,8 +17,9 @@ from zkherd.core.safetext import safe
 
 NAMES = ("drain", "undrain")
 DEFAULTS = dict(drain_path=None, id=None, no_wait=False, timeout=None)  # None: 60 s (main)
-EXIT_CODES = ("Exit codes: 0 done, 64 bad usage, 69 ZooKeeper unreachable, 75 no answer within --timeout (the "
-              "flag stays) or undrained meanwhile, 77 access denied.")
+EXIT_CODES = ("Exit codes: 0 done, 64 bad usage, 65 the flag cannot be made (an ephemeral node on its path, not "
+              "zkherd's), 69 ZooKeeper unreachable, 75 no answer within --timeout (the flag stays) or undrained "
+              "meanwhile, 77 access denied.")
 RETRIES = 5  # a request that got no answer (a lost reply) is asked again: both are idempotent
 RECHECK = 0.5  # seconds: looked at again even if no watch fires
 UNDRAINED = "undrained meanwhile"
@@ -96,7 +97,13 @@ def drain(client, path, ident, no_wait, timeout, op_timeout, out=None):
 
     out = out or sys.stdout
     started = time.monotonic()
-    retried(lambda get: drainflag.set_flag(client, path, ident, get), op_timeout)
+    try:
+        retried(lambda get: drainflag.set_flag(client, path, ident, get), op_timeout)
+    except NoChildrenForEphemeralsError:
+        sys.stderr.write("zkherd: cannot make the drain flag %s: a node on its way is ephemeral (not made by "
+                         "zkherd, which makes persistent folders there): delete it, then drain again\n"
+                         % safe(drainflag.flag_path(path, ident)))
+        return exits.DATAERR
     shown = safe(ident)
     if no_wait:
         out.write("drain flag set for %s at %s\n" % (shown, path))
