@@ -262,8 +262,10 @@ class Rollout:
         without the lock, as for any runner whose child is not up. Drained while applying a
         version (no verdict yet, none can come): the version is recorded as failed before the lock
         goes, so that an unproven version never rolls on (docs/operations.md)."""
-        if self.phase == APPLYING:
+        if self.phase == APPLYING and self.held:
             self.unproven(loop)
+        elif self.phase == APPLYING:  # no rolling lock: nobody else to keep the version from
+            self.phase = IDLE
         if self.rolling is None or not (self.held or self.rolling.engaged or self.phase in (WAITING, PAUSED)):
             return
         self.log.info("drained: leaving the rolling lock to the others", lock=self.opts.rolling_lock,
