@@ -263,7 +263,8 @@ class Rollout:
         version (no verdict yet, none can come): the version is recorded as failed before the lock
         goes, so that an unproven version never rolls on (docs/operations.md)."""
         if self.phase == APPLYING and self.held:
-            self.unproven(loop)
+            if not self.unproven(loop):
+                return  # the record first, then the lock: tried again on the next turn
         elif self.phase == APPLYING:  # no rolling lock: nobody else to keep the version from
             self.phase = IDLE
         if self.rolling is None or not (self.held or self.rolling.engaged or self.phase in (WAITING, PAUSED)):
@@ -277,17 +278,21 @@ class Rollout:
             self.sync.changed()  # the change we waited for is installed without the lock
 
     def unproven(self, loop):
+        """Record the version being applied as failed (no verdict can come): True once done (or
+        given up on for good), False if ZooKeeper could not be asked (we keep the lock meanwhile)."""
         version = self.sync.version
         why = "drained before configuration version %s was proven healthy" % version
-        self.log.warning(why + ": recorded as failed, the rollout stops on it until a newer version is pushed",
-                         version=version, lock=self.opts.rolling_lock)
-        self.alerts.fire("failed-version", why)
-        self.sync.failed_version = version
-        self.record_pending = (version, why)
-        self.record_failure(loop)  # before the lock is released: the next holder reads it
-        if self.opts.on_failure == "rollback" and self.sync.last_good:
-            self.sync.roll_back()
+        if self.sync.failed_version != version:  # once per version
+            self.log.warning(why + ": recorded as failed, the rollout stops on it until a newer version is "
+                             "pushed", version=version, lock=self.opts.rolling_lock)
+            self.alerts.fire("failed-version", why)
+            self.sync.failed_version = version
+            if self.opts.on_failure == "rollback" and self.sync.last_good:
+                self.sync.roll_back()
+        if not self.failed_versions.record(loop, version, why):
+            return False
         self.phase = IDLE  # the next start (after undrain) is a start, not this version's verdict
+        return True
 
     def record_failure(self, loop):
         """Write the failed-version record (on the first turn with a connection after a failure)."""
