@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 import time
 
+from kazoo.exceptions import NoChildrenForEphemeralsError
+
 from zkherd.common import paths
 from zkherd.common.drainflags import retried
 from zkherd.core import exits
@@ -14,8 +16,9 @@ from zkherd.core.safetext import safe
 
 NAMES = ("drain", "undrain")
 DEFAULTS = dict(drain_path=None, id=None, no_wait=False, timeout=None)  # None: 60 s (main)
-EXIT_CODES = ("Exit codes: 0 done, 64 bad usage, 69 ZooKeeper unreachable, 75 no answer within --timeout (the "
-              "flag stays) or undrained meanwhile, 77 access denied.")
+EXIT_CODES = ("Exit codes: 0 done, 64 bad usage, 65 the flag cannot be made (an ephemeral node on its path, not "
+              "zkherd's), 69 ZooKeeper unreachable, 75 no answer within --timeout (the flag stays) or undrained "
+              "meanwhile, 77 access denied.")
 
 
 def add_parsers(commands):
@@ -76,7 +79,13 @@ def drain(client, path, ident, no_wait, timeout, op_timeout, out=None):
 
     out = out or sys.stdout
     started = time.monotonic()
-    retried(lambda get: drainflag.set_flag(client, path, ident, get), op_timeout)
+    try:
+        retried(lambda get: drainflag.set_flag(client, path, ident, get), op_timeout)
+    except NoChildrenForEphemeralsError:
+        sys.stderr.write("zkherd: cannot make the drain flag %s: a node on its way is ephemeral (not made by "
+                         "zkherd, which makes persistent folders there): delete it, then drain again\n"
+                         % safe(drainflag.flag_path(path, ident)))
+        return exits.DATAERR
     shown = safe(ident)
     if no_wait:
         out.write("drain flag set for %s at %s\n" % (shown, path))

@@ -6,7 +6,16 @@ that nobody can lift."""
 
 from __future__ import annotations
 
-from kazoo.exceptions import NoAuthError, NodeExistsError, NoNodeError, NotEmptyError
+from kazoo.exceptions import (
+    ConnectionLoss,
+    NoAuthError,
+    NodeExistsError,
+    NoNodeError,
+    NotEmptyError,
+    OperationTimeoutError,
+    SessionExpiredError,
+    ZookeeperError,
+)
 
 from zkherd.recipes import drainflag
 
@@ -94,6 +103,12 @@ class DrainFlags:
             owned = False
             self.log.warning("cannot write our drain answer (access denied): `zkherd drain` will time out; give "
                              "the runner's credentials create rights on " + drainflag.ANSWERS, path=node)
+        except (ConnectionLoss, SessionExpiredError, OperationTimeoutError):
+            raise  # tried again on the next turn with a connection
+        except ZookeeperError as exc:  # a hand-made node in the way (an ephemeral folder, say): never fatal
+            owned = False
+            self.log.warning("cannot write our drain answer: `zkherd drain` will time out; see what is at the "
+                             "answer's folder in " + drainflag.ANSWERS, path=node, error=type(exc).__name__)
         self.answers[kind] = (flag.czxid, owned)
         self.log.info("drained: holding nothing", path=self.paths[kind], id=self.ident)
 

@@ -22,6 +22,7 @@ import time
 from kazoo.exceptions import ConnectionLoss, KazooException, NoNodeError, SessionExpiredError
 
 from zkherd.common import codec, paths
+from zkherd.core.loop import TRANSIENT
 
 WHAT_TO_DO = "delete the node, and give the rolling lock an ACL that only the deployment's credentials may write " \
              "(--acl auth::rwcda)"
@@ -59,8 +60,10 @@ class FailedVersions:
         self.mzxid = None  # of the record read last
 
     def record(self, loop, version, why):
+        """False if ZooKeeper could not be asked (try again on a later turn), else True (written, or
+        given up on: the alert and the log still say it)."""
         if version is None or version < 0:
-            return  # no version the others could skip
+            return True  # no version the others could skip
         data = json.dumps({"version": version, "host": socket.gethostname(), "id": self.ident,
                            "reason": why, "time": time.time()}).encode()
         try:
@@ -69,7 +72,10 @@ class FailedVersions:
             except NoNodeError:
                 loop.get(loop.client.create_async(self.node, data, makepath=True))
         except Exception as exc:  # the alert and the log still say it
-            self.log.warning("could not record the failed version", node=self.node, error=str(exc))
+            self.log.warning("could not record the failed version", node=self.node,
+                             error=str(exc) or type(exc).__name__)
+            return not isinstance(exc, TRANSIENT)
+        return True
 
     def read(self, loop):
         """The version recorded as failed, checked against the record itself, or None (none, or

@@ -174,14 +174,21 @@ class Rollout:
             if self.phase == IDLE:  # nothing to apply after all; never while applying or paused
                 self.release(loop)
             return None, (START if outcome == outcomes.SAME and not child_up else None)
-        if self.rolling is not None and child_up and self.opts.on_change == "restart" and not self.held:
+        if self.needs_lock(child_up):
             sync.forget_pending()  # staged once, after the lock is ours and the newest set read again
-            self.phase, self.rolling_dirty = WAITING, True
-            self.log.info("configuration changed; waiting for the rolling lock", lock=self.opts.rolling_lock)
-            return 0.0, None
+            return self.queue_for_lock("configuration changed; waiting for the rolling lock")
         if sync.stage() == "checking":
             return sync.check_timeout, None
         return 0.0, self.install(child_up)
+
+    def needs_lock(self, child_up):
+        """A restart of a running child always holds the rolling lock (promise 6)."""
+        return self.rolling is not None and child_up and self.opts.on_change == "restart" and not self.held
+
+    def queue_for_lock(self, why):
+        self.phase, self.rolling_dirty = WAITING, True
+        self.log.info(why, lock=self.opts.rolling_lock)
+        return 0.0, None
 
     def render_failed(self):
         version, message = self.sync.render_failure
@@ -194,6 +201,12 @@ class Rollout:
         left, ok = sync.poll_check()
         if ok is None:
             return left, None
+        if ok and self.needs_lock(child_up):
+            # checked without the lock while no child ran (a drained host), and a child started
+            # meanwhile (undrained): the restart waits for the lock; the set is read and checked again
+            sync.discard()
+            return self.queue_for_lock("the child started during the check; waiting for the rolling lock "
+                                       "before restarting it")
         if ok:
             return 0.0, self.install(child_up)
         self.alerts.fire("rejected", "the check command rejected configuration version %d" % sync.staged_version)
@@ -246,7 +259,14 @@ class Rollout:
         """The runner is drained (no child, none to come): leave the rolling lock's line, or release
         the lock if we hold it (also paused on a failed version: the record ROLLING_LOCK/failed stays
         and keeps that version out on the other hosts). A new version is then installed here
-        without the lock, as for any runner whose child is not up."""
+        without the lock, as for any runner whose child is not up. Drained while applying a
+        version (no verdict yet, none can come): the version is recorded as failed before the lock
+        goes, so that an unproven version never rolls on (docs/operations.md)."""
+        if self.phase == APPLYING and self.held:
+            if not self.unproven(loop):
+                return  # the record first, then the lock: tried again on the next turn
+        elif self.phase == APPLYING:  # no rolling lock: nobody else to keep the version from
+            self.phase = IDLE
         if self.rolling is None or not (self.held or self.rolling.engaged or self.phase in (WAITING, PAUSED)):
             return
         self.log.info("drained: leaving the rolling lock to the others", lock=self.opts.rolling_lock,
@@ -256,6 +276,23 @@ class Rollout:
         if was == WAITING:
             self.phase = IDLE
             self.sync.changed()  # the change we waited for is installed without the lock
+
+    def unproven(self, loop):
+        """Record the version being applied as failed (no verdict can come): True once done (or
+        given up on for good), False if ZooKeeper could not be asked (we keep the lock meanwhile)."""
+        version = self.sync.version
+        why = "drained before configuration version %s was proven healthy" % version
+        if self.sync.failed_version != version:  # once per version
+            self.log.warning(why + ": recorded as failed, the rollout stops on it until a newer version is "
+                             "pushed", version=version, lock=self.opts.rolling_lock)
+            self.alerts.fire("failed-version", why)
+            self.sync.failed_version = version
+            if self.opts.on_failure == "rollback" and self.sync.last_good:
+                self.sync.roll_back()
+        if not self.failed_versions.record(loop, version, why):
+            return False
+        self.phase = IDLE  # the next start (after undrain) is a start, not this version's verdict
+        return True
 
     def record_failure(self, loop):
         """Write the failed-version record (on the first turn with a connection after a failure)."""
