@@ -37,10 +37,12 @@ class HolderNote:
         return holder_data(self.ident, self.slots, self.kind)
 
     def holding(self, client, node):
-        """We got the lock (again after reset()): say since when."""
+        """We got the lock (again after reset()): say since when. Found holding again (after a
+        reconnect): say it again - a write cut off by the disconnect may not have failed yet when we
+        look, and on a quiet lock nothing else would send it again."""
         if self.since is None:
             self.since = time.time()
-            self.publish(client, node)
+        self.publish(client, node)
 
     def resend(self, client, node):
         if self.failed:
