@@ -29,12 +29,11 @@ import threading
 import time
 from urllib.parse import quote, unquote
 
-from . import paths
+from . import paths, sequence
 
 FLAGS, ANSWERS = "/zkherd/drain", "/zkherd/drained"
 # The prefixes of a lock's line (runner recipes/lock.py QUEUE and RUN) and the sequence suffix.
-LINE_PREFIXES = ("lock-", "run-")
-SEQUENCE_DIGITS = 10
+LINE_PREFIXES = ("lock-", "run-")  # recipes/lock.py QUEUE, RUN (this module cannot import the runner)
 RETRIES = 5  # a request that got no answer (a lost reply) is asked again: both are idempotent
 RECHECK = 0.5  # seconds: looked at again even if no watch fires
 UNDRAINED = "undrained meanwhile"
@@ -99,14 +98,17 @@ class FlagNotEmpty(Exception):
 def set_flag(client, path, ident, get, token=None, acl=None):
     """Make the flag (nothing if it is there): (its stat, its data). *acl* (kazoo ACLs) for the flag
     and the folders it makes; None: the client's default."""
-    from kazoo.exceptions import NodeExistsError
+    from kazoo.exceptions import NodeExistsError, NoNodeError
 
     node = flag_path(path, ident)
     try:
         get(client.create_async(node, flag_data(token), acl=acl, makepath=True))
     except NodeExistsError:
         pass  # drained already, or our own create whose reply was lost
-    data, stat = get(client.get_async(node))
+    try:
+        data, stat = get(client.get_async(node))
+    except NoNodeError:  # undrained between the create and this read: the wait says so
+        return None, None
     return stat, data
 
 
@@ -143,10 +145,7 @@ def retried(call, timeout):
 
 def line_of(names):
     """A lock's line among *names*: its queue and run nodes, each in sequence order."""
-    def in_order(prefix):
-        return sorted((n for n in names if n.startswith(prefix) and n[-SEQUENCE_DIGITS:].isdigit()),
-                      key=lambda name: int(name[-SEQUENCE_DIGITS:]))
-    return [name for prefix in LINE_PREFIXES for name in in_order(prefix)]
+    return [name for prefix in LINE_PREFIXES for name in sequence.in_order(names, prefix)]
 
 
 def holder_id(data):

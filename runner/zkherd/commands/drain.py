@@ -6,9 +6,10 @@ from __future__ import annotations
 import sys
 import time
 
-from kazoo.exceptions import NoChildrenForEphemeralsError
+from kazoo.exceptions import KazooException, NoChildrenForEphemeralsError
 
 from zkherd.common import paths
+from zkherd.common.connection import ZkError, translate
 from zkherd.common.drainflags import retried
 from zkherd.core import exits
 from zkherd.core.argtypes import seconds
@@ -56,9 +57,23 @@ def main(values, settings, log):
         return fail("--id ID is required: the --id of the runner to %s" % values["cmd"], exits.USAGE_ERROR)
     timeout = float(values["timeout"] if values["timeout"] is not None else 60.0)
     if values["cmd"] == "undrain":
-        return run(settings, lambda client: undrain(client, path, ident, settings.connect_timeout))
-    return run(settings, lambda client: drain(client, path, ident, values["no_wait"], timeout,
-                                              settings.connect_timeout))
+        return run(settings, translated(lambda client: undrain(client, path, ident, settings.connect_timeout),
+                                        "undrain %s at" % safe(ident), path))
+    return run(settings, translated(lambda client: drain(client, path, ident, values["no_wait"], timeout,
+                                                         settings.connect_timeout), "drain %s at" % safe(ident), path))
+
+
+def translated(body, action, path):
+    """body(client), with a ZooKeeper error the shared flag code lets through (access denied on the
+    flags or the lock's line...) made a clear message and its exit code (77...), never 70."""
+    def call(client):
+        try:
+            return body(client)
+        except ZkError:
+            raise
+        except KazooException as exc:
+            raise translate(exc, action, path) from None
+    return call
 
 
 def undrain(client, path, ident, timeout, out=None):

@@ -30,6 +30,8 @@ class HolderNote:
         self.since = None  # when we got the lock (time.time())
         self.told = {}  # what publish() was told while we hold it
         self.failed = False  # the last write failed: resend() sends it again
+        self.sending = False  # a write is on its way (its answer not in yet)
+        self.applied = False  # the last write was applied
 
     @property
     def queued(self):
@@ -38,11 +40,13 @@ class HolderNote:
 
     def holding(self, client, node):
         """We got the lock (again after reset()): say since when. Found holding again (after a
-        reconnect): say it again - a write cut off by the disconnect may not have failed yet when we
-        look, and on a quiet lock nothing else would send it again."""
+        reconnect): again only if the last write is not known to be applied and none is on its way
+        (each write fires our own watch on the node: writing on every look would loop)."""
         if self.since is None:
             self.since = time.time()
-        self.publish(client, node)
+            self.publish(client, node)
+        elif not self.applied and not self.sending:
+            self.publish(client, node)
 
     def resend(self, client, node):
         if self.failed:
@@ -54,19 +58,24 @@ class HolderNote:
         self.told.update(told)
         if self.since is None or node is None or client is None:
             return
-        self.failed = False
+        self.failed = self.applied = False
         data = holder_data(self.ident, self.slots, self.kind, since=round(self.since, 3), **self.told)
         try:
             result = client.set_async(node, data)
         except KazooException:  # no connection now
             self.failed = True
             return
+        self.sending = True
         result.rawlink(self._written)
 
     def _written(self, result):
-        if not result.successful() and not isinstance(result.exception, NoNodeError):
+        """On kazoo's callback thread: plain flags, read by the loop's thread on its next look."""
+        self.sending = False
+        if result.successful():
+            self.applied = True
+        elif not isinstance(result.exception, NoNodeError):
             self.failed = True
 
     def reset(self):
         """Our nodes are gone (released, or the session expired)."""
-        self.since, self.told, self.failed = None, {}, False
+        self.since, self.told, self.failed, self.applied = None, {}, False, False

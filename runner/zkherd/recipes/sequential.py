@@ -23,24 +23,14 @@ session moved).
 from __future__ import annotations
 
 import os
-import re
 
 from kazoo.exceptions import ConnectionLoss, KazooException, NoNodeError, OperationTimeoutError
 
 from zkherd.common import paths
+from zkherd.common.sequence import in_order, is_sequence  # one rule (common/sequence.py)
 from zkherd.core.session import session_id
 
-_SEQUENCE = re.compile("[0-9]{10}")  # ASCII digits only: int() refuses '²', str.isdigit() does not
-
-
-def is_sequence(text):
-    return _SEQUENCE.fullmatch(text) is not None
-
-
-def in_order(children, prefix):
-    """The children named PREFIX ... + a sequence number, in order (the token, if any, between)."""
-    return sorted((c for c in children if c.startswith(prefix) and is_sequence(c[-10:])),
-                  key=lambda name: int(name[-10:]))
+__all__ = ["in_order", "is_sequence"]  # also used from here by the recipes and status
 
 
 def new_token():

@@ -44,6 +44,7 @@ class Rollout:
                                 kind="rolling")
             self.failed_versions = FailedVersions(opts.rolling_lock, opts.id, log)
         self.phase = IDLE
+        self.applying = None  # the version applied under the rolling lock (phase APPLYING)
         self.held = False  # the rolling lock is ours
         self.rolling_dirty = False
         self.release_pending = False  # the rolling lock is to be released (on the next turn with a connection)
@@ -117,12 +118,13 @@ class Rollout:
 
     # -- the work ---------------------------------------------------------------------------------
 
-    def poll(self, loop, child_up):
+    def poll(self, loop, child_up, drained=False):
         """ZooKeeper work (call when connected): returns (seconds until due or None, action or None).
+        *drained*: the runner is drained (its child stops or is gone): it never takes the rolling lock.
         A local error (a set that cannot be read, staged or installed here) goes up to the runner,
         which logs it and tries again in a second; the alert runs once per version it hits."""
         try:
-            return self._poll(loop, child_up)
+            return self._poll(loop, child_up, drained)
         except LocalFileError as exc:
             if getattr(exc, "traceback", None):
                 self.log.debug("traceback", traceback=exc.traceback)
@@ -133,14 +135,16 @@ class Rollout:
                                  "place are kept: %s" % (version, exc.message))
             raise
 
-    def _poll(self, loop, child_up):
+    def _poll(self, loop, child_up, drained):
         if self.release_pending:
             self.release(loop)
         sync = self.sync
         if sync.check is not None:
             return self.checked(loop, child_up)
         if self.phase == WAITING:
-            if not self.rolling_dirty:
+            # drained while its child stops: taking the lock now would apply a version no child
+            # runs (and step_aside would record it as failed); step_aside leaves the line instead
+            if not self.rolling_dirty or drained:
                 return None, None
             self.rolling_dirty = False
             try:
@@ -224,7 +228,7 @@ class Rollout:
         version = self.sync.install()
         self.alerts.version = version
         if self.held:
-            self.phase = APPLYING
+            self.phase, self.applying = APPLYING, version
             self.rolling.publish(version=version, phase="applying")  # for `zkherd status`
         if not child_up:
             return START  # first start, or after a failed version
@@ -280,7 +284,8 @@ class Rollout:
     def unproven(self, loop):
         """Record the version being applied as failed (no verdict can come): True once done (or
         given up on for good), False if ZooKeeper could not be asked (we keep the lock meanwhile)."""
-        version = self.sync.version
+        # the one we held the lock for (not a newer one installed since)
+        version = self.applying if self.applying is not None else self.sync.version
         why = "drained before configuration version %s was proven healthy" % version
         if self.sync.failed_version != version:  # once per version
             self.log.warning(why + ": recorded as failed, the rollout stops on it until a newer version is "
@@ -296,8 +301,9 @@ class Rollout:
 
     def record_failure(self, loop):
         """Write the failed-version record (on the first turn with a connection after a failure)."""
-        if self.record_pending is not None and self.failed_versions is not None:
-            self.failed_versions.record(loop, *self.record_pending)
+        if (self.record_pending is not None and self.failed_versions is not None
+                and not self.failed_versions.record(loop, *self.record_pending)):
+            return  # ZooKeeper could not be asked: kept, tried again on the next turn
         self.record_pending = None
 
     def release(self, loop):

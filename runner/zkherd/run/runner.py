@@ -164,7 +164,8 @@ class Runner(Program):
         if self.rollout is not None and self.machine.state == S.DRAINED:
             self.rollout.step_aside(loop)  # a drained host never holds up the farm's rollout
         if self.rollout is not None and self.cycle.exit_with is None:  # exiting: no new render may hold the loop
-            due, action = self.rollout.poll(loop, child_up(self.machine.state) and self.life.running)
+            due, action = self.rollout.poll(loop, child_up(self.machine.state) and self.life.running,
+                                            self.drain.lock_drained())
             self.act(action)
         self.drain.look(loop)
         telemetry.get().drained([kind for kind, drained in ((LOCK, self.drain.lock_drained()),
