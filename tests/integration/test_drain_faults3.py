@@ -4,6 +4,8 @@ ZooKeeper error the shared flag code lets through (access denied on the flags) i
 
 from __future__ import annotations
 
+import time
+
 from kazoo.security import make_acl
 
 from tests.integration.test_drain import zkherd
@@ -23,3 +25,37 @@ def test_access_denied_on_the_flags_is_77(zk, zk_base, zk_server):
     assert code == 77 and "denied" in err, (code, out, err)
     code, out, err = zkherd("undrain", "/lock", "--id", "a", "--zk", zk_server.hosts + zk_base)
     assert code in (0, 77) and "bug" not in err, (code, out, err)
+
+
+def test_a_host_drained_while_it_waits_for_the_rolling_lock_never_takes_it_while_its_child_stops(
+        zk_server, zk, zk_base, tmp_path):
+    """h1 holds /roll for version 2 (its verdict comes 2 s after its restart); h0 waits for /roll.
+    h0 is drained: its child takes 4 s to stop, and /roll comes free meanwhile. h0 must not take it:
+    no child would run version 2 there, and the drain then recorded version 2 as failed farm-wide."""
+    from tests.integration.test_drain import RUNNERS, runner
+
+    hosts = zk_server.hosts + zk_base
+    znode, conf0, conf1 = zk_base + "/conf", tmp_path / "conf0", tmp_path / "conf1"
+    zk.create(znode, b"good 1")
+    slow_stop = ("--", "sh", "-c", "trap 'sleep 4; exit 0' TERM; while :; do sleep 0.1; done")
+    try:
+        h0 = runner(tmp_path, hosts, "h0", "--lock", "/lock-h0", "--mirror", "%s=/conf" % conf0, "--rolling-lock",
+                    "/roll", "--change-delay", "0.1", "--stop-timeout", "10", "--health", "grep -q good %s" % conf0,
+                    "--health-delay", "0.3", "--health-interval", "0.1", *slow_stop)
+        h1 = runner(tmp_path, hosts, "h1", "--lock", "/lock-h1", "--mirror", "%s=/conf" % conf1, "--rolling-lock",
+                    "/roll", "--change-delay", "0.1", "--health", "grep -q good %s" % conf1, "--health-delay", "2",
+                    "--health-interval", "0.1", "--", "sh", "-c", "while :; do sleep 0.1; done")
+        h0.wait_log("child is healthy", timeout=20)
+        h1.wait_log("child is healthy", timeout=20)
+        zk.set(znode, b"good 2")
+        h0.wait_log("waiting for the rolling lock", timeout=10)
+        code, _out, err = zkherd("--zk", hosts, "drain", "/lock-h0", "--id", "h0", "--timeout", "20")
+        assert code == 0, err
+        h0.wait_log(r"-> drained", timeout=20)
+        h1.wait_log("rolling lock released", timeout=10)  # /roll came free while h0's child stopped
+        time.sleep(0.5)
+        assert not h0.has("drained before configuration version"), h0.log()[-3000:]
+        assert zk.exists(zk_base + "/roll/failed") is None, zk.get(zk_base + "/roll/failed")[0]
+    finally:
+        while RUNNERS:
+            RUNNERS.pop().stop()

@@ -45,6 +45,7 @@ class Rollout:
             self.failed_versions = FailedVersions(opts.rolling_lock, opts.id, log)
         self.phase = IDLE
         self.applying = None  # the version applied under the rolling lock (phase APPLYING)
+        self.tried = False  # a child started with it (a drain before that leaves it untried, not failed)
         self.held = False  # the rolling lock is ours
         self.rolling_dirty = False
         self.release_pending = False  # the rolling lock is to be released (on the next turn with a connection)
@@ -79,6 +80,8 @@ class Rollout:
 
     def child_started(self, health):
         """The child (re)started; without --health it counts as healthy at once."""
+        if self.phase == APPLYING:
+            self.tried = True
         if health is None and self.phase == APPLYING:
             self.applied()
 
@@ -228,7 +231,7 @@ class Rollout:
         version = self.sync.install()
         self.alerts.version = version
         if self.held:
-            self.phase, self.applying = APPLYING, version
+            self.phase, self.applying, self.tried = APPLYING, version, False
             self.rolling.publish(version=version, phase="applying")  # for `zkherd status`
         if not child_up:
             return START  # first start, or after a failed version
@@ -264,12 +267,13 @@ class Rollout:
         the lock if we hold it (also paused on a failed version: the record ROLLING_LOCK/failed stays
         and keeps that version out on the other hosts). A new version is then installed here
         without the lock, as for any runner whose child is not up. Drained while applying a
-        version (no verdict yet, none can come): the version is recorded as failed before the lock
-        goes, so that an unproven version never rolls on (docs/operations.md)."""
-        if self.phase == APPLYING and self.held:
+        version that a child ran (no verdict yet, none can come): the version is recorded as failed
+        before the lock goes, so that an unproven version never rolls on (docs/operations.md);
+        drained before a child ran it, it is untried: the lock goes, the next holder tries it."""
+        if self.phase == APPLYING and self.held and self.tried:
             if not self.unproven(loop):
                 return  # the record first, then the lock: tried again on the next turn
-        elif self.phase == APPLYING:  # no rolling lock: nobody else to keep the version from
+        elif self.phase == APPLYING:  # no rolling lock, or no child ran it: the next holder tries it
             self.phase = IDLE
         if self.rolling is None or not (self.held or self.rolling.engaged or self.phase in (WAITING, PAUSED)):
             return
