@@ -7,10 +7,12 @@ import sys
 import time
 
 from kazoo.exceptions import KazooException, NoChildrenForEphemeralsError
+from kazoo.handlers.threading import KazooTimeoutError
 
 from zkherd.common import paths
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.drainflags import retried
+from zkherd.common.errors import CONNECT
 from zkherd.core import exits
 from zkherd.core.argtypes import seconds
 from zkherd.core.safetext import safe
@@ -73,6 +75,8 @@ def translated(body, action, path):
             raise
         except KazooException as exc:
             raise translate(exc, action, path) from None
+        except KazooTimeoutError:  # the server stopped answering (not a KazooException)
+            raise ZkError("ZooKeeper did not answer while trying to %s %s" % (action, path), CONNECT) from None
     return call
 
 
