@@ -24,8 +24,9 @@ def pytest_unconfigure(config):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-# The slowest test files start first (scripts/test.sh passes --no-loadscope-reorder): with two workers taking whole files,
-# a long file started last leaves one worker idle at the end (the suite's 20-minute budget).
+# The slowest test files start first (scripts/test.sh passes --no-loadscope-reorder): with two
+# workers taking whole files, a long file started last leaves one worker idle at the end (the
+# suite's 20-minute budget).
 SLOW_FIRST = ("test_reconnect.py", "test_chaos.py", "test_cron_leadership_faults.py",
               "test_zookeeper_role_reconfig_faults.py", "test_fence.py", "test_cron14.py", "test_runner_faults.py",
               "test_cron_claims.py", "test_drain_faults2.py", "test_rolemetrics.py")
