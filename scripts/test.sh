@@ -29,10 +29,8 @@ run() {
         sanity) step ansible-test-sanity scripts/ansible-test.sh sanity ;;
         # Two workers, a test file each at a time: the tests mostly wait on ZooKeeper, timeouts and children,
         # and the suite has a 20-minute budget (docs/testing.md). --durations names the slow ones in CI's log.
-        # --no-loadscope-reorder: the files start in tests/conftest.py's order, the slowest first (xdist
-        # would start the files with the most tests first: the 2-minute outage test, one test, came last).
         integration) step integration python -m pytest tests/runner tests/integration -q -n 2 --dist loadfile \
-                         --no-loadscope-reorder --durations=15 ;;
+                         --durations=15 ;;
         molecule) step molecule scripts/molecule.sh test ;;
         *) echo "unknown step $1" >&2; exit 64 ;;
     esac

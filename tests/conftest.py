@@ -23,17 +23,3 @@ def pytest_unconfigure(config):
     for folder in _made:
         shutil.rmtree(folder, ignore_errors=True)
 
-
-# The slowest test files start first (scripts/test.sh passes --no-loadscope-reorder): with two
-# workers taking whole files, a long file started last leaves one worker idle at the end (the
-# suite's 20-minute budget).
-SLOW_FIRST = ("test_reconnect.py", "test_chaos.py", "test_cron_leadership_faults.py",
-              "test_zookeeper_role_reconfig_faults.py", "test_fence.py", "test_cron14.py", "test_runner_faults.py",
-              "test_cron_claims.py", "test_drain_faults2.py", "test_rolemetrics.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    def rank(item):
-        name = item.path.name
-        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
-    items.sort(key=rank)  # stable: the order inside a file stays

@@ -130,6 +130,7 @@ def test_drain_of_a_registration_keeps_the_child(zk_server, zk, zk_base, tmp_pat
                      "sh", "-c", SERVE)
     service.wait_log("registered")
     wait_for(lambda: len(zk.get_children(services)) == 1)
+    wait_for(lambda: service.child_pid is not None)  # "registered" may come before "started child"
     child = service.child_pid
     code, out, err = zkherd("--zk", hosts, "drain", "/svc/node-", "--id", "r", "--timeout", "10")
     assert code == 0 and "the runner answered" in out, (out, err)
