@@ -22,4 +22,3 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     for folder in _made:
         shutil.rmtree(folder, ignore_errors=True)
-

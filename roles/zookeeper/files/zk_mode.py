@@ -37,20 +37,25 @@ def connect(host, port, keystore=None):
     return context.wrap_socket(sock)
 
 
+def read_answer(sock):
+    """A four-letter word's whole answer (the server closes the connection after it)."""
+    chunks = []
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
 def ask(host, port, keystore, word):
     """The answer to a four-letter word, or None."""
     try:
         with connect(host, port, keystore) as sock:
             sock.sendall(word)
-            chunks = []
-            while True:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                chunks.append(chunk)
+            answer = read_answer(sock)
     except OSError:
         return None
-    return b"".join(chunks).decode("utf-8", "replace")
+    return answer.decode("utf-8", "replace")
 
 
 def mode(host, port, keystore=None):

@@ -29,6 +29,7 @@ import time
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, KazooException, NewConfigNoQuorumError, ReconfigInProcessError
 from kazoo.handlers.threading import KazooTimeoutError
+from zk_mode import read_answer  # the role's files sit together (run from files/)
 
 
 def parse_config(text):
@@ -81,15 +82,10 @@ def mode(endpoint, context):
         with socket.create_connection((host.strip("[]"), int(port)), timeout=3) as raw:
             sock = context.wrap_socket(raw) if context else raw
             sock.sendall(b"srvr")
-            chunks = []
-            while True:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                chunks.append(chunk)
+            answer = read_answer(sock)
     except (OSError, ValueError):
         return "down"
-    found = re.search(r"^Mode: (\S+)", b"".join(chunks).decode("utf-8", "replace"), re.MULTILINE)
+    found = re.search(r"^Mode: (\S+)", answer.decode("utf-8", "replace"), re.MULTILINE)
     return found.group(1) if found else "not-serving"
 
 
