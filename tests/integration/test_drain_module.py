@@ -11,11 +11,11 @@ import pytest
 from kazoo.exceptions import NoAuthError
 from kazoo.security import make_acl
 
+from tests.integration.test_drain import RUNNERS, runner
 from tests.support.playbook import run_playbook
-from tests.support.runner import Zkherd, exclusive_child, starts, wait_starts
+from tests.support.runner import exclusive_child, starts, wait_starts
 from tests.support.zkutil import wait_for
 
-RUNNERS = []
 FLAGS = "/zkherd/drain/%2Flock"
 
 
@@ -24,12 +24,6 @@ def _stop_runners(zk_base):  # noqa: ARG001  # stopped before the base is delete
     yield
     while RUNNERS:
         RUNNERS.pop().stop()
-
-
-def runner(tmp_path, hosts, name, *args):
-    one = Zkherd(["run", "--zk", hosts, "--session-timeout", "10", "--id", name, *args], tmp_path / (name + ".log"))
-    RUNNERS.append(one)
-    return one
 
 
 def drain_task(name, **args):
