@@ -262,22 +262,23 @@ class Rollout:
             self.log.warning("rollout paused, holding the rolling lock until a newer version is pushed",
                              lock=self.opts.rolling_lock)
 
-    def step_aside(self, loop):
-        """The runner is drained (no child, none to come): leave the rolling lock's line, or release
-        the lock if we hold it (also paused on a failed version: the record ROLLING_LOCK/failed stays
-        and keeps that version out on the other hosts). A new version is then installed here
-        without the lock, as for any runner whose child is not up. Drained while applying a
-        version that a child ran (no verdict yet, none can come): the version is recorded as failed
-        before the lock goes, so that an unproven version never rolls on (docs/operations.md);
-        drained before a child ran it, it is untried: the lock goes, the next holder tries it."""
+    def step_aside(self, loop, why):
+        """The runner is drained, or waits behind another holder of its lock (no child, none to
+        come; *why* says which): leave the rolling lock's line, or release the lock if we hold it
+        (also paused on a failed version: the record ROLLING_LOCK/failed stays and keeps that
+        version out on the other hosts). A new version is then installed here without the lock, as
+        for any runner whose child is not up. Out while applying a version that a child ran (no
+        verdict yet, none can come): the version is recorded as failed before the lock goes, so
+        that an unproven version never rolls on (docs/operations.md); out before a child ran it,
+        it is untried: the lock goes, the next holder tries it."""
         if self.phase == APPLYING and self.held and self.tried:
-            if not self.unproven(loop):
+            if not self.unproven(loop, why):
                 return  # the record first, then the lock: tried again on the next turn
         elif self.phase == APPLYING:  # no rolling lock, or no child ran it: the next holder tries it
             self.phase = IDLE
         if self.rolling is None or not (self.held or self.rolling.engaged or self.phase in (WAITING, PAUSED)):
             return
-        self.log.info("drained: leaving the rolling lock to the others", lock=self.opts.rolling_lock,
+        self.log.info(why + ": leaving the rolling lock to the others", lock=self.opts.rolling_lock,
                       phase=self.phase)
         was = self.phase
         self.release(loop)
@@ -285,12 +286,12 @@ class Rollout:
             self.phase = IDLE
             self.sync.changed()  # the change we waited for is installed without the lock
 
-    def unproven(self, loop):
+    def unproven(self, loop, why):
         """Record the version being applied as failed (no verdict can come): True once done (or
         given up on for good), False if ZooKeeper could not be asked (we keep the lock meanwhile)."""
         # the one we held the lock for (not a newer one installed since)
         version = self.applying if self.applying is not None else self.sync.version
-        why = "drained before configuration version %s was proven healthy" % version
+        why = "%s before configuration version %s was proven healthy" % (why, version)
         if self.sync.failed_version != version:  # once per version
             self.log.warning(why + ": recorded as failed, the rollout stops on it until a newer version is "
                              "pushed", version=version, lock=self.opts.rolling_lock)

@@ -161,8 +161,10 @@ class Runner(Program):
         due = None
         if self.rollout is not None:
             self.rollout.record_failure(loop)
-        if self.rollout is not None and self.machine.state == S.DRAINED:
-            self.rollout.step_aside(loop)  # a drained host never holds up the farm's rollout
+        if self.rollout is not None and (self.machine.state == S.DRAINED or self.standing_by()):
+            # a host whose child is not to run (drained, or the lock went elsewhere) never holds up
+            # the farm's rollout: no verdict on a version can come from it
+            self.rollout.step_aside(loop, "drained" if self.machine.state == S.DRAINED else "the lock went elsewhere")
         if self.rollout is not None and self.cycle.exit_with is None:  # exiting: no new render may hold the loop
             due, action = self.rollout.poll(loop, child_up(self.machine.state) and self.life.running,
                                             self.drain.lock_drained())
@@ -184,6 +186,12 @@ class Runner(Program):
             self.holding.tidy(loop)
         self.answer_drains(loop)
         return due
+
+    def standing_by(self):
+        """In the lock's line behind another holder (we lost the lock, or never had it): no child of
+        ours runs or is about to (a restart keeps the lock: held stays True through it)."""
+        lock = self.holding.lock
+        return self.machine.state == S.QUEUED and lock is not None and lock.place is not None and not self.holding.held
 
     def drained_turn(self, loop):
         """Drained (`zkherd drain`, --standby-only): a child under the lock stops and the lock is
