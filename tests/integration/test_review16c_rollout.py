@@ -1,0 +1,55 @@
+"""Adversarial review 16c of b89633e (a runner behind another holder of its lock steps aside from
+the rolling lock): Runner.standing_by() takes "QUEUED, a place in the lock's line, holding.held
+False" for "behind another holder". That is also the state of a runner whose look at the line got
+no answer (a lost reply right after it queued again), whichever place it has. Real ZooKeeper,
+real runners, tests/support/faultproxy.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.test_drain import RUNNERS, runner
+from tests.integration.test_drain_faults2 import LOOP
+
+
+@pytest.fixture(autouse=True)
+def stop_runners(zk_base):  # noqa: ARG001  # stopped before the base is deleted
+    yield
+    while RUNNERS:
+        RUNNERS.pop().stop()
+
+
+def node_of(zk, lock, ident):
+    for name in zk.get_children(lock):
+        if name.startswith("lock-") and json.loads(zk.get(lock + "/" + name)[0])["id"] == ident:
+            return lock + "/" + name
+    return None
+
+
+def test_a_lost_reply_on_the_requeue_is_not_the_lock_going_elsewhere(zk_server, zk, zk_base, tmp_path, fault_proxy):
+    """ha is the only runner of /svc. It holds /roll and runs version 2 (restarted child, verdict
+    3 s away). Its /svc node is deleted by hand: it stops the child and queues again - first in
+    line, nobody else wants /svc - but the reply to its look at the line is lost. On the turn after
+    the reconnect, before it looks again, standing_by() is True: ha must not call that "the lock
+    went elsewhere" and record version 2 as failed (the rollout would stop on a version that
+    nobody judged); it takes /svc back, runs version 2 and proves it, as without the lost reply."""
+    proxy = fault_proxy()
+    hosts = proxy.hosts + zk_base
+    znode, conf = zk_base + "/conf", tmp_path / "conf-ha"
+    zk.create(znode, b"good 1")
+    ha = runner(tmp_path, hosts, "ha", "--lock", "/svc", "--mirror", "%s=/conf" % conf, "--rolling-lock", "/roll",
+                "--change-delay", "0.1", "--health", "grep -q good %s" % conf, "--health-delay", "3",
+                "--health-interval", "0.1", *LOOP)
+    ha.wait_log("child is healthy", timeout=20)
+    zk.set(znode, b"good 2")
+    ha.wait_log("rolling lock acquired", timeout=10)
+    ha.wait_log("child started", count=2, timeout=10)  # version 2 runs, tried; its verdict 3 s away
+    proxy.lose_reply("get_children2", nth=1)  # the look at /svc's line after queueing again
+    zk.delete(node_of(zk, zk_base + "/svc", "ha"))
+    assert proxy.wait_fired(1, timeout=10), ha.log()
+    ha.wait_log("child started", count=3, timeout=15)  # /svc is ha's again: nobody else is in its line
+    ha.wait_log("new configuration is running|recorded as failed", timeout=15)
+    assert not ha.has("the lock went elsewhere"), ha.log()
+    assert zk.exists(zk_base + "/roll/failed") is None, (zk.get(zk_base + "/roll/failed"), ha.log())
