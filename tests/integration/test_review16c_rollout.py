@@ -7,6 +7,7 @@ real runners, tests/support/faultproxy.py."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -53,3 +54,40 @@ def test_a_lost_reply_on_the_requeue_is_not_the_lock_going_elsewhere(zk_server, 
     ha.wait_log("new configuration is running|recorded as failed", timeout=15)
     assert not ha.has("the lock went elsewhere"), ha.log()
     assert zk.exists(zk_base + "/roll/failed") is None, (zk.get(zk_base + "/roll/failed"), ha.log())
+
+
+def test_a_lost_reply_on_the_requeue_keeps_the_place_in_the_rolling_lock_line(
+        zk_server, zk, zk_base, tmp_path, fault_proxy):
+    """hc holds /roll (--rolling-slots 1) applying version 2, its verdict 5 s away; ha, alone in
+    /svc's line, waits for /roll with version 1 running. ha's /svc node is deleted by hand and the
+    reply to its look at /svc's line after queueing again is lost. Without the lost reply ha takes
+    /svc back at once and keeps its place in /roll's line; with it, standing_by() says "the lock
+    went elsewhere" (nobody else is in /svc's line) and ha leaves /roll's line, to queue again at
+    its end once its child is up (a wrong log line, and ha's turn goes to the hosts behind it)."""
+    from tests.integration.test_drain_faults2 import roll_holders
+
+    proxy = fault_proxy()
+    direct, via = zk_server.hosts + zk_base, proxy.hosts + zk_base
+    znode = zk_base + "/conf"
+    zk.create(znode, b"good 1")
+    conf = {name: tmp_path / ("conf-" + name) for name in ("ha", "hc")}
+
+    def health(name, delay):
+        return ("--health", "grep -q good %s" % conf[name], "--health-delay", delay, "--health-interval", "0.1")
+
+    hc = runner(tmp_path, direct, "hc", "--lock", "/lock-hc", "--mirror", "%s=/conf" % conf["hc"], "--rolling-lock",
+                "/roll", "--change-delay", "0.1", *health("hc", "5"), *LOOP)
+    ha = runner(tmp_path, via, "ha", "--lock", "/svc", "--mirror", "%s=/conf" % conf["ha"], "--rolling-lock", "/roll",
+                "--change-delay", "1", *health("ha", "0.3"), *LOOP)
+    hc.wait_log("child is healthy", timeout=20)
+    ha.wait_log("child is healthy", timeout=20)
+    zk.set(znode, b"good 2")
+    hc.wait_log("rolling lock acquired", timeout=10)
+    ha.wait_log("queued for lock lock=/roll", timeout=10)
+    time.sleep(0.5)  # ha's look at /roll's line is done: the next get_children2 is its look at /svc's
+    proxy.lose_reply("get_children2", nth=1)
+    zk.delete(node_of(zk, zk_base + "/svc", "ha"))
+    assert proxy.wait_fired(1, timeout=10), ha.log()
+    ha.wait_log("child started", count=2, timeout=10)
+    assert "hc" in roll_holders(direct, "/roll")  # the window was real: hc still applies version 2
+    assert not ha.has("the lock went elsewhere"), ha.log()
