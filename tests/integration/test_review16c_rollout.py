@@ -91,3 +91,34 @@ def test_a_lost_reply_on_the_requeue_keeps_the_place_in_the_rolling_lock_line(
     ha.wait_log("child started", count=2, timeout=10)
     assert "hc" in roll_holders(direct, "/roll")  # the window was real: hc still applies version 2
     assert not ha.has("the lock went elsewhere"), ha.log()
+
+
+def test_a_partition_shorter_than_the_session_is_not_the_lock_going_elsewhere(
+        zk_server, zk, zk_base, tmp_path, fault_proxy):
+    """ha is the only runner of /svc; it holds /roll and runs version 2 (verdict 8 s away). A
+    partition longer than the fence budget, shorter than the session: the fence stops the child,
+    the release of /svc gets no answer (Holding.release sets held False and keeps the place), and
+    on that same turn - kazoo has not noticed the partition yet - standing_by() is True: ha logs
+    "the lock went elsewhere", records version 2 as failed and releases /roll although its /svc
+    nodes were never gone and nobody else is in the line. After the partition it takes /svc back
+    (its own nodes) and runs version 2, which stays recorded as failed: the rollout stops for every
+    host on a version that no host found bad."""
+    proxy = fault_proxy()
+    hosts = proxy.hosts + zk_base
+    znode, conf = zk_base + "/conf", tmp_path / "conf-ha"
+    zk.create(znode, b"good 1")
+    ha = runner(tmp_path, hosts, "ha", "--lock", "/svc", "--mirror", "%s=/conf" % conf, "--rolling-lock", "/roll",
+                "--change-delay", "0.1", "--health", "grep -q good %s" % conf, "--health-delay", "8",
+                "--health-interval", "0.1", *LOOP)
+    ha.wait_log("child is healthy", timeout=20)
+    zk.set(znode, b"good 2")
+    ha.wait_log("rolling lock acquired", timeout=10)
+    ha.wait_log("child started", count=2, timeout=10)  # version 2 runs; its verdict comes 8 s after its start
+    proxy.blackhole()
+    ha.wait_log("could not remove our nodes now", timeout=15)  # fenced, the release got no answer
+    time.sleep(0.5)
+    proxy.heal()  # about 7 s into a 10 s session: it lives on (held bytes delivered, same connection)
+    ha.wait_log("child started", count=3, timeout=20)
+    ha.wait_log("new configuration is running|recorded as failed", timeout=20)
+    assert not ha.has("the lock went elsewhere"), ha.log()
+    assert zk.exists(zk_base + "/roll/failed") is None, ha.log()
