@@ -23,6 +23,9 @@ class Holding:
             self.registration = Registration(opts.register, opts.data, log, loop.wakeup)
         self.dirty = True  # look at the lock: a watch fired, the connection is new, or a start is due
         self.held = False  # take() found the lock ours, and it was not released or lost since
+        # take()'s last look at the line finished and found another holder ahead of us (not a look
+        # whose answer was lost, nor a release or a session since): the lock went elsewhere
+        self.behind = False
 
     def take(self, loop):
         """Step towards holding the lock: (HELD or WAITING, seconds until a look is due or None)."""
@@ -30,7 +33,7 @@ class Holding:
             return HELD, None
         if not self.dirty and self.lock.place is not None:
             return WAITING, None  # a watch will tell
-        self.dirty = False
+        self.dirty, self.behind = False, False
         try:
             held = self.lock.step(loop.client)
         except LockLost as exc:
@@ -41,6 +44,7 @@ class Holding:
             self.dirty = True  # look again on the next turn
             raise
         self.held = bool(held)
+        self.behind = not held
         return (HELD if held else WAITING), None
 
     def still_ours(self, loop):
@@ -110,7 +114,7 @@ class Holding:
             if self.registration is not None:
                 self.registration.remove(loop.client, loop.op_timeout())
             if self.lock is not None:
-                self.held = False
+                self.held = self.behind = False
                 self.lock.release(loop.client)
         except Exception as exc:
             self.log.warning("could not remove our nodes now; they go when the session ends", error=str(exc))
@@ -118,7 +122,7 @@ class Holding:
 
     def session_lost(self):
         """The server deleted our ephemeral nodes with the session."""
-        self.held = False
+        self.held = self.behind = False
         if self.lock is not None:
             self.lock.forget_session()
         if self.registration is not None:

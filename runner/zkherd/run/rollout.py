@@ -145,9 +145,10 @@ class Rollout:
         if sync.check is not None:
             return self.checked(loop, child_up)
         if self.phase == WAITING:
-            # drained while its child stops: taking the lock now would apply a version no child
-            # runs (and step_aside would record it as failed); step_aside leaves the line instead
-            if not self.rolling_dirty or drained:
+            # no child up (drained, or the lock lost, while it stops): taking the lock now would
+            # apply a version no child runs; step_aside leaves the line once the runner is out for
+            # sure, or the child comes back up and the lock is taken then (rolling_dirty stays)
+            if not self.rolling_dirty or drained or not child_up:
                 return None, None
             self.rolling_dirty = False
             try:

@@ -188,10 +188,10 @@ class Runner(Program):
         return due
 
     def standing_by(self):
-        """In the lock's line behind another holder (we lost the lock, or never had it): no child of
-        ours runs or is about to (a restart keeps the lock: held stays True through it)."""
-        lock = self.holding.lock
-        return self.machine.state == S.QUEUED and lock is not None and lock.place is not None and not self.holding.held
+        """Queued, and our last look at the lock's line found another holder ahead (we lost the
+        lock, or never had it): no child of ours runs or is about to. A restart keeps the lock; a
+        look or release whose answer was lost, or a new session, is no proof (holding.behind)."""
+        return self.machine.state == S.QUEUED and self.holding.behind
 
     def drained_turn(self, loop):
         """Drained (`zkherd drain`, --standby-only): a child under the lock stops and the lock is
