@@ -9,22 +9,26 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.support.runner import REPO, Zkherd
+from tests.support.ticks import tick_with_room
 from tests.support.zkutil import wait_for
 
 DAY = 86400
 
 
-def cron(hosts, election, tmp_path, *args, ident="h0", name="job"):
+def cron(hosts, election, tmp_path, *args, ident="h0", name="job", run_dir=None):
+    """One host's cron run; its run folder (the job's local lock, its elect's lease) is *run_dir*,
+    tmp_path by default."""
     return subprocess.run([sys.executable, "-m", "zkherd", "cron", "--zk", hosts, "--election", election, "--id", ident,
                            "--timeout", "10", "--name", name, *args, "--", "sh", "-c",
                            "echo %s >> %s/runs" % (ident, tmp_path)],
                           cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
-                          env=dict(os.environ, ZKHERD_RUN_DIR=str(tmp_path)))
+                          env=dict(os.environ, ZKHERD_RUN_DIR=str(run_dir or tmp_path)))
 
 
 def runs(tmp_path):
@@ -39,14 +43,19 @@ def member(hosts, election, ident, tmp_path, *extra):
     return proc
 
 
-def two_members_at_a_tick_start(hosts, election, tmp_path, tick):
-    """A (session 4 s) leads and B follows; returns (a, b) within 2 s of a tick's start."""
+def two_members_in_a_tick(hosts, election, tmp_path, room=28):
+    """A (session 4 s) leads and B follows; returns (a, b, tick): a tick length whose current tick
+    has at least *room* s left (as a 30 s tick entered at most 2 s ago did; tests/support/ticks.py).
+    A --catch-up of catch_up_for(tick) then ends at least room - 5 s from now."""
     a = member(hosts, election, "A", tmp_path, "--session-timeout", "4")
     a.wait_log("this member leads the pool")
     b = member(hosts, election, "B", tmp_path)
-    if time.time() % tick > 2:
-        time.sleep(tick - time.time() % tick + 0.05)
-    return a, b
+    return a, b, tick_with_room(room)[0]
+
+
+def catch_up_for(tick):
+    """--catch-up until 5 s before the tick's end (25 s for a 30 s tick)."""
+    return str(tick - 5)
 
 
 @pytest.fixture
@@ -139,11 +148,11 @@ def test_hand_edited_markers_never_crash_and_never_run_a_tick_twice(zk_server, z
 def test_the_leader_dies_at_the_tick_start(zk_server, zk, zk_base, tmp_path, catch_up):
     """A (its `elect` SIGKILLed, its host's cron silent) still leads when B's cron fires, until its
     session expires: without --catch-up the tick is lost, with it B runs it once."""
-    election, tick = zk_base + "/cron", 30
-    a, b = two_members_at_a_tick_start(zk_server.hosts, election, tmp_path, tick)
+    election = zk_base + "/cron"
+    a, b, tick = two_members_in_a_tick(zk_server.hosts, election, tmp_path)
     try:
         a.proc.send_signal(signal.SIGKILL)
-        extra = ["--catch-up", "25"] if catch_up else []
+        extra = ["--catch-up", catch_up_for(tick)] if catch_up else []
         started = time.monotonic()
         result = ok(cron(zk_server.hosts, election, tmp_path, "--tick", str(tick), *extra, ident="B"))
         if catch_up:
@@ -163,14 +172,14 @@ def test_the_leader_dies_at_the_tick_start(zk_server, zk, zk_base, tmp_path, cat
 def test_a_leader_whose_member_is_dead_does_not_claim_the_tick(zk_server, zk, zk_base, tmp_path):
     """A's `elect` is frozen (SIGSTOP) but A's crontab fires: its lease runs out, so A leaves the
     tick to B, whose --catch-up run takes it once A's session expired."""
-    election, tick = zk_base + "/cron", 30
-    a, b = two_members_at_a_tick_start(zk_server.hosts, election, tmp_path, tick)
+    election = zk_base + "/cron"
+    a, b, tick = two_members_in_a_tick(zk_server.hosts, election, tmp_path)
     try:
         a.proc.send_signal(signal.SIGSTOP)
         time.sleep(3)  # A's lease: under a second left
         on_a = cron(zk_server.hosts, election, tmp_path, "--tick", str(tick), ident="A")
         assert on_a.returncode == 76 and "not claiming the tick" in on_a.stderr, on_a.stderr
-        ok(cron(zk_server.hosts, election, tmp_path, "--tick", str(tick), "--catch-up", "25", ident="B"))
+        ok(cron(zk_server.hosts, election, tmp_path, "--tick", str(tick), "--catch-up", catch_up_for(tick), ident="B"))
         assert runs(tmp_path) == ["B"]
     finally:
         a.proc.send_signal(signal.SIGCONT)
@@ -179,21 +188,32 @@ def test_a_leader_whose_member_is_dead_does_not_claim_the_tick(zk_server, zk, zk
 
 
 def test_exactly_once_per_tick_while_members_are_up(zk_server, zk, zk_base, tmp_path):
-    """Three members, every host's cron fires each tick (seconds apart), leadership moves by SIGTERM
-    mid-run: each tick ran exactly once."""
-    election, tick = zk_base + "/cron", 6
-    members = {ident: member(zk_server.hosts, election, ident, tmp_path) for ident in ("h0", "h1", "h2")}
+    """Three members, every host's cron fires each tick (0.3 s apart, the runs overlapping), leadership
+    moves by SIGTERM mid-run: each tick ran exactly once. (A 3 s tick holds a tick's runs; a firing
+    that spilled over into the next tick would only make the next firing wait for the tick after.)"""
+    election, tick = zk_base + "/cron", 3
+    hosts_dirs = {ident: tmp_path / ident for ident in ("h0", "h1", "h2")}  # each host its own run folder
+    for folder in hosts_dirs.values():
+        folder.mkdir(mode=0o700)
+    members = {ident: member(zk_server.hosts, election, ident, hosts_dirs[ident]) for ident in hosts_dirs}
     members["h0"].wait_log("this member leads the pool")
     fired = []
     try:
-        for index in range(4):
-            time.sleep(tick - time.time() % tick + 0.05)
-            fired.append(int(time.time()) // tick)
-            if index == 2:
-                members["h0"].proc.send_signal(signal.SIGTERM)
-            for ident in ("h0", "h1", "h2"):
-                if index < 2 or ident != "h0":
-                    ok(cron(zk_server.hosts, election, tmp_path, "--tick", str(tick), ident=ident))
+        with ThreadPoolExecutor(3) as hosts:
+            for index in range(4):
+                if index or time.time() % tick > 0.5:  # the first firing goes at once early in a tick
+                    time.sleep(tick - time.time() % tick + 0.05)
+                fired.append(int(time.time()) // tick)
+                if index == 2:
+                    members["h0"].proc.send_signal(signal.SIGTERM)
+                results = []
+                for ident in ("h0", "h1", "h2"):
+                    if index < 2 or ident != "h0":
+                        results.append(hosts.submit(cron, zk_server.hosts, election, tmp_path, "--tick", str(tick),
+                                                    ident=ident, run_dir=hosts_dirs[ident]))
+                        time.sleep(0.3)
+                for result in results:
+                    ok(result.result())
         assert len(set(fired)) == 4
         assert len(runs(tmp_path)) == 4, runs(tmp_path)
         assert runs(tmp_path)[-1] == "h1"

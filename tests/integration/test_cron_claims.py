@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from tests.integration.test_cron14 import runs, two_members_at_a_tick_start
+from tests.integration.test_cron14 import catch_up_for, runs, two_members_in_a_tick
 from tests.support.runner import REPO
 
 
@@ -46,8 +46,8 @@ def env(tmp_path, host=None):
 
 
 def test_f1_a_leader_whose_elect_was_just_killed_does_not_eat_the_catch_up_tick(zk_server, zk, zk_base, tmp_path):
-    election, tick = zk_base + "/cron", 30
-    a, b = two_members_at_a_tick_start(zk_server.hosts, election, tmp_path, tick)
+    election = zk_base + "/cron"
+    a, b, tick = two_members_in_a_tick(zk_server.hosts, election, tmp_path)
     try:
         a.proc.send_signal(signal.SIGKILL)  # A's elect dies; A's host and its cron are fine
         # A's cron fires at once: its lease still has ~3.5 s, more than margin + stop time (1.6 s)
@@ -55,7 +55,7 @@ def test_f1_a_leader_whose_elect_was_just_killed_does_not_eat_the_catch_up_tick(
                                          "sleep 2.5; echo A >> %s/runs" % tmp_path, "--tick", str(tick)),
                                 cwd=REPO, env=env(tmp_path), stderr=subprocess.PIPE, text=True)
         on_b = subprocess.run(cron_cmd(zk_server.hosts, election, tmp_path, "B", "echo B >> %s/runs" % tmp_path,
-                                       "--tick", str(tick), "--catch-up", "25"),
+                                       "--tick", str(tick), "--catch-up", catch_up_for(tick)),
                               cwd=REPO, env=env(tmp_path, "b"), capture_output=True, text=True, timeout=60,
                               check=False)
         a_err = on_a.communicate(timeout=60)[1]

@@ -15,10 +15,11 @@ import pytest
 from kazoo.exceptions import NotEmptyError
 
 from tests.support.runner import REPO, Zkherd
+from tests.support.ticks import tick_with_room
 from tests.support.zkutil import wait_for
 
-TICK = 30
-CATCH_UP = 25
+ROOM = 30  # seconds left in the tick for the scenario: a whole 30 s tick, as when it was entered at its start
+BEFORE_END = 5  # --catch-up until 5 s before the tick's end (25 s of a 30 s tick)
 
 
 def folder(tmp_path, name):
@@ -34,15 +35,15 @@ def elect(hosts, election, ident, rundir, log, *extra, prefix=()):
     return proc
 
 
-def cron_args(hosts, election, ident, runs, *extra):
-    return ["cron", "--zk", hosts, "--election", election, "--id", ident, "--name", "job", "--tick", str(TICK),
+def cron_args(hosts, election, ident, runs, tick, *extra):
+    return ["cron", "--zk", hosts, "--election", election, "--id", ident, "--name", "job", "--tick", str(tick),
             *extra, "--", "sh", "-c", "echo %s >> %s" % (ident, runs)]
 
 
-def at_tick_start():
-    """Sleep to just after a tick's start, so a whole tick is left for the scenario."""
-    time.sleep(TICK - time.time() % TICK + 0.05)
-    return int(time.time()) // TICK * TICK
+def a_tick_with_room():
+    """(tick, start): a tick length whose current tick has ROOM s left (tests/support/ticks.py),
+    instead of sleeping up to 30 s to the start of a 30 s tick."""
+    return tick_with_room(ROOM)
 
 
 def ran(runs):
@@ -72,17 +73,17 @@ def test_catch_up_runs_the_tick_when_the_claim_reply_is_lost_and_the_leader_is_c
     zk.ensure_path(election + "/ticks/job")  # the claim is one create
     a_cron = b_cron = None
     try:
-        tick = at_tick_start()
+        tick, start = a_tick_with_room()
         proxy.lose_reply("create", 1, then="blackhole")
-        b_cron = Zkherd(cron_args(zk_server.hosts, election, "B", runs, "--catch-up", str(CATCH_UP), "--timeout",
-                                  "10"), tmp_path / "B-cron.log", env={"ZKHERD_RUN_DIR": str(b_dir)})
-        a_cron = Zkherd(cron_args(proxy.hosts, election, "A", runs, "--timeout", "3"), tmp_path / "A-cron.log",
-                        env={"ZKHERD_RUN_DIR": str(a_dir)})
+        b_cron = Zkherd(cron_args(zk_server.hosts, election, "B", runs, tick, "--catch-up", str(tick - BEFORE_END),
+                                  "--timeout", "10"), tmp_path / "B-cron.log", env={"ZKHERD_RUN_DIR": str(b_dir)})
+        a_cron = Zkherd(cron_args(proxy.hosts, election, "A", runs, tick, "--timeout", "3"),
+                        tmp_path / "A-cron.log", env={"ZKHERD_RUN_DIR": str(a_dir)})
         assert proxy.wait_fired(timeout=10)
         assert a_cron.wait(30) == 69, a_cron.log()
         assert b_cron.wait(40) == 0, b_cron.log()
-        assert int(time.time()) // TICK * TICK == tick, "the scenario ran over a tick boundary"
-        marker = zk.get("%s/ticks/job/%d" % (election, tick))[0].decode()
+        assert int(time.time()) // tick * tick == start, "the scenario ran over a tick boundary"
+        marker = zk.get("%s/ticks/job/%d" % (election, start))[0].decode()
         # A's claim, made by the server (reply lost), taken over by B: B's committed data now
         assert marker.startswith("B ") and " started " in marker, marker
         assert "claimed_by=A" in b_cron.log(), b_cron.log()[-2000:]
@@ -111,12 +112,12 @@ def test_catch_up_runs_the_tick_when_leadership_moves_between_claim_and_start(
     zk.ensure_path(election + "/ticks/job")
     a_cron = b_cron = None
     try:
-        tick = at_tick_start()
+        tick, start = a_tick_with_room()
         proxy.after_reply("create", 1, then="blackhole")  # A's claim is answered, then A's cron is held
-        b_cron = Zkherd(cron_args(zk_server.hosts, election, "B", runs, "--catch-up", str(CATCH_UP)),
+        b_cron = Zkherd(cron_args(zk_server.hosts, election, "B", runs, tick, "--catch-up", str(tick - BEFORE_END)),
                         tmp_path / "B-cron.log", env={"ZKHERD_RUN_DIR": str(b_dir)})
-        a_cron = Zkherd(cron_args(proxy.hosts, election, "A", runs, "--timeout", "10"), tmp_path / "A-cron.log",
-                        env={"ZKHERD_RUN_DIR": str(a_dir)})
+        a_cron = Zkherd(cron_args(proxy.hosts, election, "A", runs, tick, "--timeout", "10"),
+                        tmp_path / "A-cron.log", env={"ZKHERD_RUN_DIR": str(a_dir)})
         assert proxy.wait_fired(timeout=10)
         a.stop()  # A's elect leaves the pool: B leads at once
         b.wait_log("this member leads the pool")
@@ -125,7 +126,7 @@ def test_catch_up_runs_the_tick_when_leadership_moves_between_claim_and_start(
         assert a_cron.wait(30) == 76, a_cron.log()
         assert "leadership moved while the job was starting" in a_cron.log()
         assert b_cron.wait(40) == 0, b_cron.log()
-        assert int(time.time()) // TICK * TICK == tick, "the scenario ran over a tick boundary"
+        assert int(time.time()) // tick * tick == start, "the scenario ran over a tick boundary"
         assert ran(runs) == ["B"], "the tick ran %r; B's log:\n%s" % (ran(runs), b_cron.log()[-2000:])
     finally:
         proxy.heal()
