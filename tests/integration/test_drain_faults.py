@@ -87,7 +87,9 @@ def test_a_drained_runner_across_a_session_expiry(zk_server, zk, zk_base, tmp_pa
     proxy = fault_proxy()
     hosts, work, lock = proxy.hosts + zk_base, tmp_path / "w", zk_base + "/lock"
     direct = zk_server.hosts + zk_base
-    a = runner(tmp_path, hosts, "a", "--lock", "/lock", "--", *exclusive_child(work, name="a"))
+    # a shorter session than runner()'s 10 s: the expiry below is the fault, not its length
+    a = runner(tmp_path, hosts, "a", "--session-timeout", "4", "--lock", "/lock", "--",
+               *exclusive_child(work, name="a"))
     wait_starts(work, 1)
     assert zkherd("--zk", direct, "drain", "/lock", "--id", "a", "--timeout", "10")[0] == 0
     a.wait_log(r"-> drained")

@@ -65,6 +65,6 @@ def test_a_server_that_stops_answering_is_69_not_70(zk_base, fault_proxy):
     proxy = fault_proxy()
     proxy.before_request("create", nth=1, then="blackhole")
     code, out, err = zkherd("drain", "/lock", "--id", "a", "--no-wait", "--connect-timeout", "0.5",
-                            "--zk", proxy.hosts + zk_base, timeout=60)
+                            "--session-timeout", "2", "--zk", proxy.hosts + zk_base, timeout=60)
     assert code == 69, (code, out, err)
     assert "bug" not in err, (code, out, err)

@@ -32,7 +32,9 @@ def wait_metric(port, name, wanted, **labels):
 def test_lock_holder_waiter_and_a_handover(zk_server, zk_base, tmp_path):
     lock = zk_base + "/l"
     p1, p2 = free_port(), free_port()
-    holder = runner(zk_server.hosts, p1, tmp_path, "holder", "--lock", lock, "--", "sleep", "1000")
+    # a short session: the handover after the SIGKILL below waits for its expiry on the server
+    holder = runner(zk_server.hosts, p1, tmp_path, "holder", "--session-timeout", "3", "--lock", lock, "--",
+                    "sleep", "1000")
     holder.wait_log("state queued -> running")
     waiter = runner(zk_server.hosts, p2, tmp_path, "waiter", "--lock", lock, "--", "sleep", "1000")
     waiter.wait_log("queued for lock")

@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 
 from tests.integration.test_templates import alerts, run_with, tpl
+from tests.support.zkutil import wait_for
+
+SKIPPED = "the newest configuration is the version that failed"
+FAILED = "configuration version failed"
 
 
 def test_rechecked_missing_znode_does_not_resurrect_a_rolled_back_version(zk_server, zk, zk_base, tmp_path):
@@ -28,7 +32,12 @@ def test_rechecked_missing_znode_does_not_resurrect_a_rolled_back_version(zk_ser
         time.sleep(1.0)
         assert dest.read_text() == "a=1 opt=none\n", runner.log()[-1500:]
         zk.create(zk_base + "/unrelated", b"")  # a sibling of /opt: the ancestor's pzxid grows
-        time.sleep(14.0)
+        skipped = runner.log().count(SKIPPED)  # counted after the creation: a recheck logged so far came before it
+        # the next recheck (at most ABSENT_RECHECK later) reads /opt again: it finds the version that
+        # failed again and says so (fixed), or a newer version that is applied and fails again (the bug)
+        wait_for(lambda: runner.log().count(SKIPPED) > skipped or runner.log().count(FAILED) > 1, 25,
+                 message=lambda: runner.log()[-3000:])
+        time.sleep(1.0)  # the bug's second failure would follow its install within a second
         failures = runner.log().count("configuration version failed")
         assert failures == 1, "the rolled-back version was applied again (%d failures, alerts %s)\n%s" % (
             failures, alerts(tmp_path), runner.log()[-3000:])

@@ -204,7 +204,7 @@ def test_connection_lost_while_reading_exits_69(zk_server, zk, zk_base, fault_pr
     _contender(zk, lock, json.dumps(LOCK_DATA).encode())
     proxy = fault_proxy()
     proxy.lose_reply("get_children", nth=1, then="drop_new")
-    result = status(proxy.hosts, "--connect-timeout", "2", lock)
+    result = status(proxy.hosts, "--connect-timeout", "2", "--session-timeout", "2", lock)
     assert proxy.fired == 1
     assert result.returncode == 69, (result.returncode, result.stderr)
     assert "unexpected error" not in result.stderr, result.stderr
@@ -215,7 +215,7 @@ def test_server_silent_while_reading_exits_69(zk_server, zk, zk_base, fault_prox
     _contender(zk, lock, json.dumps(LOCK_DATA).encode())
     proxy = fault_proxy()
     proxy.before_request("get_children", nth=1, then="blackhole")
-    result = status(proxy.hosts, "--connect-timeout", "2", lock)
+    result = status(proxy.hosts, "--connect-timeout", "2", "--session-timeout", "2", lock)
     assert result.returncode == 69, (result.returncode, result.stderr)
     assert "unexpected error" not in result.stderr, result.stderr
 
