@@ -154,9 +154,9 @@ def test_the_heap_is_sized_from_the_host(tmp_path):
     assert [" -Xmx%s " % heap in unit.read_text() for unit, (_facts, heap) in zip(units, cases)] == [True] * len(cases)
 
 
-def run_tasks(tmp_path, tasks_file, *cases):
-    """One of the role's task files, once per case ({setting: value}), in one playbook run; returns
-    each case's failure message ('' when it passed) and the run's output."""
+def case_tasks(tasks_file, *cases):
+    """One of the role's task files, once per case ({setting: value}): a block each, whose rescue
+    notes the case's failure message."""
     tasks = []
     for i, settings in enumerate(cases):
         include = {"name": "Tasks %d" % i, "ansible.builtin.include_tasks": str(ROLE / "tasks" / tasks_file),
@@ -165,11 +165,32 @@ def run_tasks(tmp_path, tasks_file, *cases):
         failed = {"name": "Failed %d" % i,
                   "ansible.builtin.debug": {"msg": "CASE %d: failed: {{ ansible_failed_result.msg }}" % i}}
         tasks.append({"name": "Case %d" % i, "block": [include, passed], "rescue": [failed]})
-    run = run_playbook(tasks, play_vars=role_vars(tmp_path))
+    return tasks
+
+
+def run_tasks(tmp_path, tasks_file, *cases):
+    """case_tasks in one playbook run; returns each case's failure message ('' when it passed) and
+    the run's output."""
+    run = run_playbook(case_tasks(tasks_file, *cases), play_vars=role_vars(tmp_path))
     assert run.rc == 0, run.output
     found = [re.search(r"CASE %d: (passed|failed: [^\n\"]*)" % i, run.output) for i in range(len(cases))]
     assert all(found), run.output
     return [one.group(1).partition("failed: ")[2] for one in found], run.output
+
+
+def run_tasks_case(tmp_path, tasks_file, *cases):
+    """case_tasks as one case of tests.support.playbook.run_cases (read back by case_failures)."""
+    return {"vars": role_vars(tmp_path), "tasks": case_tasks(tasks_file, *cases)}
+
+
+def case_failures(ran, count):
+    """Each case's failure message ('' when it passed), from one host's records of run_cases."""
+    out = []
+    for i in range(count):
+        done = [r for r in ran.records if r["task"] in ("Passed %d" % i, "Failed %d" % i)]
+        assert len(done) == 1, (i, ran.records)
+        out.append(done[0]["result"]["msg"].partition("failed: ")[2])
+    return out
 
 
 def test_the_transaction_log_on_the_data_device_warns_or_fails(tmp_path):
