@@ -101,11 +101,6 @@ def check_tasks(steps):
     return tasks
 
 
-def run_checks(tmp_path, steps):
-    """check_tasks(steps) in a playbook run of their own."""
-    return play(tmp_path, check_tasks(steps), {"zkherd_hosts": "zk1:2181"})
-
-
 def check_case(steps):
     return {"vars": {"zkherd_hosts": "zk1:2181"}, "tasks": check_tasks(steps)}
 

@@ -6,7 +6,6 @@ log's device check; the metrics provider's jar check. The whole role on systemd 
 from __future__ import annotations
 
 import os
-import re
 import time
 import zipfile
 
@@ -157,16 +156,6 @@ def case_tasks(tasks_file, *cases):
                   "ansible.builtin.debug": {"msg": "CASE %d: failed: {{ ansible_failed_result.msg }}" % i}}
         tasks.append({"name": "Case %d" % i, "block": [include, passed], "rescue": [failed]})
     return tasks
-
-
-def run_tasks(tmp_path, tasks_file, *cases):
-    """case_tasks in one playbook run; returns each case's failure message ('' when it passed) and
-    the run's output."""
-    run = run_playbook(case_tasks(tasks_file, *cases), play_vars=role_vars(tmp_path))
-    assert run.rc == 0, run.output
-    found = [re.search(r"CASE %d: (passed|failed: [^\n\"]*)" % i, run.output) for i in range(len(cases))]
-    assert all(found), run.output
-    return [one.group(1).partition("failed: ")[2] for one in found], run.output
 
 
 def run_tasks_case(tmp_path, tasks_file, *cases):
