@@ -98,14 +98,14 @@ def _limit_memory(limit):
     return preexec
 
 
-def run_cases(cases, tasks=None, extra_args=(), env=None, timeout=300, forks=5):
+def run_cases(cases, tasks=None, extra_args=(), env=None, timeout=900, forks=5):
     """Several independent cases in ONE ansible-playbook run (each start costs seconds of CPU): every
     case is an inventory host of its own (connection local, this Python) with its own variables, facts
     and tasks, so a failing case ends only its own host's play and a fact one case sets is not
     another's. *cases*: {name: {"vars": {...}, "tasks": [...]}} (or just the vars, with the shared
     *tasks*). Every module (handlers too) gets the case's name in $ZKHERD_CASE (for a stand-in
     command to tell the cases apart). Returns the PlaybookRun; .host(name) is one case's view
-    (.failure(), [task], .changed())."""
+    (.failure(), [task], .changed()). *timeout* bounds the whole run: many cases, a loaded machine."""
     with tempfile.TemporaryDirectory(prefix="zkherd-cases-") as tmp:
         hosts, books = {}, {}
         for name, case in cases.items():
