@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import stat
 
+import pytest
 import yaml
 
 from tests.integration.test_tplroles_render_role import ENTRY as RENDER_ENTRY
@@ -18,19 +19,34 @@ def render_task(name):
                 if task["name"] == name)
 
 
-def test_a_users_template_named_like_the_service_roles_own_is_shipped_not_the_roles(tmp_path):
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """The service role's shipping of both shipping tests' entries in ONE ansible-playbook run (each
+    start costs seconds of CPU; each entry ships to its own folder): a playbook template named like
+    the role's own, and a template rendered into an existing private (0700) folder."""
+    folder = tmp_path_factory.mktemp("review15")
+    (folder / "templates").mkdir()
+    (folder / "templates" / "config.yml.j2").write_text("port={{ znode('/app/port') }}\n")
+    (folder / "templates" / "key.pem.j2").write_text("{{ znode('/tls/key') }}")
+    private = folder / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    entries = [{"name": "web", "command": ["true"],
+                "templates": [{"src": "config.yml.j2", "dest": str(folder / "out" / "config.yml")}]},
+               {"name": "tls", "command": ["true"],
+                "templates": [{"src": "key.pem.j2", "dest": str(private / "key.pem")}]}]
+    run = ship(folder, entries)
+    assert run.returncode == 0, run.stdout
+    return folder
+
+
+def test_a_users_template_named_like_the_service_roles_own_is_shipped_not_the_roles(shipped):
     """roles/service/vars/main.yml _service_template_candidates: ansible_search_path starts with the
     service role's own folder, so a playbook's templates/config.yml.j2 (or unit.service.j2,
     environment.j2) is shadowed by the role's internal template: the host gets zkherd's runner
     configuration template as the app's template, silently (the render role ships through the same
     tasks: same effect there)."""
-    (tmp_path / "templates").mkdir()
-    (tmp_path / "templates" / "config.yml.j2").write_text("port={{ znode('/app/port') }}\n")
-    entries = [{"name": "web", "command": ["true"],
-                "templates": [{"src": "config.yml.j2", "dest": str(tmp_path / "out" / "config.yml")}]}]
-    run = ship(tmp_path, entries)
-    assert run.returncode == 0, run.stdout
-    assert (tmp_path / "shipped" / "service" / "web" / "config.yml.j2").read_text() == "port={{ znode('/app/port') }}\n"
+    assert (shipped / "shipped" / "service" / "web" / "config.yml.j2").read_text() == "port={{ znode('/app/port') }}\n"
 
 
 def test_the_render_role_refuses_to_hand_a_shared_system_folder_to_a_renderers_user(tmp_path):
@@ -43,20 +59,11 @@ def test_the_render_role_refuses_to_hand_a_shared_system_folder_to_a_renderers_u
     assert run.returncode != 0, "the entry was accepted:\n" + run.stdout
 
 
-def test_shipping_does_not_open_an_existing_private_dest_folder(tmp_path):
+def test_shipping_does_not_open_an_existing_private_dest_folder(shipped):
     """roles/service/tasks/templates.yml "Create the folders of rendered files" forces mode 0755 on the
     dest's folder even when it exists: a template rendered into /etc/ssl/private/ (0700) opens that
     folder to every local user (shown on the molecule boxes with the render role)."""
-    (tmp_path / "templates").mkdir()
-    (tmp_path / "templates" / "key.pem.j2").write_text("{{ znode('/tls/key') }}")
-    private = tmp_path / "private"
-    private.mkdir(mode=0o700)
-    private.chmod(0o700)
-    entries = [{"name": "tls", "command": ["true"],
-                "templates": [{"src": "key.pem.j2", "dest": str(private / "key.pem")}]}]
-    run = ship(tmp_path, entries)
-    assert run.returncode == 0, run.stdout
-    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    assert stat.S_IMODE((shipped / "private").stat().st_mode) == 0o700
 
 
 def test_a_changed_template_restarts_the_service(tmp_path):

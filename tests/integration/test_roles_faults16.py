@@ -8,6 +8,8 @@ import threading
 import time
 import urllib.request
 
+import pytest
+
 from tests.integration import test_zookeeper_role_prod_exporter
 from tests.support.zkserver import free_port
 
@@ -135,32 +137,100 @@ def test_an_exporter_port_out_of_range_is_a_clear_error_not_a_traceback(tmp_path
     assert "Traceback" not in run.stderr and run.returncode == 64, (run.returncode, run.stderr)
 
 
-def test_a_metrics_file_in_a_shared_folder_does_not_open_it_in_the_unit(tmp_path):
+SHARED_FOLDERS = ("/zkherd-web.prom", "/etc/zkherd-web.prom", "/var/lib/zkherd-web.prom")
+
+
+@pytest.fixture(scope="module")
+def plays(tmp_path_factory):
+    """The role checks and task files of this module's tests, every case a host of its own in ONE
+    ansible-playbook run (tests.support.playbook.run_cases; each start costs seconds of CPU).
+    systemd is not PID 1 here: a stand-in systemctl takes what the roles ask."""
+    import os
+
+    import yaml
+
+    from tests.integration.test_rolemetrics import FAKE_SYSTEMCTL, PROM, ROLES, check_case, role_vars
+    from tests.integration.test_zookeeper_role_prod import run_tasks_case
+    from tests.support.playbook import REPO, run_cases
+    base = tmp_path_factory.mktemp("faults16")
+    bin_dir = base / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL % (base / "calls"))
+    (bin_dir / "systemctl").chmod(0o755)
+    web = ROLES["service"][3]
+    cases = {"shared-folder-%d" % i: check_case([("service", [dict(web, metrics_file=path)])])
+             for i, path in enumerate(SHARED_FOLDERS)}
+    cases["spelt-two-ways"] = check_case([("service", [dict(web, metrics_file=PROM + "/a.prom"),
+                                                      dict(web, name="api", metrics_file=PROM + "//a.prom")])])
+    cases["int-0"] = check_case([("service", [dict(web, metrics_listen=0)])])
+    cases["exporter-9464"] = checks_then_exporter_case("9464")
+    cases["exporter-9465"] = checks_then_exporter_case("9465")
+    remove = {"name": "remove web",
+              "ansible.builtin.include_role": {"name": "zkherd.ops._common", "tasks_from": "remove_units.yml"},
+              "vars": {"_common_units": ["zkherd-web.service"], "_common_unit_dir": str(base / "units")}}
+    cases["removed-frees"] = checks_then_exporter_case("9464", [remove])
+    # exporter.yml with the exporter off, its folder a shared one, then the role's own
+    exporter_off = [{"name": "exporter",
+                     "ansible.builtin.include_role": {"name": "zkherd.ops.zookeeper", "tasks_from": "exporter.yml"}}]
+    for name in ("opt-zk-bin", "own"):
+        folder = base / name
+        folder.mkdir()
+        for file in ("zk_exporter.py", "zk_mode.py"):
+            (folder / file).write_text("")
+        cases["exporter-off-" + name] = {"vars": role_vars("zookeeper", zookeeper_exporter_listen="",
+                                                           zookeeper_exporter_dir=str(folder)),
+                                         "tasks": exporter_off}
+    (base / "opt-zk-bin" / "zkServer.sh").write_text("#!/bin/sh\n")
+    # the zookeeper role's "Create the data and log folders" with the audit log in a shared folder
+    import getpass
+    shared = base / "var-log"
+    shared.mkdir()
+    shared.chmod(0o755)
+    role_tasks = yaml.safe_load((REPO / "roles" / "zookeeper" / "tasks" / "main.yml").read_text())
+    me = getpass.getuser()
+    cases["audit-folder"] = {"vars": role_vars(
+        "zookeeper", zookeeper_audit=True, zookeeper_audit_log=str(shared / "zookeeper_audit.log"),
+        zookeeper_data_dir=str(base / "data"), zookeeper_log_dir=str(base / "log"),
+        zookeeper_user=me, zookeeper_user_group=me),
+        "tasks": [next(t for t in role_tasks if t["name"] == "Create the data and log folders")]}
+    cases["production-checks"] = run_tasks_case(base / "prod", "production_checks.yml", *PRODUCTION_CHECKS)
+    run = run_cases(cases, env={"PATH": "%s:%s" % (bin_dir, os.environ["PATH"])})
+    return {"run": run, "base": base}
+
+
+def failed_with(plays, case):
+    ran = plays["run"].host(case)
+    assert ran.records, (case, plays["run"].output[-3000:])
+    return ran.failure()
+
+
+def passed(plays, case):
+    ran = plays["run"].host(case)
+    assert ran.records, (case, plays["run"].output[-3000:])
+    return ran.failure() is None
+
+
+def test_a_metrics_file_in_a_shared_folder_does_not_open_it_in_the_unit(plays):
     """metrics_file's folder goes into ReadWritePaths= unchecked: /zkherd-web.prom makes the whole
     file system writable in the daemon units (ProtectSystem=strict undone), /var/lib/zkherd-web.prom
     all of /var/lib. Mirrored files are refused in shared folders (zkherd.ops.refused_folders); the
     metrics file is not."""
-    from tests.integration.test_rolemetrics import ROLES, run_checks
-    for path in ("/zkherd-web.prom", "/etc/zkherd-web.prom", "/var/lib/zkherd-web.prom"):
-        run = run_checks(tmp_path, [("service", [dict(ROLES["service"][3], metrics_file=path)])])
-        assert run.returncode != 0, (path, "accepted: ReadWritePaths=%s" % (path.rsplit("/", 1)[0] or "/"))
+    for i, path in enumerate(SHARED_FOLDERS):
+        assert failed_with(plays, "shared-folder-%d" % i) is not None, (
+            path, "accepted: ReadWritePaths=%s" % (path.rsplit("/", 1)[0] or "/"))
 
 
-def test_one_metrics_file_spelt_two_ways_is_a_clash(tmp_path):
+def test_one_metrics_file_spelt_two_ways_is_a_clash(plays):
     """Two units writing one file overwrite each other; the check compares the strings only."""
-    from tests.integration.test_rolemetrics import PROM, ROLES, run_checks
-    web = ROLES["service"][3]
-    entries = [dict(web, metrics_file=PROM + "/a.prom"), dict(web, name="api", metrics_file=PROM + "//a.prom")]
-    run = run_checks(tmp_path, [("service", entries)])
-    assert run.returncode != 0 and "both use metrics file" in run.stdout, run.stdout
+    message = failed_with(plays, "spelt-two-ways")
+    assert message is not None and "both use metrics file" in message, message
 
 
-def test_metrics_listen_given_as_the_int_0_is_refused_like_the_string(tmp_path):
+def test_metrics_listen_given_as_the_int_0_is_refused_like_the_string(plays):
     """metrics_listen: "0" fails the check (port 1-65535); the int 0 is dropped by default('', true)
     and the unit silently has no metrics."""
-    from tests.integration.test_rolemetrics import ROLES, run_checks
-    run = run_checks(tmp_path, [("service", [dict(ROLES["service"][3], metrics_listen=0)])])
-    assert run.returncode != 0 and "is not [ADDR:]PORT" in run.stdout, run.stdout
+    message = failed_with(plays, "int-0")
+    assert message is not None and "is not [ADDR:]PORT" in message, message
 
 
 def test_the_service_role_in_check_mode_and_diff_then_for_real_then_check_again(tmp_path):
@@ -206,60 +276,30 @@ def test_the_service_role_in_check_mode_and_diff_then_for_real_then_check_again(
     assert again.returncode == 0 and int(again.stdout.rsplit("changed=", 1)[1].split()[0]) == 0, again.stdout
 
 
-def test_without_the_exporter_the_role_removes_only_its_own_files(tmp_path):
+def test_without_the_exporter_the_role_removes_only_its_own_files(plays):
     """exporter.yml, exporter off (zookeeper_exporter_listen '', the default - every run of the role):
     remove_units.yml gets _common_files: [zookeeper_exporter_dir], a file state=absent, i.e. rm -r
     of the whole folder. zookeeper_exporter_dir is a documented `path` option ("where the exporter's
     two Python files are installed"): set to a shared folder such as /usr/local/bin or /opt/zk/bin,
     a run without the exporter deletes everything in it. Only zk_exporter.py and zk_mode.py (and the
     folder when empty) should go."""
-    import os
-
-    from tests.integration.test_rolemetrics import FAKE_SYSTEMCTL, play, role_vars
-    bin_dir, shared, own = tmp_path / "bin", tmp_path / "opt-zk-bin", tmp_path / "own"
-    bin_dir.mkdir()
-    for folder in (shared, own):
-        folder.mkdir()
-        for name in ("zk_exporter.py", "zk_mode.py"):
-            (folder / name).write_text("")
-    (shared / "zkServer.sh").write_text("#!/bin/sh\n")
-    (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL % (tmp_path / "calls"))
-    (bin_dir / "systemctl").chmod(0o755)
-    play_vars = role_vars("zookeeper", zookeeper_exporter_listen="", zookeeper_exporter_dir=str(shared))
-    tasks = [{"name": "exporter",
-              "ansible.builtin.include_role": {"name": "zkherd.ops.zookeeper", "tasks_from": "exporter.yml"}}]
-    run = play(tmp_path, tasks, play_vars, env={"PATH": "%s:%s" % (bin_dir, os.environ["PATH"])})
-    assert run.returncode == 0, run.stdout + run.stderr
+    shared, own = plays["base"] / "opt-zk-bin", plays["base"] / "own"
+    assert passed(plays, "exporter-off-opt-zk-bin"), failed_with(plays, "exporter-off-opt-zk-bin")
     assert (shared / "zkServer.sh").exists(), "the exporter's removal deleted %s" % shared
     assert sorted(p.name for p in shared.iterdir()) == ["zkServer.sh"]
-    play_vars["zookeeper_exporter_dir"] = str(own)  # the role's own folder, emptied: it goes too
-    run = play(tmp_path, tasks, play_vars, env={"PATH": "%s:%s" % (bin_dir, os.environ["PATH"])})
-    assert run.returncode == 0 and not own.exists(), run.stdout + run.stderr
+    # the role's own folder, emptied: it goes too
+    assert passed(plays, "exporter-off-own") and not own.exists(), failed_with(plays, "exporter-off-own")
 
 
-def test_an_audit_log_in_a_shared_folder_does_not_hand_that_folder_to_zookeeper(tmp_path):
+def test_an_audit_log_in_a_shared_folder_does_not_hand_that_folder_to_zookeeper(plays):
     """tasks/main.yml "Create the data and log folders" adds zookeeper_audit_log | dirname to the
     folders it makes zookeeper_user's, mode 0750: zookeeper_audit_log: /var/log/zookeeper_audit.log
     (a plausible setting) turns /var/log into zookeeper:zookeeper 0750 - every other daemon's log
     folder below it becomes unreachable for its user - and opens all of /var/log in ReadWritePaths=."""
-    import getpass
     import stat
 
-    import yaml
-
-    from tests.integration.test_rolemetrics import play, role_vars
-    from tests.support.playbook import REPO
-    shared = tmp_path / "var-log"
-    shared.mkdir()
-    shared.chmod(0o755)
-    role_tasks = yaml.safe_load((REPO / "roles" / "zookeeper" / "tasks" / "main.yml").read_text())
-    task = next(t for t in role_tasks if t["name"] == "Create the data and log folders")
-    me = getpass.getuser()
-    play_vars = role_vars("zookeeper", zookeeper_audit=True, zookeeper_audit_log=str(shared / "zookeeper_audit.log"),
-                          zookeeper_data_dir=str(tmp_path / "data"), zookeeper_log_dir=str(tmp_path / "log"),
-                          zookeeper_user=me, zookeeper_user_group=me)
-    run = play(tmp_path, [task], play_vars)
-    assert run.returncode == 0, run.stdout + run.stderr
+    shared = plays["base"] / "var-log"
+    assert passed(plays, "audit-folder"), failed_with(plays, "audit-folder")
     assert stat.S_IMODE(shared.stat().st_mode) == 0o755, oct(shared.stat().st_mode)
 
 
@@ -273,10 +313,13 @@ def test_the_exporter_listens_on_an_ipv6_address_the_role_accepts(exporter):
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(EXPORTER), "[::1]:%d" % port, "127.0.0.1", "1"],
                             stderr=subprocess.PIPE, text=True)
-    try:
-        proc.wait(3)
-    except subprocess.TimeoutExpired:
-        pass
+    deadline = time.monotonic() + 15  # until it listens on [::1]:PORT (bound) or has died
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            socket.create_connection(("::1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
     alive = proc.poll() is None
     if alive:
         proc.terminate()
@@ -286,12 +329,12 @@ def test_the_exporter_listens_on_an_ipv6_address_the_role_accepts(exporter):
 
 # -- the fixes' own tests (beside the review's above) ---------------------------------------------
 
-def checks_then_exporter(tmp_path, service_listen, between=(), env=None):
-    """One play: the service role's metrics check for zkherd-web.service on service_listen, the
+def checks_then_exporter_case(service_listen, between=()):
+    """One case: the service role's metrics check for zkherd-web.service on service_listen, the
     tasks between, then the zookeeper role's check of its exporter on 127.0.0.1:9464."""
     import yaml
 
-    from tests.integration.test_rolemetrics import ROLES, play, role_vars
+    from tests.integration.test_rolemetrics import ROLES, role_vars
     from tests.support.playbook import REPO
     tasks, web = [], dict(ROLES["service"][3], metrics_listen=service_listen)
     for role, variable, values in (("service", "service_instances", [web]),
@@ -302,39 +345,31 @@ def checks_then_exporter(tmp_path, service_listen, between=(), env=None):
                       "ansible.builtin.include_role": check["ansible.builtin.include_role"]})
         if role == "service":
             tasks += list(between)
-    return play(tmp_path, tasks, {"zkherd_hosts": "zk1:2181"}, env=env)
+    return {"vars": {"zkherd_hosts": "zk1:2181"}, "tasks": tasks}
 
 
-def test_the_exporter_port_clashes_with_a_runner_metrics_port(tmp_path):
-    run = checks_then_exporter(tmp_path, "9464")
-    assert run.returncode != 0
-    assert "zookeeper-exporter.service and zkherd-web.service both use metrics port 9464" in run.stdout, run.stdout
-    assert checks_then_exporter(tmp_path, "9465").returncode == 0
+def test_the_exporter_port_clashes_with_a_runner_metrics_port(plays):
+    message = failed_with(plays, "exporter-9464")
+    assert message is not None
+    assert "zookeeper-exporter.service and zkherd-web.service both use metrics port 9464" in message, message
+    assert passed(plays, "exporter-9465"), failed_with(plays, "exporter-9465")
 
 
-def test_a_removed_unit_frees_its_metrics_port_for_the_next_roles(tmp_path):
-    import os
-
-    from tests.integration.test_rolemetrics import FAKE_SYSTEMCTL
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL % (tmp_path / "calls"))
-    (bin_dir / "systemctl").chmod(0o755)
-    remove = {"name": "remove web",
-              "ansible.builtin.include_role": {"name": "zkherd.ops._common", "tasks_from": "remove_units.yml"},
-              "vars": {"_common_units": ["zkherd-web.service"], "_common_unit_dir": str(tmp_path / "units")}}
-    run = checks_then_exporter(tmp_path, "9464", [remove], env={"PATH": "%s:%s" % (bin_dir, os.environ["PATH"])})
-    assert run.returncode == 0, run.stdout
+def test_a_removed_unit_frees_its_metrics_port_for_the_next_roles(plays):
+    assert passed(plays, "removed-frees"), failed_with(plays, "removed-frees")
 
 
-def test_the_zookeeper_production_checks_refuse_bad_ports_shared_audit_folders_and_multiline_passwords(tmp_path):
-    from tests.integration.test_zookeeper_role_prod import run_tasks
-    failures, output = run_tasks(tmp_path, "production_checks.yml",
-                                 {"zookeeper_exporter_listen": "127.0.0.1:70000"},
-                                 {"zookeeper_exporter_listen": "[::1]:9464"},
-                                 {"zookeeper_audit": True, "zookeeper_audit_log": "/var/log/zookeeper_audit.log"},
-                                 {"zookeeper_audit": True, "zookeeper_audit_log": "/var/log/zookeeper/audit.log"},
-                                 {"zookeeper_quorum_sasl": True, "zookeeper_quorum_sasl_password": "a\nb"})
+PRODUCTION_CHECKS = ({"zookeeper_exporter_listen": "127.0.0.1:70000"},
+                     {"zookeeper_exporter_listen": "[::1]:9464"},
+                     {"zookeeper_audit": True, "zookeeper_audit_log": "/var/log/zookeeper_audit.log"},
+                     {"zookeeper_audit": True, "zookeeper_audit_log": "/var/log/zookeeper/audit.log"},
+                     {"zookeeper_quorum_sasl": True, "zookeeper_quorum_sasl_password": "a\nb"})
+
+
+def test_the_zookeeper_production_checks_refuse_bad_ports_shared_audit_folders_and_multiline_passwords(plays):
+    from tests.integration.test_zookeeper_role_prod import case_failures
+    failures = case_failures(plays["run"].host("production-checks"), len(PRODUCTION_CHECKS))
+    output = plays["run"].output
     assert "port 1-65535" in failures[0] and failures[1] == "", output
     assert "shared system folder" in failures[2] and failures[3] == "", output
     assert "one line" in failures[4] and "a\nb" not in output, output

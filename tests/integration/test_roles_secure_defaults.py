@@ -19,7 +19,7 @@ import pytest
 import yaml
 from kazoo.exceptions import NoAuthError
 
-from tests.support.playbook import CALLBACKS, REPO, run_playbook
+from tests.support.playbook import CALLBACKS, REPO, run_cases, run_playbook
 from tests.support.zkserver import ZooKeeperServer, four_letter_word, free_port
 from zkherd.common import acl
 from zkherd.common.connection import from_kazoo_acls, to_kazoo_acls
@@ -49,21 +49,22 @@ def show(name, expression):
 def test_generated_credentials_are_made_once_kept_0600_and_stable(tmp_path):
     store = tmp_path / "credentials" / "zkherd-auth"
     play_vars = role_vars("runner", runner_auth_store=str(store))
-    first = run_playbook([show("credentials", "{{ runner_auth }}")], play_vars=play_vars)
-    again = run_playbook([show("credentials", "{{ runner_auth }}")], play_vars=play_vars)
+    other = tmp_path / "other"
+    # credentials given (from a vaulted variable, say): used as they are, nothing generated (task
+    # vars beat the play's; before any set_fact of zkherd_auth, which would beat them)
+    given = dict(show("given", "{{ runner_auth }}"), vars={"runner_auth_store": str(other),
+                                                           "zkherd_auth": "app:vaulted"})
+    first = run_playbook([show("credentials", "{{ runner_auth }}"), given], play_vars=play_vars)
+    # a second run reads the same ones; the credentials entry point gives a controller-side play them
+    again = run_playbook([show("credentials", "{{ runner_auth }}"), credentials_task(),
+                          show("fact", "{{ zkherd_auth }}")], play_vars=play_vars)
     assert first.rc == 0 and again.rc == 0, first.output + again.output
     made = first["credentials"]["msg"]
     assert re.fullmatch(r"zkherd:[A-Za-z0-9]{32}", made), made
     assert again["credentials"]["msg"] == made  # the second run reads the same ones
     assert stat.S_IMODE(store.stat().st_mode) == 0o600 and store.read_text().strip() == made.split(":", 1)[1]
-    # the credentials entry point gives a controller-side play the same ones
-    facts = run_playbook([credentials_task(), show("fact", "{{ zkherd_auth }}")], play_vars=play_vars)
-    assert facts["fact"]["msg"] == made
-    # credentials given (from a vaulted variable, say): used as they are, nothing generated
-    other = tmp_path / "other"
-    given = run_playbook([show("credentials", "{{ runner_auth }}")],
-                         play_vars=role_vars("runner", runner_auth_store=str(other), zkherd_auth="app:vaulted"))
-    assert given["credentials"]["msg"] == "app:vaulted" and not other.exists()
+    assert again["fact"]["msg"] == made
+    assert first["given"]["msg"] == "app:vaulted" and not other.exists()
 
 
 def credentials_task():
@@ -73,25 +74,30 @@ def credentials_task():
     return tasks[0]
 
 
-def service_config(tmp_path, **overrides):
+def service_configs(tmp_path, *variants):
+    """The service role's runner configuration for one entry, once per variant ({setting: value}
+    over the role's defaults and vars), in one playbook run (task vars beat the play's)."""
     entry = {"name": "web", "command": ["sleep", "infinity"], "lock": "/locks/web"}
-    dest = tmp_path / "web.yml"
-    run = run_playbook([{"name": "config", "ansible.builtin.template": {
+    dests = [tmp_path / ("web-%d.yml" % i) for i in range(len(variants))]
+    run = run_playbook([{"name": "config %d" % i, "vars": overrides, "ansible.builtin.template": {
         "src": str(REPO / "roles" / "service" / "templates" / "config.yml.j2"), "dest": str(dest), "mode": "0600"},
-        "loop": [entry]}], play_vars=role_vars("service", **overrides))
+        "loop": [entry]} for i, (overrides, dest) in enumerate(zip(variants, dests))],
+        play_vars=role_vars("service"))
     assert run.rc == 0, run.output
-    return yaml.safe_load(dest.read_text())
+    return [yaml.safe_load(dest.read_text()) for dest in dests]
 
 
 def test_the_service_runner_configuration_gives_every_znode_to_the_deployment(tmp_path):
-    config = service_config(tmp_path)
-    assert config["acl"] == ["auth::rwcda"] and config["auth_file"] == "/etc/zkherd/auth"  # before: neither
-    assert "acl" not in service_config(tmp_path, zkherd_acl=[])  # opened deliberately
-    assert service_config(tmp_path, service_runner_options={"acl": ["auth::rwcda", "world:anyone:r"]})["acl"] == [
-        "auth::rwcda", "world:anyone:r"]
+    default, opened, given = service_configs(tmp_path, {}, {"zkherd_acl": []},
+                                             {"service_runner_options": {"acl": ["auth::rwcda", "world:anyone:r"]}})
+    assert default["acl"] == ["auth::rwcda"] and default["auth_file"] == "/etc/zkherd/auth"  # before: neither
+    assert "acl" not in opened  # opened deliberately
+    assert given["acl"] == ["auth::rwcda", "world:anyone:r"]
 
 
 def test_an_auth_acl_without_credentials_fails_the_role(tmp_path):
+    """Every role's check, refused / opened deliberately / by default: each a case of its own in one
+    ansible-playbook run (tests.support.playbook.run_cases)."""
     checks = {
         "service": ("Check that the services' ACL has the credentials it names",
                     {"service_instances": [{"name": "web", "command": ["true"]}]}),
@@ -102,14 +108,19 @@ def test_an_auth_acl_without_credentials_fails_the_role(tmp_path):
         "cron": ("Check that the ACL has the credentials it names",
                  {"cron_pools": [{"name": "p", "election": "/e"}]}),
     }
+    cases = {}
     for role, (task, entries) in checks.items():
-        refused = run_playbook([role_task(role, task)], play_vars=role_vars(role, zkherd_auth="", **entries))
-        assert refused.rc != 0 and "open ACL deliberately" in refused.output, (role, refused.output[-2000:])
-        opened_vars = role_vars(role, zkherd_auth="", zkherd_acl=[], **entries)
-        opened = run_playbook([role_task(role, task)], play_vars=opened_vars)
-        assert opened.rc == 0, (role, opened.output[-2000:])
-        default = run_playbook([role_task(role, task)], play_vars=role_vars(role, **entries))
-        assert default.rc == 0, (role, default.output[-2000:])
+        for name, settings in (("refused", {"zkherd_auth": ""}), ("opened", {"zkherd_auth": "", "zkherd_acl": []}),
+                               ("default", {})):
+            cases["%s-%s" % (role, name)] = {"vars": role_vars(role, **settings, **entries),
+                                             "tasks": [role_task(role, task)]}
+    run = run_cases(cases)
+    for role in checks:
+        refused = run.host(role + "-refused")
+        assert refused.records and "open ACL deliberately" in (refused.failure() or ""), (role, refused.records)
+        for name in ("opened", "default"):
+            case = run.host("%s-%s" % (role, name))
+            assert case.records and case.failure() is None, (role, name, case.failure())
 
 
 def credentials_file_tasks():
@@ -158,18 +169,22 @@ def test_generated_credentials_never_replace_the_hosts_credentials(tmp_path):
     assert converge(first_store, zkherd_auth="").rc == 0 and not host_file.exists()  # removal still works
 
 
-def render(tmp_path, role, template, inventory, **overrides):
-    """The role's template rendered for the inventory's host `localhost` (a real inventory, with its
-    groups and host vars), with the role's own defaults and vars."""
-    dest = tmp_path / ("%s-%s" % (role, template.replace(".j2", "")))
+def render_tasks(tmp_path, inventory, *jobs):
+    """Tasks that render the roles' templates for the inventory's host `localhost` (a real
+    inventory, with its groups and host vars), each with its role's own defaults and vars as task
+    vars (which beat the inventory's: those the inventory sets are left out). JOBS: (role,
+    template, overrides); returns the tasks and the files' paths."""
     hosts = yaml.safe_load(inventory.read_text())["all"]["children"]["zookeeper"]["hosts"]
-    in_inventory = {key for host_vars in hosts.values() for key in host_vars}  # play vars would beat them
-    play_vars = {k: v for k, v in role_vars(role, **overrides).items() if k not in in_inventory}
-    run = run_playbook([{"name": "render", "ansible.builtin.template": {
-        "src": str(REPO / "roles" / role / "templates" / template), "dest": str(dest), "mode": "0600"},
-        "loop": [{"name": "web", "command": ["true"]}]}], play_vars=play_vars, extra_args=["-i", str(inventory)])
-    assert run.rc == 0, run.output[-3000:]
-    return dest.read_text()
+    in_inventory = {key for host_vars in hosts.values() for key in host_vars}
+    tasks, dests = [], []
+    for role, template, overrides in jobs:
+        dest = tmp_path / ("%s-%s" % (role, template.replace(".j2", "")))
+        task_vars = {k: v for k, v in role_vars(role, **overrides).items() if k not in in_inventory}
+        tasks.append({"name": "render " + dest.name, "vars": task_vars, "ansible.builtin.template": {
+            "src": str(REPO / "roles" / role / "templates" / template), "dest": str(dest), "mode": "0600"},
+            "loop": [{"name": "web", "command": ["true"]}]})
+        dests.append(dest)
+    return tasks, dests
 
 
 def start_bound_server(tmp_path, zoo_cfg):
@@ -203,16 +218,23 @@ def test_runners_connect_to_the_zookeeper_of_their_own_inventory(tmp_path):
                                               "ansible_python_interpreter": sys.executable,
                                               "zookeeper_client_port": port}}},
         "app": {"hosts": {"localhost": None}}}}}))
-    zoo_cfg = render(tmp_path, "zookeeper", "zoo.cfg.j2", inventory)
+    # one playbook run: the zookeeper role's zoo.cfg, the service role's configuration, and each
+    # other role's default hosts
+    tasks, (zoo_cfg_file, config_file) = render_tasks(
+        tmp_path, inventory, ("zookeeper", "zoo.cfg.j2", {}),
+        ("service", "config.yml.j2", {"service_auth_file": "", "zkherd_acl": []}))
+    roles = ("farm_member", "farm_export", "cron")  # the same default in every role
+    tasks += [dict(show("hosts " + role, "{{ %s_zk_hosts }}" % role), vars=role_vars(role)) for role in roles]
+    run = run_playbook(tasks, extra_args=["-i", str(inventory)])
+    assert run.rc == 0, run.output[-3000:]
+    zoo_cfg = zoo_cfg_file.read_text()
     assert "clientPortAddress=127.0.0.2" in zoo_cfg and "clientPort=%d" % port in zoo_cfg, zoo_cfg
     server, listening = start_bound_server(tmp_path, zoo_cfg)
     try:
-        rendered = render(tmp_path, "service", "config.yml.j2", inventory, service_auth_file="", zkherd_acl=[])
+        rendered = config_file.read_text()
         assert yaml.safe_load(rendered)["zk"] == listening, rendered  # before: 127.0.0.1:2181
-        for role in ("farm_member", "farm_export", "cron"):  # the same default in every role
-            shown = run_playbook([show("hosts", "{{ %s_zk_hosts }}" % role)], play_vars=role_vars(role),
-                                 extra_args=["-i", str(inventory)])
-            assert shown["hosts"]["msg"] == listening, (role, shown.output[-2000:])
+        for role in roles:
+            assert run["hosts " + role]["msg"] == listening, (role, run.output[-2000:])
         config = tmp_path / "web.yml"
         config.write_text(rendered)
         ran = subprocess.run([str(BIN / "zkherd"), "run", "--config", str(config), "--connect-timeout", "20"],

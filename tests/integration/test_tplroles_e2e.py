@@ -14,16 +14,18 @@ import time
 import yaml
 
 from tests.integration.test_runner_config import stamp_seconds, stamps
-from tests.integration.test_tplroles_service import play, ship
+from tests.integration.test_tplroles_service import play
 from tests.support.runner import REPO, Zkherd
 from tests.support.zkutil import wait_for
 
 SERVE = "trap 'exit 0' TERM; while :; do sleep 0.05; done"
 
 
-def role_config(tmp_path, role, template, entry):
-    """The role's configuration for *entry*, rendered by Ansible with the role's defaults and vars,
-    without credentials (the test server has none)."""
+def ship_and_configure(tmp_path, role, template, entry, **ship_vars):
+    """What the role writes for *entry*, in one playbook run (each start costs seconds of CPU): its
+    templates shipped by the service role's tasks (tests.integration.test_tplroles_service.ship,
+    with *ship_vars*), then its configuration rendered with the role's defaults and vars as task
+    vars, without credentials (the test server has none). Returns the configuration's path."""
     found = {}
     for part in ("defaults", "vars"):
         found.update(yaml.safe_load((REPO / "roles" / role / part / "main.yml").read_text()) or {})
@@ -32,9 +34,13 @@ def role_config(tmp_path, role, template, entry):
     dest = tmp_path / (entry["name"] + ".yml")
     loop = [entry] if role == "service" else "{{ __render_present }}"
     found.update(render_renderers=[entry])
-    run = play(tmp_path, [{"name": "config", "ansible.builtin.template": {
-        "src": str(REPO / "roles" / role / "templates" / template), "dest": str(dest), "mode": "0600"},
-        "loop": loop}], found)
+    tasks = [{"name": "ship", "ansible.builtin.include_role": {"name": "zkherd.ops.service",
+                                                               "tasks_from": "templates.yml"}},
+             {"name": "config", "vars": found, "ansible.builtin.template": {
+                 "src": str(REPO / "roles" / role / "templates" / template), "dest": str(dest), "mode": "0600"},
+              "loop": loop}]
+    run = play(tmp_path, tasks, dict(service_instances=[entry], service_template_dir=str(tmp_path / "shipped"),
+                                     **ship_vars))
     assert run.returncode == 0, run.stdout + run.stderr
     return dest
 
@@ -48,9 +54,7 @@ def test_what_the_service_role_writes_runs_and_follows_znodes(zk_server, zk, zk_
     dest = tmp_path / "etc" / "app.conf"
     entry = {"name": "web", "command": ["sh", "-c", SERVE], "zk": zk_server.hosts, "on_change": "none",
              "change_delay": 0.05, "templates": [{"src": "app.conf.j2", "dest": str(dest)}]}
-    shipped = ship(tmp_path, [entry])
-    assert shipped.returncode == 0, shipped.stdout
-    config = role_config(tmp_path, "service", "config.yml.j2", entry)
+    config = ship_and_configure(tmp_path, "service", "config.yml.j2", entry)
     runner = Zkherd(["run", "--config", str(config)], tmp_path / "web.log")
     try:
         runner.wait_log("started child", timeout=30)
@@ -76,8 +80,7 @@ def test_what_the_render_role_writes_runs_checks_and_runs_on_change(zk_server, z
              "check_cmd": "! grep -qv '^server [a-z0-9]* [0-9.]*:[0-9]*$' \"$ZKHERD_STAGED_FILE\"",
              "on_change": "cat %s >> %s" % (dest, changes)}
     # what the render role does: the service role's shipping, to FOLDER/render/NAME/
-    assert ship(tmp_path, [entry], _service_template_kind="render").returncode == 0
-    config = role_config(tmp_path, "render", "render.yml.j2", entry)
+    config = ship_and_configure(tmp_path, "render", "render.yml.j2", entry, _service_template_kind="render")
     renderer = Zkherd(["render", "--config", str(config)], tmp_path / "render.log")
     try:
         wait_for(lambda: changes.exists() and changes.read_text() == "server m1 10.0.0.1:80\n", 30,
@@ -153,8 +156,7 @@ def test_a_scheduled_renderers_configuration_renders_once_and_exits(zk_server, z
     dest = tmp_path / "etc" / "motd"
     entry = {"name": "motd", "zk": zk_server.hosts, "schedule": "hourly",
              "templates": [{"src": "motd.j2", "dest": str(dest)}]}
-    assert ship(tmp_path, [entry], _service_template_kind="render").returncode == 0
-    config = role_config(tmp_path, "render", "render.yml.j2", entry)
+    config = ship_and_configure(tmp_path, "render", "render.yml.j2", entry, _service_template_kind="render")
     done = subprocess.run([sys.executable, "-m", "zkherd", "render", "--config", str(config)], cwd=REPO,
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0 and dest.read_text() == "motd=hello\n", done.stderr

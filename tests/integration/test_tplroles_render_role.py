@@ -36,22 +36,46 @@ def render_file(tmp_path, name, entry, **overrides):
     return dest.read_text()
 
 
-def test_the_configuration_names_the_shipped_templates_and_the_pipeline(tmp_path):
-    config = yaml.safe_load(render_file(tmp_path, "render.yml.j2", ENTRY))
+SCHEDULES = [None, "*:0/5"]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """Every file of this module's render tests in ONE ansible-playbook run (each start costs seconds
+    of CPU), each task with the role's defaults and vars (plus its own) as task vars: {name: text}."""
+    folder = tmp_path_factory.mktemp("render-role")
+    jobs = {"config": ("render.yml.j2", ENTRY, {}),
+            "config-scheduled": ("render.yml.j2", dict(ENTRY, schedule="hourly"), {})}
+    for schedule in SCHEDULES:
+        entry = dict(ENTRY, **({"schedule": schedule} if schedule else {}))
+        jobs["unit-%s" % schedule] = ("zkherd-render.service.j2", entry,
+                                      {"render_zkherd": "/bin/true", "render_config_dir": str(folder)})
+        if schedule:
+            jobs["timer-%s" % schedule] = ("zkherd-render.timer.j2", entry, {})
+    files = {name: folder / ("file-%d" % i) for i, name in enumerate(jobs)}  # a schedule has a slash
+    tasks = [{"name": "render " + name, "vars": role_vars(folder, render_renderers=[entry], **overrides),
+              "ansible.builtin.template": {"src": str(REPO / "roles" / "render" / "templates" / template),
+                                           "dest": str(files[name]), "mode": "0600"},
+              "loop": "{{ __render_present }}"} for name, (template, entry, overrides) in jobs.items()]
+    run = play(folder, tasks, {})
+    assert run.returncode == 0, run.stdout + run.stderr
+    return {name: path.read_text() for name, path in files.items()}
+
+
+def test_the_configuration_names_the_shipped_templates_and_the_pipeline(rendered):
+    config = yaml.safe_load(rendered["config"])
     assert config["template"] == ["/etc/zkherd/templates/render/lb/backends.cfg.j2=/etc/haproxy/conf.d/backends.cfg"]
     assert config["check_cmd"] == ENTRY["check_cmd"] and config["on_change"] == ENTRY["on_change"]
     assert config["zk"] == "zk1:2181,zk2:2181" and config["auth_file"] == "/etc/zkherd/auth"
     assert "once" not in config
-    scheduled = yaml.safe_load(render_file(tmp_path, "render.yml.j2", dict(ENTRY, schedule="hourly")))
+    scheduled = yaml.safe_load(rendered["config-scheduled"])
     assert scheduled["once"] is True
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
-@pytest.mark.parametrize("schedule", [None, "*:0/5"])
-def test_the_unit_is_hardened_writes_only_the_rendered_folders_and_is_valid(tmp_path, schedule):
-    entry = dict(ENTRY, **({"schedule": schedule} if schedule else {}))
-    unit = render_file(tmp_path, "zkherd-render.service.j2", entry,
-                       render_zkherd="/bin/true", render_config_dir=str(tmp_path))
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_the_unit_is_hardened_writes_only_the_rendered_folders_and_is_valid(tmp_path, rendered, schedule):
+    unit = rendered["unit-%s" % schedule]
     assert "\nProtectSystem=strict\n" in unit and "\nNoNewPrivileges=yes\n" in unit
     assert '\nReadWritePaths="/etc/haproxy/conf.d"\n' in unit
     assert ("\nType=oneshot\n" in unit) == bool(schedule) and ("\nRestart=always\n" in unit) != bool(schedule)
@@ -60,7 +84,7 @@ def test_the_unit_is_hardened_writes_only_the_rendered_folders_and_is_valid(tmp_
     (units / "zkherd-render-lb.service").write_text(unit)
     files = [units / "zkherd-render-lb.service"]
     if schedule:
-        (units / "zkherd-render-lb.timer").write_text(render_file(tmp_path, "zkherd-render.timer.j2", entry))
+        (units / "zkherd-render-lb.timer").write_text(rendered["timer-%s" % schedule])
         files.append(units / "zkherd-render-lb.timer")
     check = subprocess.run(["systemd-analyze", "verify", "--man=no", *map(str, files)], capture_output=True,
                            text=True, check=False, timeout=60)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.support.playbook import REPO
@@ -91,16 +92,30 @@ ENTRY = {"name": "web", "command": ["sleep", "infinity"], "check_cmd": "test -s 
          "mirror": [{"file": "/etc/app/raw", "znode": "/app/raw"}]}
 
 
-def test_the_runner_configuration_names_the_shipped_templates(tmp_path):
-    config = yaml.safe_load(render_role_file(tmp_path, "config.yml.j2", ENTRY))
+@pytest.fixture(scope="module")
+def role_files(tmp_path_factory):
+    """The service role's files for ENTRY (and without templates) in ONE ansible-playbook run (each
+    start costs seconds of CPU), each task with the role's defaults and vars: {name: text}."""
+    folder = tmp_path_factory.mktemp("service-role")
+    jobs = {"config": ("config.yml.j2", ENTRY), "config-no-templates": ("config.yml.j2", dict(ENTRY, templates=[])),
+            "unit": ("unit.service.j2", ENTRY)}
+    run = play(folder, [{"name": "render " + name, "ansible.builtin.template": {
+        "src": str(REPO / "roles" / "service" / "templates" / template), "dest": str(folder / name), "mode": "0600"},
+        "loop": [entry]} for name, (template, entry) in jobs.items()], role_vars())
+    assert run.returncode == 0, run.stdout + run.stderr
+    return {name: (folder / name).read_text() for name in jobs}
+
+
+def test_the_runner_configuration_names_the_shipped_templates(role_files):
+    config = yaml.safe_load(role_files["config"])
     assert config["template"] == ["/etc/zkherd/templates/service/web/app.conf.j2=/etc/app/app.conf",
                                   "/etc/zkherd/templates/service/web/backends.j2=/srv/lb/backends.cfg"]
     assert config["mirror"] == ["/etc/app/raw=/app/raw"] and config["check_cmd"] == ENTRY["check_cmd"]
-    assert "template" not in yaml.safe_load(render_role_file(tmp_path, "config.yml.j2", dict(ENTRY, templates=[])))
+    assert "template" not in yaml.safe_load(role_files["config-no-templates"])
 
 
-def test_the_unit_may_write_the_rendered_files_folders(tmp_path):
-    unit = render_role_file(tmp_path, "unit.service.j2", ENTRY)
+def test_the_unit_may_write_the_rendered_files_folders(role_files):
+    unit = role_files["unit"]
     rw = next(line for line in unit.splitlines() if line.startswith("ReadWritePaths="))
     assert "/etc/app " in rw + " " and "/srv/lb" in rw.split("=", 1)[1].split()
     assert rw.split("=", 1)[1].split().count("/etc/app") == 1  # mirror and template share it

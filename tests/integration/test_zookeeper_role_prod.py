@@ -6,15 +6,15 @@ log's device check; the metrics provider's jar check. The whole role on systemd 
 from __future__ import annotations
 
 import os
-import re
 import time
 import zipfile
 
+import pytest
 import yaml
 from kazoo.client import KazooClient
 
-from tests.integration.test_zookeeper_role_tls import ROLE, role_zoo_cfg
-from tests.support.playbook import run_playbook
+from tests.integration.test_zookeeper_role_tls import ROLE
+from tests.support.playbook import run_cases, run_playbook
 from tests.support.tls import make_tls_files
 from tests.support.zkserver import ZooKeeperEnsemble, ZooKeeperServer
 
@@ -64,11 +64,9 @@ def wait_for(condition, timeout=60.0, what=""):
         time.sleep(0.1)
 
 
-def test_the_audit_log_records_a_create(tmp_path):
-    audit = tmp_path / "audit" / "zookeeper_audit.log"
-    audit.parent.mkdir()
-    settings = dict(zookeeper_audit=True, zookeeper_audit_log=str(audit))
-    cfg_file, log4j = render(tmp_path, ("zoo.cfg.j2", settings), ("log4j.properties.j2", settings))
+def test_the_audit_log_records_a_create(tmp_path, role_files):
+    audit = role_files["base"] / "audit" / "zookeeper_audit.log"
+    cfg_file, log4j = role_files["files"]["audit-zoo.cfg"], role_files["files"]["audit-log4j"]
     cfg = zoo_cfg(cfg_file)
     assert cfg["audit.enable"] == "true"
     server = ZooKeeperServer(tmp_path / "server", jvm_props={"log4j.configuration": "file:%s" % log4j})
@@ -88,10 +86,9 @@ def test_the_audit_log_records_a_create(tmp_path):
     assert "/audited-node" not in server.log_path.read_text()  # its own file, not the server's log
 
 
-def test_three_servers_form_a_quorum_over_tls(tmp_path):
-    quorum_tls_files(tmp_path)
-    ensemble = role_ensemble(tmp_path, role_zoo_cfg(tmp_path, zookeeper_quorum_tls=True, zookeeper_tls_cert="x",
-                                                    zookeeper_tls_key="x", zookeeper_tls_ca="x"))
+def test_three_servers_form_a_quorum_over_tls(tmp_path, role_files):
+    quorum_tls_files(role_files["base"] / "tls")  # where that zoo.cfg's zookeeper_conf_dir is
+    ensemble = role_ensemble(tmp_path, zoo_cfg(role_files["files"]["tls-zoo.cfg"]))
     cfg = ensemble.servers[0].cfg
     assert cfg["sslQuorum"] == "true" and cfg["ssl.quorum.keyStore.location"].endswith("/tls/keystore.pem")
     assert "portUnification" not in cfg and "secureClientPort" not in cfg  # quorum TLS only
@@ -102,14 +99,11 @@ def test_three_servers_form_a_quorum_over_tls(tmp_path):
         ensemble.close()
 
 
-def test_port_unification_lets_tls_and_plain_servers_form_one_quorum(tmp_path):
+def test_port_unification_lets_tls_and_plain_servers_form_one_quorum(tmp_path, role_files):
     """The admin guide's rolling switch-over, its middle step: with portUnification on, a server
     already on sslQuorum and two still without it form one quorum."""
-    quorum_tls_files(tmp_path)
-    tls = dict(zookeeper_tls_cert="x", zookeeper_tls_key="x", zookeeper_tls_ca="x",
-               zookeeper_quorum_tls_port_unification=True)
-    unified, switched = map(zoo_cfg, render(tmp_path, ("zoo.cfg.j2", tls),
-                                            ("zoo.cfg.j2", dict(tls, zookeeper_quorum_tls=True))))
+    quorum_tls_files(role_files["base"] / "unification")  # where those zoo.cfg's zookeeper_conf_dir is
+    unified, switched = (zoo_cfg(role_files["files"][name]) for name in ("unified-zoo.cfg", "switched-zoo.cfg"))
     assert unified["portUnification"] == "true" and "sslQuorum" not in unified
     ensemble = role_ensemble(tmp_path, unified)
     ensemble.servers[2].cfg.update({key: value for key, value in switched.items() if key not in PER_SERVER})
@@ -119,10 +113,8 @@ def test_port_unification_lets_tls_and_plain_servers_form_one_quorum(tmp_path):
         ensemble.close()
 
 
-def test_quorum_sasl_forms_a_quorum_and_refuses_a_wrong_password(tmp_path):
-    sasl = dict(zookeeper_quorum_sasl=True, zookeeper_quorum_sasl_password="s3cr\"et")
-    cfg_file, jaas, wrong = render(tmp_path, ("zoo.cfg.j2", sasl), ("jaas.conf.j2", sasl),
-                                   ("jaas.conf.j2", dict(sasl, zookeeper_quorum_sasl_password="wrong")))
+def test_quorum_sasl_forms_a_quorum_and_refuses_a_wrong_password(tmp_path, role_files):
+    cfg_file, jaas, wrong = (role_files["files"][name] for name in ("sasl-zoo.cfg", "sasl-jaas", "sasl-wrong-jaas"))
     cfg = zoo_cfg(cfg_file)
     assert cfg["quorum.auth.enableSasl"] == "true" and cfg["quorum.auth.learnerRequireSasl"] == "true"
     assert 'password="s3cr\\"et";' in jaas.read_text()
@@ -146,17 +138,15 @@ def test_quorum_sasl_forms_a_quorum_and_refuses_a_wrong_password(tmp_path):
         ensemble.close()
 
 
-def test_the_heap_is_sized_from_the_host(tmp_path):
-    cases = [({}, "512m"), ({"ansible_memtotal_mb": 512}, "256m"), ({"ansible_memtotal_mb": 16384}, "4096m"),
-             ({"ansible_memtotal_mb": 131072}, "8192m"),
-             ({"ansible_memtotal_mb": 4096, "zookeeper_heap_size": "3g"}, "3g")]  # explicit: as set
-    units = render(tmp_path, *(("zookeeper.service.j2", facts) for facts, _heap in cases))
+def test_the_heap_is_sized_from_the_host(role_files):
+    cases = HEAP_CASES
+    units = [role_files["files"]["heap-%d" % i] for i in range(len(cases))]
     assert [" -Xmx%s " % heap in unit.read_text() for unit, (_facts, heap) in zip(units, cases)] == [True] * len(cases)
 
 
-def run_tasks(tmp_path, tasks_file, *cases):
-    """One of the role's task files, once per case ({setting: value}), in one playbook run; returns
-    each case's failure message ('' when it passed) and the run's output."""
+def case_tasks(tasks_file, *cases):
+    """One of the role's task files, once per case ({setting: value}): a block each, whose rescue
+    notes the case's failure message."""
     tasks = []
     for i, settings in enumerate(cases):
         include = {"name": "Tasks %d" % i, "ansible.builtin.include_tasks": str(ROLE / "tasks" / tasks_file),
@@ -165,36 +155,97 @@ def run_tasks(tmp_path, tasks_file, *cases):
         failed = {"name": "Failed %d" % i,
                   "ansible.builtin.debug": {"msg": "CASE %d: failed: {{ ansible_failed_result.msg }}" % i}}
         tasks.append({"name": "Case %d" % i, "block": [include, passed], "rescue": [failed]})
-    run = run_playbook(tasks, play_vars=role_vars(tmp_path))
-    assert run.rc == 0, run.output
-    found = [re.search(r"CASE %d: (passed|failed: [^\n\"]*)" % i, run.output) for i in range(len(cases))]
-    assert all(found), run.output
-    return [one.group(1).partition("failed: ")[2] for one in found], run.output
+    return tasks
 
 
-def test_the_transaction_log_on_the_data_device_warns_or_fails(tmp_path):
-    (tmp_path / "data").mkdir()
-    (tmp_path / "txlog").mkdir()
-    other = "/dev/shm" if os.stat("/dev/shm").st_dev != os.stat(tmp_path).st_dev else None
-    txlog, require = str(tmp_path / "txlog"), {"zookeeper_data_log_dir_require_own_device": True}
-    failures, output = run_tasks(tmp_path, "storage_check.yml", {"zookeeper_data_log_dir": txlog},
-                                 {"zookeeper_data_log_dir": txlog, **require}, require,
-                                 {"zookeeper_data_log_dir": other or txlog, **require})
+def run_tasks_case(tmp_path, tasks_file, *cases):
+    """case_tasks as one case of tests.support.playbook.run_cases (read back by case_failures)."""
+    return {"vars": role_vars(tmp_path), "tasks": case_tasks(tasks_file, *cases)}
+
+
+def case_failures(ran, count):
+    """Each case's failure message ('' when it passed), from one host's records of run_cases."""
+    out = []
+    for i in range(count):
+        done = [r for r in ran.records if r["task"] in ("Passed %d" % i, "Failed %d" % i)]
+        assert len(done) == 1, (i, ran.records)
+        out.append(done[0]["result"]["msg"].partition("failed: ")[2])
+    return out
+
+
+SASL = dict(zookeeper_quorum_sasl=True, zookeeper_quorum_sasl_password="s3cr\"et")
+HEAP_CASES = [({}, "512m"), ({"ansible_memtotal_mb": 512}, "256m"), ({"ansible_memtotal_mb": 16384}, "4096m"),
+              ({"ansible_memtotal_mb": 131072}, "8192m"),
+              ({"ansible_memtotal_mb": 4096, "zookeeper_heap_size": "3g"}, "3g")]  # explicit: as set
+METRICS = {"zookeeper_metrics_provider_port": 7000}
+TLS_SETTINGS = dict(zookeeper_tls_cert="x", zookeeper_tls_key="x", zookeeper_tls_ca="x")
+
+
+def render_jobs(base):
+    """{name: (template, settings)}: every file this module's tests need from the role's templates.
+    The quorum TLS files' key stores are under their test's own zookeeper_conf_dir (base/NAME/conf)."""
+    audit = dict(zookeeper_audit=True, zookeeper_audit_log=str(base / "audit" / "zookeeper_audit.log"))
+    unified = dict(TLS_SETTINGS, zookeeper_quorum_tls_port_unification=True,
+                   zookeeper_conf_dir=str(base / "unification" / "conf"))
+    jobs = {"audit-zoo.cfg": ("zoo.cfg.j2", audit), "audit-log4j": ("log4j.properties.j2", audit),
+            "tls-zoo.cfg": ("zoo.cfg.j2", dict(TLS_SETTINGS, zookeeper_quorum_tls=True,
+                                               zookeeper_conf_dir=str(base / "tls" / "conf"))),
+            "unified-zoo.cfg": ("zoo.cfg.j2", unified),
+            "switched-zoo.cfg": ("zoo.cfg.j2", dict(unified, zookeeper_quorum_tls=True)),
+            "sasl-zoo.cfg": ("zoo.cfg.j2", SASL), "sasl-jaas": ("jaas.conf.j2", SASL),
+            "sasl-wrong-jaas": ("jaas.conf.j2", dict(SASL, zookeeper_quorum_sasl_password="wrong")),
+            "metrics-zoo.cfg": ("zoo.cfg.j2", METRICS), "plain-zoo.cfg": ("zoo.cfg.j2", {})}
+    for i, (facts, _heap) in enumerate(HEAP_CASES):
+        jobs["heap-%d" % i] = ("zookeeper.service.j2", facts)
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def role_files(tmp_path_factory):
+    """This module's renders and task-file cases in ONE ansible-playbook run (each start costs
+    seconds of CPU; tests.support.playbook.run_cases): the templates, each with its settings as task
+    vars, on one host; the storage check's and the production checks' cases each on a host of its
+    own. Returns {name: path} of the files, and the two cases' failures and the run's output."""
+    base = tmp_path_factory.mktemp("zkprod")
+    (base / "audit").mkdir()
+    (base / "data").mkdir()
+    (base / "txlog").mkdir()
+    jar = base / "zookeeper-prometheus-metrics.jar"
+    with zipfile.ZipFile(jar, "w") as out:
+        out.writestr("org/apache/zookeeper/metrics/prometheus/PrometheusMetricsProvider.class", b"")
+    other = "/dev/shm" if os.stat("/dev/shm").st_dev != os.stat(base).st_dev else None
+    txlog, require = str(base / "txlog"), {"zookeeper_data_log_dir_require_own_device": True}
+    storage = ({"zookeeper_data_log_dir": txlog}, {"zookeeper_data_log_dir": txlog, **require}, require,
+               {"zookeeper_data_log_dir": other or txlog, **require})
+    metrics = (METRICS, dict(METRICS, zookeeper_classpath=["/usr/share/java/zookeeper.jar", str(jar)]))
+    jobs = render_jobs(base)
+    files = {name: base / "files" / name for name in jobs}
+    (base / "files").mkdir()
+    renders = [{"name": "Render " + name, "vars": settings, "ansible.builtin.template": {
+        "src": str(ROLE / "templates" / template), "dest": str(files[name]), "mode": "0600"}}
+        for name, (template, settings) in jobs.items()]
+    run = run_cases({"renders": {"vars": role_vars(base), "tasks": renders},
+                     "storage": run_tasks_case(base, "storage_check.yml", *storage),
+                     "metrics": run_tasks_case(base, "production_checks.yml", *metrics)})
+    rendered = run.host("renders")
+    assert rendered.records and rendered.failure() is None, (rendered.failure(), run.output[-3000:])
+    return {"files": files, "base": base, "txlog": txlog, "other": other, "output": run.output,
+            "storage": case_failures(run.host("storage"), len(storage)),
+            "metrics": case_failures(run.host("metrics"), len(metrics))}
+
+
+def test_the_transaction_log_on_the_data_device_warns_or_fails(role_files):
+    txlog, other, failures, output = (role_files[key] for key in ("txlog", "other", "storage", "output"))
     assert "WARNING zookeeper: the transaction log (%s) is on the same device" % txlog in output
     assert failures[0] == "" and "same device as dataDir" in failures[1] and "dataLogDir unset" in failures[2]
     assert other is None or failures[3] == "", output  # its own device: no complaint
 
 
-def test_the_metrics_provider_needs_its_jars(tmp_path):
-    jar = tmp_path / "zookeeper-prometheus-metrics.jar"
-    with zipfile.ZipFile(jar, "w") as out:
-        out.writestr("org/apache/zookeeper/metrics/prometheus/PrometheusMetricsProvider.class", b"")
-    metrics = {"zookeeper_metrics_provider_port": 7000}
-    failures, output = run_tasks(tmp_path, "production_checks.yml", metrics,
-                                 dict(metrics, zookeeper_classpath=["/usr/share/java/zookeeper.jar", str(jar)]))
+def test_the_metrics_provider_needs_its_jars(role_files):
+    failures, output = role_files["metrics"], role_files["output"]
     assert "PrometheusMetricsProvider" in failures[0] and "zookeeper_classpath" in failures[0], output
     assert failures[1] == "", output
-    cfg, off = map(zoo_cfg, render(tmp_path, ("zoo.cfg.j2", metrics), ("zoo.cfg.j2", {})))
+    cfg, off = zoo_cfg(role_files["files"]["metrics-zoo.cfg"]), zoo_cfg(role_files["files"]["plain-zoo.cfg"])
     assert cfg["metricsProvider.className"] == "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
     assert cfg["metricsProvider.httpPort"] == "7000" and cfg["metricsProvider.httpHost"] == "127.0.0.1"
     assert "metricsProvider.className" not in off

@@ -32,9 +32,25 @@ class PlaybookRun:
     def status(self, name):
         return next(r["status"] for r in reversed(self.records) if r["task"] == name)
 
+    def host(self, name):
+        """This run seen from one host (one case of run_cases): its records only."""
+        view = object.__new__(PlaybookRun)
+        view.rc, view.output = self.rc, self.output
+        view.records = [r for r in self.records if r.get("host") == name]
+        return view
+
+    def failure(self):
+        """The message of the task that failed (this host's play ended there), or None."""
+        failed = [r["result"] for r in self.records if r["status"] == "failed"]
+        return str(failed[-1].get("msg", failed[-1])) if failed else None
+
+    def changed(self):
+        """How many task results reported a change (the recap's changed=)."""
+        return sum(r["status"] == "changed" for r in self.records)
+
 
 def run_playbook(tasks, hosts=None, play_vars=None, extra_args=(), env=None, defaults=None, timeout=300,
-                 memory_limit=None):
+                 memory_limit=None, hosts_pattern="localhost", play_keywords=None):
     """Run *tasks* (a list of dicts, each with a unique `name`) in one play on localhost.
     Connection options default to *hosts* for every zkherd.ops module (module_defaults).
     *memory_limit* (bytes): the address space ansible-playbook and every process it starts may
@@ -44,11 +60,12 @@ def run_playbook(tasks, hosts=None, play_vars=None, extra_args=(), env=None, def
         module_defaults.setdefault("hosts", hosts)
     play = {
         "name": "zkherd test",
-        "hosts": "localhost",
+        "hosts": hosts_pattern,
         "gather_facts": False,
         "vars": play_vars or {},
         "module_defaults": {"group/zkherd.ops.zookeeper": module_defaults},
         "tasks": tasks,
+        **(play_keywords or {}),
     }
     with tempfile.TemporaryDirectory(prefix="zkherd-pb-") as tmp:
         book = Path(tmp) / "play.yml"
@@ -79,3 +96,29 @@ def _limit_memory(limit):
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     return preexec
+
+
+def run_cases(cases, tasks=None, extra_args=(), env=None, timeout=900, forks=5):
+    """Several independent cases in ONE ansible-playbook run (each start costs seconds of CPU): every
+    case is an inventory host of its own (connection local, this Python) with its own variables, facts
+    and tasks, so a failing case ends only its own host's play and a fact one case sets is not
+    another's. *cases*: {name: {"vars": {...}, "tasks": [...]}} (or just the vars, with the shared
+    *tasks*). Every module (handlers too) gets the case's name in $ZKHERD_CASE (for a stand-in
+    command to tell the cases apart). Returns the PlaybookRun; .host(name) is one case's view
+    (.failure(), [task], .changed()). *timeout* bounds the whole run: many cases, a loaded machine."""
+    with tempfile.TemporaryDirectory(prefix="zkherd-cases-") as tmp:
+        hosts, books = {}, {}
+        for name, case in cases.items():
+            case = case if "vars" in case else {"vars": case}
+            text = yaml.safe_dump(case.get("tasks", tasks), sort_keys=False)
+            # cases with the same tasks include one file: Ansible runs them side by side (forks)
+            book = books.setdefault(text, Path(tmp) / ("tasks-%d.yml" % len(books)))
+            book.write_text(text)
+            hosts[name] = dict(case["vars"], ansible_connection="local", ansible_python_interpreter=sys.executable,
+                               zkherd_case_tasks=str(book))
+        inventory = Path(tmp) / "hosts.yml"
+        inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}, sort_keys=False))
+        include = {"name": "case", "ansible.builtin.include_tasks": "{{ zkherd_case_tasks }}"}
+        return run_playbook([include], extra_args=["-i", str(inventory), "--forks", str(forks), *extra_args],
+                            env=env, timeout=timeout, hosts_pattern="all",
+                            play_keywords={"environment": {"ZKHERD_CASE": "{{ inventory_hostname }}"}})

@@ -31,7 +31,8 @@ class CallbackModule(CallbackBase):
     def _record(self, result, status):
         # ansible-core 2.19 keeps `failed` out of the result it hands to callbacks: put it back
         outcome = dict(result._result, failed=status == "failed")
-        self.records.append({"task": result._task.get_name(), "status": status, "result": outcome})
+        self.records.append({"task": result._task.get_name(), "host": result._host.get_name(), "status": status,
+                             "result": outcome})
 
     def v2_runner_on_ok(self, result, **kwargs):
         self._record(result, "changed" if result._result.get("changed") else "ok")
