@@ -22,22 +22,23 @@ def runner(hosts, lock, work, name, tmp_path, timeout=1.0, stop_timeout=0.3, sto
                   tmp_path / ("%s.log" % name))
 
 
-def stamp(log_text, pattern):
-    """Wall-clock time of the first log line matching *pattern*."""
-    for line in log_text.splitlines():
-        if re.search(pattern, line):
-            return datetime.datetime.fromisoformat(line.split()[0].replace("Z", "+00:00"))
-    raise AssertionError("no %r in:\n%s" % (pattern, log_text))
+def stamp(log_text, pattern, last=False):
+    """Wall-clock time of the first (or *last*) log line matching *pattern*."""
+    found = [line for line in log_text.splitlines() if re.search(pattern, line)]
+    if not found:
+        raise AssertionError("no %r in:\n%s" % (pattern, log_text))
+    return datetime.datetime.fromisoformat(found[-1 if last else 0].split()[0].replace("Z", "+00:00"))
 
 
 def handover_times(works, cut, timeout):
-    """{trial: seconds from *cut* (monotonic) until a second child started in works[trial]}, each
-    seen within 10 ms."""
+    """{trial: seconds from *cut* (monotonic) until the standby's child started in works[trial]},
+    each seen within 10 ms. The standby's, not any second start: on a loaded machine a holder with
+    a 1 s session may be fenced before the cut and start its child again itself."""
     took = {}
 
     def handed_over():
         for trial, work in works.items():
-            if trial not in took and len(starts(work)) >= 2:
+            if trial not in took and any(" standby%d " % trial in line for line in starts(work)):
                 took[trial] = time.monotonic() - cut
         return len(took) == len(works)
 
@@ -74,7 +75,8 @@ def test_partition_of_the_holder_20_trials(zk_server, zk_base, fault_proxy, tmp_
             assert overlaps(work) == [], "trial %d: two children at once" % trial
             assert holder.has("stopping the child before the session can expire"), holder.log()
             standby.wait_log("started child")  # its child may write starts.log before the runner logs it
-            assert stamp(holder.log(), "child exited") < stamp(standby.log(), "started child")
+            # the holder's last child (it may have been fenced and restarted before the cut) was gone first
+            assert stamp(holder.log(), "child exited", last=True) < stamp(standby.log(), "started child")
         for _, _, _, holder, standby in pairs:  # all stopped at once
             holder.kill()
             standby.signal(signal.SIGTERM)
