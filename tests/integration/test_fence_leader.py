@@ -158,3 +158,52 @@ def test_after_a_stall_shorter_than_kazoos_patience_the_holder_runs_its_child_ag
     finally:
         while RUNNERS:
             RUNNERS.pop().stop()
+
+
+def test_a_standby_whose_proof_lapsed_while_it_waited_starts_its_child_once_the_lock_is_its(
+        zk_server, zk_base, tmp_path):
+    """The standby's proof that the leader still knows its session lapses while it waits in line
+    (its syncs answered too late: CPU starvation, here a SIGSTOP of 5 s with a 6 s session), but its
+    TCP connection survives (kazoo is busy with the syncs, so no ping is outstanding) and so does
+    its session (the server heard from it 5 s ago). A sync answered after the proof's end proves
+    nothing (core/session.py), and only a new connection would refresh it - which kazoo never makes
+    for a connection that answers. When the holder hands the lock over, the standby must get a fresh
+    proof (a new session) and start its child, or let the lock go. Failed before the fix: it logged
+    "waiting for the ZooKeeper leader to confirm our session ... fence_in=-1.3s" and then held the
+    lock with no child for ever (seen under load with a 1 s session: zero children anywhere)."""
+    work, lock = tmp_path / "w", zk_base + "/lapse-lock"
+
+    def runner(name):
+        r = Zkherd(["run", "--zk", zk_server.hosts, "--session-timeout", "6", "--stop-timeout", "0.3",
+                    "--lock", lock, "--", *exclusive_child(work, name=name)], tmp_path / ("%s.log" % name))
+        RUNNERS.append(r)
+        return r
+
+    holder = runner("holder")
+    try:
+        wait_starts(work, 1, timeout=30)
+        standby = runner("standby")
+        standby.wait_log("queued for lock", timeout=30)
+        time.sleep(1.0)  # its syncs flow: a fresh proof
+        standby.signal(signal.SIGSTOP)  # 5 s > 0.7 T (the proof lapses), < T (the server keeps the session)
+        frozen = time.monotonic()
+        try:
+            time.sleep(5.0)
+        finally:
+            standby.signal(signal.SIGCONT)
+        thawed = time.monotonic() - frozen
+        assert thawed < 5.8, "the freeze lasted %.1fs: the server may have expired the session" % thawed
+        time.sleep(1.0)  # its syncs are answered again, too late to prove anything
+        assert not standby.has("session expired|Session has expired|Connection dropped"), (
+            "the standby's session or connection was lost: the lapse was not reproduced\n" + standby.log())
+        holder.stop()  # a clean handover: the lock is the standby's
+        handed = time.monotonic()
+        wait_for(lambda: len(starts(work)) >= 2, 20,
+                 message=lambda: "the standby got the lock and never started its child:\n" + standby.log()[-2500:])
+        took = time.monotonic() - handed
+        assert overlaps(work) == []
+        assert standby.has("the proof that the ZooKeeper leader knows our session lapsed"), standby.log()
+        assert took < 5.0, "the standby's child started %.1fs after the handover" % took
+    finally:
+        while RUNNERS:
+            RUNNERS.pop().stop()

@@ -152,6 +152,15 @@ class Loop:
         left = self._fence.time_left() if self._fence is not None else None
         return timeout if left is None else max(0.05, min(timeout, left - 0.05))
 
+    def renew_session(self, why, **fields):
+        """Close the session and make a new one (Session.renew): kazoo's LOST and CONNECTED events
+        follow, as after an expiry. Only with nothing under a fence. Raises NotNow: the rest of the
+        turn must not use the old session's state."""
+        self.log.warning("closing the ZooKeeper session and making a new one: " + why,
+                         session="0x%x" % (self.session.session_id or 0), **fields)
+        self.session.renew()
+        raise NotNow("a new session is being made")
+
     def talk(self):
         """Call before sending requests: raises NotNow while a request is overdue and the server
         has not answered anything since (kazoo then pings, and notices a dead connection)."""

@@ -105,6 +105,7 @@ class Session:
         self.connected = False
         self.session_id = None
         self._overdue_since = None  # a request got no answer in time, at this moment
+        self.renewing = False  # we closed the session ourselves (renew()) and wait for the new one
         logger = _KazooLogger("zkherd.kazoo.%d" % id(self))
         logger.setLevel(BLATHER)
         logger.addHandler(_Traffic(self))
@@ -131,6 +132,8 @@ class Session:
     def on_state(self, state):
         """A state event reached the loop (kazoo's listener posted it)."""
         self.connected = state == KazooState.CONNECTED
+        if self.connected:
+            self.renewing = False
         self._overdue_since = None  # kazoo noticed: requests may go again once connected
         if self.connected:
             self.session_id = session_id(self.client) or self.session_id
@@ -191,6 +194,25 @@ class Session:
         if not result.successful():  # a lost connection: the next beat sends another
             with self._lock:
                 self._sync_sent = None
+
+    def lapsed(self):
+        """The proof has run out: the leader may have expired the session by now. No sync can renew
+        it from here (answered() refuses one answered after that moment), only a new connection can,
+        and kazoo makes none while this one answers: see renew()."""
+        return self.last_heard is not None and clock.now() >= self.last_heard + self.timeout
+
+    def renew(self):
+        """Close this session and open a new one, without waiting (kazoo's restart() without its
+        blocking start): its ephemeral nodes go, kazoo posts LOST and, once connected with the new
+        session, CONNECTED - the path of a session expiry. The connect request of the new session is
+        a fresh proof. Blocks only for the close request (at most kazoo's read timeout)."""
+        self.connected, self.renewing = False, True
+        self._overdue_since = None
+        try:
+            self.client.stop()  # posts LOST (kazoo's listener) before it returns
+        except Exception:  # the connection was gone already: kazoo closed it; start again all the same
+            pass
+        self.client.start_async()
 
     def expires_no_earlier_than(self):
         """The earliest moment the leader may expire our session (boot clock)."""

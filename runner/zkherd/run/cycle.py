@@ -69,6 +69,14 @@ class Cycle:
         if left > 0.1 * loop.session.timeout:
             self.waiting_for_leader = False
             return True
+        if loop.session.lapsed() and not self.life.present:
+            # no sync can bring the proof back (core/session.py), and kazoo never reconnects a
+            # connection that answers: without a new session we would hold the lock with no child
+            # for ever. Its lock node goes with it: the next in line takes over, or we do.
+            self.waiting_for_leader = False
+            loop.renew_session("the proof that the ZooKeeper leader knows our session lapsed before the child "
+                               "could start", lock=self.opts.lock, lapsed_for="%.3fs" % (
+                                   clock.now() - loop.session.expires_no_earlier_than()))
         if not self.waiting_for_leader:
             self.waiting_for_leader = True
             self.log.warning("waiting for the ZooKeeper leader to confirm our session before starting the child",

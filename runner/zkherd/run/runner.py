@@ -120,7 +120,8 @@ class Runner(Program):
             self.log.warning("lost contact with ZooKeeper, waiting for it to come back",
                              child_stops_in="%.3fs" % left if left is not None else "never")
         elif state == KazooState.LOST:
-            self.log.warning("the ZooKeeper session expired; a new one will be made")
+            self.log.warning("the ZooKeeper session was closed; a new one will be made" if self.loop.session.renewing
+                             else "the ZooKeeper session expired; a new one will be made")
             self.life.dismiss()  # our place in the line went with the session
             self.holding.session_lost()
             self.drain.session_lost()
