@@ -123,12 +123,13 @@ def test_on_change_commands_never_overlap(zk_server, zk, zk_base, tmp_path):
     src = tpl(tmp_path, "oc.j2", "oc={{ znode('%s/oc') }}\n" % zk_base)
     dest = tmp_path / "oc.conf"
     marks = tmp_path / "marks"
-    on_change = "echo begin >> %s; sleep 1; echo end >> %s" % (marks, marks)
+    on_change = "echo begin >> %s; sleep 1.5; echo end >> %s" % (marks, marks)
     renderer = Zkherd(["render", "--zk", zk_server.hosts, "--change-delay", "0.05", "%s=%s" % (src, dest),
                        "--on-change", on_change], tmp_path / "render.log")
     try:
         wait_for(lambda: marks.exists() and marks.read_text() == "begin\n", 20, message=renderer.log)
         zk.set(zk_base + "/oc", b"1")
+        assert marks.read_text() == "begin\n", "the first reload ended before the change: nothing could overlap"
         wait_for(lambda: dest.read_text() == "oc=1\n", 10, message=renderer.log)
         # both reloads have ended (begin, end twice, in whatever order): overlapping or not, they show
         wait_for(lambda: marks.read_text().split().count("end") >= 2, 15, message=renderer.log)

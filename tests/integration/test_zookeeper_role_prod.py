@@ -169,6 +169,7 @@ def case_failures(ran, count):
     for i in range(count):
         done = [r for r in ran.records if r["task"] in ("Passed %d" % i, "Failed %d" % i)]
         assert len(done) == 1, (i, ran.records)
+        assert done[0]["status"] == "ok", done[0]  # the rescue's own debug task ran
         out.append(done[0]["result"]["msg"].partition("failed: ")[2])
     return out
 

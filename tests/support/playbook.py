@@ -98,7 +98,7 @@ def _limit_memory(limit):
     return preexec
 
 
-def run_cases(cases, tasks=None, extra_args=(), env=None, timeout=900, forks=5):
+def run_cases(cases, tasks=None, extra_args=(), env=None, timeout=900, forks=2):
     """Several independent cases in ONE ansible-playbook run (each start costs seconds of CPU): every
     case is an inventory host of its own (connection local, this Python) with its own variables, facts
     and tasks, so a failing case ends only its own host's play and a fact one case sets is not
