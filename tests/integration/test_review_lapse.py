@@ -1,0 +1,69 @@
+"""Adversarial review of the lapse fix (Session.renew(): a runner whose proof through the leader
+lapsed while it had no child closes its session and makes a new one). Real ZooKeeper, real runners."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+
+from tests.integration.test_containment import RUNNERS
+from tests.support.faultproxy import FaultProxy
+from tests.support.runner import Zkherd, exclusive_child, overlaps, starts, wait_starts
+from tests.support.zkutil import wait_for
+
+
+def _lapsed_standby(zk_server, lock, tmp_path, work, standby_hosts, extra=()):
+    """A holder runs its child; a standby (through *standby_hosts*) is frozen 5 s with T = 6 s while
+    it waits in line, so its proof lapses while its connection and session survive (the fix's own
+    scenario, test_fence_leader.py). Returns (holder, standby)."""
+    def runner(name, hosts, more=()):
+        r = Zkherd(["run", "--zk", hosts, "--session-timeout", "6", "--stop-timeout", "0.3", *more,
+                    "--lock", lock, "--", *exclusive_child(work, name=name)], tmp_path / ("%s.log" % name))
+        RUNNERS.append(r)
+        return r
+
+    holder = runner("holder", zk_server.hosts)
+    wait_starts(work, 1, timeout=30)
+    standby = runner("standby", standby_hosts, extra)
+    standby.wait_log("queued for lock", timeout=30)
+    time.sleep(1.0)
+    standby.signal(signal.SIGSTOP)
+    frozen = time.monotonic()
+    try:
+        time.sleep(5.0)
+    finally:
+        standby.signal(signal.SIGCONT)
+    assert time.monotonic() - frozen < 5.8
+    time.sleep(1.0)
+    assert not standby.has("session expired|Session has expired|Connection dropped"), standby.log()
+    return holder, standby
+
+
+def test_a_renew_whose_close_gets_no_answer_blocks_the_loop_and_delays_sigterm(zk_server, zk_base, tmp_path):
+    """renew() calls kazoo's stop(), which joins kazoo's connection thread: it returns only once the
+    close request is answered or kazoo gives the connection up (read timeout, 2/3 T). A close that
+    gets no answer (the very situations that make a proof lapse: a slow or stalled path to the
+    leader) blocks the main loop for up to 2/3 T: a SIGTERM (systemctl stop) meanwhile is not even
+    looked at. Here the close is held by the proxy (before_request close_session -> blackhole)."""
+    work, lock = tmp_path / "w", zk_base + "/lapse-close"
+    proxy = FaultProxy(zk_server.hosts)
+    try:
+        holder, standby = _lapsed_standby(zk_server, lock, tmp_path, work, proxy.hosts)
+        proxy.before_request("close_session", then="blackhole")
+        holder.stop()  # the lock is the standby's; its proof lapsed: renew()
+        standby.wait_log("closing the ZooKeeper session and making a new one", timeout=20)
+        assert proxy.wait_fired(1, timeout=5), "the standby's close request never came"
+        standby.signal(signal.SIGTERM)
+        sent = time.monotonic()
+        wait_for(lambda: standby.has("received SIGTERM"), 20,
+                 message=lambda: "SIGTERM never handled:\n" + standby.log()[-2500:])
+        took = time.monotonic() - sent
+        assert took < 1.0, ("the runner took %.1fs to look at a SIGTERM: its loop was blocked in kazoo's "
+                            "stop() while the close got no answer\n%s" % (took, standby.log()[-2500:]))
+    finally:
+        proxy.heal()
+        while RUNNERS:
+            RUNNERS.pop().stop()
+        proxy.close()
