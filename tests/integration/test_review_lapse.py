@@ -67,3 +67,27 @@ def test_a_renew_whose_close_gets_no_answer_blocks_the_loop_and_delays_sigterm(z
         while RUNNERS:
             RUNNERS.pop().stop()
         proxy.close()
+
+
+def test_a_renew_is_not_counted_as_a_session_expiry(zk_server, zk_base, tmp_path):
+    """zkherd_session_expirations_total is documented as "ZooKeeper sessions that expired". A renew
+    closes the session on purpose while the server still holds it (the test asserts it never
+    expired); Loop._dispatch counts every LOST as an expiry (expired=value == LOST), so a renew
+    storm shows up as expirations and nothing counts the renews themselves."""
+    from tests.support.scrape import parse, value
+
+    work, lock = tmp_path / "w", zk_base + "/lapse-metrics"
+    prom = tmp_path / "standby.prom"
+    holder, standby = _lapsed_standby(zk_server, lock, tmp_path, work, zk_server.hosts,
+                                      extra=("--metrics-file", str(prom), "--state-dir", ""))
+    try:
+        holder.stop()
+        wait_starts(work, 2, timeout=20)
+        assert standby.has("closing the ZooKeeper session and making a new one"), standby.log()
+        time.sleep(1.5)  # the metrics file is written on its tick
+        samples = parse(prom.read_text())
+        assert value(samples, "zkherd_session_expirations_total") == 0, (
+            "a voluntary renew counted as a session expiry: %s" % value(samples, "zkherd_session_expirations_total"))
+    finally:
+        while RUNNERS:
+            RUNNERS.pop().stop()
