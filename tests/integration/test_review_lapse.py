@@ -91,3 +91,39 @@ def test_a_renew_is_not_counted_as_a_session_expiry(zk_server, zk_base, tmp_path
     finally:
         while RUNNERS:
             RUNNERS.pop().stop()
+
+
+def test_an_elect_whose_proof_lapsed_leaves_every_later_tick_unrun(zk_server, zk_base, tmp_path):
+    """The same lapse in `zkherd elect` (not fixed): its proof through the leader lapses (a freeze of
+    5 s with T = 6 s) while its connection and session survive. Its lease then says `expires=` in the
+    past for ever (no sync renews a lapsed proof, kazoo never reconnects), yet it still leads the pool:
+    every `zkherd cron` on its host refuses the tick ("dead" member) and no other host leads. The job
+    never runs again anywhere while the elect lives."""
+    import subprocess
+    import sys
+
+    from tests.integration.test_cron14 import member, runs
+    from tests.integration.test_cron_claims import env
+    from tests.support.runner import REPO
+
+    election = zk_base + "/cron"
+    a = member(zk_server.hosts, election, "A", tmp_path, "--session-timeout", "6")
+    a.wait_log("this member leads the pool")
+    try:
+        time.sleep(1.0)
+        a.signal(signal.SIGSTOP)
+        try:
+            time.sleep(5.0)
+        finally:
+            a.signal(signal.SIGCONT)
+        time.sleep(8.0)  # well past any lapse; syncs flow again
+        assert not a.has("session expired|Session has expired|Connection dropped"), a.log()
+        cmd = [sys.executable, "-m", "zkherd", "cron", "--zk", zk_server.hosts, "--election", election,
+               "--id", "A", "--name", "job", "--", "sh", "-c", "echo A >> %s/runs" % tmp_path]
+        result = subprocess.run(cmd, cwd=REPO, env=env(tmp_path), capture_output=True, text=True, timeout=60,
+                                check=False)
+        assert runs(tmp_path) == ["A"], ("the leading elect's lease lapsed for good: cron exited %d without "
+                                         "running the job 8 s after the freeze\n%s\nelect:\n%s"
+                                         % (result.returncode, result.stderr[-1500:], a.log()[-1500:]))
+    finally:
+        a.stop()
