@@ -175,11 +175,15 @@ def test_a_tree_that_keeps_changing_fails_after_five_reads(zk_server, zk, zk_bas
         zk.create("%s/n%03d" % (root, i), b"0", makepath=True)
     stop = threading.Event()
 
-    def write():
+    def write():  # 20 writes in flight at a time: changes keep coming while a loaded machine starves this thread
         i = 0
         while not stop.is_set():
-            i += 1
-            zk.set(root + "/n%03d" % (i % 300), str(i).encode())
+            pending = []
+            for _ in range(20):
+                i += 1
+                pending.append(zk.set_async(root + "/n%03d" % (i % 300), str(i).encode()))
+            for one in pending:
+                one.get()
 
     writer = threading.Thread(target=write)
     writer.start()

@@ -218,7 +218,10 @@ class Loop:
         for kind, value in self.wakeup.events():
             if kind == "state":
                 self.session.on_state(value)
-                telemetry.get().session(str(value).lower(), self.session.session_id, expired=value == KazooState.LOST)
+                lost = value == KazooState.LOST
+                renewing = self.session.renewing  # we closed it ourselves (Session.renew): no expiry
+                telemetry.get().session(str(value).lower(), self.session.session_id,
+                                        expired=lost and not renewing, renewed=lost and renewing)
                 if value == KazooState.CONNECTED:
                     self._retry = RETRY_FIRST
             program.on_event(kind, value)

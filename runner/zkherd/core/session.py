@@ -205,7 +205,9 @@ class Session:
         """Close this session and open a new one, without waiting (kazoo's restart() without its
         blocking start): its ephemeral nodes go, kazoo posts LOST and, once connected with the new
         session, CONNECTED - the path of a session expiry. The connect request of the new session is
-        a fresh proof. Blocks only for the close request (at most kazoo's read timeout)."""
+        a fresh proof. Blocks the loop until the close is answered or kazoo gives the connection up
+        (up to 2/3 of the timeout, when the leader is slow - the very case that lapses): no child
+        runs then (the caller's rule), the fence's thread goes on, signals wait."""
         self.connected, self.renewing = False, True
         self._overdue_since = None
         try:

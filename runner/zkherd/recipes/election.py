@@ -22,7 +22,7 @@ from kazoo.protocol.states import KazooState
 from zkherd.common import paths
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH
-from zkherd.core import exits
+from zkherd.core import clock, exits
 from zkherd.core.loop import Program
 from zkherd.recipes.lease import LeaseWriter
 from zkherd.recipes.sequential import delete_all, in_order, made_as, new_token, nothing_made, own_nodes, tagged
@@ -83,7 +83,8 @@ class Member(Program):
             self.log.info("received %s, leaving the pool" % signal.Signals(value).name)
         elif kind == "state":
             if value == KazooState.LOST:
-                self.log.warning("the ZooKeeper session expired; joining the pool again")
+                self.log.warning("the ZooKeeper session %s; joining the pool again"
+                                 % ("was closed" if self.session.renewing else "expired"))
                 self.node = self.attempt = None
                 self.lease.hold(None, None)
                 self.set_leading(False)
@@ -98,8 +99,14 @@ class Member(Program):
             self.leave(loop)
             self.exit_code = 0
             return None
+        if loop.connected and loop.session.lapsed():
+            # as `run` does (core/session.py): no sync can renew a lapsed proof, and cron would
+            # take our lease for an expired one on every tick while our member node still leads
+            loop.renew_session("the proof that the ZooKeeper leader knows our session lapsed (cron would "
+                               "see this member as dead)", election=self.election, lapsed_for="%.3fs" % (
+                                   clock.now() - loop.session.expires_no_earlier_than()))
         if not loop.connected or not self.dirty:
-            return None
+            return self.lapse_in(loop)
         loop.talk()
         self.dirty = False
         try:
@@ -107,7 +114,14 @@ class Member(Program):
         except BaseException:
             self.dirty = True  # look again on the next turn
             raise
-        return 0.0 if self.dirty else None
+        return 0.0 if self.dirty else self.lapse_in(loop)
+
+    @staticmethod
+    def lapse_in(loop):
+        """Seconds until the proof would lapse (the syncs normally push it on): a look then."""
+        if not loop.connected or loop.session.last_heard is None:
+            return None
+        return max(0.0, loop.session.expires_no_earlier_than() - clock.now()) + 0.01
 
     def on_error(self, loop, error):
         if error.kind == AUTH:  # will not get better by trying again
@@ -121,6 +135,7 @@ class Member(Program):
 
     def start(self, loop):
         self.post = loop.wakeup.post
+        self.session = loop.session
         loop.fence  # noqa: B018  # its syncs through the leader keep the lease's bound fresh
         self.lease = LeaseWriter(loop.session, self.log, self.lease_dir)
 

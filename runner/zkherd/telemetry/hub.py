@@ -35,8 +35,9 @@ class Telemetry:
             self.report[key] = value
             self._dirty = self._file_dirty = True
 
-    def session(self, state, session_id=None, expired=False):
-        """state: connected, suspended, lost (a session that expired), closed."""
+    def session(self, state, session_id=None, expired=False, renewed=False):
+        """state: connected, suspended, lost (a session that expired, or that we closed to renew
+        it: *renewed*), closed."""
         sid = "0x%x" % session_id if session_id else self.report["session"]["session_id"]
         self._set("session", dict(self.report["session"], state=state, session_id=sid))
         if state == "connected":
@@ -45,6 +46,8 @@ class Telemetry:
             self.metrics.session_connected.set(1 if state == "connected" else 0)
             if expired:
                 self.metrics.session_expirations.inc()
+            if renewed:
+                self.metrics.session_renewals.inc()
 
     def lock(self, path, held, place, token):
         self._set("lock", dict(path=path, held=held, queued_place=place, token=token))

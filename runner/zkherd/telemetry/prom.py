@@ -21,7 +21,7 @@ from zkherd.telemetry.listener import serve
 
 NS = "zkherd"
 # Counters a command that lives for one tick (cron) carries over from its last metrics file.
-CARRIED = ("cron_runs", "session_expirations", "lock_acquisitions", "lock_releases", "fences",
+CARRIED = ("cron_runs", "session_expirations", "session_renewals", "lock_acquisitions", "lock_releases", "fences",
            "child_starts", "config_installs", "config_rejections", "health_checks", "farm_export_writes")
 # The label values the code gives (carry-over takes no other: an earlier file is untrusted input).
 KNOWN_LABELS = dict(cron_runs=("ok", "lost", "failed", "skipped", "busy", "unavailable", "denied", "error"),
@@ -49,6 +49,8 @@ class Metrics:
         self.session_heard_age = gauge("session_last_heard_age_seconds",
                                        "seconds since the ZooKeeper leader last heard of our session (lower bound)")
         self.session_expirations = counter("session_expirations", "ZooKeeper sessions that expired")
+        self.session_renewals = counter("session_renewals", "ZooKeeper sessions closed and made anew because "
+                                        "the proof that the leader knows them lapsed")
         self.lock_held = gauge("lock_held", "1 while this runner holds its lock")
         self.lock_queued = gauge("lock_queued", "1 while this runner waits in the lock's line")
         self.lock_place = gauge("lock_queue_place", "place in the lock's line: 1 = next, 0 = holding or not queued")
