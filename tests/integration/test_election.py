@@ -131,7 +131,7 @@ def test_cron_job_is_stopped_when_leadership_is_lost(zk_server, zk, zk_base, fau
                       extra=("--stop-timeout", "0.2")), tmp_path / "job.log")
     job.wait_log("started child")
     proxy.blackhole()  # the leader host is cut off mid-job
-    assert job.wait(10) == 76
+    assert job.wait(10) == 76, job.log()
     assert job.has("job stopped: leadership was lost")
     standby.wait_log("this member leads the pool", timeout=10)
     stopped = datetime_of(job.log(), "child exited")
