@@ -68,7 +68,6 @@ def entry_vars(role, extra):
     return role_vars(role, **{variable: [dict(entry, **extra)], zkherd: ZKHERD})
 
 
-
 def render_cases(folder, extra):
     """The cases that render every role's unit for the entry `web` with *extra* keys into *folder*,
     by ansible.builtin.template from the role's own templates (its _common_*.j2 symlinks resolve

@@ -160,8 +160,8 @@ def plays(tmp_path_factory):
     web = ROLES["service"][3]
     cases = {"shared-folder-%d" % i: check_case([("service", [dict(web, metrics_file=path)])])
              for i, path in enumerate(SHARED_FOLDERS)}
-    cases["spelt-two-ways"] = check_case([("service", [dict(web, metrics_file=PROM + "/a.prom"),
-                                                      dict(web, name="api", metrics_file=PROM + "//a.prom")])])
+    two_ways = [dict(web, metrics_file=PROM + "/a.prom"), dict(web, name="api", metrics_file=PROM + "//a.prom")]
+    cases["spelt-two-ways"] = check_case([("service", two_ways)])
     cases["int-0"] = check_case([("service", [dict(web, metrics_listen=0)])])
     cases["exporter-9464"] = checks_then_exporter_case("9464")
     cases["exporter-9465"] = checks_then_exporter_case("9465")

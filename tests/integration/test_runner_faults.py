@@ -65,22 +65,22 @@ def test_partition_of_the_holder_20_trials(zk_server, zk_base, fault_proxy, tmp_
             wait_starts(work, 1)
             standby = runner(zk_server.hosts, lock, work, "standby%d" % trial, tmp_path)
             pairs.append((trial, work, proxy, holder, standby))
-        for *_, standby in pairs:
-            standby.wait_log("queued for lock")
+        for pair in pairs:
+            pair[4].wait_log("queued for lock")
         cut = time.monotonic()
-        for _, _, proxy, _, _ in pairs:
-            proxy.blackhole()
-        handovers.extend(handover_times({trial: work for trial, work, *_ in pairs}, cut, timeout=10).values())
-        for trial, work, _, holder, standby in pairs:
+        for pair in pairs:
+            pair[2].blackhole()
+        handovers.extend(handover_times({pair[0]: pair[1] for pair in pairs}, cut, timeout=10).values())
+        for trial, work, _proxy, holder, standby in pairs:
             assert overlaps(work) == [], "trial %d: two children at once" % trial
             assert holder.has("stopping the child before the session can expire"), holder.log()
             standby.wait_log("started child")  # its child may write starts.log before the runner logs it
             # the holder's last child (it may have been fenced and restarted before the cut) was gone first
             assert stamp(holder.log(), "child exited", last=True) < stamp(standby.log(), "started child")
-        for _, _, _, holder, standby in pairs:  # all stopped at once
+        for _trial, _work, _proxy, holder, standby in pairs:  # all stopped at once
             holder.kill()
             standby.signal(signal.SIGTERM)
-        for _, _, proxy, _, standby in pairs:
+        for _trial, _work, proxy, _holder, standby in pairs:
             standby.wait(15)
             proxy.close()
     assert len(handovers) == TRIALS

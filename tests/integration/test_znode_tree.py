@@ -179,7 +179,7 @@ def test_a_tree_that_keeps_changing_fails_after_five_reads(zk_server, zk, zk_bas
         i = 0
         while not stop.is_set():
             pending = []
-            for _ in range(20):
+            for _write in range(20):
                 i += 1
                 pending.append(zk.set_async(root + "/n%03d" % (i % 300), str(i).encode()))
             for one in pending:
