@@ -27,9 +27,10 @@ run() {
             ;;
         units) step ansible-test-units scripts/ansible-test.sh units ;;
         sanity) step ansible-test-sanity scripts/ansible-test.sh sanity ;;
-        # Two workers, a test file each at a time: the tests mostly wait on ZooKeeper, timeouts and children,
-        # and the suite has a 20-minute budget (docs/testing.md). --durations names the slow ones in CI's log.
-        integration) step integration python -m pytest tests/runner tests/integration -q -n 2 --dist loadfile \
+        # Three workers on 2 cores, a test file each at a time: the tests mostly wait on ZooKeeper, timeouts
+        # and children (two workers left the CPU half idle), and the suite has a 20-minute budget
+        # (docs/testing.md). --durations names the slow ones in CI's log.
+        integration) step integration python -m pytest tests/runner tests/integration -q -n 3 --dist loadfile \
                          --durations=15 ;;
         molecule) step molecule scripts/molecule.sh test ;;
         *) echo "unknown step $1" >&2; exit 64 ;;

@@ -175,15 +175,14 @@ def test_a_tree_that_keeps_changing_fails_after_five_reads(zk_server, zk, zk_bas
         zk.create("%s/n%03d" % (root, i), b"0", makepath=True)
     stop = threading.Event()
 
-    def write():  # 20 writes in flight at a time: changes keep coming while a loaded machine starves this thread
-        i = 0
+    def write():  # 100 writes in flight, each answer sends the next: the server's queue never runs dry
+        room, i = threading.Semaphore(100), 0
         while not stop.is_set():
-            pending = []
-            for _write in range(20):
-                i += 1
-                pending.append(zk.set_async(root + "/n%03d" % (i % 300), str(i).encode()))
-            for one in pending:
-                one.get()
+            room.acquire()
+            i += 1
+            zk.set_async(root + "/n%03d" % (i % 300), str(i).encode()).rawlink(lambda _answer: room.release())
+        for _write in range(100):  # every write answered before the test reads the tree
+            room.acquire()
 
     writer = threading.Thread(target=write)
     writer.start()
