@@ -112,6 +112,10 @@ def zk_base(request, zk_admin):
     path = f"{TEST_ROOT}/{name}-{next(_base_counter)}"
     zk_admin.create(path, makepath=True)
     yield path
+    try:  # a server that died (see its zookeeper.log) fails the teardown here, not a hang in delete()
+        zk_admin.exists_async(path).get(timeout=30)
+    except zk_admin.handler.timeout_exception:
+        pytest.fail("the test ZooKeeper server did not answer the cleanup of %s within 30 s" % path, pytrace=False)
     zk_admin.delete(path, recursive=True)
 
 

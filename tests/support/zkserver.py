@@ -43,9 +43,10 @@ CLASSPATH = os.environ.get("ZK_TEST_CLASSPATH") or ":".join(
         )
     ]
 )
-# Small, quick-starting JVMs: the test machine has 2 cores.
+# Small, quick-starting JVMs: the test machine has 2 cores. The heap may grow to 1 GiB (a server
+# is shared by a worker's whole run; 256 MiB ran out once under megabyte-sized nodes and trees).
 JVM_OPTS = [
-    "-Xmx256m",
+    "-Xmx1g",
     "-XX:+UseSerialGC",
     "-Xshare:auto",
     "-XX:TieredStopAtLevel=1",
