@@ -6,27 +6,30 @@ real runners, tests/support/faultproxy.py."""
 
 from __future__ import annotations
 
-import json
 import time
 
-import pytest
-
-from tests.integration.test_drain import RUNNERS, runner
+from tests.integration.test_drain import runner
 from tests.integration.test_drain_faults2 import LOOP
+from tests.integration.test_rollout_lock_lost import node_of
+from tests.integration.test_rollout_lock_lost import stop_runners as stop_runners_first  # autouse fixture
+
+stop_runners = stop_runners_first  # runners stopped before the base is deleted
 
 
-@pytest.fixture(autouse=True)
-def stop_runners(zk_base):  # noqa: ARG001  # stopped before the base is deleted
-    yield
-    while RUNNERS:
-        RUNNERS.pop().stop()
-
-
-def node_of(zk, lock, ident):
-    for name in zk.get_children(lock):
-        if name.startswith("lock-") and json.loads(zk.get(lock + "/" + name)[0])["id"] == ident:
-            return lock + "/" + name
-    return None
+def ha_applying_version_2(zk, zk_base, tmp_path, proxy, health_delay):
+    """ha alone on /svc through *proxy*, holding /roll and running version 2 (restarted child), its
+    verdict *health_delay* s after that start: (ha, its /svc hosts)."""
+    hosts = proxy.hosts + zk_base
+    znode, conf = zk_base + "/conf", tmp_path / "conf-ha"
+    zk.create(znode, b"good 1")
+    ha = runner(tmp_path, hosts, "ha", "--lock", "/svc", "--mirror", "%s=/conf" % conf, "--rolling-lock", "/roll",
+                "--change-delay", "0.1", "--health", "grep -q good %s" % conf, "--health-delay", health_delay,
+                "--health-interval", "0.1", *LOOP)
+    ha.wait_log("child is healthy", timeout=20)
+    zk.set(znode, b"good 2")
+    ha.wait_log("rolling lock acquired", timeout=10)
+    ha.wait_log("child started", count=2, timeout=10)
+    return ha, hosts
 
 
 def test_a_lost_reply_on_the_requeue_is_not_the_lock_going_elsewhere(zk_server, zk, zk_base, tmp_path, fault_proxy):
@@ -37,16 +40,7 @@ def test_a_lost_reply_on_the_requeue_is_not_the_lock_going_elsewhere(zk_server, 
     went elsewhere" and record version 2 as failed (the rollout would stop on a version that
     nobody judged); it takes /svc back, runs version 2 and proves it, as without the lost reply."""
     proxy = fault_proxy()
-    hosts = proxy.hosts + zk_base
-    znode, conf = zk_base + "/conf", tmp_path / "conf-ha"
-    zk.create(znode, b"good 1")
-    ha = runner(tmp_path, hosts, "ha", "--lock", "/svc", "--mirror", "%s=/conf" % conf, "--rolling-lock", "/roll",
-                "--change-delay", "0.1", "--health", "grep -q good %s" % conf, "--health-delay", "3",
-                "--health-interval", "0.1", *LOOP)
-    ha.wait_log("child is healthy", timeout=20)
-    zk.set(znode, b"good 2")
-    ha.wait_log("rolling lock acquired", timeout=10)
-    ha.wait_log("child started", count=2, timeout=10)  # version 2 runs, tried; its verdict 3 s away
+    ha, hosts = ha_applying_version_2(zk, zk_base, tmp_path, proxy, "3")
     proxy.lose_reply("get_children2", nth=1)  # the look at /svc's line after queueing again
     zk.delete(node_of(zk, zk_base + "/svc", "ha"))
     assert proxy.wait_fired(1, timeout=10), ha.log()
@@ -104,16 +98,7 @@ def test_a_partition_shorter_than_the_session_is_not_the_lock_going_elsewhere(
     (its own nodes) and runs version 2, which stays recorded as failed: the rollout stops for every
     host on a version that no host found bad."""
     proxy = fault_proxy()
-    hosts = proxy.hosts + zk_base
-    znode, conf = zk_base + "/conf", tmp_path / "conf-ha"
-    zk.create(znode, b"good 1")
-    ha = runner(tmp_path, hosts, "ha", "--lock", "/svc", "--mirror", "%s=/conf" % conf, "--rolling-lock", "/roll",
-                "--change-delay", "0.1", "--health", "grep -q good %s" % conf, "--health-delay", "8",
-                "--health-interval", "0.1", *LOOP)
-    ha.wait_log("child is healthy", timeout=20)
-    zk.set(znode, b"good 2")
-    ha.wait_log("rolling lock acquired", timeout=10)
-    ha.wait_log("child started", count=2, timeout=10)  # version 2 runs; its verdict comes 8 s after its start
+    ha, hosts = ha_applying_version_2(zk, zk_base, tmp_path, proxy, "8")
     proxy.blackhole()
     ha.wait_log("could not remove our nodes now", timeout=15)  # fenced, the release got no answer
     time.sleep(0.5)
