@@ -18,6 +18,11 @@ step() {
     echo "=== $name took $((SECONDS - start)) s"
 }
 
+pytest_logged() {
+    local log=$1; shift
+    python -m pytest "$@" 2>&1 | tee "$log"
+}
+
 run() {
     case $1 in
         lint)
@@ -30,8 +35,11 @@ run() {
         # Three workers on 2 cores, a test file each at a time: the tests mostly wait on ZooKeeper, timeouts
         # and children (two workers left the CPU half idle), and the suite has a 20-minute budget
         # (docs/testing.md). --durations names the slow ones in CI's log.
-        integration) step integration python -m pytest tests/runner tests/integration -q -n 3 --dist loadfile \
-                         --durations=15 ;;
+        # Its output is kept in .test-logs/ too: the names of failed tests are printed again at the very
+        # end, where a CI log's tail shows them.
+        integration) mkdir -p .test-logs
+                     step integration pytest_logged .test-logs/integration.log tests/runner tests/integration -q \
+                         -n 3 --dist loadfile --durations=15 ;;
         molecule) step molecule scripts/molecule.sh test ;;
         *) echo "unknown step $1" >&2; exit 64 ;;
     esac
@@ -43,5 +51,6 @@ done
 
 echo "steps passed: ${passed[*]:-none}"
 [ ${#failed[@]} -eq 0 ] || echo "steps failed: ${failed[*]}"
+if [[ " ${failed[*]} " == *" integration "* ]]; then grep -E '^(FAILED|ERROR) ' .test-logs/integration.log; fi
 echo "steps: ${#passed[@]} passed, ${#failed[@]} failed"
 [ ${#failed[@]} -eq 0 ]

@@ -34,6 +34,7 @@ from zkherd.configfiles.install import DEFAULT_FILE_MODE, FileSet, LocalFileErro
 from zkherd.core.loop import TRANSIENT, Loop, Program
 from zkherd.core.session import session_id
 from zkherd.core.shellcmd import Task, command_env
+from zkherd.recipes.sequential import create
 
 
 def default_route_address():
@@ -281,8 +282,8 @@ class Member(Program):
         if stat is None or not self.joined and stat.ephemeralOwner != ours:
             if stat is not None:  # a node of an old session of ours, or of another host: replace it
                 self.write(loop, client.delete_async(self.node, version=stat.version), "replace")
-            self.write(loop, client.create_async(self.node, self.encode(local), ephemeral=True, makepath=True),
-                       "join the farm as")
+            create(client, self.node, self.encode(local), lambda result: self.write(loop, result, "join the farm as"),
+                   ephemeral=True)
             self.log.info("joined the farm", node=self.node)
             self.remember(loop, local)
             return

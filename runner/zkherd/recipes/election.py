@@ -25,7 +25,7 @@ from zkherd.common.errors import AUTH
 from zkherd.core import clock, exits
 from zkherd.core.loop import Program
 from zkherd.recipes.lease import LeaseWriter
-from zkherd.recipes.sequential import delete_all, in_order, made_as, new_token, nothing_made, own_nodes, tagged
+from zkherd.recipes.sequential import create, delete_all, in_order, made_as, new_token, nothing_made, own_nodes, tagged
 
 MEMBER = "member-"
 
@@ -189,9 +189,8 @@ class Member(Program):
         else:
             self.attempt = new_token()
         try:
-            node = loop.get(client.create_async(paths.join(self.election, tagged(MEMBER, self.attempt)),
-                                                self.ident.encode("utf-8"), ephemeral=True, sequence=True,
-                                                makepath=True))
+            node = create(client, paths.join(self.election, tagged(MEMBER, self.attempt)), self.ident.encode("utf-8"),
+                          loop.get, ephemeral=True, sequence=True)
         except KazooException as exc:
             if nothing_made(exc):
                 self.attempt = None

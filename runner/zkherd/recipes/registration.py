@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from zkherd.common import paths
 from zkherd.common.connection import translate
-from zkherd.recipes.sequential import delete_all, made_as, nothing_made, own_nodes
+from zkherd.recipes.sequential import create, delete_all, made_as, nothing_made, own_nodes
 
 
 class Registration:
@@ -59,7 +59,7 @@ class Registration:
                 return
         self.doubtful = True  # until the answer comes
         try:
-            self.node = get(client.create_async(self.path, self.data, ephemeral=True, sequence=True, makepath=True))
+            self.node = create(client, self.path, self.data, get, ephemeral=True, sequence=True)
         except Exception as exc:
             self.doubtful = not nothing_made(exc)
             raise

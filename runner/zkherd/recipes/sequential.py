@@ -49,6 +49,19 @@ def nothing_made(exc):
     return isinstance(exc, KazooException) and not isinstance(exc, (ConnectionLoss, OperationTimeoutError))
 
 
+def create(client, path, data, get, **flags):
+    """create_async(path, data, **flags) whose every request is one we wait for: missing parents are
+    made by us after the server's NoNodeError, then the create is sent again. Never kazoo's
+    makepath=True: kazoo answers the NoNodeError from its own thread, whether or not anyone still
+    waits, so a create we gave up on (a timeout, then a look that found nothing and a second
+    create) would land later as a node of our session that nothing deletes."""
+    try:
+        return get(client.create_async(path, data, **flags))
+    except NoNodeError:
+        get(client.ensure_path_async(paths.parent(path)))
+    return get(client.create_async(path, data, **flags))
+
+
 def made_as(prefix):
     """A name test: PREFIX followed by exactly a sequence number."""
     return lambda name: name.startswith(prefix) and is_sequence(name[len(prefix):])

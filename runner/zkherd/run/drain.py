@@ -18,6 +18,7 @@ from kazoo.exceptions import (
 )
 
 from zkherd.recipes import drainflag
+from zkherd.recipes.sequential import create
 
 LOCK, REGISTER = "lock", "register"
 
@@ -91,7 +92,7 @@ class DrainFlags:
         self.withdraw(loop, kind, force=True)  # our answer to an earlier flag of the same name
         owned = True
         try:
-            loop.get(loop.client.create_async(node, drainflag.answer_data(self.ident), ephemeral=True, makepath=True))
+            create(loop.client, node, drainflag.answer_data(self.ident), loop.get, ephemeral=True)
         except NodeExistsError:  # our create whose reply was lost, or a node that is not ours
             stat = loop.get(loop.client.exists_async(node))
             owned = stat is not None and stat.ephemeralOwner == loop.client.client_id[0]
