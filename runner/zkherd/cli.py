@@ -150,9 +150,10 @@ def global_options(hidden=False):
 class Commands:
     """What commands/*.add_parsers() add their (sub)commands with."""
 
-    def __init__(self, subparsers, hidden):
+    def __init__(self, subparsers, hidden, listed=False):
         self.subparsers = subparsers
         self.hidden = hidden
+        self.listed = listed  # the metavar lists every command added: `join|export|ls|...`
 
     def add(self, name, command_in_config=False, reports=False, **kwargs):
         """A command's parser; it takes the global options too (hidden in its help). *reports*: a
@@ -160,14 +161,16 @@ class Commands:
         kwargs.setdefault("epilog", GLOBAL_POINTER)
         parser = self.subparsers.add_parser(name, parents=[self.hidden], argument_default=argparse.SUPPRESS, **kwargs)
         parser.command_in_config = command_in_config
+        if self.listed:
+            self.subparsers.metavar = "|".join(self.subparsers.choices)
         if reports:
             telemetry_options.add_options(parser)
             parser.set_defaults(reports=True)
         return parser
 
-    def nested(self, parser, dest, metavar):
-        """Commands below a command (`farm join`): their name goes to *dest*."""
-        return Commands(parser.add_subparsers(dest=dest, metavar=metavar, parser_class=Parser), self.hidden)
+    def nested(self, parser, dest):
+        """Commands below a command (`farm join`): their name goes to *dest*; the usage lists them all."""
+        return Commands(parser.add_subparsers(dest=dest, parser_class=Parser), self.hidden, listed=True)
 
 
 def build_parser():
@@ -250,6 +253,27 @@ def file_value(action, key, value, path):
     return value
 
 
+def late_positionals(parser, namespace, extra):
+    """argparse fills an optional positional (`farm get NODE [FIELD]`) only together with the one
+    before it: in `farm get FARM --host M FIELD` FIELD is left over. Such words go to the optional
+    positionals still empty, in order; returns the words left."""
+    extra = list(extra)
+    for action in parser._actions:  # noqa: SLF001
+        if (extra and not action.option_strings and action.nargs == "?" and not extra[0].startswith("-")
+                and getattr(namespace, action.dest, None) is None):
+            setattr(namespace, action.dest, extra.pop(0))
+    return extra
+
+
+def unrecognized(parser, namespace, extra, had_separator):
+    """Words that no option or argument of the command takes: told with the command's own usage
+    (exit 64); for a command that runs a command (run, cron) given without `--`, how to give it."""
+    message = "unrecognized arguments: %s" % " ".join(extra)
+    if getattr(parser, "command_in_config", False) and not had_separator:
+        message += "\nput the command after --: zkherd %s [OPTIONS] -- %s" % (namespace.cmd, " ".join(extra))
+    parser.error(message)
+
+
 def parse(argv):
     """argv -> the merged option dict (command line, then --config file, then defaults), with
     "cmd" the command's name. Everything after the first `--` is the command to run."""
@@ -260,7 +284,10 @@ def parse(argv):
         split = argv.index("--")
         argv, command = argv[:split], argv[split + 1:]
     parser = build_parser()
-    namespace = parser.parse_args(argv)
+    namespace, extra = parser.parse_known_args(argv)
+    extra = late_positionals(command_parser(parser, namespace), namespace, extra)
+    if extra:
+        unrecognized(command_parser(parser, namespace), namespace, extra, command is not None)
     if not getattr(namespace, "cmd", None):
         parser.print_help(sys.stderr)
         raise SystemExit(exits.USAGE_ERROR)

@@ -1,4 +1,4 @@
-"""`zkherd farm join|export|ls|get|set|unset`: farms as zkfarmer made them (farm/)."""
+"""`zkherd farm join|export|ls|get|set|unset|drain|undrain`: farms as zkfarmer made them (farm/)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ DEFAULTS = dict(
 
 
 def add_parsers(commands):
-    farm = commands.add("farm", help="farm join|export|ls|get|set|unset: be a member of a farm, export it to a file, "
-                                     "read and change its members",
+    farm = commands.add("farm", help="farm join|export|ls|get|set|unset|drain|undrain: be a member of a farm, "
+                                     "export it to a file, read and change its members",
                         description="Farms as zkfarmer made them: a member is a znode holding a JSON object; fields "
                                     "use dotted paths (mysql.replication_delay).")
-    farms = commands.nested(farm, dest="farm_cmd", metavar="join|export|ls|get|set|unset|drain|undrain")
+    farms = commands.nested(farm, dest="farm_cmd")
     farm_ls = farms.add("ls", help="list a farm's members (or any znode's children)")
     farm_ls.add_argument("farm_path", metavar="FARM")
     farm_ls.add_argument("--fields", metavar="A,B.C", help="show these fields of each member")
@@ -49,7 +49,17 @@ def add_parsers(commands):
     join.add_argument("--on-change", dest="on_change_cmd", metavar="CMD", help="run after CONF changed from ZooKeeper")
     join.add_argument("--poll", type=seconds, metavar="S", help="look for local edits every S (default 0.5)")
     join.add_argument("--file-mode", type=file_mode, metavar="MODE", help=FILE_MODE_HELP)
-    for name, what in (("get", "print a member's field"), ("set", "set a member's field (compare-and-set)"),
+    get = farms.add("get", help="print a member's field, or the whole member (JSON)",
+                    usage="zkherd farm get NODE [FIELD] | zkherd farm get FARM --host MEMBER [FIELD]",
+                    description="Print the FIELD (a dotted path) of the member at NODE: a string as it is, "
+                                "anything else as JSON. Without FIELD, print the whole member as one line of "
+                                "JSON. FARM --host MEMBER names the member NODE=FARM/MEMBER. Exit codes: 0; 1 no "
+                                "such member or field; 64 bad usage; 65 the member is not a JSON object; 69 "
+                                "ZooKeeper unreachable; 77 access denied.")
+    get.add_argument("farm_path", metavar="NODE", help="the member's znode (or the farm's, with --host)")
+    get.add_argument("field", metavar="FIELD", nargs="?", help="a dotted path; default: the whole member")
+    get.add_argument("--host", metavar="MEMBER", help="the member's name in the farm NODE")
+    for name, what in (("set", "set a member's field (compare-and-set)"),
                        ("unset", "remove a member's field (compare-and-set)")):
         sub = farms.add(name, help=what)
         sub.add_argument("farm_path", metavar="NODE")
@@ -85,6 +95,10 @@ def main(values, settings, log):
         return export.run(opts, settings, log)
     from zkherd.farm import fields
 
+    if cmd == "get" and values["host"] is not None:  # FARM --host MEMBER: the member FARM/MEMBER
+        paths.validate(values["farm_path"], what="farm path")
+        paths.validate_name(values["host"])
+        values = dict(values, farm_path=paths.join(values["farm_path"], values["host"]))
     if cmd in ("drain", "undrain"):
         if not values["host"]:
             raise ConfigError("farm %s needs --host HOST (the member's name)" % cmd)

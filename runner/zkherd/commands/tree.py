@@ -19,7 +19,7 @@ def add_parsers(commands):
                         description="A folder is a znode, a file a znode holding the file's bytes, and the file "
                                     ".znode inside a folder holds the folder's own data (the znode_tree module's "
                                     "convention). " + EXIT_CODES, epilog=None)
-    trees = commands.nested(tree, dest="tree_cmd", metavar="load|dump|diff")
+    trees = commands.nested(tree, dest="tree_cmd")
     load = trees.add("load", help="make the subtree at ZNODE equal to DIR (transactions, compare-and-set)",
                      description="Prints one line per znode created, updated, deleted or kept, then a summary. "
                                  + EXIT_CODES)

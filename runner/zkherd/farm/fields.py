@@ -1,4 +1,5 @@
-"""`zkherd farm ls|get|set|unset`: read and change farm members from anywhere, as zkfarmer did.
+"""`zkherd farm ls|get|set|unset`: read and change farm members from anywhere, as zkfarmer did
+(`get` without a field: the whole member, one line of JSON).
 
 Exit codes: 0; 1 when the member or field does not exist; 64 bad usage; 65 a member that is not a
 JSON object (it is reported, never overwritten, and `ls` goes on with the others); 69 ZooKeeper
@@ -8,6 +9,7 @@ hidden); 77 access denied.
 
 from __future__ import annotations
 
+import json
 import sys
 
 from zkherd.common import farm, paths
@@ -24,7 +26,7 @@ def main(values, settings, out=sys.stdout, err=sys.stderr):
     target = values["farm_path"]
     try:  # bad usage is told before connecting, with exit 64 (not 65, which is about the data)
         paths.validate(target, what="farm path" if cmd == "ls" else "member path")
-        if cmd != "ls":
+        if cmd != "ls" and not (cmd == "get" and values.get("field") is None):
             farm.check_field(values["field"])  # never empty: '' is no field of the member
     except (paths.PathError, farm.FarmError) as exc:
         err.write("zkherd: %s\n" % exc.message)
@@ -66,11 +68,16 @@ def ls(client, path, fields, out, err):
 
 
 def get(client, node, field, out, err):
+    """The member's *field* (a string as it is, anything else as JSON); without one, the whole
+    member as one line of JSON."""
     try:
         data = client.get(node)[0]
     except Exception as exc:
         raise translate(exc, "read", node) from None
     doc = farm.decode_member(data, "member %s" % node)
+    if field is None:
+        out.write(json.dumps(doc, sort_keys=True) + "\n")
+        return 0
     try:
         out.write(farm.text(farm.get_field(doc, field)) + "\n")
     except KeyError:
