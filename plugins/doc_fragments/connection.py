@@ -163,8 +163,9 @@ notes:
     environment (E(ZKHERD_HOSTS), ...; a play's C(environment) does not reach it either), else the
     defaults. Set the variables once and pass them to C(module_defaults) to serve modules and lookups.
   - A lookup that cannot connect fails after O(connect_timeout) with the servers and the reason, and
-    says so when O(hosts) is the default. Further lookups of the same task for the same servers and
-    options fail at once with the same message instead of waiting again.
+    says so when O(hosts) is the default. Lookups for the same servers and options that
+    follow within a second (the rest of the same template) fail at once with the same message instead
+    of waiting again.
 options:
   hosts:
     vars:

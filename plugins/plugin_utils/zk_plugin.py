@@ -19,11 +19,12 @@ from ansible_collections.zkherd.ops.plugins.module_utils.common.connection impor
 )
 from ansible_collections.zkherd.ops.plugins.module_utils.common.errors import CONNECT, UserError
 
-# A connection that failed is remembered for the same servers and options, in this process only:
-# Ansible runs each task of each host in a worker process of its own, so three lookups in one
-# template (or one task's arguments) wait for connect_timeout once, not three times (issue 17).
-# The age limit keeps a failure in the controller's main process from outliving its moment.
-FAILURE_MEMORY = 30.0
+# A connection that failed is remembered for the same servers and options, in this process only
+# (Ansible runs each task of each host in a worker process of its own), for FAILURE_MEMORY seconds
+# after the failure: three lookups in one template (or in one task's arguments) wait for
+# connect_timeout once, not three times (issue 17), while a later try (the next task, a retry after
+# a pause) connects again.
+FAILURE_MEMORY = 1.0
 _failed = {}  # key -> (time.monotonic() of the failure, message)
 
 LOOKUP_HINT = ("module_defaults do not reach lookups (nor does a play's or task's environment: lookups "
@@ -58,7 +59,8 @@ def _connect(plugin, settings):
         del _failed[old]
     if key in _failed:
         when, message = _failed[key]
-        raise AnsibleError("zkherd: %s (failed %.0f s ago; not tried again in this task)" % (message, now - when))
+        raise AnsibleError("zkherd: %s (failed %.1f s ago; not tried again within %g s)"
+                           % (message, now - when, FAILURE_MEMORY))
     try:
         return open_client(settings)
     except UserError as exc:
