@@ -156,6 +156,16 @@ options:
 
     # Lookups also take every option from a variable (in group_vars, say).
     VARS = r"""
+notes:
+  - C(module_defaults) do not reach lookups, not even C(group/zkherd.ops.zookeeper) - they only fill in
+    module arguments. A lookup takes its connection options from its own arguments (C(hosts=...)), else
+    from the variables below (C(zkherd_hosts), C(zkherd_auth), ...), else from the controller's
+    environment (E(ZKHERD_HOSTS), ...; a play's C(environment) does not reach it either), else the
+    defaults. Set the variables once and pass them to C(module_defaults) to serve modules and lookups.
+  - A lookup that cannot connect fails after O(connect_timeout) with the servers and the reason, and
+    says so when O(hosts) is the default. Lookups for the same servers and options that
+    follow within a second (the rest of the same template) fail at once with the same message instead
+    of waiting again.
 options:
   hosts:
     vars:
