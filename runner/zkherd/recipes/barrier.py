@@ -125,6 +125,8 @@ class Barrier(Program):
         if not self.path_made:
             loop.get(client.ensure_path_async(self.path))
             self.path_made = True
+        if self.node is None and self.creating:  # a create got no answer: see it, whichever server we talk to now
+            loop.get(client.sync_async(self.path))
         here, ready = self.participants(loop)
         if self.node is not None and self.node.rsplit("/", 1)[1] not in here:
             self.node = None  # it went with an expired session
@@ -151,8 +153,8 @@ class Barrier(Program):
         return True
 
     def own_node(self, loop, here):
-        """The node a create whose answer was lost made for our session, if it did (ZooKeeper
-        answers a session's requests in order: the create was done, or never will be)."""
+        """The node a create whose answer was lost made for our session, if it did (after a sync:
+        the create was done, or never will be - a late request of an old connection is refused)."""
         ours = session_id(loop.client)
         if ours is None:
             raise ConnectionLoss("lost contact with ZooKeeper")

@@ -54,11 +54,14 @@ def create(client, path, data, get, **flags):
     made by us after the server's NoNodeError, then the create is sent again. Never kazoo's
     makepath=True: kazoo answers the NoNodeError from its own thread, whether or not anyone still
     waits, so a create we gave up on (a timeout, then a look that found nothing and a second
-    create) would land later as a node of our session that nothing deletes."""
-    try:
-        return get(client.create_async(path, data, **flags))
-    except NoNodeError:
-        get(client.ensure_path_async(paths.parent(path)))
+    create) would land later as a node of our session that nothing deletes. A NoNodeError is the
+    server's answer that nothing was made, so trying again is safe; a folder deleted by hand each
+    time we made it (three times) ends it."""
+    for _attempt in range(2):
+        try:
+            return get(client.create_async(path, data, **flags))
+        except NoNodeError:
+            get(client.ensure_path_async(paths.parent(path)))
     return get(client.create_async(path, data, **flags))
 
 

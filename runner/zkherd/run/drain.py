@@ -7,6 +7,7 @@ that nobody can lift."""
 from __future__ import annotations
 
 from kazoo.exceptions import (
+    BadVersionError,
     ConnectionLoss,
     NoAuthError,
     NodeExistsError,
@@ -17,6 +18,7 @@ from kazoo.exceptions import (
     ZookeeperError,
 )
 
+from zkherd.core.loop import NotNow
 from zkherd.recipes import drainflag
 from zkherd.recipes.sequential import create
 
@@ -86,26 +88,24 @@ class DrainFlags:
     def answer(self, loop, kind):
         """We hold nothing at the drained path: say so (once per flag) for `zkherd drain` to see."""
         flag = self.flags.get(kind)
-        if flag is None or self.answers.get(kind, (None,))[0] == flag.czxid:
+        known = self.answers.get(kind)
+        if flag is None or known is not None and known[0] == flag.czxid and known[1] is not None:
             return
         node = drainflag.answer_path(self.paths[kind], self.ident)
-        self.withdraw(loop, kind, force=True)  # our answer to an earlier flag of the same name
+        self.withdraw(loop, kind, force=True)  # our answer to an earlier flag (or a try that got no reply)
+        self.answers[kind] = (flag.czxid, None)  # until the reply: a node of ours may be made
         owned = True
         try:
-            create(loop.client, node, drainflag.answer_data(self.ident), loop.get, ephemeral=True)
-        except NodeExistsError:  # our create whose reply was lost, or a node that is not ours
-            stat = loop.get(loop.client.exists_async(node))
-            owned = stat is not None and stat.ephemeralOwner == loop.client.client_id[0]
-            if stat is not None and not owned:
-                self.log.warning("a node that is not ours is at our answer's path (another runner of this id, or "
-                                 "someone else's): left alone; `zkherd drain` gets no answer from us",
-                                 path=node, ephemeral=stat.ephemeralOwner != 0)
+            owned = self._make_answer(loop, node, flag)
         except NoAuthError:  # never fatal: the drain itself is done, only `zkherd drain` is not told
             owned = False
             self.log.warning("cannot write our drain answer (access denied): `zkherd drain` will time out; give "
                              "the runner's credentials create rights on " + drainflag.ANSWERS, path=node)
+        except NoNodeError:  # its folder deleted each time we made it: nothing made, tried again later
+            self.answers.pop(kind)
+            raise NotNow("the drain answer's folder keeps going") from None
         except (ConnectionLoss, SessionExpiredError, OperationTimeoutError):
-            raise  # tried again on the next turn with a connection
+            raise  # tried again on the next turn with a connection (the answer stays doubtful)
         except ZookeeperError as exc:  # a hand-made node in the way (an ephemeral folder, say): never fatal
             owned = False
             self.log.warning("cannot write our drain answer: `zkherd drain` will time out; see what is at the "
@@ -113,17 +113,47 @@ class DrainFlags:
         self.answers[kind] = (flag.czxid, owned)
         self.log.info("drained: holding nothing", path=self.paths[kind], id=self.ident)
 
+    def _make_answer(self, loop, node, flag):
+        """Create the answer; True if the node there is ours and newer than the flag."""
+        client = loop.client
+        try:
+            create(client, node, drainflag.answer_data(self.ident), loop.get, ephemeral=True)
+            return True
+        except NodeExistsError:  # our create whose reply was lost, or a node that is not ours
+            pass
+        stat = loop.get(client.exists_async(node))
+        if stat is None or stat.ephemeralOwner != client.client_id[0]:
+            if stat is not None:
+                self.log.warning("a node that is not ours is at our answer's path (another runner of this id, or "
+                                 "someone else's): left alone; `zkherd drain` gets no answer from us",
+                                 path=node, ephemeral=stat.ephemeralOwner != 0)
+            return False
+        if stat.czxid < flag.czxid:  # ours, but older than the flag: it answers nothing; made anew
+            self._delete_answer(loop, node, stat.version)
+            create(client, node, drainflag.answer_data(self.ident), loop.get, ephemeral=True)
+        return True
+
     def withdraw(self, loop, kind, force=False):
         """The flag went: our answer goes too (only a node that is ours: an undrain never waits on
-        someone else's node)."""
+        someone else's node). An answer whose create got no reply is looked for first."""
         if kind not in self.answers or kind in self.flags and not force:
             return
-        if self.answers[kind][1]:
-            try:
-                loop.get(loop.client.delete_async(drainflag.answer_path(self.paths[kind], self.ident)))
-            except (NoNodeError, NotEmptyError, NoAuthError):
-                pass  # ours is ephemeral (no children); gone, or replaced by someone else's
+        owned = self.answers[kind][1]
+        node = drainflag.answer_path(self.paths[kind], self.ident)
+        if owned is None:
+            stat = loop.get(loop.client.exists_async(node))
+            if stat is not None and stat.ephemeralOwner == loop.client.client_id[0]:
+                self._delete_answer(loop, node, stat.version)
+        elif owned:
+            self._delete_answer(loop, node)
         self.answers.pop(kind)
+
+    @staticmethod
+    def _delete_answer(loop, node, version=-1):
+        try:
+            loop.get(loop.client.delete_async(node, version=version))
+        except (NoNodeError, NotEmptyError, NoAuthError, BadVersionError):
+            pass  # ours is ephemeral (no children); gone, or replaced by someone else's
 
     def reconnected(self):
         self.dirty = True

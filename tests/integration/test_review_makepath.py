@@ -1,0 +1,167 @@
+"""Found by the adversarial review of 82cdf67 (recipes/sequential.py create()): holes around the
+runner's drain answer. Each test failed before its fix (run/drain.py: an answer is doubtful until
+its reply; a doubtful or stale answer of ours is deleted; a NoNodeError is tried again).
+
+1. A drain answer whose create got no reply, followed by an undrain before the runner tried again,
+   stays as an ephemeral node of the runner's live session (a phantom): DrainFlags.withdraw() only
+   deletes an answer it recorded, and answer() records it only after the create's reply.
+   - `zkherd undrain` (wait) then waits for the answer to go, in vain;
+   - the next drain of the same id: answer() gets NodeExists, finds the node "owned" and takes it
+     for its answer, but the node is older than the new flag (answered() needs answer.czxid >
+     flag.czxid): `zkherd drain` never sees an answer (a registration path has no line to fall
+     back on).
+2. create() turns a folder deleted between its ensure_path and its second create into a
+   NoNodeError (kazoo's makepath looped until it made the node); DrainFlags.answer() takes any
+   ZookeeperError for "a hand-made node in the way", records the flag as answered-not-owned and
+   never tries again for that flag: `zkherd drain` times out.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kazoo.handlers.threading import KazooTimeoutError
+
+from zkherd.common import paths
+from zkherd.core.logs import Log
+from zkherd.core.loop import OpTimeout
+from zkherd.recipes import drainflag
+from zkherd.run.drain import REGISTER, DrainFlags
+
+
+class Opts:
+    def __init__(self, register, ident):
+        self.id, self.lock, self.register, self.standby_only = ident, None, register, False
+
+
+class Wakeup:
+    def post(self, *_args):
+        pass
+
+
+class Looper:
+    """What DrainFlags needs of the Loop: the client, and get() as Loop.get (a timeout: OpTimeout)."""
+
+    def __init__(self, client, timeout=2.0):
+        self.client, self.timeout = client, timeout
+
+    def get(self, result, timeout=None):
+        try:
+            return result.get(timeout=timeout or self.timeout)
+        except KazooTimeoutError:
+            raise OpTimeout("ZooKeeper did not answer in time") from None
+
+
+@pytest.fixture
+def drain_paths(zk, zk_base):
+    """(registration path, id, flag node, answer node); the drain folders it made are removed after."""
+    ident = "rv-" + zk_base.rsplit("/", 1)[1]
+    register = zk_base + "/svc/member"
+    flag, answer = drainflag.flag_path(register, ident), drainflag.answer_path(register, ident)
+    existed = {p: zk.exists(p) is not None for p in ("/zkherd", drainflag.FLAGS, drainflag.ANSWERS)}
+    yield register, ident, flag, answer
+    for folder in (paths.parent(flag), paths.parent(answer)):
+        if zk.exists(folder):
+            zk.delete(folder, recursive=True)
+    for p in (drainflag.FLAGS, drainflag.ANSWERS, "/zkherd"):
+        if not existed[p] and zk.exists(p) and not zk.get_children(p):
+            zk.delete(p)
+
+
+def wait_connected(client, timeout=10.0):
+    end = time.monotonic() + timeout
+    while not client.connected and time.monotonic() < end:
+        time.sleep(0.05)
+    assert client.connected
+
+
+def test_a_drain_answer_whose_reply_was_lost_goes_with_the_undrain(zk, make_zk, fault_proxy, drain_paths):
+    register, ident, flag, answer = drain_paths
+    proxy = fault_proxy()
+    client = make_zk(proxy.hosts, timeout=10)
+    loop = Looper(client)
+    drains = DrainFlags(Opts(register, ident), Wakeup(), Log())
+    zk.create(flag, makepath=True)  # zkherd drain
+    zk.ensure_path(paths.parent(answer))  # the answer's folder is there: the lost create is the real one
+    drains.look(loop)
+    assert drains.registration_drained()
+
+    proxy.lose_reply("create", then="pass")  # the server makes our answer, we see a connection loss
+    with pytest.raises(Exception):  # noqa: B017 - ConnectionLoss: the runner tries again next turn
+        drains.answer(loop, REGISTER)
+    wait_connected(client)
+    assert zk.exists(answer).ephemeralOwner == client.client_id[0]  # it was made
+
+    zk.delete(flag)  # zkherd undrain, before the runner's next turn
+    drains.reconnected()
+    drains.look(loop)
+    assert not drains.registration_drained()
+    drains.withdraw(loop, REGISTER)  # what Runner.answer_drains does on every turn
+    left = zk.exists(answer)
+    assert left is None, "a phantom drain answer of our live session is left (ephemeralOwner %x)" % left.ephemeralOwner
+
+
+def test_a_new_drain_is_answered_after_a_lost_answer_and_an_undrain(zk, make_zk, fault_proxy, drain_paths):
+    register, ident, flag, answer = drain_paths
+    proxy = fault_proxy()
+    client = make_zk(proxy.hosts, timeout=10)
+    loop = Looper(client)
+    drains = DrainFlags(Opts(register, ident), Wakeup(), Log())
+    zk.create(flag, makepath=True)
+    zk.ensure_path(paths.parent(answer))
+    drains.look(loop)
+    proxy.lose_reply("create", then="pass")
+    with pytest.raises(Exception):  # noqa: B017
+        drains.answer(loop, REGISTER)
+    wait_connected(client)
+    zk.delete(flag)
+    drains.reconnected()
+    drains.look(loop)
+    drains.withdraw(loop, REGISTER)
+
+    zk.create(flag)  # zkherd drain again
+    drains.look(loop)
+    drains.answer(loop, REGISTER)
+    flag_stat, answer_stat = zk.exists(flag), zk.exists(answer)
+    assert drainflag.answered(flag_stat, answer_stat), (
+        "`zkherd drain` waits for ever: the answer (czxid %s) is older than the flag (czxid %s)"
+        % (answer_stat and answer_stat.czxid, flag_stat.czxid))
+
+
+class FolderGoesAfterEnsure:
+    """The client, except that the answer's folder is deleted (by hand, say) right after create()'s
+    ensure_path made it - before its second create."""
+
+    def __init__(self, client, admin, folder):
+        self._client, self._admin, self._folder, self.times = client, admin, folder, 0
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def ensure_path_async(self, path, acl=None):
+        result = self._client.ensure_path_async(path, acl)
+        result.get(timeout=5)
+        if self.times == 0 and path == self._folder:
+            self.times += 1
+            self._admin.delete(self._folder)
+        return result
+
+
+def test_a_drain_answer_whose_folder_went_meanwhile_is_made_on_a_later_turn(zk, make_zk, drain_paths):
+    register, ident, flag, answer = drain_paths
+    client = make_zk(timeout=10)
+    zk.create(flag, makepath=True)
+    if zk.exists(paths.parent(answer)):
+        zk.delete(paths.parent(answer), recursive=True)
+    proxy = FolderGoesAfterEnsure(client, zk, paths.parent(answer))
+    loop = Looper(proxy)
+    drains = DrainFlags(Opts(register, ident), Wakeup(), Log())
+    drains.look(loop)
+    for _turn in range(3):  # the runner's next turns
+        try:
+            drains.answer(loop, REGISTER)
+        except Exception:  # noqa: BLE001,S112 - a transient error: tried again on the next turn
+            continue
+    assert proxy.times == 1
+    assert zk.exists(answer) is not None, "no drain answer is ever made for this flag: `zkherd drain` times out"
