@@ -153,11 +153,13 @@ class Loop:
         return timeout if left is None else max(0.05, min(timeout, left - 0.05))
 
     def renew_session(self, why, **fields):
-        """Close the session and make a new one (Session.renew): kazoo's LOST and CONNECTED events
-        follow, as after an expiry. Only with nothing under a fence. Raises NotNow: the rest of the
-        turn must not use the old session's state."""
-        self.log.warning("closing the ZooKeeper session and making a new one: " + why,
-                         session="0x%x" % (self.session.session_id or 0), **fields)
+        """The proof that the ZooKeeper leader knows our session lapsed (Session.lapsed): close the
+        session and make a new one (Session.renew); kazoo's LOST and CONNECTED events follow, as
+        after an expiry. Only with nothing under a fence. Raises NotNow: the rest of the turn must
+        not use the old session's state."""
+        self.log.warning("closing the ZooKeeper session and making a new one: the proof that the ZooKeeper "
+                         "leader knows our session lapsed " + why, session="0x%x" % (self.session.session_id or 0),
+                         lapsed_for="%.3fs" % (clock.now() - self.session.expires_no_earlier_than()), **fields)
         self.session.renew()
         raise NotNow("a new session is being made")
 

@@ -102,9 +102,7 @@ class Member(Program):
         if loop.connected and loop.session.lapsed():
             # as `run` does (core/session.py): no sync can renew a lapsed proof, and cron would
             # take our lease for an expired one on every tick while our member node still leads
-            loop.renew_session("the proof that the ZooKeeper leader knows our session lapsed (cron would "
-                               "see this member as dead)", election=self.election, lapsed_for="%.3fs" % (
-                                   clock.now() - loop.session.expires_no_earlier_than()))
+            loop.renew_session("(cron would see this member as dead)", election=self.election)
         if not loop.connected or not self.dirty:
             return self.lapse_in(loop)
         loop.talk()

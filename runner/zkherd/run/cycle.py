@@ -74,9 +74,7 @@ class Cycle:
             # connection that answers: without a new session we would hold the lock with no child
             # for ever. Its lock node goes with it: the next in line takes over, or we do.
             self.waiting_for_leader = False
-            loop.renew_session("the proof that the ZooKeeper leader knows our session lapsed before the child "
-                               "could start", lock=self.opts.lock, lapsed_for="%.3fs" % (
-                                   clock.now() - loop.session.expires_no_earlier_than()))
+            loop.renew_session("before the child could start", lock=self.opts.lock)
         if not self.waiting_for_leader:
             self.waiting_for_leader = True
             self.log.warning("waiting for the ZooKeeper leader to confirm our session before starting the child",
