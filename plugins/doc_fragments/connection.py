@@ -29,7 +29,7 @@ options:
     default: 10.0
   connect_timeout:
     description:
-      - How long to try to connect, in seconds, before failing with C(error_kind=connect).
+      - How long to try to connect, in seconds, before failing.
     type: float
     default: 10.0
   auth:
@@ -76,10 +76,6 @@ options:
     default: true
 requirements:
   - kazoo >= 2.9 (Python library) on the host that runs the task
-notes:
-  - Errors carry an C(error_kind) in the task result, one of C(connect) (server unreachable),
-    C(auth) (ACL denies the credentials), C(no_node), C(exists), C(version) (compare-and-set
-    lost), C(not_empty), C(usage) (bad input, nothing was changed) and C(other).
 """
 
     # The ACL of the znodes a task creates (zkherd.ops.znode_tree, zkherd.ops.farm); parsed by
@@ -120,8 +116,13 @@ options:
         default: all
 """
 
-    # Attributes every zkherd module shares (each module adds check_mode and diff_mode).
+    # Attributes every zkherd module shares (each module adds check_mode and diff_mode), and the
+    # error_kind of their task results (lookups and the inventory plugin have no task result).
     ATTRIBUTES = r"""
+notes:
+  - Errors carry an C(error_kind) in the task result, one of C(connect) (server unreachable, after
+    O(connect_timeout)), C(auth) (ACL denies the credentials), C(no_node), C(exists), C(version)
+    (compare-and-set lost), C(not_empty), C(usage) (bad input, nothing was changed) and C(other).
 attributes:
   action_group:
     description: Use C(group/zkherd.ops.zookeeper) in C(module_defaults) to set the connection options once.

@@ -37,6 +37,10 @@ description:
   - Constructable - O(compose), O(groups) and O(keyed_groups) work on those variables.
   - The inventory file must be named C(zkherd_farm.yml) or end with C(.zkherd_farm.yml) (or C(.yaml)).
   - A member that is not a JSON object is left out with a warning; a farm that does not exist is an error.
+  - Errors (ZooKeeper unreachable after O(connect_timeout), access denied, a farm that does not
+    exist, a bad option) fail this inventory source with a message that says why. Ansible then
+    warns and goes on without the source's hosts, unless C(inventory_unparsed_failed) (or
+    E(ANSIBLE_INVENTORY_UNPARSED_FAILED)) makes a source that cannot be parsed fatal.
   - Member data is marked unsafe, so a field holding C({{ ... }}) is never templated.
   - With the inventory cache, what was read is kept per connection string (with its chroot), farms
     and user of O(auth); changing any of them reads ZooKeeper again.

@@ -12,7 +12,7 @@ NAMES = ("farm",)
 DEFAULTS = dict(
     farm_cmd=None, farm_path=None, fields=None, field=None, value=None, dest=None, format="json", template=None,
     filter=None, on_change_cmd=None, check_cmd=None, min_members=0, once=False, conf=None, conf_format=None,
-    name=None, poll=None, file_mode=0o644, host=None, include_drained=False,
+    name=None, poll=None, no_inotify=False, file_mode=0o644, host=None, include_drained=False,
 )
 
 
@@ -47,7 +47,11 @@ def add_parsers(commands):
                       help="of CONF (default: dir for a directory, yaml for .yml/.yaml, else json)")
     join.add_argument("--name", metavar="ID", help="member name (default: the default route's IPv4 address)")
     join.add_argument("--on-change", dest="on_change_cmd", metavar="CMD", help="run after CONF changed from ZooKeeper")
-    join.add_argument("--poll", type=seconds, metavar="S", help="look for local edits every S (default 0.5)")
+    join.add_argument("--poll", type=seconds, metavar="S",
+                      help="without inotify, look for local edits every S (default 0.5); with it, a look every S "
+                           "only in case an event was missed (default 60)")
+    join.add_argument("--no-inotify", action="store_true",
+                      help="poll instead of following local edits with inotify")
     join.add_argument("--file-mode", type=file_mode, metavar="MODE", help=FILE_MODE_HELP)
     get = farms.add("get", help="print a member's field, or the whole member (JSON)",
                     usage="zkherd farm get NODE [FIELD] | zkherd farm get FARM --host MEMBER [FIELD]",

@@ -4,10 +4,13 @@ The member is the ephemeral znode FARM/NAME (NAME: the IPv4 address of the defau
 interface, or --name) holding CONF as a JSON object. CONF is a JSON or YAML file, or a DJB
 directory (folder = dict, file = key holding its text, trailing newline trimmed).
 
-- A local edit (checked every --poll seconds) is written to the znode; an edit of the znode (for
-  instance `zkherd farm set`) is written to CONF - atomically: a file is replaced by rename; the
-  changed files of a directory are installed as one set, all or nothing (install.FileSet), also
-  when a field changes between an object (folder) and a value (file).
+- A local edit is written to the znode: inotify tells of it at once (core/fswatch.py); where
+  inotify cannot be used (none, a network filesystem, its limits reached, --no-inotify) CONF is
+  looked at every --poll seconds (default 0.5; with inotify a look every --poll, default 60, only
+  in case an event was missed). The log and the metric farm_join_watch{mode} say which is used.
+  An edit of the znode (for instance `zkherd farm set`) is written to CONF - atomically: a file
+  is replaced by rename; the changed files of a directory are installed as one set, all or
+  nothing (install.FileSet), also when a field changes between an object (folder) and a value (file).
 - Conflict rule, nothing lost silently: both sides are merged field by field against the last
   state both agreed on (a three-way merge of dotted fields). A field changed on one side only takes
   that side's value; a field changed on both sides differently takes the local value and a warning
@@ -27,10 +30,12 @@ import struct
 from kazoo.exceptions import BadVersionError, ConnectionLoss, KazooException, NodeExistsError, NoNodeError
 from kazoo.protocol.states import KazooState
 
+from zkherd import telemetry
 from zkherd.common import codec, farm, paths
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import AUTH
 from zkherd.configfiles.install import DEFAULT_FILE_MODE, FileSet, LocalFileError, Target
+from zkherd.core import fswatch
 from zkherd.core.loop import TRANSIENT, Loop, Program
 from zkherd.core.session import session_id
 from zkherd.core.shellcmd import Task, command_env
@@ -223,9 +228,31 @@ class Member(Program):
         self.tasks = []
         self.post = None
         self.warned_size = None
+        self.watcher = None  # a fswatch.Watcher while inotify follows CONF
+        self.poll = float(opts.poll or 0.5)  # seconds between looks at CONF
 
     def start(self, loop):
         self.post = loop.wakeup.post
+        why = "--no-inotify was given" if self.opts.no_inotify else fswatch.unusable(self.conf.path)
+        if why is None:
+            try:
+                self.watcher = fswatch.Watcher(self.conf.path, self.conf.fmt == "dir", self.post)
+            except fswatch.WatchError as exc:
+                why = str(exc)
+        if self.watcher is not None:
+            self.poll = float(self.opts.poll or 60.0)
+            self.log.info("following local edits with inotify", conf=self.conf.path, safety_look="%gs" % self.poll)
+        self._polling(why)
+
+    def _polling(self, why):
+        """Log (once) and report which way local edits are followed; *why*: the reason to poll."""
+        if why is not None:
+            self.log.info("following local edits by polling every %gs" % self.poll, conf=self.conf.path, why=why)
+        telemetry.get().watch("inotify" if self.watcher is not None else "poll")
+
+    def close(self, loop):
+        if self.watcher is not None:
+            self.watcher.close()
 
     def _changed(self, event):
         self.post("remote", None)
@@ -234,6 +261,11 @@ class Member(Program):
         if kind == "signal":
             self.exit_code = 0
             return
+        if kind == "local" and self.watcher is not None and self.watcher.error:  # inotify gave up
+            why = self.watcher.error
+            self.watcher.close()
+            self.watcher, self.poll = None, float(self.opts.poll or 0.5)
+            self._polling(why)
         if kind == "state" and value == KazooState.LOST:
             self.joined = False  # our ephemeral node is gone: make it again
         self.dirty = True
@@ -256,13 +288,13 @@ class Member(Program):
                 self.log.debug("the member changed meanwhile, syncing again", error=type(exc).__name__)
                 return 0.0
             self.dirty = False
-        return self.opts.poll
+        return self.poll
 
     def on_error(self, loop, error):
         if error.kind == AUTH:  # will not get better by trying again
             return super().on_error(loop, error)
         self.log.warning("could not sync the member yet", error=error.message)
-        return max(self.opts.poll, 1.0)
+        return max(float(self.opts.poll or 0.5), 1.0)
 
     def sync(self, loop, stamp):
         client = loop.client
@@ -340,5 +372,4 @@ class Member(Program):
 def run(opts, settings, log):
     if not os.path.exists(opts.conf):
         raise ZkError("%s does not exist" % opts.conf, "usage")
-    opts.poll = float(opts.poll or 0.5)
     return Loop(settings, log).run(Member(opts, log))

@@ -22,7 +22,8 @@ class Telemetry:
         self.heard_age = None  # a callable: seconds since the leader last heard of us (set by the loop)
         self.report = dict(command=command, argv=argv or {}, pid=os.getpid(), started=round(time.time(), 3),
                            state=None, session=dict(state="connecting", session_id=None, last_heard_age=None),
-                           lock=None, config_version=None, health=None, child=None, fenced=False, drained=[])
+                           lock=None, config_version=None, health=None, child=None, fenced=False, drained=[],
+                           watch=None)
         self._dirty = self._file_dirty = True
         self._last_state = self._last_file = 0.0
         self._lock_held = self._file_failed = False
@@ -114,6 +115,14 @@ class Telemetry:
         """written, or failed (rejected, a render error, fewer members than asked for)."""
         if self.metrics:
             self.metrics.farm_export_writes.labels(result).inc()
+        self._file_dirty = True
+
+    def watch(self, mode):
+        """How `farm join` follows local edits: inotify or poll."""
+        self._set("watch", mode)
+        if self.metrics:
+            for each in ("inotify", "poll"):
+                self.metrics.farm_join_watch.labels(each).set(1 if each == mode else 0)
         self._file_dirty = True
 
     def cron_run(self, outcome):

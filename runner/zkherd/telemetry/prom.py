@@ -71,6 +71,8 @@ class Metrics:
                                          buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30))
         self.farm_export_writes = counter("farm_export_writes", "farm export writes, by result (written, failed)",
                                           ("result",))
+        self.farm_join_watch = gauge("farm_join_watch", "how `farm join` follows local edits: 1 for the way "
+                                     "used (inotify, poll)", ("mode",))
         self.cron_runs = counter("cron_runs", "cron invocations, by outcome", ("outcome",))
 
     def carry_over(self, path, warn):
