@@ -30,6 +30,8 @@ import pytest
 from tests.support.runner import REPO
 
 DATA = REPO / "tests" / "data" / "seed_examples"
+BIN = REPO / ".venv" / "bin"
+
 
 def seeds_dir():
     """../shared/seeds (the project's workspace only), next to this checkout or, for a git worktree,
@@ -41,7 +43,6 @@ def seeds_dir():
             return root.parent / "shared" / "seeds"
     return None
 
-BIN = REPO / ".venv" / "bin"
 
 FIXTURES = {
     # omc/zkexec's test/libexec/prefixed-cat: each stdin line, after the prefix files' contents
