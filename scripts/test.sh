@@ -29,6 +29,8 @@ run() {
             step ruff ruff check .
             step ansible-lint ansible-lint --offline
             step plugin-docs python scripts/plugin_docs.py --check
+            step changelog-lint antsibull-changelog lint
+            step changelog-fragment scripts/fragment_check.sh
             ;;
         units) step ansible-test-units scripts/ansible-test.sh units ;;
         sanity) step ansible-test-sanity scripts/ansible-test.sh sanity ;;
