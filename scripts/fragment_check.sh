@@ -32,7 +32,7 @@ fragments=$(grep -E '^changelogs/fragments/[^/]+\.ya?ml$' <<<"$changed" || true)
 if [ -n "$code" ] && [ -z "$fragments" ]; then
     echo "changelog fragment missing: these files changed since $how (${base:0:12}) and no" \
          "changelogs/fragments/*.yml was added or edited:" >&2
-    sed 's/^/  /' <<<"$code" | head -n 20 >&2
+    while read -r name; do echo "  $name"; done <<<"$code" | head -n 20 >&2
     echo "add one, for example changelogs/fragments/<branch>.yml with" \
          "'minor_changes: [\"what changed, for whom\"]' (see docs/testing.md)" >&2
     exit 1
