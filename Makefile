@@ -8,7 +8,7 @@ VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help bootstrap test lint units sanity integration molecule chaos demo demo-stop bench docs clean
+.PHONY: help bootstrap test lint units sanity integration molecule chaos demo demo-stop bench docs changelog clean
 
 help:
 	@echo "make demo         boot three systemd boxes, deploy ZooKeeper and zkherd services with the roles, show them work"
@@ -18,6 +18,7 @@ help:
 	@echo "                  PROFILE=quick|wide; default: a seed from the clock, 600 s, wide); report in .cache/chaos/"
 	@echo "make bench        benchmarks; tables go to docs/benchmarks.md"
 	@echo "make docs         regenerate docs/plugins/ from the plugins' own documentation"
+	@echo "make changelog    regenerate CHANGELOG.md from changelogs/fragments/ (antsibull-changelog)"
 	@echo "  (parts of make test: lint, sanity, units, integration, molecule)"
 
 bootstrap:
@@ -62,6 +63,9 @@ bench: bootstrap
 
 docs: bootstrap
 	@$(BIN)/python scripts/plugin_docs.py
+
+changelog: bootstrap
+	@scripts/changelog.sh
 
 clean:
 	rm -rf .cache .venv tests/output .pytest_cache .ruff_cache

@@ -23,12 +23,21 @@ pytest_logged() {
     python -m pytest "$@" 2>&1 | tee "$log"
 }
 
+# antsibull-docs wants the collection under ansible_collections/: bootstrap's link in .cache/collections
+docs_lint() {
+    (cd .cache/collections/ansible_collections/zkherd/ops &&
+        ANSIBLE_COLLECTIONS_PATH=$PWD/../../.. antsibull-docs lint-collection-docs --plugin-docs .)
+}
+
 run() {
     case $1 in
         lint)
             step ruff ruff check .
             step ansible-lint ansible-lint --offline
             step plugin-docs python scripts/plugin_docs.py --check
+            step changelog-lint antsibull-changelog lint
+            step changelog-fragment scripts/fragment_check.sh
+            step docs-lint docs_lint
             ;;
         units) step ansible-test-units scripts/ansible-test.sh units ;;
         sanity) step ansible-test-sanity scripts/ansible-test.sh sanity ;;
