@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from kazoo.exceptions import ConnectionLoss
 from kazoo.handlers.threading import KazooTimeoutError
 
 from zkherd.common import paths
@@ -165,3 +166,49 @@ def test_a_drain_answer_whose_folder_went_meanwhile_is_made_on_a_later_turn(zk, 
             continue
     assert proxy.times == 1
     assert zk.exists(answer) is not None, "no drain answer is ever made for this flag: `zkherd drain` times out"
+
+
+# -- review 17: kazoo's client_id is None while the connection is down (the session goes on) ----------------
+
+
+class DropsAfterExists:
+    """The real client, whose connection drops right after an exists() got its reply: kazoo's
+    client_id is None whenever it has no live connection."""
+
+    def __init__(self, real):
+        self.real, self.dropped = real, False
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def exists_async(self, *args, **kwargs):
+        result = self.real.exists_async(*args, **kwargs)
+        result.get(timeout=5)
+        self.dropped = True
+        return result
+
+    @property
+    def client_id(self):
+        return None if self.dropped else self.real.client_id
+
+
+def answer_in_the_way(zk, drain_paths):
+    register, ident, flag, answer = drain_paths
+    if not zk.exists(flag):
+        zk.create(flag, makepath=True)
+        zk.create(answer, b"x", ephemeral=True, makepath=True)  # our earlier create whose reply was lost
+    drains = DrainFlags(Opts(register, ident), Wakeup(), Log())
+    drains.look(Looper(zk))
+    return drains
+
+
+def test_owner_checks_without_a_connection_are_tried_again_not_a_crash(zk, drain_paths):
+    """Before: TypeError ('NoneType' object is not subscriptable): `zkherd run` ended with 70."""
+    drains = answer_in_the_way(zk, drain_paths)
+    with pytest.raises(ConnectionLoss):
+        drains.answer(Looper(DropsAfterExists(zk)), REGISTER)  # NodeExists, then whose is it?
+    drains = answer_in_the_way(zk, drain_paths)
+    drains.answers[REGISTER] = (drains.flags[REGISTER].czxid, None)  # a create that got no reply
+    drains.flags.clear()  # undrained
+    with pytest.raises(ConnectionLoss):
+        drains.withdraw(Looper(DropsAfterExists(zk)), REGISTER)

@@ -26,6 +26,7 @@ import collections
 import logging
 import threading
 
+from kazoo.exceptions import ConnectionLoss
 from kazoo.protocol.states import KazooState
 
 from zkherd.common.connection import open_client
@@ -43,6 +44,15 @@ def session_id(client):
     is None then, even if the session goes on)."""
     found = client.client_id
     return found[0] if found else None
+
+
+def ours(client, stat):
+    """True if *stat* is of an ephemeral node of our session. Raises ConnectionLoss while kazoo has
+    no live connection: whose node it is cannot be told then (the caller tries again later)."""
+    owner = session_id(client)
+    if owner is None:
+        raise ConnectionLoss("lost contact with ZooKeeper")
+    return stat is not None and stat.ephemeralOwner == owner
 
 
 class _Traffic(logging.Handler):

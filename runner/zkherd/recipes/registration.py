@@ -14,8 +14,11 @@ watch fires or the connection is new (the child keeps the ZKHERD_REGISTERED_PATH
 
 from __future__ import annotations
 
+from kazoo.exceptions import ConnectionLoss
+
 from zkherd.common import paths
 from zkherd.common.connection import translate
+from zkherd.core.session import ours
 from zkherd.recipes.sequential import create, delete_all, made_as, nothing_made, own_nodes
 
 
@@ -77,7 +80,12 @@ class Registration:
             if isinstance(exc, client.handler.timeout_exception):
                 raise
             raise translate(exc, "look at the registration", self.node) from None
-        if there is None or there.ephemeralOwner != client.client_id[0]:
+        try:
+            mine = ours(client, there)
+        except ConnectionLoss:
+            self.unchecked = True  # looked at again with a connection
+            raise
+        if not mine:
             self.log.warning("our registration was deleted; registering again", node=self.node)
             self.node = None
             if self.wakeup is not None:

@@ -19,6 +19,7 @@ from kazoo.exceptions import (
 )
 
 from zkherd.core.loop import NotNow
+from zkherd.core.session import ours
 from zkherd.recipes import drainflag
 from zkherd.recipes.sequential import create
 
@@ -122,7 +123,7 @@ class DrainFlags:
         except NodeExistsError:  # our create whose reply was lost, or a node that is not ours
             pass
         stat = loop.get(client.exists_async(node))
-        if stat is None or stat.ephemeralOwner != client.client_id[0]:
+        if not ours(client, stat):
             if stat is not None:
                 self.log.warning("a node that is not ours is at our answer's path (another runner of this id, or "
                                  "someone else's): left alone; `zkherd drain` gets no answer from us",
@@ -142,7 +143,7 @@ class DrainFlags:
         node = drainflag.answer_path(self.paths[kind], self.ident)
         if owned is None:
             stat = loop.get(loop.client.exists_async(node))
-            if stat is not None and stat.ephemeralOwner == loop.client.client_id[0]:
+            if ours(loop.client, stat):
                 self._delete_answer(loop, node, stat.version)
         elif owned:
             self._delete_answer(loop, node)
