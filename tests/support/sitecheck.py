@@ -222,8 +222,8 @@ class Site:
                 self.wait("%s:%s lists every member" % (box, dest),
                           lambda box=box, dest=dest: all(m in self.sh(box, "cat", dest).stdout for m in members), 30)
         box = sorted(self.boxes)[0]
-        yield "farm: %s has %s; every box's %s and %s list them all. On %s:" % (FARM, ", ".join(members), *EXPORTS,
-                                                                                   box)
+        yield "farm: %s has %s; every box's %s and %s list them all. On %s:" % (
+            FARM, ", ".join(members), *EXPORTS, box)
         for dest in EXPORTS:
             yield "  %s" % dest
             for line in self.sh(box, "cat", dest).stdout.strip().splitlines():
