@@ -7,6 +7,7 @@
 # working (tests/support/sitecheck.py; curl through haproxy and nginx for the web farm). Secure by
 # default: every znode belongs to the deployment's credentials, which the runner role generated on
 # the first run (playbooks/credentials/, see docs/security.md); the commands below use a copy.
+# Idempotent: run again, it keeps the boxes that are still up and the playbooks change nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LANG=C.UTF-8 LC_ALL=C.UTF-8 ANSIBLE_CONFIG=$PWD/ansible.cfg PATH=$PWD/.venv/bin:$PATH
@@ -17,7 +18,11 @@ state=$PWD/.cache/demo-boxes
 log=$PWD/.cache/demo-site.log
 zk=$(python -c 'import yaml; print(yaml.safe_load(open("playbooks/inventory/boxes.yml"))["all"]["vars"]["zkherd_hosts"])')
 
-python -m tests.support.boxes up --state "$state" --count 3
+# Boxes still up from an earlier `make demo` are kept, with what runs on them: the playbooks then
+# find nothing to change (idempotence), which the summary below says.
+before=$(cat "$state/boxes.json" 2>/dev/null || true)
+python -m tests.support.boxes up --state "$state" --count 3 --reuse
+[ "$before" = "$(cat "$state/boxes.json")" ] && kept=1 || kept=0
 echo "[demo] deploying with the roles: ansible-playbook playbooks/site.yml (log: $log)"
 if ! ansible-playbook -i playbooks/inventory/boxes.yml -i "$state/inventory.yml" playbooks/site.yml >"$log" 2>&1; then
     tail -n 40 "$log"
@@ -25,6 +30,16 @@ if ! ansible-playbook -i playbooks/inventory/boxes.yml -i "$state/inventory.yml"
     exit 1
 fi
 sed -n '/PLAY RECAP/,$p' "$log"
+changed=$(sed -n '/PLAY RECAP/,$p' "$log" | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^changed=/) n += substr($i, 9)} END {print n + 0}')
+if [ "$changed" = 0 ]; then
+    echo "[demo] this run found nothing to change (changed=0 on every host): the site was deployed already"
+elif [ "$kept" = 0 ]; then
+    echo "[demo] $changed changes: a deployment on new boxes (make demo again keeps them and finds nothing to change)"
+else
+    echo "[demo] $changed changes on the boxes kept from the last run, made by these tasks:"
+    awk '/^(TASK|RUNNING HANDLER) \[/ {task = $0; sub(/^[A-Z ]+\[/, "", task); sub(/\] \**$/, "", task)}
+         /^changed: / && !seen[task]++ {print "  " task}' "$log"
+fi
 echo "[demo] what runs now:"
 python -m tests.support.sitecheck --state "$state" --zk "$zk"
 pid1=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["box1"]["pid"])' "$state/boxes.json")

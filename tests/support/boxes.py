@@ -2,6 +2,7 @@
 
     python -m tests.support.boxes build                         # the root file system, once (cached)
     python -m tests.support.boxes up --state DIR --count 3      # boot box1..box3, write DIR/inventory.yml
+        [--reuse]                                               # keep them if they are up (make demo)
     python -m tests.support.boxes down --state DIR              # power them off
 
 Each box boots the cached root with --volatile=overlay (its changes live in memory and vanish at
@@ -170,12 +171,35 @@ def wait_running(name, nspawn_pid, deadline):
     raise SystemExit("box %s did not finish booting within %.0f s" % (name, BOOT_TIMEOUT))
 
 
-def up(state, count, prefix):
+def running(state, names):
+    """The boxes of *state* if exactly *names* are still up and booted (a rerun of the demo keeps
+    them and what was deployed on them), else None."""
+    try:
+        boxes = json.loads((state / "boxes.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if sorted(boxes) != sorted(names):
+        return None
+    for box in boxes.values():
+        if _init_pid(box["nspawn_pid"]) != box["pid"]:
+            return None
+        if _in_box(box["pid"], "systemctl", "is-system-running").stdout.strip() not in ("running", "degraded"):
+            return None
+    return boxes
+
+
+def up(state, count, prefix, reuse=False):
     root = build()
     state.mkdir(parents=True, exist_ok=True)
+    names = ["%s%d" % (prefix, i) for i in range(1, count + 1)]
+    kept = running(state, names) if reuse else None
+    if kept is not None:
+        say("%d boxes still up, kept with what runs on them: %s" % (
+            len(kept), ", ".join("%s (pid %d)" % (n, b["pid"]) for n, b in kept.items())))
+        return kept
     down(state, quiet=True)
     started = time.monotonic()
-    spawned = {"%s%d" % (prefix, i): None for i in range(1, count + 1)}
+    spawned = dict.fromkeys(names)
     for name in spawned:
         spawned[name] = boot(name, root, state)
     deadline = time.monotonic() + BOOT_TIMEOUT
@@ -237,11 +261,13 @@ def main(argv=None):
         if name == "up":
             cmd.add_argument("--count", type=int, default=3)
             cmd.add_argument("--prefix", default="box")
+            cmd.add_argument("--reuse", action="store_true",
+                             help="keep the boxes of --state if they are all still up (what runs on them stays)")
     args = parser.parse_args(argv)
     if args.cmd == "build":
         print(build())
     elif args.cmd == "up":
-        up(args.state, args.count, args.prefix)
+        up(args.state, args.count, args.prefix, reuse=args.reuse)
     else:
         down(args.state)
 

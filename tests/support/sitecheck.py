@@ -186,6 +186,7 @@ class Site:
     def roll(self):
         version = "version %d" % time.time()
         since = time.time()
+        deployed = self.zk.get(ROLLING_ZNODE)[0]
         self.zk.set(ROLLING_ZNODE, ("# pushed by sitecheck\ngreeting = %s\n" % version).encode())
         self.wait("every box mirrors the new config", lambda: all(
             version in self.sh(b, "cat", ROLLING_FILE).stdout for b in self.boxes), 120)
@@ -205,6 +206,12 @@ class Site:
                 raise CheckFailed("%s restarted while %s held the rolling lock" % (second, first))
         steps = ", ".join("%s +%.1f s" % (b, windows[b][0] - since) for b in order)
         yield "config roll: %s changed in ZooKeeper -> boxes restarted one at a time: %s" % (ROLLING_ZNODE, steps)
+        # Put the deployed config back (another roll), so that the site is as the playbooks left it
+        # and a second `make demo` finds nothing to change.
+        self.zk.set(ROLLING_ZNODE, deployed)
+        self.wait("every box mirrors the deployed config again", lambda: all(
+            self.sh(b, "cat", ROLLING_FILE).stdout.encode() == deployed for b in self.boxes), 120)
+        yield "config roll: the deployed %s put back, mirrored by every box (another roll follows)" % ROLLING_ZNODE
 
     def export(self):
         members = sorted(self.zk.get_children(FARM))
@@ -214,10 +221,13 @@ class Site:
             for box in self.boxes:
                 self.wait("%s:%s lists every member" % (box, dest),
                           lambda box=box, dest=dest: all(m in self.sh(box, "cat", dest).stdout for m in members), 30)
-        sample = self.sh(sorted(self.boxes)[0], "cat", EXPORTS[0]).stdout.strip().splitlines()
-        yield "farm: %s has %s; every box's %s and %s list them all:" % (FARM, ", ".join(members), *EXPORTS)
-        for line in sample:
-            yield "    " + line
+        box = sorted(self.boxes)[0]
+        yield "farm: %s has %s; every box's %s and %s list them all. On %s:" % (
+            FARM, ", ".join(members), *EXPORTS, box)
+        for dest in EXPORTS:
+            yield "  %s" % dest
+            for line in self.sh(box, "cat", dest).stdout.strip().splitlines():
+                yield "    " + line
 
     def consumers(self):
         """haproxy and nginx fed from the farm /services/web, through real requests (consumercheck.py)."""
@@ -240,8 +250,10 @@ class Site:
         twice = {tick: boxes for tick, boxes in ran.items() if len(boxes) > 1}
         if twice or not ran:
             raise CheckFailed("cron ticks ran on several boxes: %s" % twice if twice else "no cron run seen")
+        # A tick is named by its start (Unix seconds): shown as this machine's clock time.
         yield "cron: leader-only timer, one box per tick: %s" % ", ".join(
-            "%s on %s" % (tick, boxes[0]) for tick, boxes in sorted(ran.items())[-4:])
+            "tick %s on %s" % (time.strftime("%H:%M:%S", time.localtime(int(tick))), boxes[0])
+            for tick, boxes in sorted(ran.items())[-4:])
 
     def denied(self):
         """What the services made belongs to the deployment's credentials: an anonymous client may
