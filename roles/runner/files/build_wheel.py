@@ -80,7 +80,8 @@ def main(argv):
         wheel, built = cached(entry), False
         if wheel is None:
             dist = build(tmpdir, argv[3:])
-            shutil.rmtree(entry, ignore_errors=True)  # a broken entry (no single wheel)
+            if entry.exists() and cached(entry) is None:  # a broken entry (no single wheel); not one just made
+                shutil.rmtree(entry, ignore_errors=True)
             try:
                 dist.rename(entry)
                 built = True
