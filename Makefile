@@ -8,7 +8,7 @@ VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help bootstrap test lint units sanity integration molecule chaos demo demo-stop bench docs changelog clean
+.PHONY: help bootstrap test lint units sanity integration molecule matrix chaos demo demo-stop bench docs changelog clean
 
 help:
 	@echo "make demo         boot three systemd boxes, deploy ZooKeeper and zkherd services with the roles, show them work"
@@ -19,7 +19,7 @@ help:
 	@echo "make bench        benchmarks; tables go to docs/benchmarks.md"
 	@echo "make docs         regenerate docs/plugins/ from the plugins' own documentation"
 	@echo "make changelog    regenerate CHANGELOG.md from changelogs/fragments/ (antsibull-changelog)"
-	@echo "  (parts of make test: lint, sanity, units, integration, molecule)"
+	@echo "  (parts of make test: lint, sanity, units, integration, molecule, matrix)"
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -41,6 +41,9 @@ integration: bootstrap
 
 molecule: bootstrap
 	@scripts/test.sh molecule
+
+matrix: bootstrap
+	@scripts/test.sh matrix
 
 # `make chaos SEED=7 DURATION=600`: the same seed and duration replay the same fault schedule.
 # PROFILE=quick|wide (docs/reliability.md): the services per group and the outages' length.

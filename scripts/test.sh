@@ -1,21 +1,55 @@
 #!/usr/bin/env bash
 # The README's test command (`make test`) runs this after scripts/bootstrap.sh.
 # Steps: lint (ruff, ansible-lint), units and sanity (ansible-test), integration (pytest against
-# real ZooKeeper servers the tests start), molecule (the roles on three systemd-nspawn boxes).
+# real ZooKeeper servers the tests start), molecule (the roles on three systemd-nspawn boxes), and the
+# matrix: ansible-test on the newest ansible-core and Python 3.13, the runner's tests on Pythons 3.9 and
+# 3.13 (docs/testing.md), run beside molecule, which leaves the CPU mostly idle.
 # Runs every step, then prints one summary line.
-# Usage: scripts/test.sh [lint|units|sanity|integration|molecule]...   (default: all)
+# Usage: scripts/test.sh [lint|units|sanity|integration|molecule|matrix|A+B]...   (default: all)
+#   A+B runs step A in the background while B runs; A's output follows B's.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 export LANG=C.UTF-8 LC_ALL=C.UTF-8 ANSIBLE_CONFIG=$PWD/ansible.cfg
 export PATH=$PWD/.venv/bin:$PATH
 
 passed=() failed=()
+record=""  # a file that gets "passed NAME" or "failed NAME" per step too (steps run in the background)
+# cpu_ticks: busy and total jiffies of all cores since boot (the machine's, not only ours: /proc/stat)
+cpu_ticks() {
+    local user nice system idle iowait irq softirq steal
+    read -r _ user nice system idle iowait irq softirq steal _ </proc/stat
+    echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
+}
+
 step() {
     local name=$1; shift
     echo "=== $name: $*"
-    local start=$SECONDS
-    if "$@"; then passed+=("$name"); else failed+=("$name"); fi
-    echo "=== $name took $((SECONDS - start)) s"
+    local start=$SECONDS outcome=passed busy0 total0 busy1 total1
+    read -r busy0 total0 < <(cpu_ticks)
+    if "$@"; then passed+=("$name"); else failed+=("$name"); outcome=failed; fi
+    read -r busy1 total1 < <(cpu_ticks)
+    # how busy the cores were shows which steps leave room for others beside them (docs/testing.md)
+    echo "=== $name took $((SECONDS - start)) s, CPU $((100 * (busy1 - busy0) / (total1 - total0 + 1)))% busy"
+    [ -z "$record" ] || echo "$outcome $name" >>"$record"
+}
+
+# beside A B: runs step A in the background (output to .test-logs/A.log) while step B runs, then
+# shows A's output and counts its steps. A step that did not report (killed) counts as failed.
+beside() {
+    local log=.test-logs/$1.log steps=.test-logs/$1.steps outcome name
+    mkdir -p .test-logs
+    : >"$steps"
+    echo "=== $1: in the background while $2 runs, output in $log"
+    ( record=$steps; run "$1" ) >"$log" 2>&1 &
+    local pid=$!
+    run "$2"
+    wait "$pid"
+    echo "=== $1 (ran beside $2):"
+    cat "$log"
+    [ -s "$steps" ] || echo "failed $1" >"$steps"
+    while read -r outcome name; do
+        if [ "$outcome" = passed ]; then passed+=("$name"); else failed+=("$name"); fi
+    done <"$steps"
 }
 
 pytest_logged() {
@@ -50,12 +84,31 @@ run() {
                      step integration pytest_logged .test-logs/integration.log tests/runner tests/integration -q \
                          -n 3 --dist loadfile --durations=15 ;;
         molecule) step molecule scripts/molecule.sh test ;;
+        # The second leg of the ansible-core matrix and the runner's own tests on the oldest Python that
+        # pyproject.toml claims and on 3.13, each in a venv of .cache/ (scripts/bootstrap.sh matrix).
+        matrix)
+            step matrix-venvs scripts/bootstrap.sh matrix
+            step ansible-test-units-newest scripts/ansible-test.sh --core newest units
+            step ansible-test-sanity-newest scripts/ansible-test.sh --core newest sanity
+            local version
+            for version in 3.9 3.13; do
+                step "runner-tests-py$version" ".cache/venv-py$version/bin/python" -m pytest tests/runner -q \
+                    -p no:cacheprovider --basetemp=".cache/pytest-py$version"
+            done ;;
         *) echo "unknown step $1" >&2; exit 64 ;;
     esac
 }
 
-for what in "${@:-lint units integration molecule sanity}"; do
-    for one in $what; do run "$one"; done
+steps=("${@:-lint units integration matrix+molecule sanity}")
+for what in "${steps[@]}"; do  # all names known before anything starts in the background
+    for one in ${what//+/ }; do
+        case $one in lint|units|sanity|integration|molecule|matrix) ;; *) echo "unknown step $one" >&2; exit 64 ;; esac
+    done
+done
+for what in "${steps[@]}"; do
+    for one in $what; do
+        if [[ $one == *+* ]]; then beside "${one%%+*}" "${one#*+}"; else run "$one"; fi
+    done
 done
 
 echo "steps passed: ${passed[*]:-none}"

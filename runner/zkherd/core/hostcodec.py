@@ -7,6 +7,7 @@ same bytes) and hands anything else - and every decode - to the real one, import
 from __future__ import annotations
 
 import codecs
+import sys
 
 
 def _real():
@@ -23,8 +24,16 @@ def _encode(text, errors="strict"):
     if errors != "strict":
         raise UnicodeError("unsupported error handling " + errors)  # as encodings.idna says
     labels = data.split(b".")
-    if any(not 0 < len(label) < 64 for label in labels[:-1]) or len(labels[-1]) >= 64:
-        raise UnicodeError("label empty or too long")
+    bad = [(i, 1, "label empty") for i, label in enumerate(labels[:-1]) if not label]
+    bad += [(i, len(label), "label too long") for i, label in enumerate(labels) if len(label) >= 64]
+    if bad:
+        if sys.version_info < (3, 13):
+            last = all(0 < len(label) < 64 for label in labels[:-1])
+            raise UnicodeError("label too long" if last else "label empty or too long")
+        # Python 3.13 names the first bad label (empty ones first), as a UnicodeEncodeError
+        i, width, reason = bad[0]
+        start = sum(len(label) + 1 for label in labels[:i])
+        raise UnicodeEncodeError("idna", text, start, start + width, reason)
     return data, len(text)
 
 
