@@ -40,6 +40,20 @@ def refuse(parser, table):
         parser.add_argument(option, dest=option, nargs="?", action=Refuse, help=argparse.SUPPRESS)
 
 
+def attach_values(parser, argv):
+    """`--opt VALUE` -> `--opt=VALUE` for each option that takes a value, so that a VALUE starting with `-`
+    is the option's value, as Ruby's optparse and Go's flag package read it (argparse would refuse it)."""
+    takes_value = {option: action.option_strings[-1] for action in parser._actions  # noqa: SLF001
+                   if action.nargs is None and action.option_strings for option in action.option_strings}
+    out, words = [], iter(argv)
+    for word in words:
+        value = next(words, None) if word in takes_value else None
+        out.append(word if value is None else "%s=%s" % (takes_value[word], value))
+        if word == "--":
+            out += words
+    return out
+
+
 def run(argv):
     """Run zkherd with *argv* in this process (no second process tree) and exit with its code."""
     from zkherd import cli  # late: a usage error of the front end costs no import of the runner

@@ -3,7 +3,8 @@
 zkexec -> zkherd run: --exec CMD -> `-- CMD` (through /bin/sh -c when CMD needs a shell, as Ruby's
 exec does), --cluster -> --zk, --mirror, --health, --health-interval, --health-delay, --alert as
 they are, --lock NAME -> --rolling-lock /_zklocking/NAME (where the ZK gem's lockers live; a NAME
-starting with / is used as the path), --silent -> -q, --verbose -> -v.
+starting with / is used as the path), --silent -> -q, --verbose -> -v. An option's value is the next word
+whatever it starts with (`--exec -x`), as Ruby's optparse reads it, or `--exec=VALUE`.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def command_words(command):
 def translate(argv):
     """zkexec's argv -> zkherd's."""
     p = parser()
-    args, unknown = p.parse_known_args(argv)
+    args, unknown = p.parse_known_args(common.attach_values(p, argv))
     if unknown:
         p.error("unrecognized arguments: %s" % " ".join(unknown))
     words = command_words(args.command or "")

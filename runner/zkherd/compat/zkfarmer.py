@@ -2,10 +2,11 @@
 `zkherd farm`.
 
 -H/--host HOSTS (else env ZKHOST, else zkherd's default: env ZKHERD_HOSTS, 127.0.0.1:2181) -> --zk;
--q/-v as they are. join FARM CONF [-f json|dir] -> farm join; export FARM CONF [-f json|php]
-[-c/--changed-cmd CMD] -> farm export ... --on-change CMD, the format guessed from CONF's name as
-zkfarmer did (.php: php, else json); ls FARM [--fields A,B.C], get NODE FIELD, set NODE FIELD VALUE
--> farm ls|get|set.
+-q/-v as they are, -V/--version. join FARM CONF [-f json|dir] -> farm join; export FARM CONF
+[-f json|php] [-c/--changed-cmd CMD] -> farm export ... --on-change CMD, the format guessed from CONF's
+name as zkfarmer did (.php: php, .yaml/.yml: yaml, else json; a directory, or `-` for stdout, exits 64:
+zkherd writes one file); ls FARM [--fields A,B.C], get NODE FIELD, set NODE FIELD VALUE -> farm
+ls|get|set.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
+from zkherd import __version__
 from zkherd.compat import common
 
 
@@ -20,6 +22,8 @@ def parser():
     p = common.Parser(prog=os.path.basename(sys.argv[0]) if sys.argv[0].endswith("zkfarm") else "zkfarmer",
                       description=common.FRONT_END % ("zkfarmer", "zkfarmer", "farm", "zkfarmer"))
     p.zkherd_command = "farm"
+    p.add_argument("-V", "--version", action="version",
+                   version="%(prog)s: zkherd " + __version__ + " compatibility front end")
     p.add_argument("-H", "--host", default=os.environ.get("ZKHOST"), metavar="HOSTS",
                    help="list of zookeeper hosts:port separated by commas (default: env ZKHOST, else zkherd's "
                         "ZKHERD_HOSTS, else 127.0.0.1:2181)")
@@ -50,6 +54,18 @@ def parser():
     return p
 
 
+def export_format(p, conf, fmt):
+    """zkfarmer's Conf() guess (a directory: dir, *.yaml/*.yml: yaml, *.php: php; json for the rest, which
+    zkfarmer refused); what zkherd farm export cannot write (a directory, stdout) exits 64."""
+    one_file = "zkherd farm export writes one file (--format json|yaml|php|template)"
+    if conf == "-":
+        common.unsupported(p, "export to stdout (-)", one_file + ": export to a file, e.g. `zkherd farm export "
+                           "FARM FILE --once && cat FILE`")
+    if fmt == "dir" or (fmt is None and os.path.isdir(conf)):
+        common.unsupported(p, "export to a directory (dir format)", one_file + ": give a file name")
+    return fmt or ("php" if conf.endswith(".php") else "yaml" if conf.endswith((".yaml", ".yml")) else "json")
+
+
 def translate(argv):
     """zkfarmer's argv -> zkherd's."""
     p = parser()
@@ -64,10 +80,7 @@ def translate(argv):
                                "zkherd farm join reads json, yaml or a dir: --format json|yaml|dir")
         out += [args.conf] + (["--format", args.format] if args.format else [])
     elif args.command == "export":
-        fmt = args.format or ("php" if args.conf.endswith(".php") else "json")
-        if fmt == "dir":
-            common.unsupported(p, "export --format dir", "zkherd farm export writes one file: --format "
-                               "json|yaml|php|template")
+        fmt = export_format(p, args.conf, args.format)
         out += [args.conf, "--format", fmt] + (["--on-change", args.changed_cmd] if args.changed_cmd else [])
     elif args.command == "ls":
         out += ["--fields", args.fields] if args.fields else []

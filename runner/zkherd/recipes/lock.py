@@ -39,10 +39,17 @@ is no node of ours, whatever str.isdigit() says).
 
 from __future__ import annotations
 
-from kazoo.exceptions import ConnectionLoss, KazooException, NoNodeError, SessionExpiredError
+from kazoo.exceptions import (
+    ConnectionLoss,
+    KazooException,
+    NoChildrenForEphemeralsError,
+    NoNodeError,
+    SessionExpiredError,
+)
 
 from zkherd.common import paths
-from zkherd.common.connection import translate
+from zkherd.common.connection import ZkError, translate
+from zkherd.common.errors import USAGE
 from zkherd.core.session import session_id
 from zkherd.recipes.foreign import ForeignNodes, is_foreign
 from zkherd.recipes.holdernote import HolderNote
@@ -123,6 +130,10 @@ class Lock:
         failed = next((r for r in results if isinstance(r, Exception)), None)
         if failed is not None:  # answered, and a transaction is all or nothing: none of it was made
             self.attempt = None
+            if isinstance(failed, NoChildrenForEphemeralsError):  # another tool's one-node lock (exit 64)
+                raise ZkError("cannot queue for the lock %s: %s is an ephemeral znode, another tool's lock held "
+                              "as one node (zkdo's -lock is), so no line can be made under it; stop that holder "
+                              "or use another path (docs/migration.md)" % (self.path, self.path), USAGE)
             raise translate(failed, "queue for the lock", self.path)
         self.place, self.run = (r.rsplit("/", 1)[1] for r in results)
 
