@@ -5,9 +5,10 @@ interface, or --name) holding CONF as a JSON object. CONF is a JSON or YAML file
 directory (folder = dict, file = key holding its text, trailing newline trimmed).
 
 - A local edit is written to the znode: inotify tells of it at once (core/fswatch.py); where
-  inotify cannot be used (none, a network filesystem, its limits reached, --no-inotify) CONF is
-  looked at every --poll seconds (default 0.5; with inotify a look every --poll, default 60, only
-  in case an event was missed). The log and the metric farm_join_watch{mode} say which is used.
+  inotify cannot be used (none, a network filesystem, its limits reached, --no-inotify), or no
+  longer (the watcher's error: the folder above CONF's went, its thread failed), CONF is looked at
+  every --poll seconds (default 0.5; with inotify a look every --poll, default 60, only in case an
+  event was missed). The log and the metric farm_join_watch{mode} say which is used.
   An edit of the znode (for instance `zkherd farm set`) is written to CONF - atomically: a file
   is replaced by rename; the changed files of a directory are installed as one set, all or
   nothing (install.FileSet), also when a field changes between an object (folder) and a value (file).
