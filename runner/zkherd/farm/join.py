@@ -269,7 +269,8 @@ class Member(Program):
             self._polling(why)
         if kind == "state" and value == KazooState.LOST:
             self.joined = False  # our ephemeral node is gone: make it again
-        self.dirty = True
+        if kind != "local":  # a local event only wakes the turn: its stamp says whether CONF changed since
+            self.dirty = True  # we last read or wrote it (our own writes are told by inotify too)
 
     def turn(self, loop):
         for task in self.tasks:
