@@ -65,8 +65,8 @@ exit 64
 """,
     # the zkdo README's service: says it started, runs until stopped
     "bin/my-service": """#!/bin/sh
+echo "$$" >> "$MY_SERVICE_LOG"  # before it says so: the test reads the log once it said it started
 echo "[$$] Server started, MyService version 1.0.0 ($*)"
-echo "$$" >> "$MY_SERVICE_LOG"
 trap 'exit 0' TERM INT
 while :; do sleep 0.05; done
 """,

@@ -24,6 +24,7 @@ import pytest
 from kazoo.exceptions import ConnectionLoss
 from kazoo.handlers.threading import KazooTimeoutError
 
+from tests.support.zkutil import wait_for
 from zkherd.common import paths
 from zkherd.core.logs import Log
 from zkherd.core.loop import OpTimeout
@@ -122,6 +123,7 @@ def test_a_new_drain_is_answered_after_a_lost_answer_and_an_undrain(zk, make_zk,
     drains.withdraw(loop, REGISTER)
 
     zk.create(flag)  # zkherd drain again
+    wait_for(lambda: drains.dirty, 10)  # its watch fires (the runner's loop looks when it does)
     drains.look(loop)
     drains.answer(loop, REGISTER)
     flag_stat, answer_stat = zk.exists(flag), zk.exists(answer)
