@@ -319,7 +319,7 @@ class Member(Program):
             create(client, self.node, self.encode(local), lambda result: self.write(loop, result, "join the farm as"),
                    ephemeral=True)
             self.log.info("joined the farm", node=self.node)
-            self.remember(loop, local)
+            self.remember(loop, local, joined=True)
             return
         try:
             remote = farm.decode_member(data, "member %s" % self.node)
@@ -364,11 +364,13 @@ class Member(Program):
         except KazooException as exc:
             raise translate(exc, action, self.node) from None
 
-    def remember(self, loop, doc):
+    def remember(self, loop, doc, joined=False):
         self.base = doc
         self.joined = True
         # re-arm the watch on our node (a get without data changes is cheap)
-        self.write(loop, loop.client.exists_async(self.node, watch=self._changed), "watch")
+        stat = self.write(loop, loop.client.exists_async(self.node, watch=self._changed), "watch")
+        if joined and (stat is None or stat.version != 0):  # changed between our create and this watch
+            self.post("remote", None)  # (the read before the create could set no watch on a missing node)
 
 
 def run(opts, settings, log):
