@@ -39,11 +39,13 @@ def three(term, **options):
 
 def test_three_failing_lookups_in_one_template_fail_once_fast(tmp_path):
     port = dead_port()
-    run, seconds = timed_render(tmp_path, three("/a", errors="warn"),
-                                {"zkherd_hosts": "127.0.0.1:%d" % port, "zkherd_connect_timeout": 3})
-    # before: 3 x 3 s = 9+ s; now the first attempt's failure is remembered for the rest of the render
-    # (under two timeouts: the task's own overhead on a busy CI machine is not what is measured)
-    assert seconds < 6.0, seconds
+    failing = {"zkherd_hosts": "127.0.0.1:%d" % port, "zkherd_connect_timeout": 3}
+    _one, alone = timed_render(tmp_path, three("/a", errors="warn").splitlines()[0], failing)
+    run, seconds = timed_render(tmp_path, three("/a", errors="warn"), failing)
+    # before: each lookup waited its 3 s (two more than one alone: +6 s); now the first one's failure is
+    # remembered for the rest of the render. Measured against one failing lookup in the same task, so
+    # that the task's own time on a busy machine is not what is measured.
+    assert seconds - alone < 2.0, (seconds, alone)
     assert not (tmp_path / "page").exists() or "cannot connect" not in (tmp_path / "page").read_text()
     assert "cannot connect to ZooKeeper at 127.0.0.1:%d within 3 s" % port in run.output
     assert "not tried again within 1 s" in run.output
@@ -76,4 +78,4 @@ def test_working_lookups_after_a_failed_one_in_the_same_template(zk_server, zk, 
     run, seconds = timed_render(tmp_path, template, {"zkherd_connect_timeout": 3})
     assert not run["render"].get("failed"), run["render"]
     assert (tmp_path / "page").read_text().split() == ["alpha"] * 3
-    assert seconds < 6.0, seconds  # one failed connect (3 s), not three (9 s)
+    assert seconds < 8.0, seconds  # one failed connect (3 s), not three (9 s); room for a busy machine
