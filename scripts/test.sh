@@ -75,14 +75,14 @@ run() {
             ;;
         units) step ansible-test-units scripts/ansible-test.sh units ;;
         sanity) step ansible-test-sanity scripts/ansible-test.sh sanity ;;
-        # Four workers on 2 cores, a test file each at a time: the tests mostly wait on ZooKeeper, timeouts
-        # and children (two workers left the CPU half idle, three a third), and the suite has a 20-minute budget
+        # Five workers on 2 cores, a test file each at a time: the tests mostly wait on ZooKeeper, timeouts
+        # and children (two workers left the CPU half idle, three and four a third), and the suite has a 20-minute budget
         # (docs/testing.md). --durations names the slow ones in CI's log.
         # Its output is kept in .test-logs/ too: the names of failed tests are printed again at the very
         # end, where a CI log's tail shows them.
         integration) mkdir -p .test-logs
                      step integration pytest_logged .test-logs/integration.log tests/runner tests/integration -q \
-                         -n 4 --dist loadfile --durations=15 ;;
+                         -n 5 --dist loadfile --durations=15 ;;
         molecule) step molecule scripts/molecule.sh test ;;
         # The second leg of the ansible-core matrix and the runner's own tests on the oldest Python that
         # pyproject.toml claims and on 3.13, each in a venv of .cache/ (scripts/bootstrap.sh matrix).
@@ -99,7 +99,7 @@ run() {
     esac
 }
 
-steps=("${@:-lint units integration matrix+molecule sanity}")
+steps=("${@:-lint units sanity+integration matrix+molecule}")
 for what in "${steps[@]}"; do  # all names known before anything starts in the background
     for one in ${what//+/ }; do
         case $one in lint|units|sanity|integration|molecule|matrix) ;; *) echo "unknown step $one" >&2; exit 64 ;; esac
