@@ -27,3 +27,21 @@ def test_a_change_between_the_create_and_the_watch_reaches_conf(zk, zk_base, tmp
         assert "Traceback" not in member.log()
     finally:
         member.stop()
+
+
+def test_an_empty_folder_made_in_a_djb_member_reaches_zookeeper(zk_server, zk, zk_base, tmp_path):
+    """An empty folder is the field {}: its mkdir changes no file, and the stamp that decides whether
+    CONF changed (also under inotify) must see it. Found by the final review: before, never pushed."""
+    farm, conf = zk_base + "/farm", tmp_path / "member"
+    conf.mkdir()
+    (conf / "x").write_text("1\n")
+    zk.ensure_path(farm)
+    member = Zkherd(["farm", "join", farm, str(conf), "--zk", zk_server.hosts, "--name", "m1"], tmp_path / "j.log")
+    try:
+        member.wait_log("joined the farm")
+        (conf / "e").mkdir()
+        wait_for(lambda: json.loads(zk.get(farm + "/m1")[0]).get("e") == {}, 5, message=lambda: member.log()[-2000:])
+        (conf / "e").rmdir()
+        wait_for(lambda: "e" not in json.loads(zk.get(farm + "/m1")[0]), 5, message=lambda: member.log()[-2000:])
+    finally:
+        member.stop()

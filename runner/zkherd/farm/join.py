@@ -38,7 +38,7 @@ from zkherd.common.errors import AUTH
 from zkherd.configfiles.install import DEFAULT_FILE_MODE, FileSet, LocalFileError, Target
 from zkherd.core import fswatch
 from zkherd.core.loop import TRANSIENT, Loop, Program
-from zkherd.core.session import session_id
+from zkherd.core.session import ours, session_id
 from zkherd.core.shellcmd import Task, command_env
 from zkherd.recipes.sequential import create
 
@@ -136,7 +136,9 @@ class Conf:
         self.fmt = fmt or ("dir" if os.path.isdir(path) else "yaml" if path.endswith((".yml", ".yaml")) else "json")
 
     def stamp(self):
-        """Something that changes when the local side changes (mtimes and sizes; links not followed)."""
+        """Something that changes when the local side changes (mtimes and sizes, and a DJB tree's
+        folders; links not followed). With inotify too, it decides whether CONF changed since we read or
+        wrote it (an event only wakes the turn: our own writes are told as well)."""
         if self.fmt != "dir":
             try:
                 st = os.lstat(self.path)
@@ -146,6 +148,7 @@ class Conf:
         marks = []
         for directory, dirs, files in os.walk(self.path):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            marks.append((directory,))  # an empty folder is a field ({}): made or removed, it is a change
             for name in sorted(f for f in files if not f.startswith(".")):
                 try:
                     st = os.lstat(os.path.join(directory, name))
@@ -369,8 +372,11 @@ class Member(Program):
         self.joined = True
         # re-arm the watch on our node (a get without data changes is cheap)
         stat = self.write(loop, loop.client.exists_async(self.node, watch=self._changed), "watch")
-        if joined and (stat is None or stat.version != 0):  # changed between our create and this watch
-            self.post("remote", None)  # (the read before the create could set no watch on a missing node)
+        if joined:  # the read before the create could set no watch on a missing node: was it changed since?
+            mine = stat is not None and ours(loop.client, stat)
+            if not mine or stat.version != 0:
+                self.joined = mine  # gone, or another session's node now: made again (replaced) next turn
+                self.post("remote", None)
 
 
 def run(opts, settings, log):
