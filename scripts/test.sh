@@ -101,6 +101,9 @@ run() {
 
 steps=("${@:-lint units sanity+integration matrix+molecule}")
 for what in "${steps[@]}"; do  # all names known before anything starts in the background
+    for pair in $what; do
+        case $pair in *+*+*) echo "only two steps side by side: $pair" >&2; exit 64 ;; esac
+    done
     for one in ${what//+/ }; do
         case $one in lint|units|sanity|integration|molecule|matrix) ;; *) echo "unknown step $one" >&2; exit 64 ;; esac
     done
