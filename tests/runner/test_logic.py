@@ -11,7 +11,7 @@ import pytest
 
 from zkherd import cli
 from zkherd.commands import run as runcmd
-from zkherd.core import argtypes, exits, fence
+from zkherd.core import argtypes, exits, fence, session
 from zkherd.core import settings as config
 from zkherd.recipes import lock
 from zkherd.run.child import exit_code
@@ -231,7 +231,7 @@ def test_whose_node_it_is_is_not_told_without_a_connection():
 
     client = KazooClient("127.0.0.1:1")  # never started: no live connection
     with pytest.raises(ConnectionLoss):
-        lock.owned(client, Stat())
+        session.ours(client, Stat())
 
 
 def test_names_with_an_attempt_token_keep_the_order_of_their_sequence():

@@ -50,7 +50,7 @@ from kazoo.exceptions import (
 from zkherd.common import paths
 from zkherd.common.connection import ZkError, translate
 from zkherd.common.errors import USAGE
-from zkherd.core.session import session_id
+from zkherd.core.session import ours
 from zkherd.recipes.foreign import ForeignNodes, is_foreign
 from zkherd.recipes.holdernote import HolderNote
 from zkherd.recipes.sequential import in_order, made_as, new_token, own_nodes, tagged
@@ -152,7 +152,7 @@ class Lock:
         client = self.client
         pending = [client.exists_async(paths.join(self.path, n), watch=self._watch) for n in (self.run, self.place)]
         stat, held = [self._get(p) for p in pending]
-        if not (owned(client, stat) and owned(client, held)):
+        if not (ours(client, stat) and ours(client, held)):
             self.lost = True
             raise LockLost("our lock nodes were deleted as soon as they were made")
         self.token = stat.czxid
@@ -238,7 +238,7 @@ class Lock:
         return [client.exists_async(paths.join(self.path, n), watch=self._watch) for n in (self.place, self.run)]
 
     def _held(self, client, pending):
-        held = all(owned(client, self._get(p)) for p in pending)
+        held = all(ours(client, self._get(p)) for p in pending)
         self.lost = self.lost or not held
         return held
 
@@ -251,7 +251,7 @@ class Lock:
         names = [n for n in (self.run, self.place) if n]
         if self.lost:  # someone deleted one of them and may have made a node of the same name
             pending = [(n, client.exists_async(paths.join(self.path, n))) for n in names]
-            names = [n for n, result in pending if owned(client, self._get(result))]
+            names = [n for n, result in pending if ours(client, self._get(result))]
         if names:
             txn = client.transaction()
             for name in names:
@@ -282,11 +282,3 @@ class Lock:
         self.place = self.run = self.token = self.attempt = None
         self.lost = False
         self.note.reset()
-
-
-def owned(client, stat):
-    """The node of *stat* is there and is our session's (ConnectionLoss if that cannot be told now)."""
-    owner = session_id(client)
-    if owner is None:  # no live connection: whose node it is cannot be told now
-        raise ConnectionLoss("no connection to ZooKeeper")
-    return stat is not None and stat.ephemeralOwner == owner
