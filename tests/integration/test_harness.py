@@ -254,7 +254,8 @@ def test_proxy_hold_after_a_reply_and_before_a_request(fault_proxy, make_zk, zk,
     client = make_zk(proxy.hosts)
     proxy.after_reply("set_data", then="blackhole")
     client.set(zk_base, b"1")  # answered; then the proxy holds everything
-    assert proxy.mode == "blackhole"
+    # the reply may reach the client before the proxy's thread has switched: wait for the rule to fire
+    assert proxy.wait_fired(1, timeout=10) and proxy.mode == "blackhole"
     held = client.set_async(zk_base, b"2")
     time.sleep(0.3)
     assert not held.ready() and zk.get(zk_base)[0] == b"1"
