@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,13 @@ def race_pushes(push, racer, process, outside, done_pattern, replant):
     return before
 
 
+def settled_child(runner):
+    """The child's pid if it stayed the same for 0.5 s (no restart going on), else None."""
+    pid = runner.child_pid
+    time.sleep(0.5)
+    return pid if pid == runner.child_pid else None
+
+
 @pytest.mark.parametrize("how", ["mirror", "mirror-dir"])
 def test_run_temp_swap_cannot_take_over_a_root_file(zk_server, zk, zk_base, site, user, tmp_path, how):
     """The user owns app.conf (they can always put a file of theirs there), so root gives the new
@@ -149,7 +157,7 @@ def test_run_temp_swap_cannot_take_over_a_root_file(zk_server, zk, zk_base, site
     assert stat.S_ISREG(st.st_mode) and (st.st_uid, stat.S_IMODE(st.st_mode)) == (user.uid, 0o644)
 
     # the file itself made a symlink to a root file: refused, the child keeps running on the last file
-    child = runner.child_pid
+    child = wait_for(lambda: settled_child(runner), 10)  # the last push's restart may still be going on
     refusals = len(re.findall("ERROR refusing to", runner.log()))  # the race may have made some: a new one
     done = user.run(["ln", "-sfn", str(outside / "secret"), str(conf)])
     assert done.returncode == 0, done.stderr
