@@ -78,7 +78,9 @@ def wait_connected(client, timeout=10.0):
     assert client.connected
 
 
-def test_a_drain_answer_whose_reply_was_lost_goes_with_the_undrain(zk, make_zk, fault_proxy, drain_paths):
+def lost_answer_then_undrain(zk, make_zk, fault_proxy, drain_paths):
+    """A drain answered with a create whose reply was lost, then undrained before the runner's next
+    turn, which withdraws; returns (drains, loop) after that turn."""
     register, ident, flag, answer = drain_paths
     proxy = fault_proxy()
     client = make_zk(proxy.hosts, timeout=10)
@@ -100,27 +102,18 @@ def test_a_drain_answer_whose_reply_was_lost_goes_with_the_undrain(zk, make_zk, 
     drains.look(loop)
     assert not drains.registration_drained()
     drains.withdraw(loop, REGISTER)  # what Runner.answer_drains does on every turn
-    left = zk.exists(answer)
+    return drains, loop
+
+
+def test_a_drain_answer_whose_reply_was_lost_goes_with_the_undrain(zk, make_zk, fault_proxy, drain_paths):
+    lost_answer_then_undrain(zk, make_zk, fault_proxy, drain_paths)
+    left = zk.exists(drain_paths[3])
     assert left is None, "a phantom drain answer of our live session is left (ephemeralOwner %x)" % left.ephemeralOwner
 
 
 def test_a_new_drain_is_answered_after_a_lost_answer_and_an_undrain(zk, make_zk, fault_proxy, drain_paths):
-    register, ident, flag, answer = drain_paths
-    proxy = fault_proxy()
-    client = make_zk(proxy.hosts, timeout=10)
-    loop = Looper(client)
-    drains = DrainFlags(Opts(register, ident), Wakeup(), Log())
-    zk.create(flag, makepath=True)
-    zk.ensure_path(paths.parent(answer))
-    drains.look(loop)
-    proxy.lose_reply("create", then="pass")
-    with pytest.raises(Exception):  # noqa: B017
-        drains.answer(loop, REGISTER)
-    wait_connected(client)
-    zk.delete(flag)
-    drains.reconnected()
-    drains.look(loop)
-    drains.withdraw(loop, REGISTER)
+    _register, _ident, flag, answer = drain_paths
+    drains, loop = lost_answer_then_undrain(zk, make_zk, fault_proxy, drain_paths)
 
     zk.create(flag)  # zkherd drain again
     wait_for(lambda: drains.dirty, 10)  # its watch fires (the runner's loop looks when it does)
