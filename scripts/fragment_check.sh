@@ -19,6 +19,13 @@ done
 if [ -z "$base" ] && tag=$(git describe --tags --abbrev=0 2>/dev/null); then
     base=$tag how="tag $tag"
 fi
+if [ -z "$base" ] && [ "$(git rev-parse --is-shallow-repository)" = true ]; then
+    # the oldest commit of a shallow clone shows every file as added: any range ending there
+    # holds the fragments already in the tree, and the check would pass without looking
+    echo "changelog fragments: not checked: a shallow clone ($(git rev-list --count HEAD) commits) without" \
+         "\$FRAGMENT_BASE or a tag shows no change to check; fetch more history (git fetch --unshallow)" >&2
+    exit 0
+fi
 if [ -z "$base" ]; then
     base=$(git log -1 --format=%H -- changelogs/)
     how="the last commit that touched changelogs/"
@@ -34,7 +41,8 @@ if [ -n "$code" ] && [ -z "$fragments" ]; then
          "changelogs/fragments/*.yml was added or edited:" >&2
     while read -r name; do echo "  $name"; done <<<"$code" | head -n 20 >&2
     echo "add one, for example changelogs/fragments/<branch>.yml with" \
-         "'minor_changes: [\"what changed, for whom\"]' (see docs/testing.md)" >&2
+         "'minor_changes: [\"what changed, for whom\"]', or add this change to the fragment an earlier" \
+         "commit made (see docs/testing.md)" >&2
     exit 1
 fi
 echo "changelog fragments: ok (since $how)"

@@ -74,6 +74,20 @@ def test_branch_is_compared_with_its_merge_base(tmp_path):
     assert run_check(clone).returncode == 0
 
 
+def test_a_shallow_clone_says_it_cannot_check(tmp_path):
+    """A depth-1 clone's only commit shows every file as added: the fallback range held the tree's
+    fragments and the check passed without looking. It says so instead."""
+    origin = make_repo(tmp_path)
+    (origin / "plugins" / "modules" / "znode.py").write_text("x = 2\n")
+    commit(origin, "a change without a fragment")
+    shallow = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", "file://%s" % origin, str(shallow)], check=True)
+    env = {k: v for k, v in os.environ.items() if k != "FRAGMENT_BASE"}
+    result = subprocess.run([str(CHECK), str(shallow)], capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0 and "not checked: a shallow clone" in result.stderr, result
+    assert "ok" not in result.stdout
+
+
 def test_generated_changelog_picks_up_new_fragments(tmp_path):
     """scripts/changelog.sh on a copy of the repository: a new fragment's text appears in CHANGELOG.md."""
     copy = tmp_path / "repo"

@@ -188,6 +188,36 @@ def test_a_djb_member_keeps_an_empty_object_an_object(zk_server, zk, zk_base, tm
         member.stop()
 
 
+def test_a_djb_member_keeps_its_typed_values_through_an_unrelated_local_edit(zk_server, zk, zk_base, tmp_path):
+    """Values a DJB file cannot hold as such (5, true, [1], null, {} where no folder is) are written
+    as their JSON text and read back as strings. Before, the next sync for any other reason (here a
+    local edit of another field) took "5" for a local change and pushed it: the member's 5 became
+    "5", true "true", {} "{}" without anyone editing them."""
+    farm_path, conf = zk_base + "/farm", tmp_path / "member"
+    conf.mkdir()
+    (conf / "x").write_text("1\n")
+    zk.ensure_path(farm_path)
+    member = Zkherd(["farm", "join", farm_path, str(conf), "--zk", zk_server.hosts, "--name", "m1", "--poll", "0.1"],
+                    tmp_path / "join.log")
+    typed = {"n": 5, "f": 1.5, "b": True, "z": None, "l": [1, "a"], "e": {}, "d": {"k": 7}}
+    try:
+        member.wait_log("joined the farm")
+        zk.set(farm_path + "/m1", json.dumps(dict(typed, x="1")).encode())
+        wait_for(lambda: (conf / "n").exists() and (conf / "d" / "k").exists(), 10, message=lambda: tree(conf))
+        assert (conf / "n").read_text() == "5\n" and (conf / "d" / "k").read_text() == "7\n"
+        (conf / "x").write_text("2\n")  # an edit of another field: the member is written again
+        wait_for(lambda: json.loads(zk.get(farm_path + "/m1")[0]).get("x") == "2", 10,
+                 message=lambda: member.log()[-2000:])
+        time.sleep(1)  # a later turn must not push the text either
+        assert json.loads(zk.get(farm_path + "/m1")[0]) == dict(typed, x="2"), tree(conf)
+        (conf / "n").write_text("6\n")  # an edit of such a file is a local change: its text is the value
+        wait_for(lambda: json.loads(zk.get(farm_path + "/m1")[0]).get("n") == "6", 10,
+                 message=lambda: member.log()[-2000:])
+        assert member.proc.poll() is None and not member.has("Traceback|WARNING")
+    finally:
+        member.stop()
+
+
 def test_a_deep_leftover_private_folder_does_not_end_the_next_runner(zk_server, zk, zk_base, tmp_path):
     """What the test above leaves (a runner ended half way through deleting what an install moved
     aside - or a SIGKILL there): a private folder of ours holding a deep folder. The next runner

@@ -69,15 +69,17 @@ def flatten(doc, prefix=""):
     return flat
 
 
-def merge(base, local, remote):
+def merge(base, local, remote, shows=None):
     """Three-way merge of dotted fields; returns (merged, fields where both sides differ).
-    Values compare with their types (codec.equal): 1 -> true on one side is a change."""
+    Values compare with their types (codec.equal): 1 -> true on one side is a change. *shows(mine,
+    value)*: whether a local field is what the local side makes of *value* (default: the same value)."""
     b, lo, re_ = flatten(base), flatten(local), flatten(remote)
+    shows = shows or _same
     merged, conflicts = {}, []
     for key in sorted(set(b) | set(lo) | set(re_)):
         mine, theirs, was = lo.get(key, _GONE), re_.get(key, _GONE), b.get(key, _GONE)
-        mine_changed = not _same(mine, was)
-        if mine_changed and not _same(theirs, was) and not _same(mine, theirs):
+        mine_changed = not shows(mine, was)
+        if mine_changed and not _same(theirs, was) and not shows(mine, theirs):
             conflicts.append(key)
             value = mine
         else:
@@ -125,6 +127,21 @@ def _same(a, b):
     if isinstance(a, str) and isinstance(b, str):  # most fields: a plain comparison says it, without the typed walk
         return a == b
     return codec.equal(a, b)
+
+
+def djb_shows(mine, value):
+    """Whether the DJB field *mine* shows *value*: a file holds text only, so a value that is not a
+    string (5, true, [1], null, {} where no folder was) is written as its JSON text and reads back as
+    that text. Only an edit of that text is a local change (its text is then the value)."""
+    if isinstance(mine, str) and value is not _GONE and not isinstance(value, str):
+        return mine == farm.text(value)
+    return _same(mine, value)
+
+
+def djb_equal(local, doc):
+    """Whether a DJB directory read as *local* shows the whole member *doc* (djb_shows per field)."""
+    lo, flat = flatten(local), flatten(doc)
+    return lo.keys() == flat.keys() and all(djb_shows(lo[key], flat[key]) for key in lo)
 
 
 class Conf:
@@ -332,13 +349,15 @@ class Member(Program):
         if remote is not None and self.conf.fmt == "dir":
             farm.check_dir_names(remote, "member %s" % self.node)
         base = self.base if self.base is not None else remote
-        merged, conflicts = merge(base, local, remote) if remote is not None else (local, [])
+        djb = self.conf.fmt == "dir"
+        merged, conflicts = merge(base, local, remote, djb_shows if djb else None) if remote is not None \
+            else (local, [])
         for field in conflicts:
             self.log.warning("field changed here and in ZooKeeper; keeping the local value", field=field)
         if remote is None or not codec.equal(merged, remote):  # compare-and-set: BadVersion merges again
             self.write(loop, client.set_async(self.node, self.encode(merged), version=stat.version), "update")
             self.log.info("member updated from the local configuration", node=self.node)
-        if not codec.equal(merged, local):
+        if not (djb_equal(local, merged) if djb else codec.equal(merged, local)):
             self.conf.write(merged)
             self.stamp = self.conf.stamp()
             self.log.info("local configuration updated from ZooKeeper", conf=self.conf.path)
