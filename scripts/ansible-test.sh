@@ -14,17 +14,20 @@ root=$PWD
 core=pinned
 if [ "${1:-}" = --core ]; then core=${2:-}; shift 2 || shift; fi
 case $core in
-    pinned) venv=$root/.venv python=3.11 copy=ansible-test only=() ;;
+    pinned) venv=$root/.venv python=3.11 copy=ansible-test only=() pylint_targets=() ;;
     newest) venv=$root/.cache/venv-py3.13 python=3.13 copy=ansible-test-newest
             # The plugins' documentation and argument specs against this core's schemas, imports and
-            # compiling on 3.13, this core's pylint with its deprecation checkers, meta/runtime.yml and
-            # changelog schemas, the docs' YAML. Not again: pep8, shellcheck and the file checks
-            # (line endings, shebangs, symlinks, no-*), the same whatever the core.
+            # compiling on 3.13, meta/runtime.yml and changelog schemas, the docs' YAML; then this
+            # core's pylint with its deprecation checkers on the code that imports ansible (plugins/,
+            # tests/unit/: a third of pylint's time on everything; runner/ and the pytest suites do not
+            # import ansible, and ruff and the first leg's pylint read them). Not again: pep8,
+            # shellcheck and the file checks (line endings, shebangs, symlinks, no-*), the same whatever the core.
             only=()
-            for test in action-plugin-docs ansible-doc changelog compile ignores import pylint \
+            for test in action-plugin-docs ansible-doc changelog compile ignores import \
                         runtime-metadata validate-modules yamllint; do
                 only+=(--test "$test")
             done
+            pylint_targets=(plugins/ tests/unit/)
             if [ ! -x "$venv/bin/ansible-test" ]; then
                 echo "$venv has no ansible-test: run scripts/bootstrap.sh matrix" >&2; exit 1
             fi
@@ -81,7 +84,11 @@ for what in "${@:-sanity units}"; do
         echo "== ansible-test $step"
         case $step in
             sanity) "$venv/bin/ansible-test" sanity --venv --python $python --color no \
-                        "${only[@]}" || status=1 ;;
+                        "${only[@]}" || status=1
+                    if [ ${#pylint_targets[@]} -gt 0 ]; then
+                        "$venv/bin/ansible-test" sanity --venv --python $python --color no --test pylint \
+                            "${pylint_targets[@]}" || status=1
+                    fi ;;
             units) "$venv/bin/ansible-test" units --venv --python $python --color no || status=1 ;;
             *) echo "unknown step $step" >&2; exit 64 ;;
         esac

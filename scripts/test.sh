@@ -3,7 +3,9 @@
 # Steps: lint (ruff, ansible-lint), units and sanity (ansible-test), integration (pytest against
 # real ZooKeeper servers the tests start), molecule (the roles on three systemd-nspawn boxes), and the
 # matrix: ansible-test on the newest ansible-core and Python 3.13, the runner's tests on Pythons 3.9 and
-# 3.13 (docs/testing.md), run beside molecule, which leaves the CPU mostly idle.
+# 3.13 (docs/testing.md). Two steps at a time where that fills the 2 cores: molecule (one
+# ansible-playbook at a time, about one core) beside the integration tests (which mostly wait), then
+# sanity beside the matrix (each about one core).
 # Runs every step, then prints one summary line.
 # Usage: scripts/test.sh [lint|units|sanity|integration|molecule|matrix|A+B]...   (default: all)
 #   A+B runs step A in the background while B runs; A's output follows B's.
@@ -82,7 +84,7 @@ run() {
         # end, where a CI log's tail shows them.
         integration) mkdir -p .test-logs
                      step integration pytest_logged .test-logs/integration.log tests/runner tests/integration -q \
-                         -n 5 --dist loadfile --durations=15 ;;
+                         -n 5 --dist loadfile --no-loadscope-reorder --durations=15 ;;
         molecule) step molecule scripts/molecule.sh test ;;
         # The second leg of the ansible-core matrix and the runner's own tests on the oldest Python that
         # pyproject.toml claims and on 3.13, each in a venv of .cache/ (scripts/bootstrap.sh matrix).
@@ -99,7 +101,7 @@ run() {
     esac
 }
 
-steps=("${@:-lint units sanity+integration matrix+molecule}")
+steps=("${@:-lint units molecule+integration sanity+matrix}")
 for what in "${steps[@]}"; do  # all names known before anything starts in the background
     for pair in $what; do
         case $pair in *+*+*) echo "only two steps side by side: $pair" >&2; exit 64 ;; esac

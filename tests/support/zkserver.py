@@ -60,6 +60,11 @@ NETTY_FACTORY = "org.apache.zookeeper.server.NettyServerCnxnFactory"
 LOOPBACK = "127.0.0.1"
 
 _handed_out: set[int] = set()
+# The fixed ports of the boxes' servers and consumers (playbooks/inventory/boxes.yml, molecule's
+# fourth server, the renderers' metrics: all within 25000-25999). Molecule runs beside the
+# integration tests (scripts/test.sh) and the boxes share this host's network: a test's server on
+# one of them would keep a box's from starting, or the other way round.
+BOX_PORTS = (25000, 26000)
 
 
 class ZooKeeperStartError(RuntimeError):
@@ -76,7 +81,7 @@ def free_port() -> int:
     low = _ephemeral_low()
     for _unused in range(200):
         port = random.randrange(10000, low)
-        if port in _handed_out:
+        if port in _handed_out or BOX_PORTS[0] <= port < BOX_PORTS[1]:
             continue
         with socket.socket() as sock:
             try:
