@@ -7,7 +7,8 @@
 #   2. the newest tag reachable from HEAD (everything since the last release);
 #   3. the last commit that touched changelogs/ (a fresh clone of main with no tag; with no such
 #      commit, the whole history).
-# Exit 0: no such change, or a fragment was added or edited in the same range; 1: missing fragment.
+# Exit 0: no such change, or a fragment was added or edited in the same range, or nothing can be
+# checked (a shallow clone of one commit: said on stderr); 1: missing fragment.
 set -euo pipefail
 cd "${1:-$(dirname "$0")/..}"
 base=""
@@ -19,16 +20,21 @@ done
 if [ -z "$base" ] && tag=$(git describe --tags --abbrev=0 2>/dev/null); then
     base=$tag how="tag $tag"
 fi
-if [ -z "$base" ] && [ "$(git rev-parse --is-shallow-repository)" = true ]; then
-    # the oldest commit of a shallow clone shows every file as added: any range ending there
-    # holds the fragments already in the tree, and the check would pass without looking
-    echo "changelog fragments: not checked: a shallow clone ($(git rev-list --count HEAD) commits) without" \
-         "\$FRAGMENT_BASE or a tag shows no change to check; fetch more history (git fetch --unshallow)" >&2
-    exit 0
-fi
 if [ -z "$base" ]; then
     base=$(git log -1 --format=%H -- changelogs/)
     how="the last commit that touched changelogs/"
+    # In a shallow clone the oldest commit shows every file as added, so it "touched changelogs/"
+    # whatever it changed: from there on is what can be checked. When that commit is HEAD (depth 1)
+    # nothing can be: say so rather than pass without looking.
+    shallow=$(git rev-parse --git-path shallow)
+    if [ -n "$base" ] && [ -f "$shallow" ] && grep -qx "$base" "$shallow"; then
+        if [ "$base" = "$(git rev-parse HEAD)" ]; then
+            echo "changelog fragments: not checked: a shallow clone of one commit without \$FRAGMENT_BASE or" \
+                 "a tag shows no change to check; fetch more history (git fetch --deepen=50)" >&2
+            exit 0
+        fi
+        how="the oldest commit of this shallow clone (fetch more history to check further back)"
+    fi
 fi
 if [ -z "$base" ]; then
     base=$(git hash-object -t tree /dev/null) how="the start of the history"

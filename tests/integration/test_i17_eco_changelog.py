@@ -88,6 +88,26 @@ def test_a_shallow_clone_says_it_cannot_check(tmp_path):
     assert "ok" not in result.stdout
 
 
+def test_a_deep_enough_shallow_clone_is_still_checked(tmp_path):
+    """A shallow clone that holds the last commit that touched changelogs/ (CI's fetch depth 20 or 50)
+    is checked as a full one (review: the first fix for depth 1 skipped every shallow clone)."""
+    origin = make_repo(tmp_path)  # 1: code and a fragment
+    (origin / "plugins" / "modules" / "znode.py").write_text("x = 1 \n")
+    commit(origin, "pad")  # 2
+    (origin / "changelogs" / "fragments" / "second.yml").write_text("minor_changes:\n  - second\n")
+    commit(origin, "a fragment")  # 3
+    (origin / "plugins" / "modules" / "znode.py").write_text("x = 2\n")
+    commit(origin, "a change without a fragment")  # 4
+    (origin / "README").write_text("r\n")
+    commit(origin, "docs")  # 5
+    env = {k: v for k, v in os.environ.items() if k != "FRAGMENT_BASE"}
+    for depth in ("4", "3"):  # the fragment's commit inside the clone, or its oldest
+        shallow = tmp_path / ("shallow" + depth)
+        subprocess.run(["git", "clone", "-q", "--depth", depth, "file://%s" % origin, str(shallow)], check=True)
+        result = subprocess.run([str(CHECK), str(shallow)], capture_output=True, text=True, env=env, check=False)
+        assert result.returncode == 1 and "plugins/modules/znode.py" in result.stderr, (depth, result)
+
+
 def test_generated_changelog_picks_up_new_fragments(tmp_path):
     """scripts/changelog.sh on a copy of the repository: a new fragment's text appears in CHANGELOG.md."""
     copy = tmp_path / "repo"

@@ -274,12 +274,23 @@ def check_dir_names(doc, where="member"):
     while pending:
         for key, value in pending.pop().items():
             name = str(key)
-            if not name or name.startswith(".") or "/" in name or "\0" in name:
+            if not name or name.startswith(".") or "/" in name or "\0" in name or not _utf8(name):
                 raise FarmError("%s has a field named %r, which cannot be a file in a DJB directory (a name must "
-                                "not be empty, start with '.' or hold '/'): nothing written" % (where, name))
+                                "not be empty, start with '.', hold '/' or be other than UTF-8): nothing written"
+                                % (where, name))
             if isinstance(value, dict):
                 pending.append(value)
     return doc
+
+
+def _utf8(text):
+    """Whether *text* encodes as UTF-8 (JSON's "\\udc80" does not: as a file name it would be a byte the
+    directory's next read refuses)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def ls_line(name, doc, fields):

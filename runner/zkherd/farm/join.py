@@ -82,8 +82,8 @@ def merge(base, local, remote, shows=None):
         if mine_changed and not _same(theirs, was) and not shows(mine, theirs):
             conflicts.append(key)
             value = mine
-        else:
-            value = mine if mine_changed else theirs
+        else:  # both sides the same (in the local side's terms): theirs, which keeps a value's type
+            value = mine if mine_changed and not shows(mine, theirs) else theirs
         if value is not _GONE:
             merged[key] = value
     return unflatten(merged), conflicts
@@ -218,9 +218,14 @@ class Conf:
                     if now == farm.text(value) or isinstance(now, dict) and value == {}:
                         continue  # the same text, or an empty folder for {}: nothing to write
                     target = Target.below(self.path, key.split("."))
+                    try:
+                        data = (farm.text(value) + "\n").encode()
+                    except UnicodeEncodeError:  # JSON's "\ud800": no file can hold it
+                        raise farm.FarmError("the member's field %s holds text that is not UTF-8 (a lone "
+                                             "surrogate), which no DJB file can hold: nothing written" % key) from None
                     if isinstance(now, dict):  # an empty folder becomes a value: replaced in the same set
                         files.remove(target)
-                    files.stage(target, (farm.text(value) + "\n").encode())
+                    files.stage(target, data)
             files.install()
         except BaseException:
             files.discard()
@@ -336,6 +341,8 @@ class Member(Program):
         if stat is None or not self.joined and stat.ephemeralOwner != ours:
             if stat is not None:  # a node of an old session of ours, or of another host: replace it
                 self.write(loop, client.delete_async(self.node, version=stat.version), "replace")
+            if self.conf.fmt == "dir" and self.base is not None:  # made again: a DJB file still showing a
+                local = merge(self.base, local, self.base, djb_shows)[0]  # typed value keeps its type (5, not "5")
             create(client, self.node, self.encode(local), lambda result: self.write(loop, result, "join the farm as"),
                    ephemeral=True)
             self.log.info("joined the farm", node=self.node)
