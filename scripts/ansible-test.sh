@@ -20,8 +20,9 @@ case $core in
             # compiling on 3.13, meta/runtime.yml and changelog schemas, the docs' YAML; then this
             # core's pylint with its deprecation checkers on the code that imports ansible (plugins/,
             # tests/unit/: a third of pylint's time on everything; runner/ and the pytest suites do not
-            # import ansible, and ruff and the first leg's pylint read them). Not again: pep8,
-            # shellcheck and the file checks (line endings, shebangs, symlinks, no-*), the same whatever the core.
+            # import ansible, and ruff and the first leg's pylint read them). Not again: pep8, the
+            # shell script checks and the file checks (line endings, shebangs, symlinks, no-*), the same
+            # whatever the core.
             only=()
             for test in action-plugin-docs ansible-doc changelog compile ignores import \
                         runtime-metadata validate-modules yamllint; do

@@ -72,7 +72,7 @@ def test_the_same_value_on_both_sides_keeps_zookeepers_type(zk_server, zk, zk_ba
     member, node, conf = start(zk_server, zk, zk_base, tmp_path)
     try:
         zk.set(node, json.dumps({"x": "1", "n": 5}).encode())
-        wait_for(lambda: (conf / "n").exists(), 10)
+        wait_for((conf / "n").exists, 10)
         time.sleep(0.5)
         member.signal(signal.SIGSTOP)
         try:
