@@ -7,8 +7,8 @@
 #   2. the newest tag reachable from HEAD (everything since the last release);
 #   3. the last commit that touched changelogs/ (a fresh clone of main with no tag; with no such
 #      commit, the whole history).
-# Exit 0: no such change, or a fragment was added or edited in the same range, or nothing can be
-# checked (a shallow clone of one commit: said on stderr); 1: missing fragment.
+# Exit 0: no such change, or a fragment was added or edited in the same range (a shallow clone of
+# one commit: uncommitted changes only, said on stderr); 1: missing fragment.
 set -euo pipefail
 cd "${1:-$(dirname "$0")/..}"
 base=""
@@ -29,11 +29,12 @@ if [ -z "$base" ]; then
     shallow=$(git rev-parse --git-path shallow)
     if [ -n "$base" ] && [ -f "$shallow" ] && grep -qx "$base" "$shallow"; then
         if [ "$base" = "$(git rev-parse HEAD)" ]; then
-            echo "changelog fragments: not checked: a shallow clone of one commit without \$FRAGMENT_BASE or" \
-                 "a tag shows no change to check; fetch more history (git fetch --deepen=50)" >&2
-            exit 0
+            echo "changelog fragments: a shallow clone of one commit without \$FRAGMENT_BASE or a tag: only" \
+                 "uncommitted changes can be checked; fetch more history (git fetch --deepen=50)" >&2
+            how="HEAD (a shallow clone of one commit: uncommitted changes only)"
+        else
+            how="the oldest commit of this shallow clone (fetch more history to check further back)"
         fi
-        how="the oldest commit of this shallow clone (fetch more history to check further back)"
     fi
 fi
 if [ -z "$base" ]; then

@@ -88,11 +88,13 @@ def test_the_same_value_on_both_sides_keeps_zookeepers_type(zk_server, zk, zk_ba
 
 
 def test_a_lone_surrogate_value_is_refused_and_the_member_keeps_running(zk_server, zk, zk_base, tmp_path):
-    """Valid JSON ("\\ud800") no file can hold: before, UnicodeEncodeError ended the member (exit 70)."""
+    """Valid JSON ("\\ud800") no file can hold: before, UnicodeEncodeError ended the member (exit 70).
+    Now the member's data is refused as undecodable (as any invalid member is): the local side is the member."""
     member, node, conf = start(zk_server, zk, zk_base, tmp_path)
     try:
         zk.set(node, b'{"x": "1", "s": "\\ud800"}')
-        member.wait_log("cannot sync the member")
+        member.wait_log("replacing the member with the local configuration")
+        wait_for(lambda: member_of(zk, node) == {"x": "1"}, 10)
         time.sleep(0.5)
         assert member.proc.poll() is None, member.log()[-2000:]
         assert not member.has("Traceback|internal error"), member.log()[-2000:]
@@ -109,7 +111,7 @@ def test_a_lone_surrogate_field_name_is_refused_and_does_not_block_the_member(zk
     member, node, conf = start(zk_server, zk, zk_base, tmp_path)
     try:
         zk.set(node, b'{"x": "1", "\\udc80k": "v"}')
-        member.wait_log("cannot sync the member")
+        member.wait_log("replacing the member with the local configuration")
         zk.set(node, b'{"x": "1"}')
         time.sleep(1.0)
         (conf / "x").write_text("2\n")
@@ -117,3 +119,39 @@ def test_a_lone_surrogate_field_name_is_refused_and_does_not_block_the_member(zk
         assert sorted(p.name for p in conf.iterdir()) == ["x"]
     finally:
         member.stop()
+
+
+def test_made_again_with_dotted_file_names_still_joins(zk_server, zk, zk_base, tmp_path):
+    """Files `nginx` and `nginx.conf` (fields that clash as dotted names): the typed re-create's merge
+    refused them and the member was never made again (the host left the farm); now it is made from
+    the files as they are."""
+    member, node, conf = start(zk_server, zk, zk_base, tmp_path)
+    (conf / "nginx").write_text("on\n")
+    (conf / "nginx.conf").write_text("x\n")
+    try:
+        time.sleep(0.5)
+        zk.delete(node)
+        wait_for(lambda: zk.exists(node) is not None, 10, message=lambda: member.log()[-2000:])
+    finally:
+        member.stop()
+
+
+def test_sigkilled_member_restarted_keeps_types(zk_server, zk, zk_base, tmp_path):
+    """A member killed and restarted within the session timeout finds its old node (n: 5) and
+    replaces it: with the old node's types where the files still show them (before: n: "5")."""
+    member, node, conf = start(zk_server, zk, zk_base, tmp_path, extra=("--session-timeout", "10"))
+    zk.set(node, json.dumps({"x": "1", "n": 5}).encode())
+    wait_for(lambda: (conf / "n").exists(), 10)
+    time.sleep(0.5)
+    member.kill()
+    member.wait()
+    assert zk.exists(node) is not None
+    again = Zkherd(["farm", "join", zk_base + "/farm", str(conf), "--zk", zk_server.hosts, "--name", "m1",
+                    "--poll", "0.1", "--session-timeout", "10"], tmp_path / "join2.log")
+    try:
+        again.wait_log("joined the farm")
+        time.sleep(0.5)
+        got = json.loads(zk.get(node)[0])
+        assert got == {"x": "1", "n": 5}, got
+    finally:
+        again.stop()

@@ -76,7 +76,7 @@ def test_branch_is_compared_with_its_merge_base(tmp_path):
 
 def test_a_shallow_clone_says_it_cannot_check(tmp_path):
     """A depth-1 clone's only commit shows every file as added: the fallback range held the tree's
-    fragments and the check passed without looking. It says so instead."""
+    fragments and the check passed without looking. It says so, and checks what is not committed."""
     origin = make_repo(tmp_path)
     (origin / "plugins" / "modules" / "znode.py").write_text("x = 2\n")
     commit(origin, "a change without a fragment")
@@ -84,8 +84,10 @@ def test_a_shallow_clone_says_it_cannot_check(tmp_path):
     subprocess.run(["git", "clone", "-q", "--depth", "1", "file://%s" % origin, str(shallow)], check=True)
     env = {k: v for k, v in os.environ.items() if k != "FRAGMENT_BASE"}
     result = subprocess.run([str(CHECK), str(shallow)], capture_output=True, text=True, env=env, check=False)
-    assert result.returncode == 0 and "not checked: a shallow clone" in result.stderr, result
-    assert "ok" not in result.stdout
+    assert result.returncode == 0 and "only uncommitted changes can be checked" in result.stderr, result
+    (shallow / "plugins" / "modules" / "znode.py").write_text("x = 3\n")  # uncommitted: that is checked
+    result = subprocess.run([str(CHECK), str(shallow)], capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 1 and "plugins/modules/znode.py" in result.stderr, result
 
 
 def test_a_deep_enough_shallow_clone_is_still_checked(tmp_path):

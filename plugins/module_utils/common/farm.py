@@ -47,7 +47,39 @@ def decode_member(data, where="member"):
         raise FarmError("%s holds JSON, but not an object (a %s)" % (where, type(doc).__name__))
     if too_deep(doc):
         raise FarmError("%s holds JSON nested deeper than %d levels" % (where, MAX_DEPTH))
+    problem = _LONE_SURROGATE.search(data or b"") and json_problem(doc)  # walked only when one may be there
+    if problem:
+        raise FarmError("%s holds %s" % (where, problem))
     return doc
+
+
+# JSON's escape of a UTF-16 surrogate: valid JSON, but alone (not in a pair) it decodes to text that
+# encodes as no UTF-8 - no file, file name, stdout or Ansible result can carry it.
+_LONE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def json_problem(doc):
+    """What in *doc* JSON text cannot carry as UTF-8, naming the dotted field: a key that is not text,
+    a value that is not JSON (a YAML date, a set), text holding a lone surrogate; None if nothing."""
+    pending = [(doc, "")]
+    while pending:
+        value, field = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                below = field.rstrip(".") or "the top"
+                if not isinstance(key, str):
+                    return "a field name that is not text (%r below %s): quote it" % (key, below)
+                if not _utf8(key):
+                    return "a field name that is not UTF-8 text (a lone surrogate) below %s" % below
+                pending.append((item, field + key + "."))
+        elif isinstance(value, list):
+            pending.extend((item, field) for item in value)
+        elif isinstance(value, str):
+            if not _utf8(value):
+                return "text that is not UTF-8 (a lone surrogate) in the field %s" % field.rstrip(".")
+        elif value is not None and not isinstance(value, (bool, int, float)):
+            return "a %s in the field %s, which JSON cannot hold: quote it" % (type(value).__name__, field.rstrip("."))
+    return None
 
 
 def too_deep(doc):

@@ -193,6 +193,9 @@ class Conf:
                 raise farm.FarmError(exc.message) from None
             if not isinstance(doc, dict):
                 raise farm.FarmError("%s must hold a mapping" % self.path)
+            problem = farm.json_problem(doc)  # `since: 2020-01-01` is a date, `on: 1` a key True
+            if problem:
+                raise farm.FarmError("%s holds %s" % (self.path, problem))
             return doc
         return farm.decode_member(raw, self.path)
 
@@ -341,8 +344,8 @@ class Member(Program):
         if stat is None or not self.joined and stat.ephemeralOwner != ours:
             if stat is not None:  # a node of an old session of ours, or of another host: replace it
                 self.write(loop, client.delete_async(self.node, version=stat.version), "replace")
-            if self.conf.fmt == "dir" and self.base is not None:  # made again: a DJB file still showing a
-                local = merge(self.base, local, self.base, djb_shows)[0]  # typed value keeps its type (5, not "5")
+            if self.conf.fmt == "dir":  # made again: a DJB file still showing a typed value keeps its type
+                local = self.typed(local, data if self.base is None and stat is not None else None)
             create(client, self.node, self.encode(local), lambda result: self.write(loop, result, "join the farm as"),
                    ephemeral=True)
             self.log.info("joined the farm", node=self.node)
@@ -371,6 +374,22 @@ class Member(Program):
             if self.opts.on_change:
                 self.tasks.append(Task("on-change command", self.opts.on_change, command_env(), 300.0, self.log))
         self.remember(loop, merged)
+
+    def typed(self, local, old_data):
+        """*local* (a DJB directory's fields) with the types of the last agreed state, or of the node being
+        replaced (*old_data*: a restart has no last state) where a file still shows that value (5, not "5")."""
+        base = self.base
+        if base is None and old_data is not None:
+            try:
+                base = farm.decode_member(old_data, "member %s" % self.node)
+            except farm.FarmError:
+                return local
+        if base is None:
+            return local
+        try:
+            return merge(base, local, base, djb_shows)[0]
+        except farm.FarmError:  # names that clash as dotted fields (nginx and nginx.conf): the files as they are
+            return local
 
     def encode(self, doc):
         """The member's data; a warning (once per size) when ZooKeeper's default limit would refuse it:

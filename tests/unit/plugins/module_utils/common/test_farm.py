@@ -24,6 +24,22 @@ def test_codec():
         farm.decode_member(b"[1, 2]")
 
 
+def test_a_member_that_no_utf8_can_carry_is_refused_naming_the_field():
+    with pytest.raises(farm.FarmError, match="lone surrogate.* in the field a.b"):
+        farm.decode_member(b'{"a": {"b": ["x", "\\ud800"]}}', "member /f/x")
+    with pytest.raises(farm.FarmError, match="field name that is not UTF-8 text .* below a"):
+        farm.decode_member(b'{"a": {"\\udc80k": 1}}')
+    pair = farm.decode_member(b'{"e": "\\ud83d\\ude00"}')  # a surrogate pair is one character
+    assert pair == {"e": "\U0001f600"}
+
+
+def test_what_json_cannot_carry_names_the_field():
+    import datetime
+    assert farm.json_problem({"a": [1, 2.5, True, None, {"b": "c"}]}) is None
+    assert "a date in the field since" in farm.json_problem({"since": datetime.date(2020, 1, 1)})
+    assert "not text (True below the top)" in farm.json_problem({True: 1})
+
+
 def test_dotted_paths():
     assert farm.get_field(DOC, "mysql.replication_delay") == "0"
     with pytest.raises(KeyError):

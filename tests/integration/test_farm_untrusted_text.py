@@ -1,0 +1,102 @@
+"""Text and values the farm commands cannot carry (review of the DJB typed-values fix): a lone
+surrogate from ZooKeeper (valid JSON "\\ud800", which no file, file name, stdout or Ansible result can
+hold) and a YAML CONF's date or non-text key. Before, each ended a process with exit 70 or a
+traceback: `farm export --format php|template`, `farm get`, `farm ls --fields`, `farm join` with a
+YAML CONF; the zkherd.ops.farm module wrote the member and then failed. Now the member is refused
+with a message naming the field, and nothing else stops."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from tests.support.playbook import REPO, run_playbook
+from tests.support.runner import Zkherd
+from tests.support.zkutil import wait_for
+
+ENV = dict(os.environ, LANG="C.UTF-8", LC_ALL="C.UTF-8")
+LONE = b'{"s": "\\ud800"}'
+
+
+def zkherd(*args):
+    return subprocess.run([sys.executable, "-m", "zkherd", *args], cwd=REPO, capture_output=True, text=True,
+                          env=ENV, timeout=60, check=False)
+
+
+def test_farm_get_of_a_lone_surrogate_value(zk_server, zk, zk_base):
+    node = zk_base + "/farm/m1"
+    zk.create(node, LONE, makepath=True)
+    result = zkherd("--zk", zk_server.hosts, "farm", "get", node, "s")
+    assert "Traceback" not in result.stderr and result.returncode == 65 and "lone surrogate" in result.stderr, result
+
+
+def test_farm_ls_fields_of_a_lone_surrogate_value(zk_server, zk, zk_base):
+    farm_path = zk_base + "/farm"
+    zk.create(farm_path + "/m1", LONE, makepath=True)
+    result = zkherd("--zk", zk_server.hosts, "farm", "ls", farm_path, "--fields", "s")
+    assert "Traceback" not in result.stderr and result.returncode in (0, 65), result
+
+
+def test_farm_export_php_of_a_lone_surrogate_value(zk_server, zk, zk_base, tmp_path):
+    farm_path = zk_base + "/farm"
+    zk.create(farm_path + "/m1", LONE, makepath=True)
+    zk.create(farm_path + "/m2", b'{"s": "ok"}', makepath=True)
+    result = zkherd("--zk", zk_server.hosts, "farm", "export", farm_path, str(tmp_path / "f.php"), "--format", "php",
+                    "--once")
+    assert result.returncode != 70 and "internal error" not in result.stderr, result
+    assert "m2" in (tmp_path / "f.php").read_text() and "lone surrogate" in result.stderr, result
+
+
+def test_farm_export_template_of_a_lone_surrogate_value(zk_server, zk, zk_base, tmp_path):
+    farm_path = zk_base + "/farm"
+    zk.create(farm_path + "/m1", LONE, makepath=True)
+    tpl = tmp_path / "t.j2"
+    tpl.write_text("{% for n, m in members.items() %}{{ n }} {{ m.s }}\n{% endfor %}")
+    result = zkherd("--zk", zk_server.hosts, "farm", "export", farm_path, str(tmp_path / "out"), "--format",
+                    "template", "--template", str(tpl), "--once")
+    assert result.returncode != 70 and "internal error" not in result.stderr, result
+
+
+def test_yaml_member_with_a_date_does_not_end_with_70(zk_server, zk, zk_base, tmp_path):
+    """A YAML CONF is untrusted input: `since: 2020-01-01` is a date, which json.dumps refuses."""
+    farm_path, conf = zk_base + "/farm", tmp_path / "member.yml"
+    conf.write_text("x: 1\nsince: 2020-01-01\n")
+    zk.ensure_path(farm_path)
+    member = Zkherd(["farm", "join", farm_path, str(conf), "--zk", zk_server.hosts, "--name", "m1", "--poll", "0.1"],
+                    tmp_path / "join.log")
+    try:
+        member.wait_log("cannot sync the member")
+        assert member.proc.poll() is None and not member.has("internal error"), member.log()[-2000:]
+        assert member.has("a date in the field since"), member.log()[-2000:]
+        conf.write_text("x: 1\nsince: '2020-01-01'\n")  # quoted: text
+        wait_for(lambda: zk.exists(farm_path + "/m1") is not None, 10, message=lambda: member.log()[-2000:])
+        assert json.loads(zk.get(farm_path + "/m1")[0]) == {"x": 1, "since": "2020-01-01"}
+    finally:
+        member.stop()
+
+
+def test_yaml_member_with_a_non_string_key_does_not_end_with_70(zk_server, zk, zk_base, tmp_path):
+    """`on: 1` is the key True in YAML 1.1: joined, then the first merge's flatten() adds str + bool."""
+    farm_path, conf = zk_base + "/farm", tmp_path / "member.yml"
+    conf.write_text("x: a\non: 1\n")
+    zk.ensure_path(farm_path)
+    member = Zkherd(["farm", "join", farm_path, str(conf), "--zk", zk_server.hosts, "--name", "m1", "--poll", "0.1"],
+                    tmp_path / "join.log")
+    try:
+        time.sleep(2)
+        conf.write_text("x: b\non: 1\n")
+        time.sleep(3)
+        assert member.proc.poll() is None and not member.has("internal error"), member.log()[-2000:]
+    finally:
+        member.stop()
+
+
+def test_the_farm_module_refuses_a_lone_surrogate_member_before_writing(zk_server, zk, zk_base):
+    farm = zk_base + "/services/web"
+    zk.create(farm + "/m1", LONE, makepath=True)
+    run = run_playbook([{"name": "set", "zkherd.ops.farm": {"farm": farm, "member": "m1", "set": {"t": "x"}}}],
+                       hosts=zk_server.hosts)
+    assert run.rc != 0 and "lone surrogate" in run.output, run.output[-1500:]
+    assert zk.get(farm + "/m1")[0] == LONE  # not written
