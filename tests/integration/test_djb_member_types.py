@@ -141,7 +141,7 @@ def test_sigkilled_member_restarted_keeps_types(zk_server, zk, zk_base, tmp_path
     replaces it: with the old node's types where the files still show them (before: n: "5")."""
     member, node, conf = start(zk_server, zk, zk_base, tmp_path, extra=("--session-timeout", "10"))
     zk.set(node, json.dumps({"x": "1", "n": 5}).encode())
-    wait_for(lambda: (conf / "n").exists(), 10)
+    wait_for((conf / "n").exists, 10)
     time.sleep(0.5)
     member.kill()
     member.wait()

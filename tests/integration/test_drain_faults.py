@@ -205,6 +205,7 @@ def test_an_unwritable_answer_folder_does_not_kill_a_registration_drain(zk_serve
     service = runner(tmp_path, hosts, "r", "--register", "/svc/node-", "--data", "host-r:80", "--",
                      "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done")
     service.wait_log("registered")
+    service.wait_log("started child")  # "registered" can come first under load
     child = service.child_pid
     code, out, err = zkherd("--zk", hosts, "drain", "/svc/node-", "--id", "r", "--timeout", "2")
     time.sleep(1)

@@ -60,26 +60,46 @@ _LONE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 def json_problem(doc):
     """What in *doc* JSON text cannot carry as UTF-8, naming the dotted field: a key that is not text,
-    a value that is not JSON (a YAML date, a set), text holding a lone surrogate; None if nothing."""
-    pending = [(doc, "")]
+    a value that is not JSON (a YAML date, a set), text holding a lone surrogate; None if nothing.
+    Each item carries a link to its parent's (key, link), not its dotted name: a name per item made
+    a member of long keys and many fields take gigabytes (a 900 KB member: 18 GB)."""
+    pending = [(doc, None)]
     while pending:
-        value, field = pending.pop()
+        value, link = pending.pop()
         if isinstance(value, dict):
             for key, item in value.items():
-                below = field.rstrip(".") or "the top"
                 if not isinstance(key, str):
-                    return "a field name that is not text (%r below %s): quote it" % (key, below)
+                    return "a field name that is not text (%.200r below %s): quote it" % (key, _field(link))
                 if not _utf8(key):
-                    return "a field name that is not UTF-8 text (a lone surrogate) below %s" % below
-                pending.append((item, field + key + "."))
+                    return "a field name that is not UTF-8 text (a lone surrogate) below %s" % _field(link)
+                pending.append((item, (key, link)))
         elif isinstance(value, list):
-            pending.extend((item, field) for item in value)
+            pending.extend((item, link) for item in value)
         elif isinstance(value, str):
             if not _utf8(value):
-                return "text that is not UTF-8 (a lone surrogate) in the field %s" % field.rstrip(".")
+                return "text that is not UTF-8 (a lone surrogate) in the field %s" % _field(link)
         elif value is not None and not isinstance(value, (bool, int, float)):
-            return "a %s in the field %s, which JSON cannot hold: quote it" % (type(value).__name__, field.rstrip("."))
+            return "a %s in the field %s, which JSON cannot hold: quote it" % (type(value).__name__, _field(link))
     return None
+
+
+def _field(link):
+    """The dotted name of a json_problem link, at most 200 characters of it (a key may be 1 MB long)."""
+    names = []
+    while link is not None:
+        names.append(link[0])
+        link = link[1]
+    name = ".".join(reversed(names)) or "the top"
+    return name if len(name) <= 200 else name[:200] + "..."
+
+
+def _writable(doc, node):
+    """*doc* if every reader can read it back (json_problem), else FarmError: nothing is written.
+    A value from argv that is not UTF-8 (surrogateescape) would be stored as JSON's "\\udcff"."""
+    problem = json_problem(doc)
+    if problem:
+        raise FarmError("member %s would hold %s; nothing written" % (node, problem))
+    return doc
 
 
 def too_deep(doc):
@@ -385,7 +405,7 @@ def update_member(client, node, change, dry_run=False, create=False, acl=None):
         except NoNodeError:
             if not create:
                 raise ZkError("member %s does not exist" % node, NO_NODE) from None
-            new = change({})
+            new = _writable(change({}), node)
             if dry_run:
                 return None, new
             try:
@@ -398,7 +418,7 @@ def update_member(client, node, change, dry_run=False, create=False, acl=None):
         except Exception as exc:
             raise translate(exc, "read", node) from None
         doc = decode_member(data, "member %s" % node)
-        new = change(doc)
+        new = _writable(change(doc), node)
         if codec.equal(new, doc) or dry_run:  # typed: setting true over 1 is a change
             return doc, new
         try:

@@ -58,8 +58,8 @@ def add_parsers(commands):
                     description="Print the FIELD (a dotted path) of the member at NODE: a string as it is, "
                                 "anything else as JSON. Without FIELD, print the whole member as one line of "
                                 "JSON. FARM --host MEMBER names the member NODE=FARM/MEMBER. Exit codes: 0; 1 no "
-                                "such member or field; 64 bad usage; 65 the member is not a JSON object; 69 "
-                                "ZooKeeper unreachable; 77 access denied.")
+                                "such member or field; 64 bad usage; 65 the member is not a JSON object (or "
+                                "holds a lone surrogate); 69 ZooKeeper unreachable; 77 access denied.")
     get.add_argument("farm_path", metavar="NODE", help="the member's znode (or the farm's, with --host)")
     get.add_argument("field", metavar="FIELD", nargs="?", help="a dotted path; default: the whole member")
     get.add_argument("--host", metavar="MEMBER", help="the member's name in the farm NODE")
