@@ -69,7 +69,8 @@ def json_problem(doc):
         if isinstance(value, dict):
             for key, item in value.items():
                 if not isinstance(key, str):
-                    return "a field name that is not text (%.200r below %s): quote it" % (key, _field(link))
+                    return "a field name that is not text (a %s below %s): quote it" % (
+                        type(key).__name__, _field(link))
                 if not _utf8(key):
                     return "a field name that is not UTF-8 text (a lone surrogate) below %s" % _field(link)
                 pending.append((item, (key, link)))
@@ -78,6 +79,8 @@ def json_problem(doc):
         elif isinstance(value, str):
             if not _utf8(value):
                 return "text that is not UTF-8 (a lone surrogate) in the field %s" % _field(link)
+        elif isinstance(value, int) and value.bit_length() > 14000:  # YAML's 0xfff...: str() refuses 4,300 digits
+            return "an integer too long for JSON text in the field %s: quote it" % _field(link)
         elif value is not None and not isinstance(value, (bool, int, float)):
             return "a %s in the field %s, which JSON cannot hold: quote it" % (type(value).__name__, _field(link))
     return None
@@ -90,7 +93,9 @@ def _field(link):
         names.append(link[0])
         link = link[1]
     name = ".".join(reversed(names)) or "the top"
-    return name if len(name) <= 200 else name[:200] + "..."
+    name = name if len(name) <= 200 else name[:200] + "..."
+    # names come from ZooKeeper: no escape sequence or forged line reaches a terminal or a log
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 def _writable(doc, node):
