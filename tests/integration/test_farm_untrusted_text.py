@@ -59,13 +59,19 @@ def test_farm_export_template_of_a_lone_surrogate_value(zk_server, zk, zk_base, 
     assert result.returncode != 70 and "internal error" not in result.stderr, result
 
 
-def test_yaml_member_with_a_date_does_not_end_with_70(zk_server, zk, zk_base, tmp_path):
-    """A YAML CONF is untrusted input: `since: 2020-01-01` is a date, which json.dumps refuses."""
+def yaml_member(zk_server, zk, zk_base, tmp_path, text):
+    """`farm join` of a YAML CONF holding *text*: (farm path, CONF, the member)."""
     farm_path, conf = zk_base + "/farm", tmp_path / "member.yml"
-    conf.write_text("x: 1\nsince: 2020-01-01\n")
+    conf.write_text(text)
     zk.ensure_path(farm_path)
     member = Zkherd(["farm", "join", farm_path, str(conf), "--zk", zk_server.hosts, "--name", "m1", "--poll", "0.1"],
                     tmp_path / "join.log")
+    return farm_path, conf, member
+
+
+def test_yaml_member_with_a_date_does_not_end_with_70(zk_server, zk, zk_base, tmp_path):
+    """A YAML CONF is untrusted input: `since: 2020-01-01` is a date, which json.dumps refuses."""
+    farm_path, conf, member = yaml_member(zk_server, zk, zk_base, tmp_path, "x: 1\nsince: 2020-01-01\n")
     try:
         member.wait_log("cannot sync the member")
         assert member.proc.poll() is None and not member.has("internal error"), member.log()[-2000:]
@@ -79,11 +85,7 @@ def test_yaml_member_with_a_date_does_not_end_with_70(zk_server, zk, zk_base, tm
 
 def test_yaml_member_with_a_non_string_key_does_not_end_with_70(zk_server, zk, zk_base, tmp_path):
     """`on: 1` is the key True in YAML 1.1: joined, then the first merge's flatten() adds str + bool."""
-    farm_path, conf = zk_base + "/farm", tmp_path / "member.yml"
-    conf.write_text("x: a\non: 1\n")
-    zk.ensure_path(farm_path)
-    member = Zkherd(["farm", "join", farm_path, str(conf), "--zk", zk_server.hosts, "--name", "m1", "--poll", "0.1"],
-                    tmp_path / "join.log")
+    _farm_path, conf, member = yaml_member(zk_server, zk, zk_base, tmp_path, "x: a\non: 1\n")
     try:
         time.sleep(2)
         conf.write_text("x: b\non: 1\n")
