@@ -142,7 +142,9 @@ def scenario(zk_server, zk, zk_base, work, tmp_path, shape, how, mode=None):
     elif how == "lock-lost":
         node = holder.wait_log(r"lock acquired lock=\S+ node=(\S+)")
         zk.delete(node)
-        holder.wait_log("lock lost")
+        # "lock lost" as a rule; under load a connection blip can come first (2 s sessions): then the
+        # fence stops the child and the lock is found gone on reconnecting - the same stop of the tree
+        holder.wait_log("lock lost|stopping the child before the session can expire")
     elif how == "exits":
         assert holder.wait() == 3  # the wrapper's own code; its daemon did not keep the runner
         assert not alive(old), "the runner exited, the daemon its child left still runs"

@@ -4,8 +4,11 @@ the merge rule, and a SIGKILLed member leaving an export."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+
+import pytest
 
 from tests.support.runner import REPO, Zkherd
 from tests.support.zkutil import wait_for
@@ -63,3 +66,34 @@ def test_killed_member_leaves_the_export(zk_server, zk, zk_base, tmp_path):
     wait_for(lambda: list(json.loads(dest.read_text())) == ["10.0.0.1"], timeout=10)
     a.stop()
     exporter.stop()
+
+
+@pytest.mark.parametrize("mine, theirs, agreed", [
+    ({"a": "5"}, {"a": {"x": "1", "y": "2"}}, {"a": "5"}),  # a value here, a field added below it there
+    ({"a": {"x": "1", "b": "2"}}, {"a": "5"}, {"a": {"x": "1", "b": "2"}}),  # and the other way round
+])
+def test_a_field_made_a_value_on_one_side_and_a_folder_on_the_other(zk_server, zk, zk_base, tmp_path, mine, theirs,
+                                                                   agreed):
+    """Both sides changed the field `a`, one into a value and the other into fields below it, while
+    the member was stopped. Before, the merge made {"a": "5", "a.y": "2"}, which no document holds:
+    every sync failed ("cannot sync the member") until someone edited a side by hand. Now the local
+    side's `a` is kept whole and a warning names it, as for any field changed on both sides."""
+    farm, conf = zk_base + "/farm", tmp_path / "member.json"
+    conf.write_text(json.dumps({"a": {"x": "1"}}))
+    zk.ensure_path(farm)
+    member = Zkherd(["farm", "join", farm, str(conf), "--zk", zk_server.hosts, "--name", "m1", "--poll", "0.1"],
+                    tmp_path / "j.log")
+    try:
+        member.wait_log("joined the farm")
+        member.signal(signal.SIGSTOP)
+        try:
+            zk.set(farm + "/m1", json.dumps(theirs).encode())
+            conf.write_text(json.dumps(mine))
+        finally:
+            member.signal(signal.SIGCONT)
+        wait_for(lambda: json.loads(zk.get(farm + "/m1")[0]) == agreed == json.loads(conf.read_text()), 10,
+                 message=lambda: member.log()[-2000:])
+        assert member.has(r"field changed here and in ZooKeeper; keeping the local value field=a\b"), member.log()
+        assert not member.has("cannot sync the member"), member.log()
+    finally:
+        member.stop()

@@ -106,16 +106,17 @@ def test_the_farm_module_refuses_a_lone_surrogate_member_before_writing(zk_serve
 
 def test_farm_set_never_writes_a_member_its_readers_refuse(zk_server, zk, zk_base):
     """Argv bytes that are not UTF-8 (a Latin-1 "M\xfcller" from a file) become surrogateescape
-    characters, which JSON stores as "\\udcfc": the member every reader then refuses. Now refused,
-    nothing written (third review)."""
+    characters, which JSON stores as "\\udcfc": the member every reader then refuses. Now refused as
+    bad usage (64) before connecting - also with no server at all - nothing written (third review)."""
     node = zk_base + "/farm/m1"
     zk.create(node, b'{"a": "b"}', makepath=True)
-    for field, value in ((b"s", b"M\xfcller"), (b"M\xfcller", b"v")):
-        done = subprocess.run([sys.executable.encode(), b"-m", b"zkherd", b"--zk", zk_server.hosts.encode(), b"farm",
-                               b"set", node.encode(), field, value], cwd=REPO, capture_output=True, env=ENV,
-                              timeout=60, check=False)
-        assert done.returncode == 65 and b"nothing written" in done.stderr and b"Traceback" not in done.stderr, done
-        assert zk.get(node)[0] == b'{"a": "b"}'
+    for hosts in (zk_server.hosts, "127.0.0.1:1"):
+        for field, value in ((b"s", b"M\xfcller"), (b"M\xfcller", b"v")):
+            done = subprocess.run([sys.executable.encode(), b"-m", b"zkherd", b"--zk", hosts.encode(), b"farm",
+                                   b"set", node.encode(), field, value], cwd=REPO, capture_output=True, env=ENV,
+                                  timeout=60, check=False)
+            assert done.returncode == 64 and b"not UTF-8" in done.stderr and b"Traceback" not in done.stderr, done
+            assert zk.get(node)[0] == b'{"a": "b"}'
 
 
 def test_the_walk_for_lone_surrogates_takes_memory_in_proportion_to_the_member():
@@ -133,3 +134,26 @@ def test_the_walk_for_lone_surrogates_takes_memory_in_proportion_to_the_member()
     finally:
         tracemalloc.stop()
     assert peak < 50 * len(data), "decode_member of %d bytes peaked at %d bytes" % (len(data), peak)
+
+
+def test_farm_join_refuses_a_member_whose_dotted_names_would_take_gigabytes(zk_server, zk, zk_base, tmp_path):
+    """The three-way merge compares dotted fields: a 600 KB key above 30,000 fields made 30,000 names
+    of 600 KB each (18 GB) from a 900 KB member anyone with write access to the farm can set. Now such
+    a member is refused (kept as it is, CONF untouched) and the next sane one is synced."""
+    farm_path, conf = zk_base + "/farm", tmp_path / "member.json"
+    conf.write_text('{"a": "1"}')
+    zk.ensure_path(farm_path)
+    member = Zkherd(["farm", "join", farm_path, str(conf), "--zk", zk_server.hosts, "--name", "m1", "--poll", "0.1"],
+                    tmp_path / "join.log", prefix=["prlimit", "--as=%d" % (2 << 30)])  # a regression fails alone
+    try:
+        member.wait_log("joined the farm")
+        hostile = {"k" * 600_000: {"x%d" % i: 0 for i in range(30_000)}, "a": "1"}
+        zk.set(farm_path + "/m1", json.dumps(hostile).encode())
+        member.wait_log("cannot sync the member")
+        assert member.proc.poll() is None and not member.has("internal error|Traceback"), member.log()[-2000:]
+        assert member.has("field names too long"), member.log()[-2000:]
+        assert json.loads(conf.read_text()) == {"a": "1"}
+        zk.set(farm_path + "/m1", b'{"a": "2"}')
+        wait_for(lambda: json.loads(conf.read_text()) == {"a": "2"}, 10, message=lambda: member.log()[-2000:])
+    finally:
+        member.stop()

@@ -164,25 +164,27 @@ def test_the_root_needs_write_permission(zk_server, make_zk, zk_base):
     assert len(owner.get_children(big)) == 1100
 
 
-def test_a_tree_that_keeps_changing_fails_after_five_reads(zk_server, zk, zk_base):
+def test_a_tree_that_keeps_changing_fails_after_five_reads(zk_server, zk, zk_base, fault_proxy):
     """A read is one snapshot: a tree that changes while it is read is read again, five times at most;
     under a writer that never stops, znode_info (recursive) and znode_tree fail with
     error_kind=version and change nothing (docs: retry the task, or read a smaller subtree)."""
     import threading
 
     root = zk_base + "/busy"
-    for i in range(300):
+    for i in range(30):
         zk.create("%s/n%03d" % (root, i), b"0", makepath=True)
-    stop = threading.Event()
+    proxy, stop = fault_proxy(), threading.Event()
 
-    def write():  # 100 writes in flight, each answer sends the next: the server's queue never runs dry
-        room, i = threading.Semaphore(100), 0
+    def write():
+        """A write lands between every read's first reply (the `exists` that fixes its zxid) and the
+        reads after it: the proxy holds the module's requests until the write is answered. A busy
+        writer thread instead could be starved by load for a whole read (seen under four busy loops)."""
+        proxy.after_reply("exists", then="blackhole")
         while not stop.is_set():
-            room.acquire()
-            i += 1
-            zk.set_async(root + "/n%03d" % (i % 300), str(i).encode()).rawlink(lambda _answer: room.release())
-        for _write in range(100):  # every write answered before the test reads the tree
-            room.acquire()
+            if proxy.wait_fired(proxy.fired + 1, timeout=0.1):
+                zk.set(root + "/n%03d" % (proxy.fired % 30), str(proxy.fired).encode())
+                proxy.after_reply("exists", then="blackhole")  # armed before the held requests go on
+                proxy.heal()
 
     writer = threading.Thread(target=write)
     writer.start()
@@ -190,10 +192,11 @@ def test_a_tree_that_keeps_changing_fails_after_five_reads(zk_server, zk, zk_bas
         run = run_playbook([
             {"name": "info", "zkherd.ops.znode_info": {"path": root, "recursive": True}, "ignore_errors": True},
             tree_task("load", path=root, tree={"extra": "1"}),
-        ], hosts=zk_server.hosts)
+        ], hosts=proxy.hosts)
     finally:
         stop.set()
         writer.join()
+    assert proxy.fired >= 10, proxy.fired  # five reads per task, each one changed under it
     for task in ("info", "load"):
         result = run[task]
         assert result["failed"] and result["error_kind"] == "version", (task, result)

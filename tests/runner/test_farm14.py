@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zkherd.common.farm import FarmError
 from zkherd.farm import export
 from zkherd.farm.join import merge
 from zkherd.farm.jsontext import JsonText
@@ -54,9 +53,12 @@ def test_the_merge_never_changes_its_inputs():
     assert merged == {"l": [1, 2]}
 
 
-def test_a_field_that_is_a_value_on_one_side_and_a_dict_on_the_other_is_refused():
-    with pytest.raises(FarmError, match="is a value, not a dict"):
-        merge({"a": 1}, {"a": 2}, {"a": {"b": 1}})  # both changed a: local's value, remote's a.b on top of it
+def test_a_field_that_is_a_value_on_one_side_and_a_dict_on_the_other_is_a_conflict():
+    """Both changed a, into a value here and fields there: the local side's a, whole (before: refused,
+    and the member never synced again until a side was edited by hand)."""
+    assert merge({"a": 1}, {"a": 2}, {"a": {"b": 1}}) == ({"a": 2}, ["a"])
+    assert merge({"a": {"x": 1}}, {"a": {"x": 1, "b": 2}}, {"a": 5}) == ({"a": {"x": 1, "b": 2}}, ["a"])
+    assert merge({"a": {"x": 1}}, {"a": {}}, {"a": {"x": 1, "y": 2}}) == ({"a": {"y": 2}}, [])  # {} holds fields
 
 
 @settings(max_examples=200, deadline=None, database=None, derandomize=True)

@@ -152,6 +152,16 @@ def test_farm_join_merge_keeps_both_sides():
     assert flatten({"a": {"b": {"c": 1}}, "d": {}}) == {"a.b.c": 1, "d": {}}
 
 
+def test_farm_join_flatten_counts_the_dotted_names_before_making_them(monkeypatch):
+    from zkherd.common.farm import FarmError
+    from zkherd.farm import join
+
+    monkeypatch.setattr(join, "MAX_DOTTED_NAMES", 100)
+    assert join.flatten({"k" * 40: {"a": 1, "b": 2}}) == {"k" * 40 + ".a": 1, "k" * 40 + ".b": 2}  # 84
+    with pytest.raises(FarmError, match="field names too long to merge"):
+        join.flatten({"k" * 40: {"a": 1, "b": 2, "c": 3}})  # 126
+
+
 def test_farm_join_merge_compares_with_types():
     from zkherd.farm.join import merge
 

@@ -69,10 +69,9 @@ def json_problem(doc):
         if isinstance(value, dict):
             for key, item in value.items():
                 if not isinstance(key, str):
-                    return "a field name that is not text (a %s below %s): quote it" % (
-                        type(key).__name__, _field(link))
+                    return "a field name that is not text (a %s %s): quote it" % (type(key).__name__, _below(link))
                 if not _utf8(key):
-                    return "a field name that is not UTF-8 text (a lone surrogate) below %s" % _field(link)
+                    return "a field name that is not UTF-8 text (a lone surrogate) %s" % _below(link)
                 pending.append((item, (key, link)))
         elif isinstance(value, list):
             pending.extend((item, link) for item in value)
@@ -84,6 +83,10 @@ def json_problem(doc):
         elif value is not None and not isinstance(value, (bool, int, float)):
             return "a %s in the field %s, which JSON cannot hold: quote it" % (type(value).__name__, _field(link))
     return None
+
+
+def _below(link):
+    return "below " + _field(link) if link is not None else "at the top level"
 
 
 def _field(link):

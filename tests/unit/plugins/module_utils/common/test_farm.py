@@ -37,7 +37,8 @@ def test_what_json_cannot_carry_names_the_field():
     import datetime
     assert farm.json_problem({"a": [1, 2.5, True, None, {"b": "c"}]}) is None
     assert "a date in the field since" in farm.json_problem({"since": datetime.date(2020, 1, 1)})
-    assert "not text (a bool below the top)" in farm.json_problem({True: 1})
+    assert "not text (a bool at the top level)" in farm.json_problem({True: 1})
+    assert "not text (a float below a.b)" in farm.json_problem({"a": {"b": {1.5: 1}}})
     assert "too long for JSON text in the field n" in farm.json_problem({"n": 16 ** 5000})
     forged = farm.json_problem({"\x1b[2J\nzkherd: forged": "\ud800"})
     assert "\n" not in forged and "\x1b" not in forged and "\\x1b[2J\\nzkherd: forged" in forged
