@@ -15,7 +15,8 @@ directory (folder = dict, file = key holding its text, trailing newline trimmed)
 - Conflict rule, nothing lost silently: both sides are merged field by field against the last
   state both agreed on (a three-way merge of dotted fields). A field changed on one side only takes
   that side's value; a field changed on both sides differently takes the local value and a warning
-  names it (also one made a value on one side and a folder of fields on the other: the local one, whole). Writes to the znode are compare-and-set: a write that raced another is merged again.
+  names it (also a field made a value on one side and a folder of fields on the other: the local
+  one, whole). Writes to the znode are compare-and-set: a write that raced another is merged again.
 - After a session expiry the member is created again from CONF. --on-change CMD runs after CONF
   was changed from ZooKeeper.
 """
