@@ -3,13 +3,13 @@
 # Steps: lint (ruff, ansible-lint), units and sanity (ansible-test), integration (pytest against
 # real ZooKeeper servers the tests start), molecule (the roles on three systemd-nspawn boxes), and the
 # matrix: ansible-test on the newest ansible-core and Python 3.13, the runner's tests on Pythons 3.9,
-# 3.11 and 3.13 (docs/testing.md). Two steps at a time where that fills the 2 cores: `checks` (sanity,
-# then the matrix) beside molecule (one ansible-playbook at a time, about one core); the integration
-# tests alone (five workers keep both cores about 92% busy).
+# 3.11 and 3.13 (docs/testing.md). Two steps at a time where that fills the 2 cores: `checks` (lint,
+# units, sanity, the matrix: about 330 s) beside molecule (about 460 s of one ansible-playbook at a
+# time, about one core); the integration tests alone (five workers keep both cores about 92% busy).
 # Not molecule beside the integration tests: each starved the other (811 s and 1107 s, docs/testing.md).
 # Runs every step, then prints one summary line.
 # Usage: scripts/test.sh [lint|units|sanity|integration|molecule|matrix|checks|A+B]...   (default: all)
-#   checks is sanity, then matrix.
+#   checks is lint, units, sanity, then matrix.
 #   A+B runs step A in the background while B runs; A's output follows B's.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -105,12 +105,12 @@ run() {
                 step "runner-tests-py$version" ".cache/venv-py$version/bin/python" -m pytest tests/runner -q \
                     -p no:cacheprovider --basetemp=".cache/pytest-py$version"
             done ;;
-        checks) run sanity; run matrix ;;
+        checks) run lint; run units; run sanity; run matrix ;;
         *) echo "unknown step $1" >&2; exit 64 ;;
     esac
 }
 
-steps=("${@:-lint units integration checks+molecule}")
+steps=("${@:-integration checks+molecule}")
 for what in "${steps[@]}"; do  # all names known before anything starts in the background
     for pair in $what; do
         case $pair in *+*+*) echo "only two steps side by side: $pair" >&2; exit 64 ;; esac
