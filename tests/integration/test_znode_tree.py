@@ -180,10 +180,12 @@ def test_a_tree_that_keeps_changing_fails_after_five_reads(zk_server, zk, zk_bas
         reads after it: the proxy holds the module's requests until the write is answered. A busy
         writer thread instead could be starved by load for a whole read (seen under four busy loops)."""
         proxy.after_reply("exists", then="blackhole")
+        armed = 1  # its own count: the rule armed before heal() may fire before this thread runs again
         while not stop.is_set():
-            if proxy.wait_fired(proxy.fired + 1, timeout=0.1):
-                zk.set(root + "/n%03d" % (proxy.fired % 30), str(proxy.fired).encode())
+            if proxy.wait_fired(armed, timeout=0.1):
+                zk.set(root + "/n%03d" % (armed % 30), str(armed).encode())
                 proxy.after_reply("exists", then="blackhole")  # armed before the held requests go on
+                armed += 1
                 proxy.heal()
 
     writer = threading.Thread(target=write)

@@ -28,10 +28,11 @@ def main(values, settings, out=sys.stdout, err=sys.stderr):
         paths.validate(target, what="farm path" if cmd == "ls" else "member path")
         if cmd != "ls" and not (cmd == "get" and values.get("field") is None):
             farm.check_field(values["field"])  # never empty: '' is no field of the member
-            # argv bytes that are not UTF-8 (surrogateescape) would be stored as JSON's "\udcfc"
-            problem = farm.json_problem({values["field"]: values.get("value") or ""})
-            if problem:
-                raise farm.FarmError("the command line holds %s; nothing written" % problem)
+            for what in ("field", "value"):  # argv bytes not UTF-8 (surrogateescape): JSON would store "\udcfc"
+                text = values.get(what)
+                if isinstance(text, str) and farm.json_problem(text):
+                    raise farm.FarmError("%s %s is not UTF-8 text (bytes such as Latin-1's)%s" % (
+                        what.upper(), ascii(text)[:80], "" if cmd == "get" else "; nothing written"))
     except (paths.PathError, farm.FarmError) as exc:
         err.write("zkherd: %s\n" % exc.message)
         return exits.USAGE_ERROR

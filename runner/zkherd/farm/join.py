@@ -92,6 +92,11 @@ def merge(base, local, remote, shows=None):
     Values compare with their types (codec.equal): 1 -> true on one side is a change. *shows(mine,
     value)*: whether a local field is what the local side makes of *value* (default: the same value)."""
     b, lo, re_ = flatten(base), flatten(local), flatten(remote)
+    for side, flat in (("the local configuration", lo), ("the member", re_), ("the last agreed member", b)):
+        clash = next(iter(_two_shapes(flat)), None)  # a name holding ".": {"a": 1, "a.b": 2} in one document
+        if clash is not None:
+            raise farm.FarmError("%s holds %s both as a value and with fields below it (a name holding '.')"
+                                 % (side, safe(clash[:60])))
     shows = shows or _same
     merged, conflicts = {}, []
     for key in sorted(set(b) | set(lo) | set(re_)):
@@ -104,26 +109,45 @@ def merge(base, local, remote, shows=None):
             value = mine if mine_changed and not shows(mine, theirs) else theirs
         if value is not _GONE:
             merged[key] = value
-    for field in _two_shapes(merged):  # changed on both sides, one into a value, one into fields below it
-        for key in [k for k in merged if k == field or k.startswith(field + ".")]:
-            del merged[key]
-        merged.update((k, v) for k, v in lo.items() if k == field or k.startswith(field + "."))
-        conflicts = [c for c in conflicts if c != field and not c.startswith(field + ".")] + [field]
+    clashes = set(_two_shapes(merged))  # changed on both sides: into a value on one, fields below it on the other
+    if clashes:
+        conflicts = _keep_local_shape(merged, clashes, lo, b, shows, conflicts)
     return unflatten(merged), sorted(conflicts)
 
 
+def _names(key):
+    return key.split(".")
+
+
 def _two_shapes(flat):
-    """The fields of *flat* that hold a value and have fields below them too ({"a": 1, "a.b": 2}):
-    each side of a merge is one document, so one side made it a value and the other put fields below."""
+    """The fields of *flat* that hold a value and have fields below them too ({"a": 1, "a.b": 2}), in
+    one pass in order of names (a field's own fields come right after it)."""
     clashes, value = [], None  # value: the names of the last field holding a value (not a dict)
-    for key in sorted(flat, key=lambda k: k.split(".")):  # a field's own fields come right after it
-        names = key.split(".")
+    for key in sorted(flat, key=_names):
+        names = _names(key)
         if value is not None and names[:len(value)] == value:
             if not clashes or clashes[-1] != ".".join(value):
                 clashes.append(".".join(value))
             continue
         value = None if flat[key] == {} else names
     return clashes
+
+
+def _keep_local_shape(merged, clashes, lo, b, shows, conflicts):
+    """Each field of *clashes* as the local side has it, whole, in *merged*; returns the conflicts: these
+    fields instead of any below them. One pass in order of names, so a field's region is one run."""
+    region, inside = None, set()
+    for key in sorted(set(merged) | set(lo), key=_names):
+        names = _names(key)
+        if region is None or names[:len(region)] != region:
+            region = names if key in clashes else None
+        if region is None:
+            continue
+        inside.add(key)
+        merged.pop(key, None)
+        if key in lo:  # the agreed value where the local side still shows it (a DJB file keeps 5 a number)
+            merged[key] = b[key] if key in b and shows(lo[key], b[key]) else lo[key]
+    return [c for c in conflicts if c not in inside] + sorted(clashes)
 
 
 def unflatten(flat):
