@@ -2,14 +2,12 @@
 # The README's test command (`make test`) runs this after scripts/bootstrap.sh.
 # Steps: lint (ruff, ansible-lint), units and sanity (ansible-test), integration (pytest against
 # real ZooKeeper servers the tests start), molecule (the roles on three systemd-nspawn boxes), and the
-# matrix: ansible-test on the newest ansible-core and Python 3.13, the runner's tests on Pythons 3.9,
-# 3.11 and 3.13 (docs/testing.md). Two steps at a time where that fills the 2 cores: `checks` (lint,
-# units, sanity, the matrix: about 330 s) beside molecule (about 460 s of one ansible-playbook at a
-# time, about one core); the integration tests alone (five workers keep both cores about 92% busy).
+# matrix: ansible-test on the newest ansible-core and Python 3.13, the runner's tests on Pythons 3.9 and
+# 3.13 (docs/testing.md). Two steps at a time where that fills the 2 cores: sanity beside the
+# integration tests, the matrix beside molecule (one ansible-playbook at a time, about one core).
 # Not molecule beside the integration tests: each starved the other (811 s and 1107 s, docs/testing.md).
 # Runs every step, then prints one summary line.
-# Usage: scripts/test.sh [lint|units|sanity|integration|molecule|matrix|checks|A+B]...   (default: all)
-#   checks is lint, units, sanity, then matrix.
+# Usage: scripts/test.sh [lint|units|sanity|integration|molecule|matrix|A+B]...   (default: all)
 #   A+B runs step A in the background while B runs; A's output follows B's.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -89,14 +87,12 @@ run() {
         # Its output is kept in .test-logs/ too: the names of failed tests are printed again at the very
         # end, where a CI log's tail shows them.
         integration) mkdir -p .test-logs
-                     step integration pytest_logged .test-logs/integration.log tests/integration -q \
+                     step integration pytest_logged .test-logs/integration.log tests/runner tests/integration -q \
                          -n 5 --dist loadfile --no-loadscope-reorder --durations=15 ;;
         molecule) step molecule scripts/molecule.sh test ;;
-        # The second leg of the ansible-core matrix, and the runner's own tests (pure logic, no server) on
-        # the default Python, the oldest that pyproject.toml claims and 3.13, each but the first in a venv
-        # of .cache/ (scripts/bootstrap.sh matrix).
+        # The second leg of the ansible-core matrix and the runner's own tests on the oldest Python that
+        # pyproject.toml claims and on 3.13, each in a venv of .cache/ (scripts/bootstrap.sh matrix).
         matrix)
-            step runner-tests python -m pytest tests/runner -q -p no:cacheprovider --basetemp=.cache/pytest-runner
             step matrix-venvs scripts/bootstrap.sh matrix
             step ansible-test-units-newest scripts/ansible-test.sh --core newest units
             step ansible-test-sanity-newest scripts/ansible-test.sh --core newest sanity
@@ -105,18 +101,17 @@ run() {
                 step "runner-tests-py$version" ".cache/venv-py$version/bin/python" -m pytest tests/runner -q \
                     -p no:cacheprovider --basetemp=".cache/pytest-py$version"
             done ;;
-        checks) run lint; run units; run sanity; run matrix ;;
         *) echo "unknown step $1" >&2; exit 64 ;;
     esac
 }
 
-steps=("${@:-integration checks+molecule}")
+steps=("${@:-lint units sanity+integration matrix+molecule}")
 for what in "${steps[@]}"; do  # all names known before anything starts in the background
     for pair in $what; do
         case $pair in *+*+*) echo "only two steps side by side: $pair" >&2; exit 64 ;; esac
     done
     for one in ${what//+/ }; do
-        case $one in lint|units|sanity|integration|molecule|matrix|checks) ;; *) echo "unknown step $one" >&2; exit 64 ;; esac
+        case $one in lint|units|sanity|integration|molecule|matrix) ;; *) echo "unknown step $one" >&2; exit 64 ;; esac
     done
 done
 for what in "${steps[@]}"; do

@@ -80,3 +80,22 @@ def test_every_command_is_back_within_2s_of_a_2_minute_outage(make_zk_server, tm
         assert proc.proc.poll() is None, "%s exited:\n%s" % (name, proc.log())
         proc.stop()
         assert "Traceback" not in proc.log(), proc.log()
+
+
+def test_a_handshake_no_server_answers_is_given_up_soon(zk_server, zk_base, fault_proxy, tmp_path):
+    """A server that is starting can take a connection and never answer it (ZooKeeper 3.8.0: "ZooKeeperServer
+    not running", then a NullPointerException before the close; the test above was once 10.9 s late, its
+    session expired). kazoo waits session_timeout/len(hosts) for the handshake's reply: 10 s here. zkherd
+    gives it a tenth of the session timeout (at least 1 s), then tries again."""
+    proxy = fault_proxy()
+    proxy.hang_new()
+    runner = Zkherd(["run", "--zk", proxy.hosts, "--session-timeout", "10", "--lock", zk_base + "/l", "--",
+                     "sleep", "1000"], tmp_path / "run.log")
+    try:
+        wait_for(lambda: proxy.hung_count > 0, 30, message="the runner's first connection attempt")
+        proxy.passthrough()  # a server that serves now; the first attempt stays unanswered
+        started = time.monotonic()
+        runner.wait_log("connected to ZooKeeper")
+        assert time.monotonic() - started < 2.5, runner.log()
+    finally:
+        runner.stop()

@@ -149,17 +149,17 @@ def test_farm_join_merge_keeps_both_sides():
     assert merged == {"enabled": "1", "mysql": {"delay": "5"}} and conflicts == []
     merged, conflicts = merge(base, dict(local, role="web"), dict(remote, role="cache"))
     assert merged["role"] == "web" and conflicts == ["role"]  # both changed it: local wins, and says so
-    assert flatten({"a": {"b": {"c": 1}}, "d": {}}) == {"a.b.c": 1, "d": {}}
+    assert flatten({"a": {"b": {"c": 1}}, "d": {}, "e.f": 2}) == {("a", "b", "c"): 1, ("d",): {}, ("e.f",): 2}
 
 
-def test_farm_join_flatten_counts_the_dotted_names_before_making_them(monkeypatch):
+def test_farm_join_flatten_counts_the_names_of_the_fields(monkeypatch):
     from zkherd.common.farm import FarmError
     from zkherd.farm import join
 
-    monkeypatch.setattr(join, "MAX_DOTTED_NAMES", 100)
-    assert join.flatten({"k" * 40: {"a": 1, "b": 2}}) == {"k" * 40 + ".a": 1, "k" * 40 + ".b": 2}  # 84
-    with pytest.raises(FarmError, match="field names too long to merge"):
-        join.flatten({"k" * 40: {"a": 1, "b": 2, "c": 3}})  # 126
+    monkeypatch.setattr(join, "MAX_FIELD_NAMES", 6)
+    assert join.flatten({"a": {"b": {"c": 1, "d": 2}}}) == {("a", "b", "c"): 1, ("a", "b", "d"): 2}  # 6 names
+    with pytest.raises(FarmError, match="nest too many names to merge: more than 6 in all, at a.b.e"):
+        join.flatten({"a": {"b": {"c": 1, "d": 2, "e": 3}}})
 
 
 def test_farm_join_merge_compares_with_types():

@@ -11,6 +11,10 @@ Semantics:
   directions (a request/response round trip gains 2*s).
 * drop_new(): new connections are accepted and closed at once; existing
   ones keep forwarding.
+* hang_new(): new connections are accepted and never answered, never
+  closed (until the proxy is): a server that is starting can do that
+  (ZooKeeper 3.8.0: "ZooKeeperServer not running", then an exception before
+  the close). They stay hung after passthrough(); existing ones keep forwarding.
 * blackhole(): a partition. Nothing is delivered in either direction, not
   even a FIN or RST, so each end only notices through its own timeouts. New
   connections are accepted but hang the same way. Bytes are *held*, not
@@ -161,7 +165,8 @@ def _parse_target(target: str | tuple[str, int]) -> tuple[str, int]:
 class FaultProxy:
     def __init__(self, target: str | tuple[str, int]):
         self.target = _parse_target(target)
-        self._mode = "pass"  # pass | drop_new | blackhole
+        self._mode = "pass"  # pass | drop_new | hang_new | blackhole
+        self._hung: list[socket.socket] = []  # connections taken in hang_new mode
         self._delay = 0.0
         self._rule = None  # the armed rule: [opcode or None, requests left to skip, action, then-mode]
         self._fired = 0
@@ -198,6 +203,9 @@ class FaultProxy:
 
     def drop_new(self) -> None:
         self._call(self._set_mode, "drop_new", self._delay)
+
+    def hang_new(self) -> None:
+        self._call(self._set_mode, "hang_new", self._delay)
 
     def blackhole(self) -> None:
         self._call(self._set_mode, "blackhole", self._delay)
@@ -254,6 +262,11 @@ class FaultProxy:
         return self._mode
 
     @property
+    def hung_count(self) -> int:
+        """Connections taken in hang_new mode so far."""
+        return self._call(lambda: len(self._hung))
+
+    @property
     def connection_count(self) -> int:
         return self._call(lambda: len(self._conns))
 
@@ -304,7 +317,7 @@ class FaultProxy:
             for conn in list(self._conns):
                 self._close_conn(conn, rst=True)
             self._sel.close()
-            for sock in (self._listener, self._wake_r, self._wake_w):
+            for sock in (self._listener, self._wake_r, self._wake_w, *self._hung):
                 sock.close()
 
     def _run_calls(self, _mask: int) -> None:
@@ -335,6 +348,9 @@ class FaultProxy:
                 client = self._listener.accept()[0]
             except BlockingIOError:
                 return
+            if self._mode == "hang_new":
+                self._hung.append(client)
+                continue
             if self._mode == "drop_new":
                 client.close()
                 continue

@@ -25,6 +25,13 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 # hour, so after a long outage a client came back up to an outage-length late (issue 13).
 DEFAULT_RECONNECT_MAX_DELAY = 1.0
 RECONNECT_JITTER = 0.2
+# The longest wait for the reply to a connection's handshake, as a share of the session timeout (at least
+# HANDSHAKE_MIN_WAIT s). kazoo waits session_timeout/len(hosts): 10 s with one host. A server that is
+# starting can take a connection and never answer it (ZooKeeper 3.8.0: "ZooKeeperServer not running",
+# then an exception before the close), and a session the server restored expired meanwhile. A server
+# that serves answers a handshake in milliseconds; a dropped attempt is simply made again.
+HANDSHAKE_WAIT_SHARE = 0.1
+HANDSHAKE_MIN_WAIT = 1.0
 
 # The connection options of every module, lookup and plugin (zkherd.ops.connection fragment).
 OPTION_NAMES = ("hosts", "session_timeout", "connect_timeout", "auth", "tls", "tls_ca", "tls_cert", "tls_key",
@@ -175,9 +182,25 @@ def make_client(settings, logger=None):
         kwargs = dict(use_ssl=True, handler=tls_module.PinnedTLSHandler(settings))  # our SSL context, not kazoo's
     if settings.default_acl:
         kwargs["default_acl"] = to_kazoo_acls(settings.default_acl)  # create, makepath, transactions
-    return KazooClient(hosts=settings.hosts, timeout=settings.session_timeout, logger=logger,
-                       connection_retry=connection_retry(settings.reconnect_max_delay),
-                       auth_data=[("digest", settings.auth)] if settings.auth else None, **kwargs)
+    client = KazooClient(hosts=settings.hosts, timeout=settings.session_timeout, logger=logger,
+                         connection_retry=connection_retry(settings.reconnect_max_delay),
+                         auth_data=[("digest", settings.auth)] if settings.auth else None, **kwargs)
+    _bound_handshake(client, max(HANDSHAKE_MIN_WAIT, settings.session_timeout * HANDSHAKE_WAIT_SHARE))
+    return client
+
+
+def _bound_handshake(client, wait):
+    """Make kazoo wait at most *wait* s for the reply to a connection's handshake (the Connect request
+    of ConnectionHandler._connect; the only request it sends through _invoke without an xid)."""
+    connection = getattr(client, "_connection", None)
+    invoke = getattr(connection, "_invoke", None)
+    if invoke is None:  # a kazoo without it: its own wait
+        return
+
+    def bounded(timeout, request, xid=None):
+        return invoke(min(timeout, wait) if xid is None else timeout, request, xid)
+
+    connection._invoke = bounded
 
 
 def connection_retry(max_delay):

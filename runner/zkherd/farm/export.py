@@ -20,6 +20,7 @@ refuses it (the last file stays).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -36,8 +37,11 @@ from zkherd.common.errors import AUTH
 from zkherd.configfiles.install import FileSet, LocalFileError, Target
 from zkherd.core import exits
 from zkherd.core.loop import TRANSIENT, Loop, Program
+from zkherd.core.safetext import safe
 from zkherd.core.shellcmd import Task, command_env
 from zkherd.farm.jsontext import JsonText
+
+REPORTED = 10  # warnings per member about numbers JSON cannot hold; the rest are counted
 
 GAP = 0.05  # the shortest time between two writes: a burst of changes is merged into one write per GAP
 
@@ -68,26 +72,30 @@ def _php_escape(text):
 
 
 def nonfinite(doc, link=None):
-    """(field, value) of every NaN or infinite number in a member: dotted fields, [i] for lists. Each item
-    links to its parent's (name, link); a field's name is made only when it is reported (a name per item
-    made a 600 KB key above 150,000 items cost 2 s of CPU per change of the member)."""
+    """(field, value) of every NaN or infinite number in a member, as they come: dotted fields, [i] for
+    lists. Each item links to its parent's (name, link); a field's name is made only when it is told,
+    printable and at most 300 characters (a name per item made a 600 KB key above 150,000 items
+    cost 2 s of CPU per change of the member, and 100,000 such names would take 59 GB)."""
     if isinstance(doc, float) and not math.isfinite(doc):
-        return [(_dotted(link), doc)]
-    if isinstance(doc, dict):
-        items = (((str(key), link), value) for key, value in doc.items())
+        yield _dotted(link), doc
+    elif isinstance(doc, dict):
+        for key, value in doc.items():
+            yield from nonfinite(value, (str(key), link))
     elif isinstance(doc, list):
-        items = (((i, link), value) for i, value in enumerate(doc))
-    else:
-        return []
-    return [found for name, value in items for found in nonfinite(value, name)]
+        for i, value in enumerate(doc):
+            yield from nonfinite(value, (i, link))
 
 
 def _dotted(link):
     parts = []
     while link is not None:
         part, link = link
-        parts.append("[%d]" % part if isinstance(part, int) else ("." + part if link is not None else part))
-    return "".join(reversed(parts))
+        parts.append("[%d]" % part if isinstance(part, int) else ("." if link is not None else "") + _short(part))
+    return safe("".join(reversed(parts)), 300)
+
+
+def _short(name):
+    return name if len(name) <= 100 else name[:100] + "..."
 
 
 def json_name(number):
@@ -271,9 +279,13 @@ class Export(Program):
     def report_nonfinite(self, name, doc):
         """Say what the JSON export does with numbers it cannot hold (PHP and YAML have them)."""
         if self.opts.format == "json":
-            for field, number in nonfinite(doc):
+            found = nonfinite(doc)
+            for field, number in itertools.islice(found, REPORTED):
                 self.log.warning("member %s field %s holds %s, which JSON cannot hold: exported as null"
                                  % (name, field, json_name(number)))
+            more = sum(1 for _found in found)
+            if more:
+                self.log.warning("member %s holds %d more numbers JSON cannot hold: exported as null" % (name, more))
 
     def write(self):
         opts = self.opts

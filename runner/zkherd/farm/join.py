@@ -13,10 +13,11 @@ directory (folder = dict, file = key holding its text, trailing newline trimmed)
   is replaced by rename; the changed files of a directory are installed as one set, all or
   nothing (install.FileSet), also when a field changes between an object (folder) and a value (file).
 - Conflict rule, nothing lost silently: both sides are merged field by field against the last
-  state both agreed on (a three-way merge of dotted fields). A field changed on one side only takes
-  that side's value; a field changed on both sides differently takes the local value and a warning
-  names it (also a field made a value on one side and a folder of fields on the other: the local
-  one, whole). Writes to the znode are compare-and-set: a write that raced another is merged again.
+  state both agreed on (a three-way merge of fields, each known by its names from the top: a name
+  may hold "."). A field changed on one side only takes that side's value; a field changed on both
+  sides differently takes the local value and a warning names it (also a field made a value on one
+  side and a folder of fields on the other: the local one, whole). Writes to the znode are
+  compare-and-set: a write that raced another is merged again.
 - After a session expiry the member is created again from CONF. --on-change CMD runs after CONF
   was changed from ZooKeeper.
 """
@@ -60,43 +61,46 @@ def default_route_address():
     return socket.gethostname()
 
 
-# The merge compares dotted fields, a name per field: a long key above many fields makes each name
-# that long (a 600 KB key over 30,000 fields of a 900 KB member: 18 GB). Names beyond this many
-# characters together are refused; a member anyone would write stays far below it.
-MAX_DOTTED_NAMES = 16 * 1000 * 1000
+# The merge compares fields by their names from the top: (name, name, ...) per field. A member that
+# nests many fields deep makes many names per field; more than this many in all are refused (a member
+# anyone would write stays far below it: 200,000 fields 20 deep are as many).
+MAX_FIELD_NAMES = 4 * 1000 * 1000
 
 
 def flatten(doc):
-    """{"a": {"b": 1}} -> {"a.b": 1}; an empty dict stays a value. FarmError when the dotted names
-    would hold more than MAX_DOTTED_NAMES characters (counted before any is made)."""
-    flat, left = {}, [MAX_DOTTED_NAMES]
+    """{"a": {"b": 1}} -> {("a", "b"): 1}; an empty dict stays a value. A field is the tuple of its
+    names, never a dotted string: keys may hold "." ({"nginx.conf": 1} is not {"nginx": {"conf": 1}}),
+    and a tuple shares the keys instead of copying them (a dotted name per field made a 600 KB key
+    above 30,000 fields take 18 GB). FarmError beyond MAX_FIELD_NAMES names in all."""
+    flat, left = {}, [MAX_FIELD_NAMES]
 
     def walk(value, prefix):
         for key, item in value.items():
+            field = prefix + (key,)
             if isinstance(item, dict) and item:
-                walk(item, prefix + key + ".")
+                walk(item, field)
                 continue
-            left[0] -= len(prefix) + len(key)
+            left[0] -= len(field)
             if left[0] < 0:
-                raise farm.FarmError("the member's field names too long to merge: more than %d characters of dotted "
-                                     "names together, at %s... (%d characters)" % (
-                                         MAX_DOTTED_NAMES, safe((prefix + key)[:60]), len(prefix) + len(key)))
-            flat[prefix + key] = item
+                raise farm.FarmError("the member's fields nest too many names to merge: more than %d in all, "
+                                     "at %s" % (MAX_FIELD_NAMES, dotted(field)))
+            flat[field] = item
 
-    walk(doc, "")
+    walk(doc, ())
     return flat
 
 
+def dotted(field):
+    """A field's names as one dotted name for a message: printable, at most ten names of 100 characters."""
+    return safe(".".join(name if len(name) <= 100 else name[:100] + "..." for name in field[:10])
+                + ("..." if len(field) > 10 else ""), 1100)
+
+
 def merge(base, local, remote, shows=None):
-    """Three-way merge of dotted fields; returns (merged, fields where both sides differ).
+    """Three-way merge of fields; returns (merged, dotted names of the fields where both sides differ).
     Values compare with their types (codec.equal): 1 -> true on one side is a change. *shows(mine,
     value)*: whether a local field is what the local side makes of *value* (default: the same value)."""
     b, lo, re_ = flatten(base), flatten(local), flatten(remote)
-    for side, flat in (("the local configuration", lo), ("the member", re_), ("the last agreed member", b)):
-        clash = next(iter(_two_shapes(flat)), None)  # a name holding ".": {"a": 1, "a.b": 2} in one document
-        if clash is not None:
-            raise farm.FarmError("%s holds %s both as a value and with fields below it (a name holding '.')"
-                                 % (side, safe(clash[:60])))
     shows = shows or _same
     merged, conflicts = {}, []
     for key in sorted(set(b) | set(lo) | set(re_)):
@@ -109,69 +113,62 @@ def merge(base, local, remote, shows=None):
             value = mine if mine_changed and not shows(mine, theirs) else theirs
         if value is not _GONE:
             merged[key] = value
-    clashes = set(_two_shapes(merged))  # changed on both sides: into a value on one, fields below it on the other
+    clashes = _two_shapes(merged)  # changed on both sides: into a value on one, fields below it on the other
     if clashes:
         conflicts = _keep_local_shape(merged, clashes, lo, b, shows, conflicts)
-    return unflatten(merged), sorted(conflicts)
-
-
-def _names(key):
-    return key.split(".")
+    return unflatten(merged), [dotted(field) for field in sorted(conflicts)]
 
 
 def _two_shapes(flat):
-    """The fields of *flat* that hold a value and have fields below them too ({"a": 1, "a.b": 2}), in
-    one pass in order of names (a field's own fields come right after it)."""
-    clashes, value = [], None  # value: the names of the last field holding a value (not a dict)
-    for key in sorted(flat, key=_names):
-        names = _names(key)
-        if value is not None and names[:len(value)] == value:
-            if not clashes or clashes[-1] != ".".join(value):
-                clashes.append(".".join(value))
+    """The fields of *flat* that hold a value and have fields below them too: each side is one document,
+    so one side made it a value and the other put fields below it. One pass in order (a field's own
+    fields come right after it)."""
+    clashes, value = set(), None  # value: the last field holding a value (not a dict)
+    for key in sorted(flat):
+        if value is not None and key[:len(value)] == value:
+            clashes.add(value)
             continue
-        value = None if flat[key] == {} else names
+        value = None if flat[key] == {} else key
     return clashes
 
 
 def _keep_local_shape(merged, clashes, lo, b, shows, conflicts):
     """Each field of *clashes* as the local side has it, whole, in *merged*; returns the conflicts: these
-    fields instead of any below them. One pass in order of names, so a field's region is one run."""
+    fields instead of any below them. One pass in order, so a field's region is one run."""
     region, inside = None, set()
-    for key in sorted(set(merged) | set(lo), key=_names):
-        names = _names(key)
-        if region is None or names[:len(region)] != region:
-            region = names if key in clashes else None
+    for key in sorted(set(merged) | set(lo)):
+        if region is None or key[:len(region)] != region:
+            region = key if key in clashes else None
         if region is None:
             continue
         inside.add(key)
         merged.pop(key, None)
         if key in lo:  # the agreed value where the local side still shows it (a DJB file keeps 5 a number)
             merged[key] = b[key] if key in b and shows(lo[key], b[key]) else lo[key]
-    return [c for c in conflicts if c not in inside] + sorted(clashes)
+    return [c for c in conflicts if not any(c[:n] in clashes for n in range(1, len(c) + 1))] + list(clashes)
 
 
 def unflatten(flat):
-    """{"a.b": 1} -> {"a": {"b": 1}}, in one pass over the fields (a copy of the whole member per
-    field made a 1 MB member take minutes). Keys in sorted order, as set_field made them; a field
-    below one that is a value ({"a": 1, "a.b": 2}) is a FarmError, as set_field says it. The dicts
-    are new: an empty dict that a field lands in is copied, never one of the inputs changed."""
+    """{("a", "b"): 1} -> {"a": {"b": 1}}, in one pass over the fields (a copy of the whole member per
+    field made a 1 MB member take minutes). A field below one that is a value is a FarmError (merge
+    never makes one). The dicts are new: an empty dict that a field lands in is copied, never one of
+    the inputs changed."""
     doc, made = {}, set()  # ids of the dicts made here, which may be filled
     made.add(id(doc))
-    for dotted in sorted(flat):
-        keys = farm.check_field(dotted).split(".")
+    for field in sorted(flat):
         node = doc
-        for key in keys[:-1]:
+        for key in field[:-1]:
             child = node.get(key)
             if not isinstance(child, dict):
                 if key in node:
-                    raise farm.FarmError("cannot set %s: %s is a value, not a dict" % (dotted, key))
+                    raise farm.FarmError("cannot set %s: %s is a value, not a dict" % (dotted(field), safe(key)))
                 child = node[key] = {}
                 made.add(id(child))
             elif id(child) not in made:
                 child = node[key] = dict(child)
                 made.add(id(child))
             node = child
-        node[keys[-1]] = flat[dotted]
+        node[field[-1]] = flat[field]
     if farm.too_deep(doc):  # what decode_member would refuse is never made
         raise farm.FarmError("the merged member would nest deeper than %d levels" % farm.MAX_DEPTH)
     return doc
@@ -273,20 +270,20 @@ class Conf:
                 files.stage(Target.file(self.path), yaml.safe_dump(doc, default_flow_style=False).encode())
             else:
                 current, wanted = flatten(farm.read_dir(self.path)), flatten(doc)
-                keep = {tuple(key.split(".")) for key in wanted}
+                keep = set(wanted)
                 for key in current:
                     if key not in wanted:  # first: their folders are opened before anything is staged
-                        files.remove(_topmost_unwanted(self.path, key.split("."), keep))
+                        files.remove(_topmost_unwanted(self.path, list(key), keep))
                 for key, value in wanted.items():
                     now = current.get(key)
                     if now == farm.text(value) or isinstance(now, dict) and value == {}:
                         continue  # the same text, or an empty folder for {}: nothing to write
-                    target = Target.below(self.path, key.split("."))
+                    target = Target.below(self.path, list(key))
                     try:
                         data = (farm.text(value) + "\n").encode()
                     except UnicodeEncodeError:  # JSON's "\ud800": no file can hold it
-                        raise farm.FarmError("the member's field %s holds text that is not UTF-8 (a lone "
-                                             "surrogate), which no DJB file can hold: nothing written" % key) from None
+                        raise farm.FarmError("the member's field %s holds text that is not UTF-8 (a lone surrogate), "
+                                             "which no DJB file can hold: nothing written" % dotted(key)) from None
                     if isinstance(now, dict):  # an empty folder becomes a value: replaced in the same set
                         files.remove(target)
                     files.stage(target, data)
@@ -449,7 +446,7 @@ class Member(Program):
             return local
         try:
             return merge(base, local, base, djb_shows)[0]
-        except farm.FarmError:  # names that clash as dotted fields (nginx and nginx.conf): the files as they are
+        except farm.FarmError:  # too many names, nested too deep: the files as they are
             return local
 
     def encode(self, doc):
