@@ -4,6 +4,7 @@ the merge rule, and a SIGKILLed member leaving an export."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -141,5 +142,79 @@ def test_a_member_of_many_dotted_names_does_not_hold_the_loop(zk_server, zk, zk_
         member.signal(signal.SIGTERM)
         assert member.wait(timeout=60) == 0 and time.monotonic() - started < 5, member.log()[-1500:]
         assert json.loads(conf.read_text()) == hostile
+    finally:
+        member.stop()
+
+
+def farm_cli(*args):
+    return subprocess.run([sys.executable, "-m", "zkherd", *args], cwd=REPO, capture_output=True, text=True,
+                          check=False, timeout=60)
+
+
+def test_farm_set_of_a_djb_file_named_with_a_dot_changes_that_file(zk_server, zk, zk_base, tmp_path):
+    """A DJB file nginx.conf is the field nginx.conf; `farm get/set NODE nginx.conf` (dotted paths) reach it:
+    a key holding "." wins over names below (third review: get found no such field, and set made a folder
+    nginx/conf beside the file - the operator's change never reached the file the service reads)."""
+    farm, conf = zk_base + "/web", tmp_path / "web"
+    conf.mkdir()
+    (conf / "nginx.conf").write_text("worker_processes 1;\n")
+    zk.ensure_path(farm)
+    node = farm + "/m1"
+    member = join(zk_server.hosts, farm, conf, "m1", tmp_path / "j.log")
+    try:
+        member.wait_log("joined the farm")
+        got = farm_cli("farm", "get", node, "nginx.conf", "--zk", zk_server.hosts)
+        result = farm_cli("farm", "set", node, "nginx.conf", "worker_processes 4;", "--zk", zk_server.hosts)
+        assert result.returncode == 0, result.stderr
+        time.sleep(2)
+        assert got.returncode == 0 and got.stdout == "worker_processes 1;\n"
+        assert (conf / "nginx.conf").read_text() == "worker_processes 4;\n"
+        assert not (conf / "nginx").exists()
+    finally:
+        member.stop()
+
+
+def test_an_old_shape_member_is_rewritten_once_and_then_left_alone(zk_server, zk, zk_base, tmp_path, make_zk):
+    """The member of an old runner ({"nginx": {"conf": "x"}} from the DJB file nginx.conf), left by a
+    SIGKILLed runner (another session's node): replaced once by the new shape, then no sync loop."""
+    farm, conf = zk_base + "/web", tmp_path / "web"
+    conf.mkdir()
+    (conf / "nginx.conf").write_text("x\n")
+    (conf / "port").write_text("80\n")
+    zk.ensure_path(farm)
+    node = farm + "/m1"
+    other = make_zk()
+    other.create(node, json.dumps({"nginx": {"conf": "x"}, "port": 80}).encode(), ephemeral=True)
+    member = join(zk_server.hosts, farm, conf, "m1", tmp_path / "j.log")
+    try:
+        member.wait_log("joined the farm")
+        first = zk.get(node)
+        time.sleep(2)
+        data, stat = zk.get(node)
+        assert json.loads(data) == {"nginx.conf": "x", "port": 80}
+        assert stat.version == first[1].version and stat.ephemeralOwner != other.client_id[0]
+        assert len(re.findall("local configuration updated", member.log())) == 0, member.log()
+        assert sorted(p.name for p in conf.iterdir()) == ["nginx.conf", "port"]
+    finally:
+        member.stop()
+
+
+def test_an_empty_folder_can_take_a_field_from_zookeeper(zk_server, zk, zk_base, tmp_path):
+    """A DJB folder x/ that is empty ({}) and `farm set NODE x.a 1`: Conf.write removed the folder x (a
+    field that went) and staged x/a in the same set: install refused ("the same set replaces x, a folder on
+    its way"), every sync after failed the same way (third review)."""
+    farm, conf = zk_base + "/web", tmp_path / "web"
+    conf.mkdir()
+    (conf / "x").mkdir()
+    (conf / "port").write_text("80\n")
+    zk.ensure_path(farm)
+    node = farm + "/m1"
+    member = join(zk_server.hosts, farm, conf, "m1", tmp_path / "j.log")
+    try:
+        member.wait_log("joined the farm")
+        result = farm_cli("farm", "set", node, "x.a", "1", "--zk", zk_server.hosts)
+        assert result.returncode == 0, result.stderr
+        time.sleep(3)
+        assert (conf / "x" / "a").read_text() == "1\n", member.log()[-1200:]
     finally:
         member.stop()

@@ -99,3 +99,42 @@ def test_a_handshake_no_server_answers_is_given_up_soon(zk_server, zk_base, faul
         assert time.monotonic() - started < 2.5, runner.log()
     finally:
         runner.stop()
+
+
+def test_a_server_answering_in_1_2_s_is_still_reachable(zk_server, zk_base, fault_proxy, tmp_path):
+    """A working server whose handshake takes 1.2 s (a loaded ensemble: createSession is a quorum write
+    with an fsync; or a 0.6 s one-way link) is reached: each wait that ran out doubles the next (third
+    review: a fixed 1 s bound gave every attempt up, exit 69, and left the server a session each)."""
+    proxy = fault_proxy()
+    proxy.delay(0.6)
+    runner = Zkherd(["run", "--zk", proxy.hosts, "--session-timeout", "10", "--connect-timeout", "15",
+                     "--lock", zk_base + "/l", "--", "sleep", "1000"], tmp_path / "run.log")
+    try:
+        wait_for(lambda: runner.has("connected to ZooKeeper") or runner.proc.poll() is not None, 20)
+        assert runner.has("connected to ZooKeeper"), runner.log()[-1500:]
+    finally:
+        runner.stop()
+
+
+def test_a_tls_handshake_no_server_answers_is_given_up_soon(make_zk_server, fault_proxy, tmp_path):
+    """The same hang over TLS (the roles' only transport): the TLS handshake happens in create_connection,
+    which kazoo gives the whole session timeout; it is bounded the same way (third review: 10.3 s)."""
+    from tests.support.tls import make_tls_files
+
+    files = make_tls_files(tmp_path / "tls")
+    server = make_zk_server(keystore=files.keystore, truststore=files.cert, ssl_client_auth="need")
+    proxy = fault_proxy(server.secure_hosts)
+    proxy.hang_new()
+    runner = Zkherd(["run", "--zk", proxy.hosts, "--tls-ca", str(files.cert), "--tls-cert", str(files.cert),
+                     "--tls-key", str(files.key), "--session-timeout", "10", "--connect-timeout", "60",
+                     "--lock", "/l", "--", "sleep", "1000"], tmp_path / "run.log")
+    try:
+        wait_for(lambda: proxy.hung_count > 0, 30, message="the runner's first connection attempt")
+        proxy.passthrough()
+        started = time.monotonic()
+        runner.wait_log("connected to ZooKeeper", timeout=30)
+        took = time.monotonic() - started
+        assert took < 2.5, runner.log()
+    finally:
+        runner.stop()
+

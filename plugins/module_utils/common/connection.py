@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import time
 
 from . import paths
@@ -25,11 +26,13 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 # hour, so after a long outage a client came back up to an outage-length late (issue 13).
 DEFAULT_RECONNECT_MAX_DELAY = 1.0
 RECONNECT_JITTER = 0.2
-# The longest wait for the reply to a connection's handshake, as a share of the session timeout (at least
-# HANDSHAKE_MIN_WAIT s). kazoo waits session_timeout/len(hosts): 10 s with one host. A server that is
-# starting can take a connection and never answer it (ZooKeeper 3.8.0: "ZooKeeperServer not running",
-# then an exception before the close), and a session the server restored expired meanwhile. A server
-# that serves answers a handshake in milliseconds; a dropped attempt is simply made again.
+# The first wait for a connection's handshakes (TCP, TLS, then ZooKeeper's Connect reply), as a share of
+# the session timeout, at least HANDSHAKE_MIN_WAIT s. kazoo waits the whole session timeout (divided by
+# the hosts for the reply): 10 s. A server that is starting can take a connection and never answer it
+# (ZooKeeper 3.8.0: "ZooKeeperServer not running", then an exception before the close), and a session
+# the server restored expired meanwhile. A working server answers in milliseconds; one that is slow (a
+# session is a quorum write, with an fsync) is still reached: each wait that ran out doubles the next,
+# up to kazoo's own (_HandshakeWait).
 HANDSHAKE_WAIT_SHARE = 0.1
 HANDSHAKE_MIN_WAIT = 1.0
 
@@ -185,22 +188,44 @@ def make_client(settings, logger=None):
     client = KazooClient(hosts=settings.hosts, timeout=settings.session_timeout, logger=logger,
                          connection_retry=connection_retry(settings.reconnect_max_delay),
                          auth_data=[("digest", settings.auth)] if settings.auth else None, **kwargs)
-    _bound_handshake(client, max(HANDSHAKE_MIN_WAIT, settings.session_timeout * HANDSHAKE_WAIT_SHARE))
+    _HandshakeWait(client, max(HANDSHAKE_MIN_WAIT, settings.session_timeout * HANDSHAKE_WAIT_SHARE))
     return client
 
 
-def _bound_handshake(client, wait):
-    """Make kazoo wait at most *wait* s for the reply to a connection's handshake (the Connect request
-    of ConnectionHandler._connect; the only request it sends through _invoke without an xid)."""
-    connection = getattr(client, "_connection", None)
-    invoke = getattr(connection, "_invoke", None)
-    if invoke is None:  # a kazoo without it: its own wait
-        return
+class _HandshakeWait:
+    """Bounds kazoo's waits while it connects: the TCP connect and TLS handshake (its handler's
+    create_connection) and the reply to the Connect request (ConnectionHandler._invoke without an xid:
+    auth replies have one). The bound starts at *first* s, doubles after each wait that ran out, up to
+    kazoo's own, and is back at *first* once a Connect is answered."""
 
-    def bounded(timeout, request, xid=None):
-        return invoke(min(timeout, wait) if xid is None else timeout, request, xid)
+    def __init__(self, client, first):
+        self.first = self.wait = first
+        connection, handler = getattr(client, "_connection", None), getattr(client, "handler", None)
+        self.invoke = getattr(connection, "_invoke", None)
+        self.create = getattr(handler, "create_connection", None)
+        self.timeouts = (getattr(handler, "timeout_exception", TimeoutError), TimeoutError, socket.timeout)
+        if self.invoke is None or self.create is None:  # a kazoo without them: its own waits
+            return
+        connection._invoke, handler.create_connection = self._invoke, self._create
 
-    connection._invoke = bounded
+    def _bounded(self, call, timeout):
+        wait = self.wait if timeout is None else min(timeout, self.wait)
+        try:
+            return call(wait)
+        except self.timeouts:
+            self.wait = min(self.wait * 2, max(timeout or 0, self.first))
+            raise
+
+    def _create(self, *args, **kwargs):
+        timeout = kwargs.pop("timeout", None)
+        return self._bounded(lambda wait: self.create(*args, timeout=wait, **kwargs), timeout)
+
+    def _invoke(self, timeout, request, *args, **kwargs):
+        if (args[0] if args else kwargs.get("xid")) is not None:
+            return self.invoke(timeout, request, *args, **kwargs)
+        answer = self._bounded(lambda wait: self.invoke(wait, request, *args, **kwargs), timeout)
+        self.wait = self.first
+        return answer
 
 
 def connection_retry(max_delay):

@@ -141,12 +141,29 @@ def check_field(dotted):
     return dotted
 
 
+def _path(doc, dotted, make=False):
+    """The keys *dotted* names in *doc*: at each level the longest run of its names that is a key there,
+    joined by "." (a key may hold ".": a DJB file nginx.conf is the field nginx.conf, and nginx.conf.x
+    a field below it), else - with *make*, for set_field - the names left, one per level. None when a
+    name is not there (and not *make*)."""
+    names, node, keys, i = _keys(dotted), doc, [], 0
+    while i < len(names):
+        j = next((j for j in range(len(names), i, -1) if ".".join(names[i:j]) in node), None) \
+            if isinstance(node, dict) else None
+        if j is None:
+            return keys + names[i:] if make else None
+        keys.append(".".join(names[i:j]))
+        node, i = node[keys[-1]], j
+    return keys
+
+
 def get_field(doc, dotted):
     """The value at a dotted path; KeyError if it is not there."""
+    keys = _path(doc, dotted)
+    if keys is None:
+        raise KeyError(dotted)
     value = doc
-    for key in _keys(dotted):
-        if not isinstance(value, dict) or key not in value:
-            raise KeyError(dotted)
+    for key in keys:
         value = value[key]
     return value
 
@@ -154,7 +171,7 @@ def get_field(doc, dotted):
 def set_field(doc, dotted, value):
     """A copy of *doc* with the dotted path set (missing dicts are made)."""
     doc = copy.deepcopy(doc)
-    keys = _keys(dotted)
+    keys = _path(doc, dotted, make=True)
     node = doc
     for key in keys[:-1]:
         if not isinstance(node.get(key), dict):
@@ -170,9 +187,10 @@ def set_field(doc, dotted, value):
 
 def unset_field(doc, dotted):
     """A copy of *doc* without the dotted path; KeyError if it is not there."""
-    get_field(doc, dotted)
+    keys = _path(doc, dotted)
+    if keys is None:
+        raise KeyError(dotted)
     doc = copy.deepcopy(doc)
-    keys = _keys(dotted)
     node = doc
     for key in keys[:-1]:
         node = node[key]

@@ -72,12 +72,12 @@ def _php_escape(text):
 
 
 def nonfinite(doc, link=None):
-    """(field, value) of every NaN or infinite number in a member, as they come: dotted fields, [i] for
-    lists. Each item links to its parent's (name, link); a field's name is made only when it is told,
-    printable and at most 300 characters (a name per item made a 600 KB key above 150,000 items
-    cost 2 s of CPU per change of the member, and 100,000 such names would take 59 GB)."""
+    """(link, value) of every NaN or infinite number in a member, as they come. A link is the item's
+    (name or index, parent's link): field_name(link) makes its name, only for what is told (a name per
+    item made a 600 KB key above 150,000 items cost 2 s of CPU per change of the member, and 100,000
+    such names would take 59 GB)."""
     if isinstance(doc, float) and not math.isfinite(doc):
-        yield _dotted(link), doc
+        yield link, doc
     elif isinstance(doc, dict):
         for key, value in doc.items():
             yield from nonfinite(value, (str(key), link))
@@ -86,7 +86,8 @@ def nonfinite(doc, link=None):
             yield from nonfinite(value, (i, link))
 
 
-def _dotted(link):
+def field_name(link):
+    """A nonfinite() link as a dotted field, [i] for lists: printable, each name cut at 100 characters."""
     parts = []
     while link is not None:
         part, link = link
@@ -280,9 +281,9 @@ class Export(Program):
         """Say what the JSON export does with numbers it cannot hold (PHP and YAML have them)."""
         if self.opts.format == "json":
             found = nonfinite(doc)
-            for field, number in itertools.islice(found, REPORTED):
+            for link, number in itertools.islice(found, REPORTED):
                 self.log.warning("member %s field %s holds %s, which JSON cannot hold: exported as null"
-                                 % (name, field, json_name(number)))
+                                 % (name, field_name(link), json_name(number)))
             more = sum(1 for _found in found)
             if more:
                 self.log.warning("member %s holds %d more numbers JSON cannot hold: exported as null" % (name, more))

@@ -271,9 +271,10 @@ class Conf:
             else:
                 current, wanted = flatten(farm.read_dir(self.path)), flatten(doc)
                 keep = set(wanted)
-                for key in current:
-                    if key not in wanted:  # first: their folders are opened before anything is staged
-                        files.remove(_topmost_unwanted(self.path, list(key), keep))
+                for key, now in current.items():
+                    if key in wanted or now == {} and any(field[:len(key)] == key for field in wanted):
+                        continue  # kept, or an empty folder that fields go into
+                    files.remove(_topmost_unwanted(self.path, list(key), keep))  # first: before anything is staged
                 for key, value in wanted.items():
                     now = current.get(key)
                     if now == farm.text(value) or isinstance(now, dict) and value == {}:

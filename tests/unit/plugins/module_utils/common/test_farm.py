@@ -80,3 +80,15 @@ def test_bad_filters():
 def test_ls_line_is_zkfarmers():
     assert farm.ls_line("1.2.3.4", DOC, ["hostname", "enabled"]) == \
         "1.2.3.4          hostname=db-01.example.com, enabled=0"
+
+
+def test_a_dotted_path_reaches_a_key_that_holds_a_dot():
+    """A DJB file nginx.conf is the field nginx.conf: the longest run of names that is a key wins."""
+    doc = {"nginx.conf": "a", "nginx": {"conf": "b", "x": 1}, "m": {"r.d": 0}}
+    assert farm.get_field(doc, "nginx.conf") == "a" and farm.get_field(doc, "nginx.x") == 1
+    assert farm.get_field(doc, "m.r.d") == 0
+    assert farm.set_field(doc, "nginx.conf", "z")["nginx.conf"] == "z"
+    assert farm.set_field({}, "a.b", 1) == {"a": {"b": 1}}  # no such key: a name per level, as before
+    assert "nginx.conf" not in farm.unset_field(doc, "nginx.conf")
+    with pytest.raises(KeyError):
+        farm.get_field(doc, "nginx.conf.x")
