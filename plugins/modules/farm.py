@@ -34,8 +34,8 @@ options:
   set:
     description:
       - Fields to set, by dotted path, with their values. Missing dicts on the way are made.
-      - At each level the longest run of the path's names that is a key there is taken, so V(nginx.conf)
-        is the field of a DJB file C(nginx.conf), not C(conf) below C(nginx).
+      - A path's names are taken one per level, and runs of them joined by C(.) where that leads nowhere,
+        so V(nginx.conf) reaches the field of a DJB file C(nginx.conf) when no C(conf) is below C(nginx).
       - Values are stored as given and compared with their types. C(true), C(1), C(1.0) and C("1")
         are four values, so setting V(true) over C(1) is a change, and RV(member) is what
         ZooKeeper holds. Members joined from a DJB directory hold strings, so quote numbers

@@ -137,4 +137,3 @@ def test_a_tls_handshake_no_server_answers_is_given_up_soon(make_zk_server, faul
         assert took < 2.5, runner.log()
     finally:
         runner.stop()
-

@@ -195,11 +195,13 @@ def make_client(settings, logger=None):
 class _HandshakeWait:
     """Bounds kazoo's waits while it connects: the TCP connect and TLS handshake (its handler's
     create_connection) and the reply to the Connect request (ConnectionHandler._invoke without an xid:
-    auth replies have one). The bound starts at *first* s, doubles after each wait that ran out, up to
-    kazoo's own, and is back at *first* once a Connect is answered."""
+    auth replies have one). Each starts at *first* s and doubles after a wait of its own that ran out,
+    up to kazoo's: only a server that keeps being slow gets longer waits. Anything else - an answer, a
+    refused or dropped connection (a server down, or starting) - puts both back at *first*."""
 
     def __init__(self, client, first):
-        self.first = self.wait = first
+        self.first = first
+        self.waits = {"create": first, "connect": first}
         connection, handler = getattr(client, "_connection", None), getattr(client, "handler", None)
         self.invoke = getattr(connection, "_invoke", None)
         self.create = getattr(handler, "create_connection", None)
@@ -208,24 +210,27 @@ class _HandshakeWait:
             return
         connection._invoke, handler.create_connection = self._invoke, self._create
 
-    def _bounded(self, call, timeout):
-        wait = self.wait if timeout is None else min(timeout, self.wait)
+    def _bounded(self, which, call, timeout):
+        wait = self.waits[which] if timeout is None else min(timeout, self.waits[which])
         try:
-            return call(wait)
+            answer = call(wait)
         except self.timeouts:
-            self.wait = min(self.wait * 2, max(timeout or 0, self.first))
+            self.waits[which] = min(self.waits[which] * 2, max(timeout or 0, self.first))
             raise
+        except BaseException:
+            self.waits = {"create": self.first, "connect": self.first}
+            raise
+        self.waits[which] = self.first
+        return answer
 
     def _create(self, *args, **kwargs):
         timeout = kwargs.pop("timeout", None)
-        return self._bounded(lambda wait: self.create(*args, timeout=wait, **kwargs), timeout)
+        return self._bounded("create", lambda wait: self.create(*args, timeout=wait, **kwargs), timeout)
 
     def _invoke(self, timeout, request, *args, **kwargs):
         if (args[0] if args else kwargs.get("xid")) is not None:
             return self.invoke(timeout, request, *args, **kwargs)
-        answer = self._bounded(lambda wait: self.invoke(wait, request, *args, **kwargs), timeout)
-        self.wait = self.first
-        return answer
+        return self._bounded("connect", lambda wait: self.invoke(wait, request, *args, **kwargs), timeout)
 
 
 def connection_retry(max_delay):

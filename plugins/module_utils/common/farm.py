@@ -142,19 +142,48 @@ def check_field(dotted):
 
 
 def _path(doc, dotted, make=False):
-    """The keys *dotted* names in *doc*: at each level the longest run of its names that is a key there,
-    joined by "." (a key may hold ".": a DJB file nginx.conf is the field nginx.conf, and nginx.conf.x
-    a field below it), else - with *make*, for set_field - the names left, one per level. None when a
-    name is not there (and not *make*)."""
-    names, node, keys, i = _keys(dotted), doc, [], 0
-    while i < len(names):
-        j = next((j for j in range(len(names), i, -1) if ".".join(names[i:j]) in node), None) \
-            if isinstance(node, dict) else None
-        if j is None:
-            return keys + names[i:] if make else None
-        keys.append(".".join(names[i:j]))
-        node, i = node[keys[-1]], j
-    return keys
+    """The keys *dotted* names in *doc*, or None when it names nothing there. A key may hold ".": a DJB
+    file nginx.conf is the field nginx.conf. So each name is taken as a key of its own first (the path
+    as it always read), and runs of names joined by "." are tried only where that leads nowhere. With
+    *make* (set_field), a path that names nothing goes below the deepest dict its first names reach,
+    one name per level from there."""
+    names = _keys(dotted)
+    keys = _find(doc, names)
+    if keys is not None or not make:
+        return keys
+    for end in range(len(names) - 1, 0, -1):  # the deepest dict on the way, then a name per level
+        keys = _find(doc, names[:end])
+        if keys is not None and isinstance(_walk(doc, keys), dict):
+            return keys + names[end:]
+    return names
+
+
+def _find(doc, names):
+    """Keys that *names* name from *doc*, joined runs of names only where single names lead nowhere: a
+    depth first search trying each (dict, position) once, so a member cannot make it take long."""
+    dead = set()
+
+    def find(node, i):
+        if i == len(names):
+            return []
+        if not isinstance(node, dict) or (id(node), i) in dead:
+            return None
+        for j in range(i + 1, len(names) + 1):
+            key = ".".join(names[i:j])
+            if key in node:
+                rest = find(node[key], j)
+                if rest is not None:
+                    return [key] + rest
+        dead.add((id(node), i))
+        return None
+
+    return find(doc, 0)
+
+
+def _walk(doc, keys):
+    for key in keys:
+        doc = doc[key]
+    return doc
 
 
 def get_field(doc, dotted):
@@ -162,10 +191,7 @@ def get_field(doc, dotted):
     keys = _path(doc, dotted)
     if keys is None:
         raise KeyError(dotted)
-    value = doc
-    for key in keys:
-        value = value[key]
-    return value
+    return _walk(doc, keys)
 
 
 def set_field(doc, dotted, value):

@@ -24,6 +24,7 @@ directory (folder = dict, file = key holding its text, trailing newline trimmed)
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import json
 import os
@@ -271,8 +272,9 @@ class Conf:
             else:
                 current, wanted = flatten(farm.read_dir(self.path)), flatten(doc)
                 keep = set(wanted)
+                fields = sorted(wanted)
                 for key, now in current.items():
-                    if key in wanted or now == {} and any(field[:len(key)] == key for field in wanted):
+                    if key in wanted or now == {} and _below(fields, key):
                         continue  # kept, or an empty folder that fields go into
                     files.remove(_topmost_unwanted(self.path, list(key), keep))  # first: before anything is staged
                 for key, value in wanted.items():
@@ -292,6 +294,12 @@ class Conf:
         except BaseException:
             files.discard()
             raise
+
+
+def _below(fields, key):
+    """Whether a field of *fields* (sorted) is below *key*: the first one after it, if any."""
+    i = bisect.bisect_right(fields, key)
+    return i < len(fields) and fields[i][:len(key)] == key
 
 
 def _topmost_unwanted(path, names, keep):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.zkherd.ops.plugins.module_utils.common import connection
 from ansible_collections.zkherd.ops.plugins.module_utils.common.connection import (
     USAGE,
     Settings,
@@ -62,3 +63,66 @@ def test_timeouts():
         Settings.from_options({"session_timeout": 0})
     with pytest.raises(ZkError, match="number of seconds"):
         Settings.from_options({"connect_timeout": "soon"})
+
+
+class _Handler:
+    """kazoo's handler as _HandshakeWait sees it: create_connection times out, is refused, or connects."""
+
+    class timeout_exception(Exception):  # noqa: N801 - kazoo's attribute name (KazooTimeoutError)
+        pass
+
+    def __init__(self):
+        import socket
+
+        self.outcome, self.socket = "connect", socket
+
+    def create_connection(self, address, timeout=None, **_options):
+        self.timeout = timeout
+        if self.outcome == "timeout":
+            raise self.socket.timeout("timed out")
+        if self.outcome == "refused":
+            raise ConnectionRefusedError(111, "refused")
+        return object()
+
+
+class _Connection:
+    def __init__(self, handler):
+        self.handler, self.outcome = handler, "answer"
+
+    def _invoke(self, timeout, request, xid=None):
+        self.timeout = timeout
+        if self.outcome == "hang":
+            raise self.handler.timeout_exception("socket time-out during read")
+        return "answered"
+
+
+def test_handshake_waits_grow_only_while_the_same_wait_runs_out():
+    """A partition (TCP connects time out) must not leave a long wait for the Connect reply of a server
+    that restarts and hangs (review: one shared bound stayed at 10 s after a partition)."""
+
+    class Client:
+        pass
+
+    client = Client()
+    client.handler = _Handler()
+    client._connection = _Connection(client.handler)
+    connection._HandshakeWait(client, 1.0)
+    create, invoke = client.handler.create_connection, client._connection._invoke
+    client.handler.outcome = "timeout"
+    for _attempt in range(4):
+        with pytest.raises(OSError):
+            create(("zk", 2181), timeout=10.0)
+    assert client.handler.timeout == 8.0  # 1, 2, 4, 8: a slow network still gets through, up to 10
+    client.handler.outcome, client._connection.outcome = "connect", "hang"
+    create(("zk", 2181), timeout=10.0)
+    with pytest.raises(Exception, match="time-out"):
+        invoke(10.0, "Connect")
+    assert client._connection.timeout == 1.0  # the reply's own wait, not the partition's
+    client.handler.outcome = "refused"
+    with pytest.raises(ConnectionRefusedError):
+        create(("zk", 2181), timeout=10.0)
+    client._connection.outcome, client.handler.outcome = "answer", "connect"
+    create(("zk", 2181), timeout=10.0)
+    assert invoke(10.0, "Connect") == "answered" and client._connection.timeout == 1.0  # reset by the refusal
+    invoke(10.0, "auth", xid=-4)
+    assert client._connection.timeout == 10.0  # replies with an xid (auth) keep kazoo's wait

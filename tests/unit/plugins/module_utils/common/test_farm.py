@@ -83,12 +83,23 @@ def test_ls_line_is_zkfarmers():
 
 
 def test_a_dotted_path_reaches_a_key_that_holds_a_dot():
-    """A DJB file nginx.conf is the field nginx.conf: the longest run of names that is a key wins."""
-    doc = {"nginx.conf": "a", "nginx": {"conf": "b", "x": 1}, "m": {"r.d": 0}}
-    assert farm.get_field(doc, "nginx.conf") == "a" and farm.get_field(doc, "nginx.x") == 1
-    assert farm.get_field(doc, "m.r.d") == 0
+    """A DJB file nginx.conf is the field nginx.conf: names one per level first (the path as it always
+    read), runs of names joined by "." where that leads nowhere."""
+    doc = {"nginx.conf": "a", "m": {"r.d": 0}}
+    assert farm.get_field(doc, "nginx.conf") == "a" and farm.get_field(doc, "m.r.d") == 0
     assert farm.set_field(doc, "nginx.conf", "z")["nginx.conf"] == "z"
-    assert farm.set_field({}, "a.b", 1) == {"a": {"b": 1}}  # no such key: a name per level, as before
     assert "nginx.conf" not in farm.unset_field(doc, "nginx.conf")
+    assert farm.set_field({"nginx.conf": {}}, "nginx.conf.x", 1) == {"nginx.conf": {"x": 1}}
+    assert farm.set_field({"a": {}}, "a.b.c", 1) == {"a": {"b": {"c": 1}}}  # a name per level below
     with pytest.raises(KeyError):
         farm.get_field(doc, "nginx.conf.x")
+
+
+def test_a_path_that_always_read_one_name_per_level_still_does():
+    """Both shapes in one member (review): the nested one, as before; the dotted key where it is alone."""
+    doc = {"a.b": {"x": 1}, "a": {"b": {"c": 5}}}
+    assert farm.get_field(doc, "a.b.c") == 5 and farm.get_field(doc, "a.b.x") == 1
+    assert farm.set_field(doc, "a.b.c", 6) == {"a.b": {"x": 1}, "a": {"b": {"c": 6}}}
+    assert farm.unset_field(doc, "a.b.c") == {"a.b": {"x": 1}, "a": {"b": {}}}
+    assert farm.get_field({"a.b": 1, "a": {"b": 2}}, "a.b") == 2
+    assert farm.set_field({"a.b": "v", "a": {"b": {"c": 5}}}, "a.b.c", 6)["a"]["b"]["c"] == 6
