@@ -195,13 +195,14 @@ def make_client(settings, logger=None):
 class _HandshakeWait:
     """Bounds kazoo's waits while it connects: the TCP connect and TLS handshake (its handler's
     create_connection) and the reply to the Connect request (ConnectionHandler._invoke without an xid:
-    auth replies have one). Each starts at *first* s and doubles after a wait of its own that ran out,
-    up to kazoo's: only a server that keeps being slow gets longer waits. Anything else - an answer, a
-    refused or dropped connection (a server down, or starting) - puts both back at *first*."""
+    auth replies have one; it follows the create of the same address in kazoo's connection thread).
+    Per address, each starts at *first* s and doubles after a wait of its own that ran out, up to
+    kazoo's: only a server that keeps being slow gets longer waits, whatever the other hosts do. Any
+    other end of that address's attempt - an answer, a refusal, a dropped connection (a server down,
+    or starting) - puts its waits back at *first*."""
 
     def __init__(self, client, first):
-        self.first = first
-        self.waits = {"create": first, "connect": first}
+        self.first, self.waits, self.address = first, {}, None
         connection, handler = getattr(client, "_connection", None), getattr(client, "handler", None)
         self.invoke = getattr(connection, "_invoke", None)
         self.create = getattr(handler, "create_connection", None)
@@ -211,20 +212,23 @@ class _HandshakeWait:
         connection._invoke, handler.create_connection = self._invoke, self._create
 
     def _bounded(self, which, call, timeout):
-        wait = self.waits[which] if timeout is None else min(timeout, self.waits[which])
+        key = (self.address, which)
+        wait = self.waits.get(key, self.first)
         try:
-            answer = call(wait)
+            answer = call(wait if timeout is None else min(timeout, wait))
         except self.timeouts:
-            self.waits[which] = min(self.waits[which] * 2, max(timeout or 0, self.first))
+            self.waits[key] = min(wait * 2, max(timeout or 0, self.first))
             raise
         except BaseException:
-            self.waits = {"create": self.first, "connect": self.first}
+            self.waits.pop((self.address, "create"), None)
+            self.waits.pop((self.address, "connect"), None)
             raise
-        self.waits[which] = self.first
+        self.waits.pop(key, None)
         return answer
 
     def _create(self, *args, **kwargs):
         timeout = kwargs.pop("timeout", None)
+        self.address = str(kwargs.get("address", args[0] if args else None))
         return self._bounded("create", lambda wait: self.create(*args, timeout=wait, **kwargs), timeout)
 
     def _invoke(self, timeout, request, *args, **kwargs):

@@ -145,39 +145,38 @@ def _path(doc, dotted, make=False):
     """The keys *dotted* names in *doc*, or None when it names nothing there. A key may hold ".": a DJB
     file nginx.conf is the field nginx.conf. So each name is taken as a key of its own first (the path
     as it always read), and runs of names joined by "." are tried only where that leads nowhere. With
-    *make* (set_field), a path that names nothing goes below the deepest dict its first names reach,
-    one name per level from there."""
+    *make* (set_field), a path that names nothing goes below the deepest dict its first names reach
+    (the first found), one name per level from there."""
     names = _keys(dotted)
-    keys = _find(doc, names)
+    keys, deepest = _find(doc, names)
     if keys is not None or not make:
         return keys
-    for end in range(len(names) - 1, 0, -1):  # the deepest dict on the way, then a name per level
-        keys = _find(doc, names[:end])
-        if keys is not None and isinstance(_walk(doc, keys), dict):
-            return keys + names[end:]
-    return names
+    return deepest[1] + names[deepest[0]:]
 
 
 def _find(doc, names):
-    """Keys that *names* name from *doc*, joined runs of names only where single names lead nowhere: a
-    depth first search trying each (dict, position) once, so a member cannot make it take long."""
-    dead = set()
+    """(keys that *names* name from *doc* or None, (position, keys) of the deepest dict reached): a
+    depth first search, joined runs of names only where single names lead nowhere, each (dict,
+    position) tried once."""
+    dead, deepest = set(), [(0, [])]
 
-    def find(node, i):
+    def find(node, i, keys):
         if i == len(names):
-            return []
+            return keys
         if not isinstance(node, dict) or (id(node), i) in dead:
             return None
+        if i > deepest[0][0]:
+            deepest[0] = (i, keys)
         for j in range(i + 1, len(names) + 1):
             key = ".".join(names[i:j])
             if key in node:
-                rest = find(node[key], j)
-                if rest is not None:
-                    return [key] + rest
+                found = find(node[key], j, keys + [key])
+                if found is not None:
+                    return found
         dead.add((id(node), i))
         return None
 
-    return find(doc, 0)
+    return find(doc, 0, []), deepest[0]
 
 
 def _walk(doc, keys):

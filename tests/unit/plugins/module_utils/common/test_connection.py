@@ -87,11 +87,11 @@ class _Handler:
 
 class _Connection:
     def __init__(self, handler):
-        self.handler, self.outcome = handler, "answer"
+        self.handler, self.outcome, self.needs = handler, "answer", 0.0  # needs: seconds it takes to answer
 
     def _invoke(self, timeout, request, xid=None):
         self.timeout = timeout
-        if self.outcome == "hang":
+        if self.outcome == "hang" or timeout < self.needs:
             raise self.handler.timeout_exception("socket time-out during read")
         return "answered"
 
@@ -126,3 +126,32 @@ def test_handshake_waits_grow_only_while_the_same_wait_runs_out():
     assert invoke(10.0, "Connect") == "answered" and client._connection.timeout == 1.0  # reset by the refusal
     invoke(10.0, "auth", xid=-4)
     assert client._connection.timeout == 10.0  # replies with an xid (auth) keep kazoo's wait
+
+
+def test_a_refusing_host_does_not_keep_a_slow_one_out_of_reach():
+    """Hosts a (working, but 3 s to answer a Connect) and b (down: refused), tried in turn as kazoo does:
+    with one pair of waits for all hosts, b's refusals put a's back at 1 s every round and a was never
+    reached (review). Per address, a's wait grows to 4 s while b refuses."""
+
+    class Client:
+        pass
+
+    client = Client()
+    client.handler = _Handler()
+    client._connection = _Connection(client.handler)
+    connection._HandshakeWait(client, 1.0)
+    create, invoke = client.handler.create_connection, client._connection._invoke
+    client._connection.needs, reached = 3.0, []
+    for _round in range(4):
+        if reached:
+            break
+        client.handler.outcome = "refused"
+        with pytest.raises(ConnectionRefusedError):
+            create(address=("b", 2181), timeout=5.0)
+        client.handler.outcome = "connect"
+        create(address=("a", 2181), timeout=5.0)
+        try:
+            reached.append(invoke(5.0, "Connect"))
+        except client.handler.timeout_exception:
+            pass
+    assert reached and client._connection.timeout == 4.0, "a was never reached"  # waits 1, 2, then 4
