@@ -103,3 +103,5 @@ def test_a_path_that_always_read_one_name_per_level_still_does():
     assert farm.unset_field(doc, "a.b.c") == {"a.b": {"x": 1}, "a": {"b": {}}}
     assert farm.get_field({"a.b": 1, "a": {"b": 2}}, "a.b") == 2
     assert farm.set_field({"a.b": "v", "a": {"b": {"c": 5}}}, "a.b.c", 6)["a"]["b"]["c"] == 6
+    # a path naming nothing goes below the deepest dict its names reach, a joined route included
+    assert farm.set_field({"a": {"b": 1}, "a.b": {}}, "a.b.c", 1) == {"a": {"b": 1}, "a.b": {"c": 1}}
