@@ -151,15 +151,24 @@ def farm_cli(*args):
                           check=False, timeout=60)
 
 
-def test_farm_set_of_a_djb_file_named_with_a_dot_changes_that_file(zk_server, zk, zk_base, tmp_path):
-    """A DJB file nginx.conf is the field nginx.conf; `farm get/set NODE nginx.conf` (dotted paths) reach it:
-    a key holding "." wins over names below (third review: get found no such field, and set made a folder
-    nginx/conf beside the file - the operator's change never reached the file the service reads)."""
+def djb_member(zk, zk_base, tmp_path, files):
+    """A DJB directory of *files* (name: text, or None for an empty folder) and its farm: (farm, dir, node m1)."""
     farm, conf = zk_base + "/web", tmp_path / "web"
     conf.mkdir()
-    (conf / "nginx.conf").write_text("worker_processes 1;\n")
+    for name, text in files.items():
+        if text is None:
+            (conf / name).mkdir()
+        else:
+            (conf / name).write_text(text)
     zk.ensure_path(farm)
-    node = farm + "/m1"
+    return farm, conf, farm + "/m1"
+
+
+def test_farm_set_of_a_djb_file_named_with_a_dot_changes_that_file(zk_server, zk, zk_base, tmp_path):
+    """A DJB file nginx.conf is the field nginx.conf; `farm get/set NODE nginx.conf` (dotted paths) reach it:
+    names one per level lead nowhere, so the joined name is taken (third review: get found no such field,
+    and set made a folder nginx/conf beside the file - the change never reached the file the service reads)."""
+    farm, conf, node = djb_member(zk, zk_base, tmp_path, {"nginx.conf": "worker_processes 1;\n"})
     member = join(zk_server.hosts, farm, conf, "m1", tmp_path / "j.log")
     try:
         member.wait_log("joined the farm")
@@ -177,12 +186,7 @@ def test_farm_set_of_a_djb_file_named_with_a_dot_changes_that_file(zk_server, zk
 def test_an_old_shape_member_is_rewritten_once_and_then_left_alone(zk_server, zk, zk_base, tmp_path, make_zk):
     """The member of an old runner ({"nginx": {"conf": "x"}} from the DJB file nginx.conf), left by a
     SIGKILLed runner (another session's node): replaced once by the new shape, then no sync loop."""
-    farm, conf = zk_base + "/web", tmp_path / "web"
-    conf.mkdir()
-    (conf / "nginx.conf").write_text("x\n")
-    (conf / "port").write_text("80\n")
-    zk.ensure_path(farm)
-    node = farm + "/m1"
+    farm, conf, node = djb_member(zk, zk_base, tmp_path, {"nginx.conf": "x\n", "port": "80\n"})
     other = make_zk()
     other.create(node, json.dumps({"nginx": {"conf": "x"}, "port": 80}).encode(), ephemeral=True)
     member = join(zk_server.hosts, farm, conf, "m1", tmp_path / "j.log")
@@ -203,12 +207,7 @@ def test_an_empty_folder_can_take_a_field_from_zookeeper(zk_server, zk, zk_base,
     """A DJB folder x/ that is empty ({}) and `farm set NODE x.a 1`: Conf.write removed the folder x (a
     field that went) and staged x/a in the same set: install refused ("the same set replaces x, a folder on
     its way"), every sync after failed the same way (third review)."""
-    farm, conf = zk_base + "/web", tmp_path / "web"
-    conf.mkdir()
-    (conf / "x").mkdir()
-    (conf / "port").write_text("80\n")
-    zk.ensure_path(farm)
-    node = farm + "/m1"
+    farm, conf, node = djb_member(zk, zk_base, tmp_path, {"x": None, "port": "80\n"})
     member = join(zk_server.hosts, farm, conf, "m1", tmp_path / "j.log")
     try:
         member.wait_log("joined the farm")

@@ -134,7 +134,7 @@ def test_non_finite_numbers_only_counted_get_no_name(monkeypatch):
     """Ten are reported with their names, the rest counted: counting made a name for each too (review:
     200,000 NaNs 99 lists deep, 1 MB of JSON, took 6.5 s per change of the member)."""
     made = []
-    monkeypatch.setattr(export, "_short", lambda name: made.append(name) or name)
+    monkeypatch.setattr(export, "short", lambda name: made.append(name) or name)
     doc = [float("nan")] * 200_000
     for _depth in range(98):
         doc = [doc]

@@ -37,7 +37,7 @@ from zkherd.common.errors import AUTH
 from zkherd.configfiles.install import FileSet, LocalFileError, Target
 from zkherd.core import exits
 from zkherd.core.loop import TRANSIENT, Loop, Program
-from zkherd.core.safetext import safe
+from zkherd.core.safetext import safe, short
 from zkherd.core.shellcmd import Task, command_env
 from zkherd.farm.jsontext import JsonText
 
@@ -91,12 +91,8 @@ def field_name(link):
     parts = []
     while link is not None:
         part, link = link
-        parts.append("[%d]" % part if isinstance(part, int) else ("." if link is not None else "") + _short(part))
+        parts.append("[%d]" % part if isinstance(part, int) else ("." if link is not None else "") + short(part))
     return safe("".join(reversed(parts)), 300)
-
-
-def _short(name):
-    return name if len(name) <= 100 else name[:100] + "..."
 
 
 def json_name(number):

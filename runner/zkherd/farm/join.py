@@ -41,7 +41,7 @@ from zkherd.common.errors import AUTH
 from zkherd.configfiles.install import DEFAULT_FILE_MODE, FileSet, LocalFileError, Target
 from zkherd.core import fswatch
 from zkherd.core.loop import TRANSIENT, Loop, Program
-from zkherd.core.safetext import safe
+from zkherd.core.safetext import safe, short
 from zkherd.core.session import ours, session_id
 from zkherd.core.shellcmd import Task, command_env
 from zkherd.recipes.sequential import create
@@ -93,8 +93,7 @@ def flatten(doc):
 
 def dotted(field):
     """A field's names as one dotted name for a message: printable, at most ten names of 100 characters."""
-    return safe(".".join(name if len(name) <= 100 else name[:100] + "..." for name in field[:10])
-                + ("..." if len(field) > 10 else ""), 1100)
+    return safe(".".join(short(name) for name in field[:10]) + ("..." if len(field) > 10 else ""), 1100)
 
 
 def merge(base, local, remote, shows=None):

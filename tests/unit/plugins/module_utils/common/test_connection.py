@@ -96,9 +96,8 @@ class _Connection:
         return "answered"
 
 
-def test_handshake_waits_grow_only_while_the_same_wait_runs_out():
-    """A partition (TCP connects time out) must not leave a long wait for the Connect reply of a server
-    that restarts and hangs (review: one shared bound stayed at 10 s after a partition)."""
+def _bounded_client():
+    """A client of fakes with _HandshakeWait in place: (client, its create_connection, its _invoke)."""
 
     class Client:
         pass
@@ -107,7 +106,13 @@ def test_handshake_waits_grow_only_while_the_same_wait_runs_out():
     client.handler = _Handler()
     client._connection = _Connection(client.handler)
     connection._HandshakeWait(client, 1.0)
-    create, invoke = client.handler.create_connection, client._connection._invoke
+    return client, client.handler.create_connection, client._connection._invoke
+
+
+def test_handshake_waits_grow_only_while_the_same_wait_runs_out():
+    """A partition (TCP connects time out) must not leave a long wait for the Connect reply of a server
+    that restarts and hangs (review: one shared bound stayed at 10 s after a partition)."""
+    client, create, invoke = _bounded_client()
     client.handler.outcome = "timeout"
     for _attempt in range(4):
         with pytest.raises(OSError):
@@ -132,15 +137,7 @@ def test_a_refusing_host_does_not_keep_a_slow_one_out_of_reach():
     """Hosts a (working, but 3 s to answer a Connect) and b (down: refused), tried in turn as kazoo does:
     with one pair of waits for all hosts, b's refusals put a's back at 1 s every round and a was never
     reached (review). Per address, a's wait grows to 4 s while b refuses."""
-
-    class Client:
-        pass
-
-    client = Client()
-    client.handler = _Handler()
-    client._connection = _Connection(client.handler)
-    connection._HandshakeWait(client, 1.0)
-    create, invoke = client.handler.create_connection, client._connection._invoke
+    client, create, invoke = _bounded_client()
     client._connection.needs, reached = 3.0, []
     for _round in range(4):
         if reached:
